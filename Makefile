@@ -1,0 +1,51 @@
+# make run    - install what is missing, build (Release), run every built-in server
+# make test   - install what is missing, build with ASan+UBSan and TSan, run every test
+# make bench  - Release build, then the benchmarks (BENCH=core|net|grey|bbs|mcast|all)
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+BENCH ?= core
+DATA_DIR ?= ./var
+CMAKE_GEN := -G Ninja
+RELEASE := build
+ASAN := build-asan
+TSAN := build-tsan
+
+.PHONY: all deps build run test test-asan test-tsan bench-smoke bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	cmake -S . -B $(RELEASE) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DKAMAELIA_BUILD_TESTS=OFF
+	cmake --build $(RELEASE) -j $(JOBS)
+
+run: build
+	mkdir -p $(DATA_DIR)
+	./$(RELEASE)/bin/kamaelia all --data-dir $(DATA_DIR)
+
+# The ASan+UBSan run comes last so that CTest's summary closes the output.
+test: deps bench-smoke test-tsan test-asan
+
+test-asan: deps
+	cmake -S . -B $(ASAN) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKAMAELIA_SANITIZE=address,undefined -DKAMAELIA_BUILD_BENCH=OFF
+	cmake --build $(ASAN) -j $(JOBS)
+	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+# ThreadSanitizer covers the threaded parts (tests tagged [threads]).
+test-tsan: deps
+	cmake -S . -B $(TSAN) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKAMAELIA_SANITIZE=thread -DKAMAELIA_BUILD_BENCH=OFF -DKAMAELIA_BUILD_EXAMPLES=OFF
+	cmake --build $(TSAN) -j $(JOBS) --target kamaelia_tests
+	TSAN_OPTIONS=halt_on_error=1 ./$(TSAN)/bin/kamaelia_tests '[threads]'
+
+# The benchmarks build and run briefly (figures come from `make bench`).
+bench-smoke: build
+	if [ -x scripts/bench ]; then BENCH_QUICK=1 scripts/bench all; fi
+
+bench: build
+	scripts/bench $(BENCH)
+
+clean:
+	rm -rf $(RELEASE) $(ASAN) $(TSAN)

@@ -1,0 +1,197 @@
+// Inboxes, outboxes and box names.
+//
+// An inbox owns bounded FIFO storage; an outbox owns none. A box has at most
+// one outgoing link; sending follows the links (outbox→outbox→inbox→inbox)
+// straight to the final inbox, so delivery is one hop however long the
+// passthrough chain (spec §1.4). A chain that ends at an outbox discards.
+//
+// Storage is allocated on first use and grows by doubling up to the box's
+// limit, so an idle box costs two pointers. Every inbox is bounded; what
+// happens when it is full is the policy of the link the message came through.
+#pragma once
+
+#include <kamaelia/core/fwd.hpp>
+#include <kamaelia/core/message.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace kamaelia {
+
+// What a link does when the final inbox is full.
+enum class delivery_policy : std::uint8_t {
+    suspend,     // the sender waits for room (co_await send); try_send reports false
+    drop_newest, // the message being sent is discarded
+    drop_oldest, // the oldest waiting message is discarded to make room
+    fail,        // the link is cut, the receiver told on "control", and it is logged
+};
+
+std::string_view to_string(delivery_policy p) noexcept;
+
+// Default bound of an inbox, in messages.
+inline constexpr std::uint32_t default_inbox_limit = 256;
+
+// A box name resolved at compile time when it is a literal: recv("inbox")
+// compares a hash, never walks strings per message.
+struct box_name {
+    std::string_view name;
+    std::uint32_t hash;
+
+    static constexpr std::uint32_t fnv1a(std::string_view s) noexcept {
+        std::uint32_t h = 2166136261u;
+        for (char c : s) {
+            h ^= static_cast<unsigned char>(c);
+            h *= 16777619u;
+        }
+        return h;
+    }
+    template <std::size_t N>
+    consteval box_name(const char (&s)[N]) noexcept : name(s, N - 1), hash(fnv1a(std::string_view(s, N - 1))) {}
+    constexpr box_name(std::string_view s) noexcept : name(s), hash(fnv1a(s)) {}
+};
+
+inline constexpr std::uint32_t inbox_hash = box_name::fnv1a("inbox");
+inline constexpr std::uint32_t control_hash = box_name::fnv1a("control");
+inline constexpr std::uint32_t outbox_hash = box_name::fnv1a("outbox");
+inline constexpr std::uint32_t signal_hash = box_name::fnv1a("signal");
+
+namespace detail {
+struct send_waiter;
+struct ring;
+class linkage_table;
+} // namespace detail
+
+// The part every box has: its one outgoing link, its kind, the link's policy.
+class box {
+public:
+    bool is_inbox() const noexcept { return (bits_ & outbox_bit) == 0; }
+    bool is_outbox() const noexcept { return (bits_ & outbox_bit) != 0; }
+    box* link() const noexcept { return reinterpret_cast<box*>(bits_ & ~tag_mask); }
+    delivery_policy policy() const noexcept { return static_cast<delivery_policy>((bits_ >> 1) & 3u); }
+
+    // The inbox where a message put into this box ends up, following links.
+    // nullptr when the chain ends at an outbox (the message is discarded).
+    inbox* final_inbox() noexcept;
+    // The policy in force along the chain: the first non-default one wins.
+    delivery_policy chain_policy() const noexcept;
+
+protected:
+    friend class component;
+    friend class linkage;
+    friend class scheduler;
+    explicit box(bool outbox) noexcept : bits_(outbox ? outbox_bit : 0) {}
+    box(const box&) = delete;
+    box& operator=(const box&) = delete;
+
+    void set_link(box* to, delivery_policy p) noexcept {
+        bits_ = reinterpret_cast<std::uintptr_t>(to) | (static_cast<std::uintptr_t>(p) << 1) | (bits_ & outbox_bit);
+    }
+    void clear_link() noexcept { bits_ &= outbox_bit; }
+
+    static constexpr std::uintptr_t outbox_bit = 1;
+    static constexpr std::uintptr_t tag_mask = 7;
+    std::uintptr_t bits_; // next box | policy << 1 | is_outbox
+};
+
+class outbox : public box {
+public:
+    outbox() noexcept : box(true) {}
+};
+
+class inbox : public box {
+public:
+    explicit inbox(component* owner) noexcept : box(false), owner_(owner) {}
+    ~inbox();
+
+    component* owner() const noexcept { return owner_; }
+
+    // Messages in this box's own storage (a passthrough inbox holds none).
+    std::size_t size() const noexcept;
+    bool empty() const noexcept { return size() == 0; }
+    std::uint32_t limit() const noexcept;
+    bool full() const noexcept;
+    // Messages ever delivered into this box.
+    std::uint64_t delivered() const noexcept;
+    // Senders parked on this box, waiting for room.
+    std::size_t parked_senders() const noexcept;
+
+    // Changes the bound. Lowering it below the current size drops nothing;
+    // the box just counts as full until it drains.
+    void set_limit(std::uint32_t n);
+
+    // Appends, ignoring the bound (used for control notices that must not be
+    // lost and for carrying messages over to a new link). Wakes the owner on
+    // empty→non-empty.
+    void push_forced(message&& m);
+    // Appends if there is room; false when full.
+    bool try_push(message& m);
+    // Removes the oldest message; hands a parked sender's message into the
+    // freed slot and wakes that sender (full→not-full only).
+    message pop();
+    const message& front() const noexcept;
+    // Discards the oldest message without waking anyone (policy drop_oldest).
+    void drop_front() noexcept;
+
+    // Parks a sender (its message waits in `w` until there is room).
+    void park(detail::send_waiter* w) noexcept;
+    void unpark(detail::send_waiter* w) noexcept;
+
+private:
+    friend class component;
+    void grow();
+    void push_raw(message&& m);
+    void release_waiters() noexcept;
+
+    component* owner_;
+    detail::ring* ring_ = nullptr;
+};
+
+namespace detail {
+
+// A sender parked on a full inbox; lives in the sender's coroutine frame.
+struct send_waiter {
+    message msg;
+    send_waiter* next = nullptr;
+    inbox* target = nullptr;
+    component* sender = nullptr;
+    bool delivered = false; // false after the wait: the target went away
+};
+
+struct ring {
+    std::uint32_t mask;  // capacity - 1 (capacity is a power of two)
+    std::uint32_t head;
+    std::uint32_t size;
+    std::uint32_t limit;
+    std::uint64_t delivered;
+    send_waiter* waiters_head;
+    send_waiter* waiters_tail;
+    std::size_t parked;
+    message* slots;
+};
+
+} // namespace detail
+
+inline inbox* box::final_inbox() noexcept {
+    box* b = this;
+    while (box* n = b->link()) b = n;
+    return b->is_inbox() ? static_cast<inbox*>(b) : nullptr;
+}
+
+inline delivery_policy box::chain_policy() const noexcept {
+    const box* b = this;
+    while (b->link()) {
+        if (b->policy() != delivery_policy::suspend) return b->policy();
+        b = b->link();
+    }
+    return delivery_policy::suspend;
+}
+
+inline std::size_t inbox::size() const noexcept { return ring_ ? ring_->size : 0; }
+inline std::uint64_t inbox::delivered() const noexcept { return ring_ ? ring_->delivered : 0; }
+inline std::size_t inbox::parked_senders() const noexcept { return ring_ ? ring_->parked : 0; }
+inline std::uint32_t inbox::limit() const noexcept { return ring_ ? ring_->limit : default_inbox_limit; }
+inline bool inbox::full() const noexcept { return ring_ ? ring_->size >= ring_->limit : false; }
+inline const message& inbox::front() const noexcept { return ring_->slots[ring_->head]; }
+
+} // namespace kamaelia

@@ -1,0 +1,554 @@
+// The component: a coroutine body with named inboxes and outboxes.
+//
+//   class upper : public kamaelia::component {
+//       kamaelia::task main() override {
+//           while (!shutdown_requested()) {
+//               while (auto line = recv<std::string>())
+//                   co_await send(to_upper(*line));
+//               co_await wait_any();
+//           }
+//           forward_shutdown();
+//       }
+//   };
+//
+// A component only touches its own boxes; a parent (a chassis) links boxes
+// together. Every box is bounded; `co_await send` suspends only while the
+// receiver is full, `try_send` never suspends. A component that has nothing
+// to do awaits, and is woken only by what it waits for: data arriving in an
+// empty inbox, room in a full one, a timer, or a child finishing.
+//
+// A component never moves once activated (its frame holds `this`); moving
+// before activation and before any link is allowed, which is how chassis
+// take their children by value. Objects and frames come from the slab.
+#pragma once
+
+#include <kamaelia/core/box.hpp>
+#include <kamaelia/core/errors.hpp>
+#include <kamaelia/core/fwd.hpp>
+#include <kamaelia/core/ipc.hpp>
+#include <kamaelia/core/message.hpp>
+#include <kamaelia/core/slab.hpp>
+#include <kamaelia/core/task.hpp>
+
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kamaelia {
+
+using clock_type = std::chrono::steady_clock;
+using time_point = clock_type::time_point;
+using duration = clock_type::duration;
+
+// A (component, box) pair: one end of a link.
+struct endpoint {
+    component* comp;
+    box_name name;
+    endpoint(component& c, box_name n) noexcept : comp(&c), name(n) {}
+};
+
+// A live link between two boxes. Links are removed when either end's
+// component is destroyed, so no link ever points at a dead box.
+class linkage {
+public:
+    component* source() const noexcept { return src_owner_; }
+    component* sink() const noexcept { return dst_owner_; }
+    box* source_box() const noexcept { return src_; }
+    box* sink_box() const noexcept { return dst_; }
+    delivery_policy policy() const noexcept { return src_->policy(); }
+    // 0 outbox→inbox, 1 inbox→inbox (passthrough in), 2 outbox→outbox (passthrough out)
+    int passthrough() const noexcept;
+    std::string_view source_box_name() const;
+    std::string_view sink_box_name() const;
+
+private:
+    friend class component;
+    linkage(component* so, box* s, component* dob, box* d) noexcept : src_owner_(so), src_(s), dst_owner_(dob), dst_(d) {}
+    component* src_owner_;
+    box* src_;
+    component* dst_owner_;
+    box* dst_;
+};
+
+namespace detail {
+
+// Boxes have no virtual destructor (they are 8 or 24 bytes); delete by kind.
+struct box_deleter {
+    void operator()(box* b) const noexcept;
+};
+
+struct extra_box {
+    std::string name;
+    std::string description;
+    std::uint32_t hash;
+    std::unique_ptr<box, box_deleter> b;
+};
+
+// Everything a component needs only sometimes, allocated on first need, so a
+// plain idle component stays small.
+struct component_ext {
+    std::vector<extra_box> boxes;              // declared and run-time boxes beyond the four
+    component* first_child = nullptr;
+    std::vector<linkage*> links_out;           // links whose source box is ours
+    std::vector<linkage*> links_in;            // links whose sink box is ours
+    std::string tag;                           // optional name suffix
+    time_point deadline{};                     // timer armed for this component
+    std::size_t heap_index = static_cast<std::size_t>(-1); // place in the scheduler's timer heap
+    bool timed_out = false;
+    std::string error;                         // what the body threw, if it did
+    std::uint64_t cpu_ns = 0;                  // time spent running (profiling on)
+};
+
+enum wait_flag : std::uint8_t {
+    wait_any_inbox = 1,
+    wait_one_box = 2,
+    wait_child = 4,
+    wait_timer = 8,
+    wait_send = 16,
+    wait_other = 32, // woken explicitly (e.g. by a thread bridge)
+};
+
+enum state_flag : std::uint8_t {
+    flag_queued = 1,
+    flag_stop_requested = 2,
+    flag_failed = 4,
+    flag_parent_waits = 8, // the parent awaits this child's done()
+    flag_scheduler_owned = 16,
+    flag_shutdown_seen = 32,
+};
+
+} // namespace detail
+
+enum class component_state : std::uint8_t { created, active, finished, reaped };
+
+class component {
+public:
+    component() noexcept;
+    component(component&& o); // before activation and wiring only (else bad_state)
+    component& operator=(component&&) = delete;
+    component(const component&) = delete;
+    virtual ~component();
+
+    static void* operator new(std::size_t n) { return detail::slab_allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { detail::slab_free(p, n); }
+
+    // ---- identity ------------------------------------------------------
+    std::uint32_t id() const noexcept { return id_; }
+    // "<type>_<id>" plus the tag, e.g. "pipeline_20" (stable, unique, readable).
+    std::string name() const;
+    void set_tag(std::string tag);
+    // The class name without namespaces, e.g. "pipeline".
+    virtual std::string type_name() const;
+
+    // ---- life cycle ----------------------------------------------------
+    // Schedules the body on `s` (default: the default scheduler).
+    component& activate();
+    component& activate(scheduler& s);
+    // activate() and run the scheduler until nothing is left to run.
+    void run();
+    // Asks the component to end now: it is not resumed again, its frame is
+    // destroyed, its parent told. Safe on a suspended or queued component.
+    void stop() noexcept;
+    component_state state() const noexcept { return state_; }
+    bool finished() const noexcept { return state_ >= component_state::finished; }
+    bool failed() const noexcept { return (flags_ & detail::flag_failed) != 0; }
+    // What the body threw (empty when it did not).
+    std::string error_text() const;
+    scheduler* sched() const noexcept { return sched_; }
+    component* parent() const noexcept { return parent_; }
+
+    // ---- boxes ---------------------------------------------------------
+    inbox& in(box_name b = "inbox");
+    outbox& out(box_name b = "outbox");
+    box& find_box(box_name b);
+    bool has_box(box_name b) const noexcept;
+    // Boxes added at run time (Axon's AdaptiveCommsComponent). If the name is
+    // taken a numeric suffix is appended: use the returned name.
+    std::string add_inbox(std::string name, std::string description = {});
+    std::string add_outbox(std::string name, std::string description = {});
+    // Deletes a run-time box; its links are removed, its messages lost.
+    void delete_box(std::string_view name);
+    struct box_info {
+        std::string_view name;
+        std::string_view description;
+        box* b;
+    };
+    std::vector<box_info> boxes() const;
+
+    // ---- receiving -----------------------------------------------------
+    template <class T>
+    std::optional<T> recv(box_name b = "inbox");
+    std::optional<message> recv_message(box_name b = "inbox");
+    std::size_t data_ready(box_name b = "inbox");
+    // The name of the first inbox holding data, or empty.
+    std::string_view any_ready() const noexcept;
+
+    // ---- sending -------------------------------------------------------
+    struct send_awaiter;
+    // Delivers at once while the receiver has room; otherwise acts by the
+    // link's policy (default: suspend until there is room).
+    template <class V>
+    send_awaiter send(V&& v, box_name b = "outbox");
+    send_awaiter send_message(message m, box_name b = "outbox");
+    // Never suspends: true if the message was delivered (or discarded by an
+    // unlinked outbox, as Axon does), false if it was refused or dropped.
+    template <class V>
+    bool try_send(V&& v, box_name b = "outbox");
+    bool try_send_message(message& m, box_name b = "outbox");
+    // Delivers ignoring the bound: for control notices that must not be lost.
+    void send_forced(message m, box_name b = "signal");
+
+    // ---- awaitables ----------------------------------------------------
+    struct wait_any_awaiter;
+    struct wait_box_awaiter;
+    struct timed_wait_awaiter;
+    struct sleep_awaiter;
+    struct children_awaiter;
+    struct done_awaiter;
+    struct yield_awaiter;
+    // Any inbox holds data (control included), or an end message was seen.
+    wait_any_awaiter wait_any() noexcept;
+    // One inbox holds data.
+    wait_box_awaiter wait_for(box_name b);
+    // An inbox holds data, or the time is up: true when data is there.
+    timed_wait_awaiter wait_for(box_name b, duration timeout);
+    // Any inbox, or the time is up.
+    timed_wait_awaiter wait_any_for(duration timeout);
+    sleep_awaiter sleep_for(duration d) noexcept;
+    sleep_awaiter sleep_until(time_point t) noexcept;
+    // Until the next scheduler cycle (other ready components run first).
+    yield_awaiter yield() noexcept;
+    // This component finishing (awaited by its parent).
+    done_awaiter done() noexcept;
+    // Any child finishing (or none left), or any inbox receiving data.
+    children_awaiter wait_children_or_inbox() noexcept;
+
+    // ---- control conventions ------------------------------------------
+    // True once a shutdown_microprocess arrived, or a producer_finished
+    // arrived and "inbox" has been drained. Consumes only those messages
+    // from "control"; anything else stays there for the body.
+    bool shutdown_requested();
+    // The end message seen (defaults to producer_finished).
+    ipc_kind shutdown_kind() const noexcept;
+    bool shutdown_is_stop() const noexcept;
+    // Sends the end message seen (or producer_finished) out of "signal".
+    void forward_shutdown();
+
+    // ---- children -----------------------------------------------------
+    template <class C>
+    C& add_child(std::unique_ptr<C> c);
+    template <class C>
+        requires std::is_base_of_v<component, std::remove_cvref_t<C>>
+    std::remove_cvref_t<C>& add_child(C&& c) {
+        return add_child(std::make_unique<std::remove_cvref_t<C>>(std::forward<C>(c)));
+    }
+    // Destroys a child (stopping it if it still runs) and its links.
+    void remove_child(component& c);
+    // Removes every finished child; true when no child is left.
+    bool children_done();
+    std::vector<component*> children() const;
+    bool has_children() const noexcept { return ext_ && ext_->first_child; }
+
+    // ---- links ---------------------------------------------------------
+    // Links two boxes. Kinds follow the boxes: outbox→inbox, inbox→inbox
+    // (a parent passing its inbox into a child), outbox→outbox (a child's
+    // output surfacing as the parent's). A second link from one box is an
+    // error (box_already_linked). Messages waiting in a source inbox move on.
+    static linkage& link(endpoint src, endpoint dst, delivery_policy p = delivery_policy::suspend);
+    static void unlink(linkage& l);
+    // Removes every link touching `c`.
+    static void unlink_all(component& c);
+    std::vector<linkage*> links() const;
+
+    // Per-component counters (for introspection).
+    std::uint32_t wakeups() const noexcept { return wakeups_; }
+    std::uint32_t sent() const noexcept { return sent_; }
+    std::uint64_t cpu_ns() const noexcept { return ext_ ? ext_->cpu_ns : 0; }
+
+protected:
+    virtual task main() = 0;
+    // Declares a box from the constructor (static names, descriptions as data).
+    void declare_inbox(std::string name, std::string description = {});
+    void declare_outbox(std::string name, std::string description = {});
+
+private:
+    friend class scheduler;
+    friend class inbox;
+    friend class linkage;
+    friend struct detail::send_waiter;
+    friend void detail::on_task_final(component*) noexcept;
+    friend void detail::set_current(component*, std::coroutine_handle<>) noexcept;
+
+    detail::component_ext& ext();
+    box* lookup(box_name b) const noexcept;
+    box& lookup_or_throw(box_name b) const;
+    inbox& inbox_or_throw(box_name b) const;
+    void suspend_on(std::uint8_t flags, std::coroutine_handle<> h) noexcept {
+        wait_flags_ = flags;
+        current_ = h;
+    }
+    void notify_data(inbox* b) noexcept {
+        if ((wait_flags_ & detail::wait_any_inbox) ||
+            ((wait_flags_ & detail::wait_one_box) && wait_box_ == b)) {
+            wake();
+        }
+    }
+    void wake() noexcept;
+    linkage* find_linkage(box* src) const noexcept;
+    void finish_links_and_children() noexcept;
+    void arm_timer(time_point t);
+    void child_finished(component* c) noexcept {
+        if ((wait_flags_ & detail::wait_child) || (c->flags_ & detail::flag_parent_waits)) wake();
+    }
+    void destroy_frame() noexcept;
+    void teardown() noexcept;
+    void detach_from_parent() noexcept;
+    void remove_links() noexcept;
+    std::string_view box_name_of(const box* b) const noexcept;
+    enum class send_result : std::uint8_t { delivered, discarded, dropped, full, failed };
+    send_result deliver(message& m, box& from, inbox* target, delivery_policy p);
+    static std::uint32_t next_id() noexcept;
+
+    scheduler* sched_ = nullptr;
+    component* parent_ = nullptr;
+    component* next_sibling_ = nullptr;
+    std::coroutine_handle<> root_;
+    std::coroutine_handle<> current_;  // innermost suspended coroutine
+    inbox* wait_box_ = nullptr;
+    detail::component_ext* ext_ = nullptr;
+    std::uint32_t id_;
+    std::uint32_t wakeups_ = 0;
+    std::uint32_t sent_ = 0;
+    component_state state_ = component_state::created;
+    std::uint8_t wait_flags_ = 0;
+    std::uint8_t flags_ = 0;
+    ipc_kind shutdown_kind_ = ipc_kind::producer_finished;
+
+    inbox inbox_{this};
+    inbox control_{this};
+    outbox outbox_;
+    outbox signal_;
+};
+
+// ---- awaiters ---------------------------------------------------------
+
+struct [[nodiscard]] component::send_awaiter {
+    component* self;
+    detail::send_waiter w;
+    bool must_park = false; // the receiver is full: wait for room
+    bool parked = false;
+
+    bool await_ready() const noexcept { return !must_park; }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+        w.sender = self;
+        w.target->park(&w); // the awaiter is at its final address in the frame now
+        parked = true;
+        self->suspend_on(detail::wait_send, h);
+    }
+    // True if the message reached the inbox; false if it was dropped by
+    // policy or the receiver went away while this sender waited.
+    bool await_resume() noexcept {
+        parked = false;
+        return w.delivered;
+    }
+
+    explicit send_awaiter(component* c) noexcept : self(c) {}
+    send_awaiter(send_awaiter&& o) noexcept : self(o.self), must_park(o.must_park) {
+        w.msg = std::move(o.w.msg);
+        w.target = o.w.target;
+        w.delivered = o.w.delivered;
+    }
+    ~send_awaiter() {
+        if (parked && w.target) w.target->unpark(&w);
+    }
+};
+
+struct component::wait_any_awaiter {
+    component* self;
+    // An end message already taken from "control" counts as ready, so the
+    // canonical loop re-checks shutdown_requested() instead of sleeping.
+    bool await_ready() const noexcept {
+        return (self->flags_ & detail::flag_shutdown_seen) || !self->any_ready().empty();
+    }
+    void await_suspend(std::coroutine_handle<> h) noexcept { self->suspend_on(detail::wait_any_inbox, h); }
+    void await_resume() const noexcept {}
+};
+
+struct component::wait_box_awaiter {
+    component* self;
+    inbox* b;
+    bool await_ready() const noexcept { return !b->empty(); }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+        self->wait_box_ = b;
+        self->suspend_on(detail::wait_one_box, h);
+    }
+    void await_resume() const noexcept {}
+};
+
+struct component::timed_wait_awaiter {
+    component* self;
+    inbox* b; // nullptr: any inbox
+    duration timeout;
+    bool ready() const noexcept { return b ? !b->empty() : !self->any_ready().empty(); }
+    bool await_ready() const noexcept { return ready() || timeout <= duration::zero(); }
+    void await_suspend(std::coroutine_handle<> h);
+    bool await_resume() const noexcept { return ready(); }
+};
+
+struct component::sleep_awaiter {
+    component* self;
+    time_point until;
+    bool await_ready() const noexcept;
+    void await_suspend(std::coroutine_handle<> h);
+    void await_resume() const noexcept {}
+};
+
+struct component::yield_awaiter {
+    component* self;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+        self->current_ = h;
+        self->wait_flags_ = detail::wait_other;
+        self->wake();
+    }
+    void await_resume() const noexcept {}
+};
+
+struct component::done_awaiter {
+    component* child;
+    bool await_ready() const noexcept { return child->finished(); }
+    template <class P>
+    void await_suspend(std::coroutine_handle<P> h) {
+        component* waiter = detail::component_of(h);
+        if (!waiter || waiter != child->parent_)
+            throw bad_state("done(): only the parent of " + child->name() + " can await it");
+        child->flags_ |= detail::flag_parent_waits;
+        waiter->suspend_on(detail::wait_other, h);
+    }
+    void await_resume() const noexcept {}
+};
+
+struct component::children_awaiter {
+    component* self;
+    bool await_ready() const noexcept;
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+        self->suspend_on(detail::wait_child | detail::wait_any_inbox, h);
+    }
+    void await_resume() const noexcept {}
+};
+
+// ---- inline hot paths ----------------------------------------------------
+
+template <class T>
+std::optional<T> component::recv(box_name b) {
+    inbox& ib = (b.hash == inbox_hash && b.name == "inbox") ? inbox_ : inbox_or_throw(b);
+    if (ib.empty()) return std::nullopt;
+    if constexpr (detail::is_shared_v<T>) {
+        using U = typename T::element_type;
+        const message& m = ib.front();
+        if (!m.holds<U>()) m.throw_mismatch<T>();
+        return ib.pop().template take_shared<U>();
+    } else if constexpr (std::is_same_v<T, message>) {
+        return ib.pop();
+    } else {
+        const message& m = ib.front();
+        if (!m.holds<T>()) m.throw_mismatch<T>();
+        return ib.pop().template take<T>();
+    }
+}
+
+template <class V>
+component::send_awaiter component::send(V&& v, box_name b) {
+    send_awaiter a(this);
+    box& from = (b.hash == outbox_hash && b.name == "outbox") ? static_cast<box&>(outbox_) : lookup_or_throw(b);
+    inbox* target = from.final_inbox();
+    if (target && !target->full()) {
+        target->push_raw(message(std::forward<V>(v)));
+        ++sent_;
+        a.w.delivered = true;
+        return a;
+    }
+    a.w.msg = message(std::forward<V>(v));
+    send_result r = deliver(a.w.msg, from, target, from.chain_policy());
+    if (r == send_result::full) {
+        a.w.target = target;
+        a.must_park = true;
+    } else {
+        a.w.delivered = (r == send_result::delivered || r == send_result::discarded);
+    }
+    return a;
+}
+
+template <class V>
+bool component::try_send(V&& v, box_name b) {
+    box& from = (b.hash == outbox_hash && b.name == "outbox") ? static_cast<box&>(outbox_) : lookup_or_throw(b);
+    inbox* target = from.final_inbox();
+    if (target && !target->full()) {
+        target->push_raw(message(std::forward<V>(v)));
+        ++sent_;
+        return true;
+    }
+    if (target && from.chain_policy() == delivery_policy::suspend) return false;
+    message m(std::forward<V>(v));
+    send_result r = deliver(m, from, target, from.chain_policy());
+    return r == send_result::delivered || r == send_result::discarded;
+}
+
+template <class C>
+C& component::add_child(std::unique_ptr<C> c) {
+    if (!c) throw bad_component("add_child: null component");
+    if (c->parent_) throw bad_state("add_child: " + c->name() + " already has a parent");
+    C& ref = *c;
+    component* raw = c.release();
+    raw->parent_ = this;
+    auto& e = ext();
+    // Append, keeping creation order (chassis rely on it for naming and wiring).
+    component** tail = &e.first_child;
+    while (*tail) tail = &(*tail)->next_sibling_;
+    *tail = raw;
+    return ref;
+}
+
+inline void inbox::push_raw(message&& m) {
+    if (!ring_ || ring_->size > ring_->mask) grow();
+    detail::ring& r = *ring_;
+    r.slots[(r.head + r.size) & r.mask] = std::move(m);
+    ++r.delivered;
+    if (++r.size == 1) owner_->notify_data(this);
+}
+
+inline message inbox::pop() {
+    detail::ring& r = *ring_;
+    message m = std::move(r.slots[r.head]);
+    r.head = (r.head + 1) & r.mask;
+    --r.size;
+    if (r.waiters_head && r.size < r.limit) {
+        detail::send_waiter* w = r.waiters_head;
+        r.waiters_head = w->next;
+        if (!r.waiters_head) r.waiters_tail = nullptr;
+        --r.parked;
+        w->next = nullptr;
+        w->delivered = true;
+        push_raw(std::move(w->msg));
+        ++w->sender->sent_;
+        w->sender->wake();
+        w->target = nullptr; // no longer parked anywhere
+    }
+    return m;
+}
+
+// Runs `root` on the default scheduler until everything has finished.
+template <class C>
+void run(C&& root) {
+    root.run();
+}
+
+} // namespace kamaelia
+
+// wake() needs the scheduler; both headers are always seen together.
+#include <kamaelia/core/scheduler.hpp>
