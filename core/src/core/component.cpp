@@ -82,11 +82,17 @@ void inbox::set_limit(std::uint32_t n) {
     }
 }
 
-void inbox::push_forced(message&& m) { push_raw(std::move(m)); }
+// Both follow the box's own passthrough link: a message put into a parent's
+// inbox reaches the child that the parent passed it on to.
+void inbox::push_forced(message&& m) {
+    if (inbox* fin = final_inbox()) fin->push_raw(std::move(m));
+}
 
 bool inbox::try_push(message& m) {
-    if (full()) return false;
-    push_raw(std::move(m));
+    inbox* fin = final_inbox();
+    if (!fin) return true; // a chain ending at an outbox discards
+    if (fin->full()) return false;
+    fin->push_raw(std::move(m));
     return true;
 }
 
@@ -458,6 +464,26 @@ component::done_awaiter component::done() noexcept { return {this}; }
 
 component::children_awaiter component::wait_children_or_inbox() noexcept { return {this}; }
 
+component::event_awaiter component::wait_events(std::uint8_t events, std::optional<duration> timeout) noexcept {
+    return {this, events, timeout};
+}
+
+void component::event_awaiter::await_suspend(std::coroutine_handle<> h) {
+    std::uint8_t flags = events;
+    if (timeout) {
+        self->arm_timer(self->sched_->now() + *timeout);
+        flags |= detail::wait_timer;
+    }
+    self->suspend_on(flags, h);
+}
+
+bool component::any_child_finished() const noexcept {
+    if (!ext_) return false;
+    for (component* c = ext_->first_child; c; c = c->next_sibling_)
+        if (c->finished()) return true;
+    return false;
+}
+
 void component::timed_wait_awaiter::await_suspend(std::coroutine_handle<> h) {
     self->arm_timer(self->sched_->now() + timeout);
     if (b) {
@@ -477,10 +503,8 @@ void component::sleep_awaiter::await_suspend(std::coroutine_handle<> h) {
 
 bool component::children_awaiter::await_ready() const noexcept {
     if (!self->any_ready().empty()) return true;
-    if (!self->ext_) return true;
-    for (component* c = self->ext_->first_child; c; c = c->next_sibling_)
-        if (c->finished()) return true;
-    return self->ext_->first_child == nullptr;
+    if (!self->ext_ || !self->ext_->first_child) return true;
+    return self->any_child_finished();
 }
 
 void component::arm_timer(time_point t) { sched_->timer_set(this, t); }
@@ -494,6 +518,7 @@ bool component::shutdown_requested() {
             const ipc* c = m.peek<ipc>();
             if (!c || !c->ends()) break; // not ours to consume
             shutdown_kind_ = c->kind;
+            if (!c->text.empty()) ext().shutdown_text = c->text;
             flags_ |= detail::flag_shutdown_seen;
             control_.pop();
             break;
@@ -513,7 +538,9 @@ bool component::shutdown_is_stop() const noexcept {
     return probe.stops();
 }
 
-void component::forward_shutdown() { send_forced(message(ipc{shutdown_kind(), {}, id_}), "signal"); }
+void component::forward_shutdown() {
+    send_forced(message(ipc{shutdown_kind(), ext_ ? ext_->shutdown_text : std::string(), id_}), "signal");
+}
 
 // ---- life cycle -------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ std::string_view to_string(ipc_kind k) noexcept {
     case ipc_kind::server_shutdown: return "server_shutdown";
     case ipc_kind::component_error: return "component_error";
     case ipc_kind::link_failed: return "link_failed";
+    case ipc_kind::protocol_error: return "protocol_error";
     case ipc_kind::notify: return "notify";
     }
     return "unknown";

@@ -120,11 +120,11 @@ public:
     // the box just counts as full until it drains.
     void set_limit(std::uint32_t n);
 
-    // Appends, ignoring the bound (used for control notices that must not be
-    // lost and for carrying messages over to a new link). Wakes the owner on
-    // empty→non-empty.
+    // Delivers (following this box's passthrough link, if any), ignoring the
+    // bound: for control notices that must not be lost. Wakes the receiver
+    // on empty→non-empty.
     void push_forced(message&& m);
-    // Appends if there is room; false when full.
+    // Delivers if there is room; false when full.
     bool try_push(message& m);
     // Removes the oldest message; hands a parked sender's message into the
     // freed slot and wakes that sender (full→not-full only).

@@ -101,6 +101,7 @@ struct component_ext {
     std::size_t heap_index = static_cast<std::size_t>(-1); // place in the scheduler's timer heap
     bool timed_out = false;
     std::string error;                         // what the body threw, if it did
+    std::string shutdown_text;                 // text of the end message seen
     std::uint64_t cpu_ns = 0;                  // time spent running (profiling on)
 };
 
@@ -110,7 +111,8 @@ enum wait_flag : std::uint8_t {
     wait_child = 4,
     wait_timer = 8,
     wait_send = 16,
-    wait_other = 32, // woken explicitly (e.g. by a thread bridge)
+    wait_other = 32,    // woken explicitly (yield, a child's done())
+    wait_external = 64, // signal_external()
 };
 
 enum state_flag : std::uint8_t {
@@ -120,6 +122,7 @@ enum state_flag : std::uint8_t {
     flag_parent_waits = 8, // the parent awaits this child's done()
     flag_scheduler_owned = 16,
     flag_shutdown_seen = 32,
+    flag_external = 64, // signal_external() arrived before it was awaited
 };
 
 } // namespace detail
@@ -228,6 +231,30 @@ public:
     // Any child finishing (or none left), or any inbox receiving data.
     children_awaiter wait_children_or_inbox() noexcept;
 
+    // ---- integration with Asio and other event sources ----------------
+    // An I/O completion handler (running on the scheduler thread) calls
+    // signal_external(); the body awaits it. A signal that arrives before the
+    // await is remembered, so none is lost. Handlers must not outlive the
+    // component (see kamaelia/core/io_anchor.hpp).
+    enum event : std::uint8_t {
+        ev_inbox = detail::wait_any_inbox,   // any inbox has data (or an end message was seen)
+        ev_children = detail::wait_child,    // a child finished
+        ev_external = detail::wait_external, // signal_external()
+    };
+    struct event_awaiter;
+    // Waits for any of `events`, or until `timeout` passes (if given).
+    event_awaiter wait_events(std::uint8_t events, std::optional<duration> timeout = std::nullopt) noexcept;
+    event_awaiter wait_external() noexcept;
+    event_awaiter wait_any_or_external() noexcept;
+    void signal_external() noexcept {
+        if (state_ != component_state::active) return;
+        if (wait_flags_ & detail::wait_external) {
+            wake();
+        } else {
+            flags_ |= detail::flag_external;
+        }
+    }
+
     // ---- control conventions ------------------------------------------
     // True once a shutdown_microprocess arrived, or a producer_finished
     // arrived and "inbox" has been drained. Consumes only those messages
@@ -235,6 +262,8 @@ public:
     bool shutdown_requested();
     // The end message seen (defaults to producer_finished).
     ipc_kind shutdown_kind() const noexcept;
+    // The text that came with the end message (a reason, an error for the peer).
+    std::string shutdown_text() const { return ext_ ? ext_->shutdown_text : std::string(); }
     bool shutdown_is_stop() const noexcept;
     // Sends the end message seen (or producer_finished) out of "signal".
     void forward_shutdown();
@@ -272,6 +301,9 @@ public:
 
 protected:
     virtual task main() = 0;
+    // Ends the body and unlinks now. A component owning I/O objects calls it
+    // first in its destructor, so the frame goes before the members it uses.
+    void teardown_now() noexcept { teardown(); }
     // Declares a box from the constructor (static names, descriptions as data).
     void declare_inbox(std::string name, std::string description = {});
     void declare_outbox(std::string name, std::string description = {});
@@ -299,6 +331,7 @@ private:
         }
     }
     void wake() noexcept;
+    bool any_child_finished() const noexcept;
     linkage* find_linkage(box* src) const noexcept;
     void finish_links_and_children() noexcept;
     void arm_timer(time_point t);
@@ -432,6 +465,28 @@ struct component::done_awaiter {
     }
     void await_resume() const noexcept {}
 };
+
+struct component::event_awaiter {
+    component* self;
+    std::uint8_t events;
+    std::optional<duration> timeout;
+    bool await_ready() noexcept {
+        if ((events & ev_external) && (self->flags_ & detail::flag_external)) return true;
+        if ((events & ev_inbox) && ((self->flags_ & detail::flag_shutdown_seen) || !self->any_ready().empty()))
+            return true;
+        if ((events & ev_children) && self->any_child_finished()) return true;
+        return timeout && *timeout <= duration::zero();
+    }
+    void await_suspend(std::coroutine_handle<> h);
+    void await_resume() noexcept {
+        if (events & ev_external) self->flags_ &= ~detail::flag_external;
+    }
+};
+
+inline component::event_awaiter component::wait_external() noexcept { return wait_events(ev_external); }
+inline component::event_awaiter component::wait_any_or_external() noexcept {
+    return wait_events(ev_inbox | ev_external);
+}
 
 struct component::children_awaiter {
     component* self;

@@ -19,6 +19,7 @@ enum class ipc_kind : std::uint8_t {
     server_shutdown,       // stop the listening server (a shutdown_microprocess)
     component_error,       // a component threw; text says what (ends like shutdown)
     link_failed,           // a link with policy "fail" overflowed and was cut
+    protocol_error,        // the input broke the protocol; text is for the peer (a producer_finished)
     notify,                // anything else: a notification with text
 };
 
@@ -29,7 +30,8 @@ struct ipc {
 
     // The "finished" family: data is complete, drain then stop.
     bool finishes() const noexcept {
-        return kind == ipc_kind::producer_finished || kind == ipc_kind::socket_shutdown;
+        return kind == ipc_kind::producer_finished || kind == ipc_kind::socket_shutdown ||
+               kind == ipc_kind::protocol_error;
     }
     // The "stop now" family.
     bool stops() const noexcept {
@@ -46,6 +48,7 @@ inline ipc shutdown_microprocess(std::string text = {}) {
 }
 inline ipc socket_shutdown(std::string text = {}) { return {ipc_kind::socket_shutdown, std::move(text)}; }
 inline ipc server_shutdown(std::string text = {}) { return {ipc_kind::server_shutdown, std::move(text)}; }
+inline ipc protocol_error(std::string text) { return {ipc_kind::protocol_error, std::move(text)}; }
 
 std::string_view to_string(ipc_kind k) noexcept;
 

@@ -1,0 +1,73 @@
+// The connected socket adapter (CSA): one TCP connection as a component.
+//
+//   inbox   bytes to write (std::string)      outbox  bytes received (std::string)
+//   control producer_finished: flush, close   signal  producer_finished when the peer
+//           shutdown_microprocess: close now          half-closes, socket_shutdown
+//                                                      once the socket is closed
+//
+// Exactly one write in flight; writes are attempted at once (non-blocking)
+// and only wait for writability when the kernel buffer is full. Pending
+// bytes are bounded: above the high watermark the adapter stops reading the
+// socket and stops taking from its inbox (so a client that does not read its
+// replies cannot make the server buffer without bound); below the low
+// watermark it resumes. Reading waits for readability and reads into a
+// buffer shared by the scheduler's thread, so an idle connection holds no
+// read buffer. Received chunks are sent with flow control: a handler whose
+// inbox is full stops the reading, and TCP pushes back on the client.
+#pragma once
+
+#include <kamaelia/core/component.hpp>
+#include <kamaelia/core/io_anchor.hpp>
+
+#include <asio/ip/tcp.hpp>
+
+#include <cstddef>
+#include <vector>
+#include <string>
+
+namespace kamaelia {
+
+struct csa_options {
+    std::size_t high_watermark = 256 * 1024; // pending write bytes that pause reading
+    std::size_t low_watermark = 64 * 1024;   // ...and resume it
+    std::size_t read_budget = 64 * 1024;     // bytes read per wake-up (fairness)
+};
+
+class connected_socket_adapter : public component {
+public:
+    connected_socket_adapter(asio::ip::tcp::socket socket, csa_options options = {});
+    ~connected_socket_adapter() override;
+
+    // Scheduler time of the last bytes received (for inactivity timeouts).
+    time_point last_activity() const noexcept { return last_rx_; }
+    std::size_t pending_write_bytes() const noexcept { return queued_bytes_; }
+    std::uint64_t bytes_in() const noexcept { return bytes_in_; }
+    std::uint64_t bytes_out() const noexcept { return bytes_out_; }
+    // Why it closed: "peer closed", "closed by handler", an error text...
+    const std::string& close_reason() const noexcept { return reason_; }
+
+protected:
+    task main() override;
+
+private:
+    void arm_read();
+    void arm_write();
+    bool flush(); // false on a write error
+    void close_socket() noexcept;
+
+    asio::ip::tcp::socket socket_;
+    csa_options opt_;
+    io_anchor anchor_;
+    std::vector<std::string> queue_; // (a deque allocates even when empty)
+    std::size_t head_ = 0;           // first unwritten chunk
+    std::size_t head_offset_ = 0;    // bytes of it already written
+    std::size_t queued_bytes_ = 0;
+    std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
+    time_point last_rx_{};
+    std::string reason_;
+    bool readable_ = false, read_armed_ = false;
+    bool write_blocked_ = false;
+    bool read_closed_ = false, read_paused_ = false;
+};
+
+} // namespace kamaelia

@@ -1,0 +1,143 @@
+// server_core: a TCP server that builds a component graph per connection.
+//
+//   struct greeter_server : kamaelia::server_core {
+//       greeter_server() {
+//           port = 1601;
+//           protocol = [](const connection_info&) {
+//               return pipeline(chunks_to_lines(), pure_transformer(...), lines_to_chunks());
+//           };
+//       }
+//   };
+//
+// Settings are public members with defaults a subclass (or the caller)
+// overrides before the server starts: Kamaelia's "inheritable defaults".
+// For every accepted connection the protocol factory returns the handler
+// (a component or a whole graph); the server wires it to a
+// connected_socket_adapter:
+//   csa.outbox → handler.inbox     handler.outbox → csa.inbox
+//   csa.signal → handler.control   handler.signal → csa.control
+// and, if the handler has an outbox "serversignal", that to the server's
+// control (a protocol may stop the whole server). The handler hears
+// producer_finished when the peer half-closes and socket_shutdown when the
+// socket is gone; it closes the connection by ending (its end message
+// reaches the adapter, which flushes and closes).
+//
+// Stopping the server (shutdown_microprocess on control, or stop_serving())
+// stops accepting, tells every connection graph, waits up to `grace`, then
+// force-closes what is left.
+#pragma once
+
+#include <kamaelia/core/component.hpp>
+#include <kamaelia/core/io_anchor.hpp>
+#include <kamaelia/net/connected_socket_adapter.hpp>
+#include <kamaelia/net/connection_info.hpp>
+
+#include <asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <vector>
+
+namespace kamaelia {
+
+// Holds the factory; assignable from any callable returning a component
+// (by value, moved into place) or a std::unique_ptr to one.
+class protocol_factory {
+public:
+    using function = std::function<std::unique_ptr<component>(const connection_info&)>;
+    protocol_factory() = default;
+    template <class F>
+        requires std::is_invocable_v<F&, const connection_info&>
+    protocol_factory(F f) { *this = std::move(f); } // NOLINT: a callable is a factory
+    template <class F>
+        requires std::is_invocable_v<F&, const connection_info&>
+    protocol_factory& operator=(F f) {
+        f_ = [f = std::move(f)](const connection_info& ci) mutable -> std::unique_ptr<component> {
+            using R = std::remove_cvref_t<std::invoke_result_t<F&, const connection_info&>>;
+            if constexpr (std::is_convertible_v<R, std::unique_ptr<component>>) {
+                return f(ci);
+            } else {
+                return std::make_unique<R>(f(ci));
+            }
+        };
+        return *this;
+    }
+    explicit operator bool() const noexcept { return static_cast<bool>(f_); }
+    std::unique_ptr<component> operator()(const connection_info& ci) const { return f_(ci); }
+
+private:
+    function f_;
+};
+
+class server_core : public component {
+public:
+    server_core();
+    ~server_core() override;
+
+    // ---- settings (defaults a subclass overrides) ------------------------
+    std::string bind_address = "0.0.0.0"; // "::" for IPv6 (dual-stack where the system allows)
+    std::uint16_t port = 1601;            // 0 picks a free port
+    protocol_factory protocol;
+    std::string server_name = "server";   // for logs
+    bool reuse_address = true;
+    bool tcp_nodelay = true;
+    bool keepalive = false;
+    int backlog = 1024;
+    std::size_t max_connections = 10000;   // beyond it, new connections are closed at once
+    std::size_t max_per_address = 0;       // per client address (0: no cap)
+    std::optional<duration> inactivity_timeout; // silence from the peer that closes a connection
+    duration grace = std::chrono::seconds(5);   // how long stopping waits for connections to end
+    csa_options socket_options;
+
+    // ---- running ------------------------------------------------------
+    // Binds and listens now (also done at activation). Throws
+    // std::system_error naming the address, e.g. "... 0.0.0.0:1601: address
+    // in use", so a busy port fails loudly at start.
+    void listen();
+    bool listening() const noexcept;
+    asio::ip::tcp::endpoint local_endpoint() const;
+    std::uint16_t bound_port() const;
+    std::size_t connections() const noexcept { return conns_.size(); }
+    std::uint64_t accepted_total() const noexcept { return accepted_; }
+    std::uint64_t refused_total() const noexcept { return refused_; }
+    // Stop accepting, end every connection (graceful, then forced after grace).
+    void stop_serving();
+    // Called once listening (the daemon logs "listening on ADDR:PORT" here).
+    std::function<void(const asio::ip::tcp::endpoint&)> on_listening;
+
+protected:
+    task main() override;
+
+private:
+    struct conn {
+        connected_socket_adapter* csa;
+        component* handler;
+        connection_info info;
+        time_point opened;
+    };
+    void start_accept();
+    void open_connection(asio::ip::tcp::socket s);
+    void reap_connections();
+    void sweep(time_point now);
+    void begin_stop();
+
+    std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+    io_anchor anchor_;
+    std::vector<asio::ip::tcp::socket> pending_;
+    std::unordered_map<component*, conn> conns_; // keyed by the adapter
+    std::unordered_map<std::string, std::size_t> per_address_;
+    std::uint64_t accepted_ = 0, refused_ = 0, next_id_ = 0;
+    bool accept_armed_ = false;
+    bool stopping_ = false;
+    std::optional<time_point> accept_paused_until_;
+    std::optional<time_point> stop_deadline_;
+};
+
+} // namespace kamaelia

@@ -1,0 +1,79 @@
+#include <kamaelia/net/chunks_to_lines.hpp>
+#include <kamaelia/net/lines_to_chunks.hpp>
+
+#include <functional>
+
+namespace kamaelia {
+
+chunks_to_lines::chunks_to_lines(std::size_t max_line)
+    : max_(max_line), state_(std::make_shared<detail::line_state>()) {}
+
+task chunks_to_lines::main() {
+    std::string partial;
+    bool ok = true;
+    while (ok && !shutdown_requested()) {
+        while (auto raw = recv<std::string>()) {
+            std::string chunk = preprocess(std::move(*raw));
+            std::vector<std::string> lines;
+            ok = split(partial, chunk, max_, state_->ending, [&](std::string&& l) { lines.push_back(std::move(l)); });
+            for (auto& l : lines) co_await send(std::move(l));
+            if (!ok) break;
+        }
+        if (!ok) break;
+        co_await wait_any();
+    }
+    if (!ok) {
+        send_forced(message(protocol_error("error: line too long (the limit is " + std::to_string(max_) + " bytes)")),
+                    "signal");
+        co_return;
+    }
+    // A last line without a terminator still counts when the input ends.
+    if (!partial.empty() && partial != "\r") co_await send(std::move(partial));
+    forward_shutdown();
+}
+
+lines_to_chunks::lines_to_chunks(std::string ending) : fixed_(std::move(ending)) {}
+
+void lines_to_chunks::find_partner() {
+    // The framer is a sibling or a cousin within the same connection graph:
+    // search each ancestor's subtree, nearest first.
+    std::function<chunks_to_lines*(component*, int)> search = [&](component* c, int depth) -> chunks_to_lines* {
+        if (auto* f = dynamic_cast<chunks_to_lines*>(c)) return f;
+        if (depth == 0) return nullptr;
+        for (component* k : c->children())
+            if (auto* f = search(k, depth - 1)) return f;
+        return nullptr;
+    };
+    for (component* p = parent(); p; p = p->parent()) {
+        if (auto* f = search(p, 3)) {
+            state_ = f->line_state();
+            return;
+        }
+    }
+}
+
+task lines_to_chunks::main() {
+    if (fixed_.empty()) find_partner();
+    auto ending = [&]() -> const std::string& {
+        static const std::string crlf = "\r\n";
+        return !fixed_.empty() ? fixed_ : (state_ ? state_->ending : crlf);
+    };
+    while (!shutdown_requested()) {
+        std::string out;
+        while (auto line = recv<std::string>()) {
+            out += *line;
+            out += ending();
+        }
+        if (!out.empty()) co_await send(std::move(out));
+        co_await wait_any();
+    }
+    if (shutdown_kind() == ipc_kind::protocol_error) {
+        // Tell the client why, then let the socket flush and close.
+        std::string text = shutdown_text();
+        if (text.empty()) text = "error: the input broke the protocol";
+        co_await send(text + ending());
+    }
+    forward_shutdown();
+}
+
+} // namespace kamaelia

@@ -1,0 +1,50 @@
+// Telnet: negotiation stripped from the byte stream, so every line-based
+// server works from a real `telnet` client.
+//
+// telnet_decoder is a pure state machine (bytes in, data bytes out): IAC
+// commands (WILL/WONT/DO/DONT option, SB ... SE, and the two-byte ones) are
+// removed, IAC IAC becomes one 0xFF byte; state carries across chunks.
+// telnet_lines is chunks_to_lines behind a decoder. telnet_echo() builds
+// the IAC WILL/WONT ECHO a server sends to hide a password as it is typed.
+#pragma once
+
+#include <kamaelia/net/chunks_to_lines.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kamaelia {
+
+namespace telnet {
+inline constexpr unsigned char iac = 255, dont = 254, do_ = 253, wont = 252, will = 251, sb = 250, se = 240;
+inline constexpr unsigned char echo = 1;
+
+// IAC WILL ECHO: "I (the server) echo" — the client stops echoing locally.
+inline std::string will_echo() { return std::string{char(iac), char(will), char(echo)}; }
+inline std::string wont_echo() { return std::string{char(iac), char(wont), char(echo)}; }
+} // namespace telnet
+
+class telnet_decoder {
+public:
+    // Appends the data bytes of `in` to `out`.
+    void feed(std::string_view in, std::string& out);
+    std::uint64_t commands_seen() const noexcept { return commands_; }
+
+private:
+    enum class st : std::uint8_t { data, iac, option, sub, sub_iac } state_ = st::data;
+    std::uint64_t commands_ = 0;
+};
+
+class telnet_lines : public chunks_to_lines {
+public:
+    explicit telnet_lines(std::size_t max_line = default_max_line) : chunks_to_lines(max_line) {}
+
+protected:
+    std::string preprocess(std::string chunk) override;
+
+private:
+    telnet_decoder decoder_;
+};
+
+} // namespace kamaelia

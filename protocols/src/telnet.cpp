@@ -1,0 +1,55 @@
+#include <kamaelia/protocols/telnet.hpp>
+
+namespace kamaelia {
+
+void telnet_decoder::feed(std::string_view in, std::string& out) {
+    for (char ch : in) {
+        auto c = static_cast<unsigned char>(ch);
+        switch (state_) {
+        case st::data:
+            if (c == telnet::iac) {
+                state_ = st::iac;
+            } else {
+                out.push_back(ch);
+            }
+            break;
+        case st::iac:
+            if (c == telnet::iac) {
+                out.push_back(ch); // escaped 0xFF
+                state_ = st::data;
+            } else if (c == telnet::will || c == telnet::wont || c == telnet::do_ || c == telnet::dont) {
+                state_ = st::option;
+            } else if (c == telnet::sb) {
+                state_ = st::sub;
+            } else {
+                ++commands_; // NOP, GA, AYT, IP... carry no data
+                state_ = st::data;
+            }
+            break;
+        case st::option:
+            ++commands_;
+            state_ = st::data;
+            break;
+        case st::sub:
+            if (c == telnet::iac) state_ = st::sub_iac;
+            break;
+        case st::sub_iac:
+            if (c == telnet::se) {
+                ++commands_;
+                state_ = st::data;
+            } else {
+                state_ = st::sub; // IAC IAC inside a subnegotiation
+            }
+            break;
+        }
+    }
+}
+
+std::string telnet_lines::preprocess(std::string chunk) {
+    std::string out;
+    out.reserve(chunk.size());
+    decoder_.feed(chunk, out);
+    return out;
+}
+
+} // namespace kamaelia
