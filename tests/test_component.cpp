@@ -590,3 +590,67 @@ TEST_CASE("g++ 12 co_await patterns are clean under sanitizers", "[core][regress
     c.stop();
     f.settle();
 }
+
+TEST_CASE("a non-end control message does not make the canonical loop spin", "[core][control]") {
+    fixture f;
+    auto& e = f.spawn<echo>();
+    e.in("control").push_forced(message(ipc{ipc_kind::notify, "hello", 0}));
+    std::size_t cycles = f.settle(1000);
+    REQUIRE(cycles < 10); // it went back to sleep
+    REQUIRE(e.state() == component_state::active);
+    e.in("control").push_forced(message(shutdown_microprocess()));
+    f.settle();
+    REQUIRE(e.finished());
+}
+
+TEST_CASE("a sender parked on a full box still hears shutdown_microprocess", "[core][flow]") {
+    struct stubborn : component {
+        int sent_ok = 0;
+        bool last_result = true;
+        task main() override {
+            for (int i = 0; i < 10 && !shutdown_requested(); ++i) {
+                last_result = co_await send(i);
+                if (last_result) ++sent_ok;
+            }
+        }
+    };
+    fixture f;
+    collector c; // never activated: it never drains
+    c.in("inbox").set_limit(2);
+    stubborn s;
+    component::link({s, "outbox"}, {c, "inbox"});
+    f.activate(s);
+    f.settle();
+    REQUIRE(c.in("inbox").parked_senders() == 1);
+    s.in("control").push_forced(message(producer_finished())); // "finish your work": keeps waiting
+    f.settle();
+    REQUIRE(s.state() == component_state::active);
+    s.in("control").push_forced(message(shutdown_microprocess()));
+    f.settle();
+    REQUIRE(s.finished());
+    REQUIRE(s.sent_ok == 2);
+    REQUIRE_FALSE(s.last_result);
+    REQUIRE(c.in("inbox").parked_senders() == 0);
+}
+
+TEST_CASE("messages parked on a component that finishes are kept, not lost", "[core][flow]") {
+    struct quits_on_first : component {
+        task main() override {
+            co_await wait_any();
+            co_return; // ends with its inbox full and a sender parked
+        }
+    };
+    fixture f;
+    quits_on_first q;
+    q.in("inbox").set_limit(1);
+    burst b(3);
+    component::link({b, "outbox"}, {q, "inbox"});
+    f.activate(b);
+    f.activate(q);
+    f.settle();
+    REQUIRE(q.finished());
+    // The parked message entered the finished box (a chassis can carry it on);
+    // the sender went on (the remaining send found the link gone and discarded).
+    REQUIRE(b.finished());
+    REQUIRE(q.in("inbox").size() == 2);
+}

@@ -42,6 +42,20 @@ void inbox::release_waiters() noexcept {
     ring_->parked = 0;
 }
 
+void inbox::absorb_waiters() {
+    if (!ring_) return;
+    while (detail::send_waiter* w = ring_->waiters_head) {
+        ring_->waiters_head = w->next;
+        if (!ring_->waiters_head) ring_->waiters_tail = nullptr;
+        --ring_->parked;
+        w->next = nullptr;
+        w->delivered = true;
+        push_raw(std::move(w->msg));
+        w->target = nullptr;
+        if (w->sender && w->sender->state() == component_state::active) w->sender->wake();
+    }
+}
+
 void inbox::grow() {
     if (!ring_) {
         ring_ = new detail::ring{};
@@ -513,15 +527,19 @@ void component::arm_timer(time_point t) { sched_->timer_set(this, t); }
 
 bool component::shutdown_requested() {
     if (!(flags_ & detail::flag_shutdown_seen)) {
+        // Take control messages until an end message: anything else on
+        // "control" would otherwise keep wait_any() ready forever. A body
+        // that wants other control messages reads them before calling this.
         while (!control_.empty()) {
-            const message& m = control_.front();
+            message m = control_.pop();
             const ipc* c = m.peek<ipc>();
-            if (!c || !c->ends()) break; // not ours to consume
-            shutdown_kind_ = c->kind;
-            if (!c->text.empty()) ext().shutdown_text = c->text;
-            flags_ |= detail::flag_shutdown_seen;
-            control_.pop();
-            break;
+            if (c && c->ends()) {
+                shutdown_kind_ = c->kind;
+                if (!c->text.empty()) ext().shutdown_text = c->text;
+                flags_ |= detail::flag_shutdown_seen;
+                break;
+            }
+            spdlog::debug("{}: ignored a {} on control", name(), c ? std::string(to_string(c->kind)) : m.type_name());
         }
     }
     if (!(flags_ & detail::flag_shutdown_seen)) return false;
@@ -609,6 +627,22 @@ void component::finish_links_and_children() noexcept {
     remove_links();
 }
 
+void component::absorb_all_waiters() {
+    inbox_.absorb_waiters();
+    control_.absorb_waiters();
+    if (ext_)
+        for (auto& e : ext_->boxes)
+            if (e.b->is_inbox()) static_cast<inbox*>(e.b.get())->absorb_waiters();
+}
+
+void component::release_all_waiters() noexcept {
+    inbox_.release_waiters();
+    control_.release_waiters();
+    if (ext_)
+        for (auto& e : ext_->boxes)
+            if (e.b->is_inbox()) static_cast<inbox*>(e.b.get())->release_waiters();
+}
+
 void component::teardown() noexcept {
     if (sched_) {
         sched_->services().deregister_all(*this);
@@ -620,8 +654,7 @@ void component::teardown() noexcept {
     destroy_frame();
     finish_links_and_children();
     detach_from_parent();
-    inbox_.release_waiters();
-    control_.release_waiters();
+    release_all_waiters();
     state_ = component_state::reaped;
     delete std::exchange(ext_, nullptr);
 }

@@ -80,9 +80,9 @@ bool scheduler::in_scheduler_thread() const noexcept {
 }
 
 component& scheduler::spawn(std::unique_ptr<component> c) {
+    c->activate(*this); // may throw: the unique_ptr still owns it then
     component* raw = c.release();
     raw->flags_ |= detail::flag_scheduler_owned;
-    raw->activate(*this);
     return *raw;
 }
 
@@ -204,12 +204,18 @@ void scheduler::reap_finished() {
         }
         c->destroy_frame();
         c->finish_links_and_children();
+        c->absorb_all_waiters();
         c->state_ = component_state::reaped;
         if (component* p = c->parent_) {
             p->child_finished(c);
         } else {
             remove_top(c);
-            if (c->flags_ & detail::flag_scheduler_owned) delete c;
+            if (c->flags_ & detail::flag_scheduler_owned) {
+                delete c;
+            } else {
+                services().deregister_all(*c);
+                c->sched_ = nullptr; // the object may outlive this scheduler
+            }
         }
     }
     reap_.clear();

@@ -141,7 +141,8 @@ private:
     friend class component;
     void grow();
     void push_raw(message&& m);
-    void release_waiters() noexcept;
+    void release_waiters() noexcept; // the messages are lost: delivered = false
+    void absorb_waiters();           // the messages enter the box (past its bound): delivered
 
     component* owner_;
     detail::ring* ring_ = nullptr;

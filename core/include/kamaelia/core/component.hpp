@@ -328,6 +328,15 @@ private:
         if ((wait_flags_ & detail::wait_any_inbox) ||
             ((wait_flags_ & detail::wait_one_box) && wait_box_ == b)) {
             wake();
+        } else {
+            notify_parked_sender(b, b->front());
+        }
+    }
+    // A sender parked on a full box still hears "stop now" on its control.
+    void notify_parked_sender(inbox* b, const message& m) noexcept {
+        if ((wait_flags_ & detail::wait_send) && b == &control_) {
+            const ipc* c = m.peek<ipc>();
+            if (c && c->stops()) wake();
         }
     }
     void wake() noexcept;
@@ -339,6 +348,10 @@ private:
         if ((wait_flags_ & detail::wait_child) || (c->flags_ & detail::flag_parent_waits)) wake();
     }
     void destroy_frame() noexcept;
+    void release_all_waiters() noexcept; // senders parked on our inboxes go free (not delivered)
+    // At finish: parked messages enter the (finished) inboxes, so a parent
+    // can still carry them over (seq); their senders go on as delivered.
+    void absorb_all_waiters();
     void teardown() noexcept;
     void detach_from_parent() noexcept;
     void remove_links() noexcept;
@@ -384,8 +397,11 @@ struct [[nodiscard]] component::send_awaiter {
         self->suspend_on(detail::wait_send, h);
     }
     // True if the message reached the inbox; false if it was dropped by
-    // policy or the receiver went away while this sender waited.
+    // policy, the receiver went away while this sender waited, or a
+    // shutdown_microprocess arrived on the sender's control meanwhile (the
+    // message is then not sent).
     bool await_resume() noexcept {
+        if (parked && w.target) w.target->unpark(&w); // woken by a stop, not by room
         parked = false;
         return w.delivered;
     }
@@ -572,9 +588,14 @@ C& component::add_child(std::unique_ptr<C> c) {
 inline void inbox::push_raw(message&& m) {
     if (!ring_ || ring_->size > ring_->mask) grow();
     detail::ring& r = *ring_;
-    r.slots[(r.head + r.size) & r.mask] = std::move(m);
+    message& slot = r.slots[(r.head + r.size) & r.mask];
+    slot = std::move(m);
     ++r.delivered;
-    if (++r.size == 1) owner_->notify_data(this);
+    if (++r.size == 1) {
+        owner_->notify_data(this);
+    } else if (owner_->wait_flags_ & detail::wait_send) {
+        owner_->notify_parked_sender(this, slot);
+    }
 }
 
 inline message inbox::pop() {

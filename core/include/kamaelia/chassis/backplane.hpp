@@ -1,0 +1,168 @@
+// Backplane: named publish/subscribe (Kamaelia's Backplane, PublishTo,
+// SubscribeTo; spec §2.6).
+//
+//   scheduler s;
+//   backplane chat("CHAT");
+//   chat.activate(s);                    // registers "CHAT" on s
+//   ... pipeline(..., publish_to("CHAT"), subscribe_to("CHAT"), ...) ...
+//
+// - backplane("NAME") registers itself in its scheduler's service registry
+//   when it is activated (construct, then activate; a second backplane
+//   with the same name on that scheduler fails with service_already_exists).
+//   Everything arriving on its "inbox" goes to every current subscriber.
+//   producer_finished or shutdown_microprocess on its "control" ends it and
+//   every subscriber (each gets that end message on its "control").
+// - publish_to("NAME") hands its "inbox" straight to the backplane's inbox
+//   (a passthrough link: publishing costs no extra hop). With forwarder=true
+//   it also passes every message on out of its own "outbox". Its control
+//   messages go out of "signal"; an end message ends it, never the backplane.
+// - subscribe_to("NAME") emits everything published after it subscribed,
+//   and also whatever reaches its own "inbox" (so it can sit mid-pipeline:
+//   pipeline(..., publish_to("CHAT"), subscribe_to("CHAT"), ...)). It ends
+//   on an end message on its control, or when the backplane ends; it leaves
+//   the backplane when it ends or is destroyed.
+//
+// Fan-out never copies: the payload becomes one immutable shared node that
+// every subscriber receives (recv<shared<T>>() sees the same address).
+//
+// Flow control, per subscriber: the backplane never waits for a subscriber.
+// A subscriber whose inbox is full (its bound: in("inbox").set_limit(n))
+// either loses its oldest messages (delivery_policy::drop_oldest, the
+// default), loses the new one (drop_newest), or is cut off (fail: it gets
+// ipc_kind::link_failed on its control, the cut is logged, and it ends with
+// producer_finished). The policy is the backplane's, or the subscriber's own
+// when it names one. The other subscribers are never stalled.
+//
+// Late subscribers miss earlier messages (there is no retention). A
+// publisher that starts or a subscriber that subscribes when no backplane of
+// that name exists fails with unknown_service (reported like any failure).
+#pragma once
+
+#include <kamaelia/core/box.hpp>
+#include <kamaelia/core/component.hpp>
+#include <kamaelia/core/message.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kamaelia {
+
+class subscribe_to;
+
+class backplane : public component {
+public:
+    // `overflow`: what happens to a subscriber whose inbox is full
+    // (drop_oldest, drop_newest or fail; suspend is refused: a backplane
+    // never waits for a subscriber).
+    explicit backplane(std::string name, delivery_policy overflow = delivery_policy::drop_oldest);
+    backplane(backplane&&) = default; // before activation only
+    ~backplane() override;
+
+    const std::string& backplane_name() const noexcept { return name_; }
+    delivery_policy overflow() const noexcept { return overflow_; }
+
+    // The service name a backplane called `name` registers ("backplane:NAME").
+    static std::string service_name(std::string_view name);
+    // The running backplane called `name` on `s`; unknown_service if none.
+    static backplane& find(scheduler& s, std::string_view name);
+
+    // Counters.
+    std::uint64_t published() const noexcept { return published_; }  // messages taken in
+    std::uint64_t delivered() const noexcept { return delivered_; }  // copies handed to subscribers
+    std::uint64_t dropped() const noexcept { return dropped_; }      // lost to full subscribers
+    std::uint64_t cut_off() const noexcept { return cut_; }          // subscribers cut (policy fail)
+    std::size_t subscribers() const noexcept { return subs_.size(); }
+
+    std::string type_name() const override { return "backplane"; }
+
+protected:
+    task main() override;
+
+private:
+    friend class subscribe_to;
+    struct exit_guard;
+    struct subscriber {
+        subscribe_to* sub;
+        inbox* target;
+        delivery_policy policy;
+    };
+
+    task body();
+    void attach(subscribe_to& s);
+    void detach(subscribe_to& s) noexcept;
+    void remove_at(std::size_t i) noexcept;
+    void fan_out(message m);
+    // Ends every subscriber with `end` and leaves the registry (once).
+    void close(const ipc& end) noexcept;
+
+    std::string name_;
+    delivery_policy overflow_;
+    bool registered_ = false;
+    bool closed_ = false;
+    std::vector<subscriber> subs_;
+    exit_guard* guard_ = nullptr;
+    std::uint64_t published_ = 0;
+    std::uint64_t delivered_ = 0;
+    std::uint64_t dropped_ = 0;
+    std::uint64_t cut_ = 0;
+};
+
+class publish_to : public component {
+public:
+    // forwarder: also pass every message on out of "outbox".
+    explicit publish_to(std::string name, bool forwarder = false);
+    publish_to(publish_to&&) = default;
+
+    const std::string& backplane_name() const noexcept { return name_; }
+    // Messages that reached it after its backplane had gone (discarded).
+    std::uint64_t discarded() const noexcept { return discarded_; }
+
+    std::string type_name() const override { return "publish_to"; }
+
+protected:
+    task main() override;
+
+private:
+    std::string name_;
+    bool forwarder_;
+    std::uint64_t discarded_ = 0;
+};
+
+class subscribe_to : public component {
+public:
+    explicit subscribe_to(std::string name);
+    // With its own overflow policy instead of the backplane's.
+    subscribe_to(std::string name, delivery_policy overflow);
+    subscribe_to(subscribe_to&&) = default; // before activation only
+    ~subscribe_to() override;
+
+    const std::string& backplane_name() const noexcept { return name_; }
+    bool subscribed() const noexcept { return bp_ != nullptr; }
+    // Messages this subscriber lost because its inbox was full.
+    std::uint64_t dropped() const noexcept { return dropped_; }
+    // True once the backplane cut it off (policy fail).
+    bool was_cut() const noexcept { return cut_; }
+
+    std::string type_name() const override { return "subscribe_to"; }
+
+protected:
+    task main() override;
+
+private:
+    friend class backplane;
+    struct exit_guard;
+    void leave() noexcept;
+
+    std::string name_;
+    std::optional<delivery_policy> overflow_;
+    backplane* bp_ = nullptr;
+    std::size_t index_ = 0; // place in bp_->subs_ (O(1) removal)
+    std::uint64_t dropped_ = 0;
+    bool cut_ = false;
+    exit_guard* guard_ = nullptr;
+};
+
+} // namespace kamaelia

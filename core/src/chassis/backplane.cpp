@@ -1,0 +1,269 @@
+#include <kamaelia/chassis/backplane.hpp>
+#include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/core/services.hpp>
+#include <kamaelia/util/control_watch.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+namespace kamaelia {
+
+namespace {
+constexpr std::size_t fan_out_batch = 64;
+} // namespace
+
+// The frames of backplane and subscribe_to hold one of these: whatever ends
+// the body (its last line, stop(), the component's destruction), the
+// subscriptions are undone. The object's destructor disarms it first,
+// because a frame destroyed from ~component outlives the derived members.
+struct backplane::exit_guard {
+    backplane* owner;
+    explicit exit_guard(backplane* b) noexcept : owner(b) { b->guard_ = this; }
+    exit_guard(const exit_guard&) = delete;
+    ~exit_guard() {
+        if (!owner) return;
+        owner->guard_ = nullptr;
+        owner->close(shutdown_microprocess("backplane " + owner->name_ + " stopped"));
+    }
+};
+
+struct subscribe_to::exit_guard {
+    subscribe_to* owner;
+    explicit exit_guard(subscribe_to* s) noexcept : owner(s) { s->guard_ = this; }
+    exit_guard(const exit_guard&) = delete;
+    ~exit_guard() {
+        if (!owner) return;
+        owner->guard_ = nullptr;
+        owner->leave();
+    }
+};
+
+// ---- backplane ----------------------------------------------------------------
+
+backplane::backplane(std::string name, delivery_policy overflow) : name_(std::move(name)), overflow_(overflow) {
+    if (overflow == delivery_policy::suspend)
+        throw bad_state("backplane \"" + name_ + "\": policy suspend would let one subscriber stall the others; "
+                        "use drop_oldest, drop_newest or fail");
+}
+
+backplane::~backplane() {
+    if (guard_) guard_->owner = nullptr;
+    close(shutdown_microprocess("backplane " + name_ + " destroyed"));
+}
+
+std::string backplane::service_name(std::string_view name) { return "backplane:" + std::string(name); }
+
+backplane& backplane::find(scheduler& s, std::string_view name) {
+    std::string sn = service_name(name);
+    if (s.services().has(sn)) {
+        if (auto* bp = dynamic_cast<backplane*>(s.services().retrieve(sn).comp); bp && !bp->closed_) return *bp;
+    }
+    throw unknown_service("no backplane \"" + std::string(name) +
+                          "\" on this scheduler (construct and activate the backplane first)");
+}
+
+// Not a coroutine: registering here makes activate() itself fail on a
+// duplicate name, before anything runs.
+task backplane::main() {
+    sched()->services().register_service(service_name(name_), *this, "inbox");
+    registered_ = true;
+    return body();
+}
+
+task backplane::body() {
+    exit_guard guard(this);
+    control_watch cw;
+    for (;;) {
+        // A bounded batch per turn, then the subscribers it woke run before
+        // the next one: a burst from a publisher then overflows only
+        // subscribers that really fall behind, not every one whose inbox is
+        // smaller than the burst.
+        std::size_t n = 0;
+        while (n < fan_out_batch) {
+            std::optional<message> m = recv_message("inbox");
+            if (!m) break;
+            fan_out(std::move(*m));
+            ++n;
+        }
+        cw.poll(*this);
+        if (cw.stopping() || (cw.finishing() && in("inbox").empty())) break;
+        if (n == fan_out_batch) {
+            co_await yield();
+        } else {
+            co_await wait_any();
+        }
+    }
+    close(cw.end_message(*this));
+    cw.forward_end(*this);
+}
+
+void backplane::attach(subscribe_to& s) {
+    if (s.bp_ == this) return;
+    if (s.bp_) s.bp_->detach(s);
+    subs_.push_back({&s, &s.in("inbox"), s.overflow_.value_or(overflow_)});
+    s.bp_ = this;
+    s.index_ = subs_.size() - 1;
+}
+
+void backplane::detach(subscribe_to& s) noexcept {
+    if (s.bp_ != this) return;
+    remove_at(s.index_);
+}
+
+void backplane::remove_at(std::size_t i) noexcept {
+    subs_[i].sub->bp_ = nullptr;
+    if (i + 1 != subs_.size()) {
+        subs_[i] = subs_.back();
+        subs_[i].sub->index_ = i;
+    }
+    subs_.pop_back();
+}
+
+void backplane::fan_out(message m) {
+    ++published_;
+    // Every subscriber but the last gets a share of one immutable node; the
+    // last gets the message itself (a lone subscriber costs no allocation).
+    for (std::size_t i = 0; i < subs_.size();) {
+        subscriber& r = subs_[i];
+        subscribe_to* s = r.sub;
+        if (s->finished()) { // stopped without running its end (stop()): just forget it
+            remove_at(i);
+            continue;
+        }
+        inbox* t = r.target->final_inbox();
+        bool last = i + 1 == subs_.size();
+        if (!t->full()) {
+            t->push_forced(last ? std::move(m) : m.share());
+            ++delivered_;
+            ++i;
+            continue;
+        }
+        switch (r.policy) {
+        case delivery_policy::drop_oldest:
+            t->drop_front();
+            t->push_forced(last ? std::move(m) : m.share());
+            ++delivered_;
+            ++dropped_;
+            ++s->dropped_;
+            ++i;
+            break;
+        case delivery_policy::fail: {
+            std::string what = s->name() + " cut off from backplane " + name_ + ": inbox full (" +
+                               std::to_string(t->size()) + " messages)";
+            spdlog::warn("{}", what);
+            ++cut_;
+            ++dropped_;
+            ++s->dropped_;
+            s->cut_ = true;
+            remove_at(i);
+            s->in("control").final_inbox()->push_forced(message(ipc{ipc_kind::link_failed, std::move(what), id()}));
+            break; // the record at i is now another subscriber
+        }
+        case delivery_policy::drop_newest:
+        case delivery_policy::suspend: // refused by the constructors; treated as drop_newest
+            ++dropped_;
+            ++s->dropped_;
+            ++i;
+            break;
+        }
+    }
+}
+
+void backplane::close(const ipc& end) noexcept {
+    if (closed_) return;
+    closed_ = true;
+    if (registered_ && sched()) {
+        service_registry& reg = sched()->services();
+        std::string sn = service_name(name_);
+        if (reg.has(sn) && reg.retrieve(sn).comp == this) reg.deregister(sn);
+        registered_ = false;
+    }
+    // Each subscriber hears the backplane's end on its control and ends.
+    std::vector<subscriber> subs = std::move(subs_);
+    subs_.clear();
+    for (auto& r : subs) {
+        r.sub->bp_ = nullptr;
+        ipc e = end;
+        e.from = id();
+        r.sub->in("control").final_inbox()->push_forced(message(std::move(e)));
+    }
+}
+
+// ---- publish_to -------------------------------------------------------------
+
+publish_to::publish_to(std::string name, bool forwarder) : name_(std::move(name)), forwarder_(forwarder) {
+    if (forwarder_) declare_outbox("to_backplane", "a copy of every message, to the backplane");
+}
+
+task publish_to::main() {
+    control_watch cw;
+    backplane& bp = backplane::find(*sched(), name_);
+    // Plain publishing is a passthrough link: senders into our inbox land
+    // in the backplane's inbox directly. The backplane removes the link when
+    // it ends, after which our inbox fills and we discard.
+    if (forwarder_) {
+        link({*this, "to_backplane"}, {bp, "inbox"});
+    } else {
+        link({*this, "inbox"}, {bp, "inbox"});
+    }
+    for (;;) {
+        cw.poll(*this);
+        if (cw.stopping()) break;
+        while (auto m = recv_message("inbox")) {
+            if (!forwarder_) {
+                ++discarded_;
+                continue;
+            }
+            message copy = m->share();
+            co_await send_message(std::move(copy), "to_backplane");
+            co_await send_message(std::move(*m), "outbox");
+        }
+        if (cw.finishing()) break;
+        co_await wait_any();
+    }
+    cw.forward_end(*this);
+}
+
+// ---- subscribe_to -------------------------------------------------------------
+
+subscribe_to::subscribe_to(std::string name) : name_(std::move(name)) {}
+
+subscribe_to::subscribe_to(std::string name, delivery_policy overflow) : name_(std::move(name)), overflow_(overflow) {
+    if (overflow == delivery_policy::suspend)
+        throw bad_state("subscribe_to(\"" + name_ + "\"): a backplane never waits for a subscriber; "
+                        "use drop_oldest, drop_newest or fail");
+}
+
+subscribe_to::~subscribe_to() {
+    if (guard_) guard_->owner = nullptr;
+    leave();
+}
+
+void subscribe_to::leave() noexcept {
+    if (bp_) bp_->detach(*this);
+}
+
+task subscribe_to::main() {
+    exit_guard guard(this);
+    control_watch cw;
+    backplane::find(*sched(), name_).attach(*this);
+    for (;;) {
+        cw.poll(*this, [this](message&& m) {
+            // The backplane's cut notice is answered by ending (below), not passed on.
+            if (const ipc* i = m.peek<ipc>(); i && i->kind == ipc_kind::link_failed && cut_) return;
+            send_forced(std::move(m), "signal");
+        });
+        if (cut_) cw.set_end(producer_finished("cut off from backplane " + name_ + ": too slow"));
+        // Once ending, stop listening at once, then pass on what is here.
+        if (cw.ended()) leave();
+        if (cw.stopping()) break;
+        while (auto m = recv_message("inbox")) co_await send_message(std::move(*m), "outbox");
+        if (cw.finishing() && in("inbox").empty()) break;
+        co_await wait_any();
+    }
+    leave();
+    cw.forward_end(*this);
+}
+
+} // namespace kamaelia

@@ -1,0 +1,586 @@
+// backplane, publish_to, subscribe_to (spec §2.6, §11 "Backplane").
+#include <kamaelia/chassis/backplane.hpp>
+#include <kamaelia/core/services.hpp>
+
+#include "fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace kamaelia;
+using kamaelia::test::collector;
+using kamaelia::test::feeder;
+using kamaelia::test::fixture;
+
+namespace {
+
+// a.outbox → b.inbox and a.signal → b.control.
+void chain(component& a, component& b) {
+    component::link({a, "outbox"}, {b, "inbox"});
+    component::link({a, "signal"}, {b, "control"});
+}
+
+std::vector<int> iota(int from, int to) {
+    std::vector<int> v;
+    for (int i = from; i <= to; ++i) v.push_back(i);
+    return v;
+}
+
+// Records the address of every payload it receives as a shared string.
+struct shared_collector : component {
+    std::vector<shared<std::string>> got;
+    task main() override {
+        while (!shutdown_requested()) {
+            while (auto s = recv<shared<std::string>>()) got.push_back(std::move(*s));
+            co_await wait_any();
+        }
+    }
+};
+
+// Takes nothing until released (a consumer that has stalled), then
+// records like test::collector.
+struct gate : component {
+    bool open = false;
+    std::vector<message> items;
+    std::vector<ipc> controls;
+    task main() override {
+        if (!open) co_await wait_for("control"); // inbox data does not wake it
+        for (;;) {
+            while (auto m = recv_message("inbox")) items.push_back(std::move(*m));
+            bool ended = false;
+            while (auto c = recv_message("control")) {
+                const ipc* i = c->peek<ipc>();
+                if (!i || i->kind == ipc_kind::notify) continue; // the release itself
+                controls.push_back(*i);
+                ended = ended || i->ends();
+            }
+            if (ended) {
+                while (auto m = recv_message("inbox")) items.push_back(std::move(*m));
+                co_return;
+            }
+            co_await wait_any();
+        }
+    }
+    void release() {
+        open = true;
+        in("control").push_forced(message(ipc{ipc_kind::notify, "open", 0}));
+    }
+    template <class T>
+    std::vector<T> values() const {
+        std::vector<T> v;
+        for (auto& m : items)
+            if (auto* p = m.peek<T>()) v.push_back(*p);
+        return v;
+    }
+};
+
+} // namespace
+
+TEST_CASE("backplane: a late subscriber misses earlier messages", "[backplane]") {
+    fixture f;
+    backplane bp("NEWS");
+    f.activate(bp);
+    subscribe_to early("NEWS");
+    collector early_c;
+    chain(early, early_c);
+    f.activate(early);
+    f.activate(early_c);
+    f.settle();
+    REQUIRE(bp.subscribers() == 1);
+
+    publish_to pub("NEWS");
+    feeder<int> src(iota(1, 3), false);
+    chain(src, pub);
+    f.activate(pub);
+    f.activate(src);
+    f.settle();
+
+    subscribe_to late("NEWS");
+    collector late_c;
+    chain(late, late_c);
+    f.activate(late);
+    f.activate(late_c);
+    f.settle();
+    REQUIRE(bp.subscribers() == 2);
+
+    feeder<int> more(iota(4, 6), false);
+    component::link({more, "outbox"}, {pub, "inbox"});
+    f.activate(more);
+    f.settle();
+
+    CHECK(early_c.values<int>() == iota(1, 6));
+    CHECK(late_c.values<int>() == iota(4, 6));
+    CHECK(bp.published() == 6);
+    CHECK(bp.delivered() == 9);
+    CHECK(bp.dropped() == 0);
+}
+
+TEST_CASE("backplane: a publisher ending does not stop the backplane", "[backplane]") {
+    fixture f;
+    backplane bp("B");
+    f.activate(bp);
+    subscribe_to sub("B");
+    collector c;
+    chain(sub, c);
+    f.activate(sub);
+    f.activate(c);
+    f.settle();
+
+    publish_to first("B");
+    collector first_signal;
+    feeder<int> src1({1, 2});
+    chain(src1, first);
+    component::link({first, "signal"}, {first_signal, "control"});
+    f.activate(first);
+    f.activate(first_signal);
+    f.activate(src1);
+    f.settle();
+    CHECK(first.finished());
+    REQUIRE(first_signal.controls.size() == 1);
+    CHECK(first_signal.controls[0].kind == ipc_kind::producer_finished);
+    CHECK_FALSE(bp.finished());
+    CHECK_FALSE(sub.finished());
+
+    // A shutdown of another publisher does not reach the backplane either.
+    publish_to second("B");
+    feeder<int> src2({3, 4}, false);
+    chain(src2, second);
+    f.activate(second);
+    f.activate(src2);
+    f.settle();
+    second.in("control").push_forced(message(shutdown_microprocess()));
+    f.settle();
+    CHECK(second.finished());
+    CHECK_FALSE(bp.finished());
+    CHECK(c.values<int>() == std::vector<int>{1, 2, 3, 4});
+    CHECK(c.controls.empty());
+
+    // A publisher that arrives later still gets through.
+    publish_to third("B");
+    feeder<int> src3({5});
+    chain(src3, third);
+    f.activate(third);
+    f.activate(src3);
+    f.settle();
+    CHECK(c.values<int>() == std::vector<int>{1, 2, 3, 4, 5});
+}
+
+TEST_CASE("backplane: its shutdown ends every subscriber", "[backplane]") {
+    auto kind = GENERATE(ipc_kind::shutdown_microprocess, ipc_kind::producer_finished);
+    fixture f;
+    backplane bp("B");
+    f.activate(bp);
+    collector bp_signal;
+    component::link({bp, "signal"}, {bp_signal, "control"});
+    f.activate(bp_signal);
+    std::vector<std::unique_ptr<subscribe_to>> subs;
+    std::vector<std::unique_ptr<collector>> sinks;
+    for (int i = 0; i < 3; ++i) {
+        subs.push_back(std::make_unique<subscribe_to>("B"));
+        sinks.push_back(std::make_unique<collector>());
+        chain(*subs.back(), *sinks.back());
+        f.activate(*subs.back());
+        f.activate(*sinks.back());
+    }
+    f.settle();
+    REQUIRE(bp.subscribers() == 3);
+
+    bp.in("control").push_forced(message(ipc{kind, "closing", 0}));
+    f.settle();
+    CHECK(bp.finished());
+    CHECK(bp.subscribers() == 0);
+    REQUIRE(bp_signal.controls.size() == 1);
+    CHECK(bp_signal.controls[0].kind == kind);
+    for (int i = 0; i < 3; ++i) {
+        CHECK(subs[i]->finished());
+        CHECK_FALSE(subs[i]->subscribed());
+        REQUIRE(sinks[i]->controls.size() == 1);
+        CHECK(sinks[i]->controls[0].kind == kind);
+    }
+    // The name is free again: a new backplane can take it.
+    CHECK_FALSE(f.sched.services().has(backplane::service_name("B")));
+    backplane again("B");
+    CHECK_NOTHROW(f.activate(again));
+}
+
+TEST_CASE("backplane: a second backplane with the same name fails clearly", "[backplane]") {
+    fixture f;
+    backplane one("DUP");
+    f.activate(one);
+    backplane two("DUP");
+    CHECK_THROWS_AS(f.activate(two), service_already_exists);
+    CHECK(two.state() == component_state::created);
+    // Another scheduler has its own names.
+    fixture g;
+    backplane three("DUP");
+    CHECK_NOTHROW(g.activate(three));
+}
+
+TEST_CASE("backplane: suspend is refused as an overflow policy", "[backplane]") {
+    CHECK_THROWS_AS(backplane("X", delivery_policy::suspend), bad_state);
+    CHECK_THROWS_AS(subscribe_to("X", delivery_policy::suspend), bad_state);
+}
+
+TEST_CASE("backplane: publishing or subscribing without a backplane fails clearly", "[backplane]") {
+    fixture f;
+    publish_to pub("NOPE");
+    subscribe_to sub("NOPE");
+    collector pub_signal, sub_signal;
+    component::link({pub, "signal"}, {pub_signal, "control"});
+    component::link({sub, "signal"}, {sub_signal, "control"});
+    f.activate(pub_signal);
+    f.activate(sub_signal);
+    f.activate(pub);
+    f.activate(sub);
+    f.settle();
+    CHECK(pub.failed());
+    CHECK(sub.failed());
+    CHECK_THAT(pub.error_text(), Catch::Contains("no backplane \"NOPE\""));
+    CHECK_THAT(sub.error_text(), Catch::Contains("no backplane \"NOPE\""));
+    REQUIRE(pub_signal.controls.size() == 1);
+    CHECK(pub_signal.controls[0].kind == ipc_kind::component_error);
+}
+
+TEST_CASE("backplane: a slow subscriber loses its oldest messages, the others get everything", "[backplane]") {
+    fixture f;
+    backplane bp("B"); // drop_oldest by default
+    f.activate(bp);
+    subscribe_to fast("B"), slow("B");
+    collector fast_c, slow_c;
+    chain(fast, fast_c);
+    chain(slow, slow_c);
+    slow.in("inbox").set_limit(3);
+    for (component* c : std::vector<component*>{&fast, &slow, &fast_c, &slow_c}) f.activate(*c);
+    f.settle();
+
+    // Ten messages reach the backplane before any subscriber runs again.
+    publish_to pub("B");
+    feeder<int> src(iota(1, 10), false);
+    chain(src, pub);
+    f.activate(pub);
+    f.activate(src);
+    f.settle();
+
+    CHECK(fast_c.values<int>() == iota(1, 10));
+    CHECK(slow_c.values<int>() == iota(8, 10));
+    CHECK(slow.dropped() == 7);
+    CHECK(fast.dropped() == 0);
+    CHECK(bp.dropped() == 7);
+    CHECK(bp.subscribers() == 2);
+    CHECK_FALSE(slow.finished());
+
+    // It keeps receiving afterwards.
+    feeder<int> more({11}, false);
+    component::link({more, "outbox"}, {pub, "inbox"});
+    f.activate(more);
+    f.settle();
+    CHECK(slow_c.values<int>() == std::vector<int>{8, 9, 10, 11});
+}
+
+TEST_CASE("backplane: a stalled subscriber keeps only the newest while the publisher never waits", "[backplane]") {
+    fixture f;
+    backplane bp("B");
+    f.activate(bp);
+    subscribe_to fast("B"), stalled("B");
+    collector fast_c;
+    gate stalled_c;
+    chain(fast, fast_c);
+    chain(stalled, stalled_c);
+    stalled.in("inbox").set_limit(2);
+    stalled_c.in("inbox").set_limit(1);
+    for (component* c : std::vector<component*>{&fast, &stalled, &fast_c, &stalled_c}) f.activate(*c);
+    f.settle();
+
+    publish_to pub("B");
+    collector pub_signal;
+    feeder<int> src(iota(1, 100));
+    chain(src, pub);
+    component::link({pub, "signal"}, {pub_signal, "control"});
+    f.activate(pub);
+    f.activate(pub_signal);
+    f.activate(src);
+    f.settle();
+    // The publisher got everything out and ended although one consumer stalled.
+    CHECK(src.finished());
+    CHECK(pub.finished());
+    CHECK(fast_c.values<int>() == iota(1, 100));
+
+    stalled_c.release();
+    f.settle();
+    std::vector<int> got = stalled_c.values<int>();
+    // In order, ending with the newest, with the oldest lost in between.
+    REQUIRE(got.size() >= 2);
+    CHECK(std::is_sorted(got.begin(), got.end()));
+    CHECK(got.back() == 100);
+    CHECK(got[got.size() - 2] == 99);
+    CHECK(got.size() < 100);
+    CHECK(stalled.dropped() == 100 - got.size());
+}
+
+TEST_CASE("backplane: with policy fail a slow subscriber is cut off and told", "[backplane]") {
+    bool per_subscriber = GENERATE(false, true);
+    fixture f;
+    std::unique_ptr<backplane> bp = per_subscriber ? std::make_unique<backplane>("B")
+                                                   : std::make_unique<backplane>("B", delivery_policy::fail);
+    f.activate(*bp);
+    subscribe_to fast("B");
+    std::unique_ptr<subscribe_to> slow =
+        per_subscriber ? std::make_unique<subscribe_to>("B", delivery_policy::fail) : std::make_unique<subscribe_to>("B");
+    collector fast_c, slow_c;
+    chain(fast, fast_c);
+    chain(*slow, slow_c);
+    slow->in("inbox").set_limit(3);
+    for (component* c : std::vector<component*>{&fast, slow.get(), &fast_c, &slow_c}) f.activate(*c);
+    f.settle();
+
+    publish_to pub("B");
+    feeder<int> src(iota(1, 10), false);
+    chain(src, pub);
+    f.activate(pub);
+    f.activate(src);
+    f.settle();
+
+    CHECK(fast_c.values<int>() == iota(1, 10));
+    CHECK(slow->was_cut());
+    CHECK(slow->finished());
+    CHECK_FALSE(slow->subscribed());
+    // What it held before the cut still arrives, then the end.
+    CHECK(slow_c.values<int>() == iota(1, 3));
+    REQUIRE(slow_c.controls.size() == 1);
+    CHECK(slow_c.controls[0].kind == ipc_kind::producer_finished);
+    CHECK_THAT(slow_c.controls[0].text, Catch::Contains("cut off"));
+    CHECK(bp->cut_off() == 1);
+    CHECK(bp->subscribers() == 1);
+    CHECK_FALSE(bp->finished());
+}
+
+TEST_CASE("backplane: fan-out shares one payload, never copies it", "[backplane]") {
+    fixture f;
+    backplane bp("B");
+    f.activate(bp);
+    std::vector<std::unique_ptr<subscribe_to>> subs;
+    std::vector<std::unique_ptr<shared_collector>> sinks;
+    for (int i = 0; i < 3; ++i) {
+        subs.push_back(std::make_unique<subscribe_to>("B"));
+        sinks.push_back(std::make_unique<shared_collector>());
+        component::link({*subs.back(), "outbox"}, {*sinks.back(), "inbox"});
+        f.activate(*subs.back());
+        f.activate(*sinks.back());
+    }
+    f.settle();
+    publish_to pub("B");
+    feeder<std::string> src({std::string(100, 'x'), std::string(200, 'y')}, false);
+    chain(src, pub);
+    f.activate(pub);
+    f.activate(src);
+    f.settle();
+
+    for (auto& s : sinks) REQUIRE(s->got.size() == 2);
+    for (std::size_t k = 0; k < 2; ++k) {
+        const std::string* first = sinks[0]->got[k].get();
+        for (auto& s : sinks) CHECK(s->got[k].get() == first);
+        CHECK(sinks[0]->got[k].use_count() == 3);
+    }
+    CHECK(*sinks[2]->got[1] == std::string(200, 'y'));
+}
+
+TEST_CASE("backplane: a subscriber destroyed or stopped mid-stream leaves cleanly", "[backplane]") {
+    fixture f;
+    backplane bp("B");
+    f.activate(bp);
+    subscribe_to keep("B");
+    collector keep_c;
+    chain(keep, keep_c);
+    auto gone = std::make_unique<subscribe_to>("B");
+    auto gone_c = std::make_unique<collector>();
+    chain(*gone, *gone_c);
+    auto stopped = std::make_unique<subscribe_to>("B");
+    for (component* c : std::vector<component*>{&keep, &keep_c, gone.get(), gone_c.get(), stopped.get()})
+        f.activate(*c);
+    f.settle();
+    REQUIRE(bp.subscribers() == 3);
+
+    publish_to pub("B");
+    feeder<int> src({1, 2}, false);
+    chain(src, pub);
+    f.activate(pub);
+    f.activate(src);
+    f.settle();
+
+    // Destroyed with messages still queued for it; stopped without running its end.
+    feeder<int> more({3}, false);
+    component::link({more, "outbox"}, {pub, "inbox"});
+    f.activate(more);
+    gone.reset();
+    stopped->stop();
+    f.settle();
+    CHECK(bp.subscribers() == 1);
+    stopped.reset();
+
+    feeder<int> last({4}, false);
+    component::link({last, "outbox"}, {pub, "inbox"});
+    f.activate(last);
+    f.settle();
+    CHECK(keep_c.values<int>() == std::vector<int>{1, 2, 3, 4});
+    CHECK(gone_c->values<int>() == std::vector<int>{1, 2});
+}
+
+TEST_CASE("backplane: destroying a running backplane ends its subscribers", "[backplane]") {
+    fixture f;
+    auto bp = std::make_unique<backplane>("B");
+    f.activate(*bp);
+    subscribe_to sub("B");
+    collector c;
+    chain(sub, c);
+    f.activate(sub);
+    f.activate(c);
+    publish_to pub("B");
+    feeder<int> src({1}, false);
+    chain(src, pub);
+    f.activate(pub);
+    f.activate(src);
+    f.settle();
+    REQUIRE(c.values<int>() == std::vector<int>{1});
+
+    bp.reset();
+    f.settle();
+    CHECK_FALSE(sub.subscribed());
+    CHECK(sub.finished());
+    REQUIRE(c.controls.size() == 1);
+    CHECK(c.controls[0].kind == ipc_kind::shutdown_microprocess);
+    CHECK_FALSE(f.sched.services().has(backplane::service_name("B")));
+
+    // The publisher's link went with the backplane: what it gets now is discarded.
+    feeder<int> more({2, 3}, false);
+    component::link({more, "outbox"}, {pub, "inbox"});
+    f.activate(more);
+    f.settle();
+    CHECK(pub.discarded() == 2);
+}
+
+TEST_CASE("backplane: publish_to as a forwarder also passes its input on", "[backplane]") {
+    fixture f;
+    backplane bp("B");
+    f.activate(bp);
+    subscribe_to sub("B");
+    collector sub_c, fwd_c;
+    chain(sub, sub_c);
+    f.activate(sub);
+    f.activate(sub_c);
+    f.settle();
+
+    publish_to pub("B", true);
+    feeder<std::string> src({"a", "b", "c"});
+    chain(src, pub);
+    chain(pub, fwd_c);
+    f.activate(pub);
+    f.activate(fwd_c);
+    f.activate(src);
+    f.settle();
+    CHECK(fwd_c.values<std::string>() == std::vector<std::string>{"a", "b", "c"});
+    CHECK(sub_c.values<std::string>() == std::vector<std::string>{"a", "b", "c"});
+    REQUIRE(fwd_c.controls.size() == 1);
+    CHECK(fwd_c.controls[0].kind == ipc_kind::producer_finished);
+    CHECK_FALSE(sub.finished());
+}
+
+TEST_CASE("backplane: the chat shape, publish_to then subscribe_to in each client's chain", "[backplane]") {
+    fixture f;
+    backplane chat("CHAT");
+    f.activate(chat);
+    // client k: feeder → publish_to → subscribe_to → collector
+    struct client {
+        feeder<std::string> in;
+        publish_to pub{"CHAT"};
+        subscribe_to sub{"CHAT"};
+        collector out;
+        explicit client(std::vector<std::string> lines) : in(std::move(lines), false) {}
+    };
+    client alice({"alice: hi"}), bob({"bob: hello", "bob: bye"});
+    for (client* c : {&alice, &bob}) {
+        chain(c->pub, c->sub);
+        chain(c->sub, c->out);
+        f.activate(c->out);
+        f.activate(c->sub);
+        f.activate(c->pub);
+    }
+    f.settle();
+    for (client* c : {&alice, &bob}) {
+        chain(c->in, c->pub);
+        f.activate(c->in);
+    }
+    f.settle();
+    std::vector<std::string> all{"alice: hi", "bob: hello", "bob: bye"};
+    CHECK(alice.out.values<std::string>() == all);
+    CHECK(bob.out.values<std::string>() == all);
+
+    // Bob disconnects: the end travels publish_to.signal → subscribe_to.control.
+    bob.pub.in("control").push_forced(message(socket_shutdown("peer closed")));
+    f.settle();
+    CHECK(bob.pub.finished());
+    CHECK(bob.sub.finished());
+    REQUIRE(bob.out.controls.size() == 1);
+    CHECK(bob.out.controls[0].kind == ipc_kind::socket_shutdown);
+    CHECK(chat.subscribers() == 1);
+    CHECK_FALSE(chat.finished());
+
+    feeder<std::string> more({"alice: anyone?"}, false);
+    component::link({more, "outbox"}, {alice.pub, "inbox"});
+    f.activate(more);
+    f.settle();
+    CHECK(alice.out.values<std::string>().back() == "alice: anyone?");
+    CHECK(bob.out.values<std::string>().size() == 3);
+}
+
+TEST_CASE("backplane: other control messages pass through a subscriber", "[backplane]") {
+    fixture f;
+    backplane bp("B");
+    f.activate(bp);
+    subscribe_to sub("B");
+    collector c;
+    c.stop_on_end = false;
+    chain(sub, c);
+    f.activate(sub);
+    f.activate(c);
+    f.settle();
+    sub.in("control").push_forced(message(ipc{ipc_kind::notify, "hello", 0}));
+    f.settle();
+    CHECK_FALSE(sub.finished());
+    REQUIRE(c.controls.size() == 1);
+    CHECK(c.controls[0].text == "hello");
+}
+
+TEST_CASE("backplane: one publisher, a hundred subscribers", "[backplane][scale]") {
+    fixture f;
+    backplane bp("B");
+    f.activate(bp);
+    constexpr int n_subs = 100, n_msgs = 2000;
+    std::vector<std::unique_ptr<subscribe_to>> subs;
+    std::vector<std::unique_ptr<collector>> sinks;
+    for (int i = 0; i < n_subs; ++i) {
+        subs.push_back(std::make_unique<subscribe_to>("B"));
+        sinks.push_back(std::make_unique<collector>());
+        chain(*subs.back(), *sinks.back());
+        f.activate(*subs.back());
+        f.activate(*sinks.back());
+    }
+    f.settle();
+    publish_to pub("B");
+    feeder<int> src(iota(1, n_msgs));
+    chain(src, pub);
+    f.activate(pub);
+    f.activate(src);
+    f.settle();
+    CHECK(bp.published() == n_msgs);
+    CHECK(bp.delivered() == std::uint64_t(n_msgs) * n_subs);
+    CHECK(bp.dropped() == 0);
+    for (auto& s : sinks) REQUIRE(s->items.size() == std::size_t(n_msgs));
+    CHECK(sinks[0]->values<int>() == iota(1, n_msgs));
+    CHECK(sinks[n_subs - 1]->values<int>() == iota(1, n_msgs));
+    // Each subscriber woke once per batch, not once per message.
+    CHECK(subs[0]->wakeups() < std::uint32_t(n_msgs));
+}
