@@ -194,7 +194,9 @@ int serve(const std::vector<std::string>& which, const std::map<std::string, ser
                 servers.push_back(s.get());
                 owned.push_back(std::move(s));
             } else if (name == "chat") {
-                auto bp = std::make_unique<k::backplane>("CHAT");
+                // A client that does not read is cut off once its queue is
+                // full; the others never wait for it.
+                auto bp = std::make_unique<k::backplane>("CHAT", k::delivery_policy::fail);
                 bp->activate(sched);
                 services.push_back(bp.get());
                 owned.push_back(std::move(bp));

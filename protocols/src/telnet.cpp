@@ -46,6 +46,8 @@ void telnet_decoder::feed(std::string_view in, std::string& out) {
 }
 
 std::string telnet_lines::preprocess(std::string chunk) {
+    // Most chunks carry no IAC at all: pass them through without a copy.
+    if (decoder_.idle() && chunk.find(static_cast<char>(telnet::iac)) == std::string::npos) return chunk;
     std::string out;
     out.reserve(chunk.size());
     decoder_.feed(chunk, out);

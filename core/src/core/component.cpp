@@ -484,6 +484,7 @@ component::event_awaiter component::wait_events(std::uint8_t events, std::option
 
 void component::event_awaiter::await_suspend(std::coroutine_handle<> h) {
     std::uint8_t flags = events;
+    if (events & ev_control) self->wait_box_ = &self->control_;
     if (timeout) {
         self->arm_timer(self->sched_->now() + *timeout);
         flags |= detail::wait_timer;
@@ -646,7 +647,9 @@ void component::release_all_waiters() noexcept {
 void component::teardown() noexcept {
     if (sched_) {
         sched_->services().deregister_all(*this);
-        if (state_ == component_state::active) --sched_->live_;
+        // Active, or finished and not reaped yet (stopped, then destroyed
+        // before the scheduler got to it): still counted as live.
+        if (state_ == component_state::active || state_ == component_state::finished) --sched_->live_;
         sched_->dequeue_everywhere(this);
         if (!parent_ && state_ != component_state::created) sched_->remove_top(this);
         if (ext_ && ext_->heap_index != static_cast<std::size_t>(-1)) sched_->timer_remove(this);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <optional>
 #include <span>
 
 namespace kamaelia {
@@ -99,6 +100,7 @@ bool connected_socket_adapter::flush() {
 task connected_socket_adapter::main() {
     last_rx_ = sched()->now();
     bool graceful_close = false; // producer_finished: flush, then close
+    std::optional<time_point> close_deadline;
     bool abort = false;
     readable_ = true; // try a read at once: data may already be there
     while (!abort) {
@@ -137,6 +139,14 @@ task connected_socket_adapter::main() {
             reason_ = "closed by handler";
             break;
         }
+        if (graceful_close) {
+            // A peer that never reads must not hold the connection open.
+            if (!close_deadline) close_deadline = sched()->now() + opt_.close_timeout;
+            if (sched()->now() >= *close_deadline) {
+                reason_ = "closed by handler; the peer did not read the rest";
+                break;
+            }
+        }
 
         // Read what is there, within the budget.
         if (readable_ && !read_closed_ && !read_paused_) {
@@ -173,10 +183,15 @@ task connected_socket_adapter::main() {
             graceful_close = true;
         }
         arm_read();
+        std::optional<duration> limit;
+        if (close_deadline) limit = *close_deadline - sched()->now();
         if (readable_) {
             co_await yield();
+        } else if (queued_bytes_ >= opt_.high_watermark) {
+            // Full: the inbox waits; only the socket (or "stop") can change things.
+            co_await wait_events(ev_external | ev_control, limit);
         } else {
-            co_await wait_any_or_external();
+            co_await wait_events(ev_inbox | ev_external, limit);
         }
     }
     if (reason_.empty()) reason_ = read_closed_ ? "peer closed" : "closed";

@@ -122,7 +122,8 @@ enum state_flag : std::uint8_t {
     flag_parent_waits = 8, // the parent awaits this child's done()
     flag_scheduler_owned = 16,
     flag_shutdown_seen = 32,
-    flag_external = 64, // signal_external() arrived before it was awaited
+    flag_external = 64,    // signal_external() arrived before it was awaited
+    flag_child_done = 128, // a child finished since the last wait_events(ev_children)
 };
 
 } // namespace detail
@@ -238,7 +239,8 @@ public:
     // component (see kamaelia/core/io_anchor.hpp).
     enum event : std::uint8_t {
         ev_inbox = detail::wait_any_inbox,   // any inbox has data (or an end message was seen)
-        ev_children = detail::wait_child,    // a child finished
+        ev_control = detail::wait_one_box,   // "control" has data
+        ev_children = detail::wait_child,    // a child finished since the last such wait (edge)
         ev_external = detail::wait_external, // signal_external()
     };
     struct event_awaiter;
@@ -345,6 +347,7 @@ private:
     void finish_links_and_children() noexcept;
     void arm_timer(time_point t);
     void child_finished(component* c) noexcept {
+        flags_ |= detail::flag_child_done;
         if ((wait_flags_ & detail::wait_child) || (c->flags_ & detail::flag_parent_waits)) wake();
     }
     void destroy_frame() noexcept;
@@ -490,12 +493,14 @@ struct component::event_awaiter {
         if ((events & ev_external) && (self->flags_ & detail::flag_external)) return true;
         if ((events & ev_inbox) && ((self->flags_ & detail::flag_shutdown_seen) || !self->any_ready().empty()))
             return true;
-        if ((events & ev_children) && self->any_child_finished()) return true;
+        if ((events & ev_control) && !self->control_.empty()) return true;
+        if ((events & ev_children) && (self->flags_ & detail::flag_child_done)) return true;
         return timeout && *timeout <= duration::zero();
     }
     void await_suspend(std::coroutine_handle<> h);
     void await_resume() noexcept {
         if (events & ev_external) self->flags_ &= ~detail::flag_external;
+        if (events & ev_children) self->flags_ &= ~detail::flag_child_done;
     }
 };
 

@@ -31,6 +31,7 @@ struct csa_options {
     std::size_t high_watermark = 256 * 1024; // pending write bytes that pause reading
     std::size_t low_watermark = 64 * 1024;   // ...and resume it
     std::size_t read_budget = 64 * 1024;     // bytes read per wake-up (fairness)
+    duration close_timeout = std::chrono::seconds(10); // a graceful close that cannot flush gives up
 };
 
 class connected_socket_adapter : public component {

@@ -30,6 +30,8 @@ public:
     // Appends the data bytes of `in` to `out`.
     void feed(std::string_view in, std::string& out);
     std::uint64_t commands_seen() const noexcept { return commands_; }
+    // Not in the middle of a command: data bytes pass through unchanged.
+    bool idle() const noexcept { return state_ == st::data; }
 
 private:
     enum class st : std::uint8_t { data, iac, option, sub, sub_iac } state_ = st::data;
