@@ -622,6 +622,7 @@ void component::finish_links_and_children() noexcept {
     if (ext_) {
         while (component* c = ext_->first_child) {
             c->detach_from_parent();
+            c->teardown(); // the frame goes while the derived object is whole
             delete c;
         }
     }
@@ -651,7 +652,9 @@ void component::teardown() noexcept {
         // before the scheduler got to it): still counted as live.
         if (state_ == component_state::active || state_ == component_state::finished) --sched_->live_;
         sched_->dequeue_everywhere(this);
-        if (!parent_ && state_ != component_state::created) sched_->remove_top(this);
+        // A reaped top-level component has already left the list.
+        if (!parent_ && (state_ == component_state::active || state_ == component_state::finished))
+            sched_->remove_top(this);
         if (ext_ && ext_->heap_index != static_cast<std::size_t>(-1)) sched_->timer_remove(this);
     }
     destroy_frame();
@@ -665,6 +668,7 @@ void component::teardown() noexcept {
 void component::remove_child(component& c) {
     if (c.parent_ != this) throw bad_component(c.name() + " is not a child of " + name());
     c.detach_from_parent();
+    c.teardown(); // the frame goes while the derived object is whole
     delete &c;
 }
 

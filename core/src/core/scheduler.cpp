@@ -55,6 +55,7 @@ scheduler::~scheduler() {
         c->next_sibling_ = nullptr;
         if (c->flags_ & detail::flag_scheduler_owned) {
             c->parent_ = nullptr;
+            c->teardown(); // the frame goes while the derived object is whole
             delete c;
         } else {
             c->teardown();
@@ -363,8 +364,9 @@ void scheduler::loop(bool forever) {
             since_poll = 0;
             poll_io();
         }
-        if (rq_size_) continue;
+        if (rq_size_ || !reap_.empty()) continue;
         if (!forever && live_ == 0) break;
+        if (stop_.load(std::memory_order_acquire)) break; // a stop() that poll() consumed
         block();
     }
     stop_.store(false, std::memory_order_release);

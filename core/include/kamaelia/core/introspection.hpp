@@ -1,0 +1,139 @@
+// A snapshot of a scheduler's live component graph, and two renderings of
+// it: the original Introspector's text protocol (what Kamaelia's
+// AxonVisualiser draws) as diffs between snapshots, and Graphviz dot.
+//
+//   auto g = kamaelia::introspection::snapshot(sched);   // on the scheduler thread
+//   kamaelia::introspection::text_differ diff;
+//   send(diff.update(g));      // "DEL ALL" + every node and link the first time
+//   ...                        // then only what changed
+//   std::ofstream("graph.dot") << kamaelia::introspection::to_dot(g);
+//
+// Beyond the original (spec §6, §8.12) every snapshot carries counters:
+// per component wake-ups, messages sent and CPU time (scheduler profiling on);
+// per inbox depth, limit, messages ever delivered and parked senders.
+//
+// snapshot() reads the graph directly, so it runs on the scheduler's thread
+// (inside a component, or while the scheduler is not running);
+// request_snapshot() takes one from any other thread.
+#pragma once
+
+#include <kamaelia/core/box.hpp>
+#include <kamaelia/core/component.hpp>
+#include <kamaelia/core/scheduler.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <future>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace kamaelia::introspection {
+
+enum class box_kind : std::uint8_t { inbox, outbox };
+
+struct box_snapshot {
+    std::string name;
+    box_kind kind = box_kind::inbox;
+    std::string description;
+    std::size_t depth = 0;          // messages waiting (inboxes)
+    std::uint64_t delivered = 0;    // messages ever delivered into it (inboxes)
+    std::size_t parked = 0;         // senders waiting for room (inboxes)
+    std::uint32_t limit = 0;        // the bound (inboxes)
+};
+
+struct component_snapshot {
+    std::uint32_t id = 0;
+    std::string name;
+    std::uint32_t parent = 0;       // 0: top level
+    component_state state = component_state::created;
+    bool failed = false;
+    std::uint32_t wakeups = 0;
+    std::uint32_t sent = 0;
+    std::uint64_t cpu_ns = 0;
+    std::vector<box_snapshot> boxes;
+
+    const box_snapshot* find_box(std::string_view name) const noexcept;
+};
+
+struct link_snapshot {
+    std::uint32_t source = 0;
+    std::string source_box;
+    std::uint32_t sink = 0;
+    std::string sink_box;
+    int passthrough = 0;            // 0 outbox→inbox, 1 inbox→inbox, 2 outbox→outbox
+    delivery_policy policy = delivery_policy::suspend;
+};
+
+struct graph {
+    std::vector<component_snapshot> components; // parents before their children
+    std::vector<link_snapshot> links;
+
+    const component_snapshot* find(std::uint32_t id) const noexcept;
+    const component_snapshot* find(std::string_view name) const noexcept;
+};
+
+// Walks every top-level component and its children (and anything reachable
+// only through a link). Scheduler thread only.
+graph snapshot(const scheduler& s);
+// From any thread: the snapshot is taken on the scheduler thread when it next
+// runs its posted requests (broken_promise if the scheduler goes first).
+std::future<graph> request_snapshot(scheduler& s);
+
+std::string_view to_string(component_state s) noexcept;
+std::string_view to_string(box_kind k) noexcept;
+
+// The text protocol's node ids: the numeric id for a component, the text of
+// the Python tuple (id, 'i'|'o', name) for a box: (5, 'i', 'inbox').
+std::string component_node_id(std::uint32_t id);
+std::string box_node_id(std::uint32_t component, box_kind kind, std::string_view box);
+
+// The Introspector's text protocol as diffs between snapshots. The first
+// update() starts with "DEL ALL"; every update lists, in this order,
+//   DEL LINK "a" "b"
+//   DEL NODE "id"
+//   ADD NODE "id" "name" randompos component|inbox|outbox
+//     (a box node is followed by ADD LINK "component" "box")
+//   ADD LINK "a" "b"
+// Components are added before boxes (a box's owner link needs its
+// component) and deleted after them; otherwise lines are in id order.
+// Empty when nothing changed.
+class text_differ {
+public:
+    std::string update(const graph& g);
+    // The next update() starts again with "DEL ALL".
+    void reset();
+
+private:
+    // Key: (0 component | 1 box, component id, node id) - the emission order.
+    using node_key = std::tuple<int, std::uint32_t, std::string>;
+    bool started_ = false;
+    std::map<node_key, std::string> nodes_;               // → ADD lines
+    std::set<std::pair<std::string, std::string>> links_; // box → box
+};
+
+// Graphviz: one cluster per component that has children, one record node per
+// component listing its boxes (inbox depth/limit shown), one edge per link.
+std::string to_dot(const graph& g);
+
+// Emits the text protocol on "outbox" every `interval` while the graph
+// changes (spec §6's Introspector, without its busy loop). Ends on an end
+// notice on "control", which it forwards.
+class introspector : public component {
+public:
+    explicit introspector(duration interval = std::chrono::seconds(1)) : interval_(interval) {}
+    std::string type_name() const override { return "introspector"; }
+
+private:
+    task main() override;
+    bool should_end();
+    duration interval_;
+    text_differ differ_;
+};
+
+} // namespace kamaelia::introspection

@@ -1,0 +1,322 @@
+#include <kamaelia/core/introspection.hpp>
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace kamaelia::introspection {
+
+// ---- lookups ----------------------------------------------------------------------
+
+const box_snapshot* component_snapshot::find_box(std::string_view n) const noexcept {
+    for (const auto& b : boxes)
+        if (b.name == n) return &b;
+    return nullptr;
+}
+
+const component_snapshot* graph::find(std::uint32_t id) const noexcept {
+    for (const auto& c : components)
+        if (c.id == id) return &c;
+    return nullptr;
+}
+
+const component_snapshot* graph::find(std::string_view n) const noexcept {
+    for (const auto& c : components)
+        if (c.name == n) return &c;
+    return nullptr;
+}
+
+std::string_view to_string(component_state s) noexcept {
+    switch (s) {
+    case component_state::created: return "created";
+    case component_state::active: return "active";
+    case component_state::finished: return "finished";
+    case component_state::reaped: return "reaped";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(box_kind k) noexcept { return k == box_kind::inbox ? "inbox" : "outbox"; }
+
+// ---- snapshot -----------------------------------------------------------------------
+
+namespace {
+
+component_snapshot describe(const component& c) {
+    component_snapshot s;
+    s.id = c.id();
+    s.name = c.name();
+    s.parent = c.parent() ? c.parent()->id() : 0;
+    s.state = c.state();
+    s.failed = c.failed();
+    s.wakeups = c.wakeups();
+    s.sent = c.sent();
+    s.cpu_ns = c.cpu_ns();
+    for (const auto& info : c.boxes()) {
+        box_snapshot b;
+        b.name = std::string(info.name);
+        b.description = std::string(info.description);
+        if (info.b->is_inbox()) {
+            const auto& ib = static_cast<const inbox&>(*info.b);
+            b.kind = box_kind::inbox;
+            b.depth = ib.size();
+            b.delivered = ib.delivered();
+            b.parked = ib.parked_senders();
+            b.limit = ib.limit();
+        } else {
+            b.kind = box_kind::outbox;
+        }
+        s.boxes.push_back(std::move(b));
+    }
+    return s;
+}
+
+} // namespace
+
+graph snapshot(const scheduler& s) {
+    std::vector<const component*> order;
+    std::unordered_set<const component*> seen;
+    std::function<void(const component*)> walk = [&](const component* c) {
+        if (!seen.insert(c).second) return;
+        order.push_back(c);
+        for (const component* k : c->children()) walk(k);
+    };
+    std::vector<component*> top = s.top_level();
+    std::sort(top.begin(), top.end(), [](const component* a, const component* b) { return a->id() < b->id(); });
+    for (const component* c : top) walk(c);
+
+    graph g;
+    std::unordered_set<const linkage*> links_seen;
+    // Index loop: components reachable only through a link join `order`.
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        for (const linkage* l : order[i]->links()) {
+            if (!links_seen.insert(l).second) continue;
+            g.links.push_back(link_snapshot{l->source()->id(), std::string(l->source_box_name()), l->sink()->id(),
+                                            std::string(l->sink_box_name()), l->passthrough(), l->policy()});
+            walk(l->source());
+            walk(l->sink());
+        }
+    }
+    g.components.reserve(order.size());
+    for (const component* c : order) g.components.push_back(describe(*c));
+    return g;
+}
+
+std::future<graph> request_snapshot(scheduler& s) {
+    auto p = std::make_shared<std::promise<graph>>();
+    std::future<graph> f = p->get_future();
+    s.post([p, &s] {
+        try {
+            p->set_value(snapshot(s));
+        } catch (...) {
+            p->set_exception(std::current_exception());
+        }
+    });
+    return f;
+}
+
+// ---- text protocol --------------------------------------------------------------------
+
+std::string component_node_id(std::uint32_t id) { return std::to_string(id); }
+
+std::string box_node_id(std::uint32_t component, box_kind kind, std::string_view box) {
+    // Python's str() of the tuple the original used as the id.
+    std::string s = "(" + std::to_string(component) + ", '";
+    s += kind == box_kind::inbox ? 'i' : 'o';
+    s += "', '";
+    s += box;
+    s += "')";
+    return s;
+}
+
+namespace {
+
+// The protocol quotes with '"' and has no escape: keep names parseable.
+std::string quoted(std::string_view s) {
+    std::string q = "\"";
+    for (char c : s) q += (c == '"' || c == '\n' || c == '\r') ? '\'' : c;
+    q += '"';
+    return q;
+}
+
+} // namespace
+
+std::string text_differ::update(const graph& g) {
+    std::map<node_key, std::string> nodes;
+    std::set<std::pair<std::string, std::string>> links;
+    for (const auto& c : g.components) {
+        std::string cid = component_node_id(c.id);
+        nodes[{0, c.id, cid}] = "ADD NODE " + quoted(cid) + " " + quoted(c.name) + " randompos component\n";
+        for (const auto& b : c.boxes) {
+            std::string bid = box_node_id(c.id, b.kind, b.name);
+            nodes[{1, c.id, bid}] = "ADD NODE " + quoted(bid) + " " + quoted(b.name) + " randompos " +
+                                    std::string(to_string(b.kind)) + "\nADD LINK " + quoted(cid) + " " +
+                                    quoted(bid) + "\n";
+        }
+    }
+    for (const auto& l : g.links) {
+        // Kind 1 starts at an inbox, kind 2 ends at an outbox (spec §6).
+        box_kind src = l.passthrough == 1 ? box_kind::inbox : box_kind::outbox;
+        box_kind dst = l.passthrough == 2 ? box_kind::outbox : box_kind::inbox;
+        links.emplace(box_node_id(l.source, src, l.source_box), box_node_id(l.sink, dst, l.sink_box));
+    }
+
+    std::string del_links, del_nodes, add_nodes, add_links;
+    for (const auto& l : links_)
+        if (!links.count(l)) del_links += "DEL LINK " + quoted(l.first) + " " + quoted(l.second) + "\n";
+    // Boxes go before their components: walk the old nodes backwards.
+    for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it)
+        if (!nodes.count(it->first)) del_nodes += "DEL NODE " + quoted(std::get<2>(it->first)) + "\n";
+    for (const auto& [key, line] : nodes)
+        if (!nodes_.count(key)) add_nodes += line;
+    for (const auto& l : links)
+        if (!links_.count(l)) add_links += "ADD LINK " + quoted(l.first) + " " + quoted(l.second) + "\n";
+
+    std::string out = started_ ? std::string() : std::string("DEL ALL\n");
+    started_ = true;
+    out += del_links + del_nodes + add_nodes + add_links;
+    nodes_ = std::move(nodes);
+    links_ = std::move(links);
+    return out;
+}
+
+void text_differ::reset() {
+    started_ = false;
+    nodes_.clear();
+    links_.clear();
+}
+
+// ---- Graphviz -------------------------------------------------------------------------
+
+namespace {
+
+// Text inside a record field: the record syntax characters are escaped.
+std::string record_text(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '{' || c == '}' || c == '|' || c == '<' || c == '>' || c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out;
+}
+
+std::string dot_string(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + "\"";
+}
+
+std::string node_name(std::uint32_t id) { return "c" + std::to_string(id); }
+
+// Ports are positional (box names may hold anything).
+std::string port_of(const component_snapshot& c, std::string_view box) {
+    int in = 0, out = 0;
+    for (const auto& b : c.boxes) {
+        bool is_in = b.kind == box_kind::inbox;
+        if (b.name == box) return (is_in ? "i" : "o") + std::to_string(is_in ? in : out);
+        (is_in ? in : out)++;
+    }
+    return {};
+}
+
+void emit_node(std::string& out, const component_snapshot& c, const std::string& indent) {
+    std::string ins, outs;
+    int in = 0, o = 0;
+    for (const auto& b : c.boxes) {
+        if (b.kind == box_kind::inbox) {
+            if (!ins.empty()) ins += "|";
+            ins += "<i" + std::to_string(in++) + "> " + record_text(b.name);
+            if (b.depth || b.parked) {
+                ins += " " + std::to_string(b.depth) + "/" + std::to_string(b.limit);
+                if (b.parked) ins += " +" + std::to_string(b.parked) + " parked";
+            }
+        } else {
+            if (!outs.empty()) outs += "|";
+            outs += "<o" + std::to_string(o++) + "> " + record_text(b.name);
+        }
+    }
+    std::string title = record_text(c.name) + "\\n" + std::string(to_string(c.state));
+    if (c.failed) title += " (failed)";
+    // Already escaped for a record (record_text): quoted as it is.
+    std::string label = "{{" + ins + "}|" + title + "|{" + outs + "}}";
+    out += indent + node_name(c.id) + " [label=\"" + label + "\"];\n";
+}
+
+} // namespace
+
+std::string to_dot(const graph& g) {
+    std::unordered_map<std::uint32_t, std::vector<const component_snapshot*>> kids;
+    std::vector<const component_snapshot*> roots;
+    for (const auto& c : g.components) {
+        if (c.parent && g.find(c.parent)) {
+            kids[c.parent].push_back(&c);
+        } else {
+            roots.push_back(&c);
+        }
+    }
+    std::string out = "digraph kamaelia {\n  rankdir=LR;\n  node [shape=record, fontname=\"Helvetica\", fontsize=10];\n";
+    std::function<void(const component_snapshot*, const std::string&)> emit = [&](const component_snapshot* c,
+                                                                                  const std::string& indent) {
+        auto it = kids.find(c->id);
+        if (it == kids.end()) {
+            emit_node(out, *c, indent);
+            return;
+        }
+        // A parent and its children share a cluster, nested like the ownership.
+        out += indent + "subgraph cluster_" + node_name(c->id) + " {\n";
+        out += indent + "  label=" + dot_string(c->name) + ";\n" + indent + "  style=dashed;\n";
+        emit_node(out, *c, indent + "  ");
+        for (const component_snapshot* k : it->second) emit(k, indent + "  ");
+        out += indent + "}\n";
+    };
+    for (const component_snapshot* c : roots) emit(c, "  ");
+    for (const auto& l : g.links) {
+        const component_snapshot* src = g.find(l.source);
+        const component_snapshot* dst = g.find(l.sink);
+        if (!src || !dst) continue;
+        out += "  " + node_name(l.source) + ":" + port_of(*src, l.source_box) + " -> " + node_name(l.sink) + ":" +
+               port_of(*dst, l.sink_box);
+        std::vector<std::string> attrs;
+        if (l.passthrough != 0) attrs.push_back("style=dashed");
+        if (l.policy != delivery_policy::suspend) attrs.push_back("label=" + dot_string(to_string(l.policy)));
+        if (!attrs.empty()) {
+            out += " [";
+            for (std::size_t i = 0; i < attrs.size(); ++i) out += (i ? ", " : "") + attrs[i];
+            out += "]";
+        }
+        out += ";\n";
+    }
+    out += "}\n";
+    return out;
+}
+
+// ---- the introspector component ----------------------------------------------------------
+
+task introspector::main() {
+    for (;;) {
+        std::string text = differ_.update(snapshot(*sched()));
+        if (!text.empty()) co_await send(std::move(text), "outbox");
+        if (should_end()) break;
+        co_await wait_any_for(interval_);
+        if (should_end()) break;
+    }
+    forward_shutdown();
+}
+
+bool introspector::should_end() {
+    for (;;) {
+        while (recv_message("inbox")) {
+            // data is not for us
+        }
+        if (shutdown_requested()) return true;
+        // Drop a control notice that is not an end, so waiting does not spin.
+        if (!recv_message("control")) return false;
+    }
+}
+
+} // namespace kamaelia::introspection
