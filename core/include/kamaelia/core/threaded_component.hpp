@@ -48,6 +48,7 @@
 // class are gone before this base class can join the thread.
 #pragma once
 
+#include <kamaelia/core/detail/typed_take.hpp>
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/core/errors.hpp>
 #include <kamaelia/core/ipc.hpp>
@@ -153,22 +154,11 @@ private:
     static void interrupt_thunk(void* self) noexcept { static_cast<threaded_component*>(self)->interrupt(); }
     template <class T>
     static void check_type(const message& m) {
-        if constexpr (detail::is_shared_v<T>) {
-            if (!m.holds<typename T::element_type>()) m.throw_mismatch<T>();
-        } else if constexpr (!std::is_same_v<T, message>) {
-            if (!m.holds<T>()) m.throw_mismatch<T>();
-        }
+        detail::check_type<T>(m);
     }
     template <class T>
     static std::optional<T> unwrap(std::optional<message> m) {
-        if (!m) return std::nullopt;
-        if constexpr (detail::is_shared_v<T>) {
-            return m->template take_shared<typename T::element_type>();
-        } else if constexpr (std::is_same_v<T, message>) {
-            return std::move(*m);
-        } else {
-            return m->template take<T>();
-        }
+        return detail::unwrap<T>(std::move(m));
     }
     using check_fn = void (*)(const message&);
     std::optional<message> pop(box_name b, check_fn check, bool block, duration timeout);
