@@ -224,6 +224,8 @@ private:
     }
     // Locks held: validate all, write the modified ones.
     void commit_locked(const std::vector<value<T>*>& vs);
+    // Locks, commits, unlocks (also when the commit throws).
+    void commit_values(const std::vector<value<T>*>& vs, lock_mode mode);
     bool changed(const value<T>& v) {
         std::lock_guard<std::mutex> lk(v.cell_->lock);
         return v.cell_->version != v.version_;
@@ -332,16 +334,20 @@ collection<T> store<T>::checkout(std::vector<std::string> keys, lock_mode mode) 
 }
 
 template <class T>
-void value<T>::commit(lock_mode mode) {
-    std::vector<value<T>*> vs{this};
-    store<T>::lock_all(vs, mode);
+void store<T>::commit_values(const std::vector<value<T>*>& vs, lock_mode mode) {
+    lock_all(vs, mode);
     try {
-        store_->commit_locked(vs);
+        commit_locked(vs);
     } catch (...) {
-        store<T>::unlock_all(vs);
+        unlock_all(vs);
         throw;
     }
-    store<T>::unlock_all(vs);
+    unlock_all(vs);
+}
+
+template <class T>
+void value<T>::commit(lock_mode mode) {
+    store_->commit_values({this}, mode);
 }
 
 template <class T>
@@ -349,14 +355,7 @@ void collection<T>::commit(lock_mode mode) {
     std::vector<value<T>*> vs;
     vs.reserve(values_.size());
     for (auto& v : values_) vs.push_back(&v);
-    store<T>::lock_all(vs, mode);
-    try {
-        store_->commit_locked(vs);
-    } catch (...) {
-        store<T>::unlock_all(vs);
-        throw;
-    }
-    store<T>::unlock_all(vs);
+    store_->commit_values(vs, mode);
 }
 
 template <class T>
