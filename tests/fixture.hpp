@@ -78,6 +78,43 @@ struct collector : component {
     }
 };
 
+// Takes nothing until released (a consumer that has stalled), then
+// records like test::collector.
+struct gate : component {
+    bool open = false;
+    std::vector<message> items;
+    std::vector<ipc> controls;
+    task main() override {
+        if (!open) co_await wait_for("control"); // inbox data does not wake it
+        for (;;) {
+            while (auto m = recv_message("inbox")) items.push_back(std::move(*m));
+            bool ended = false;
+            while (auto c = recv_message("control")) {
+                const ipc* i = c->peek<ipc>();
+                if (!i || i->kind == ipc_kind::notify) continue; // the release itself
+                controls.push_back(*i);
+                ended = ended || i->ends();
+            }
+            if (ended) {
+                while (auto m = recv_message("inbox")) items.push_back(std::move(*m));
+                co_return;
+            }
+            co_await wait_any();
+        }
+    }
+    void release() {
+        open = true;
+        in("control").push_forced(message(ipc{ipc_kind::notify, "open", 0}));
+    }
+    template <class T>
+    std::vector<T> values() const {
+        std::vector<T> v;
+        for (auto& m : items)
+            if (auto* p = m.peek<T>()) v.push_back(*p);
+        return v;
+    }
+};
+
 // Sends the given values, then producer_finished on "signal" (unless told not to).
 template <class T>
 struct feeder : component {

@@ -24,41 +24,7 @@ namespace {
 void link_data(component& a, box_name out, component& b) { component::link({a, out}, {b, "inbox"}); }
 void link_signal(component& a, box_name sig, component& b) { component::link({a, sig}, {b, "control"}); }
 
-// Takes nothing until released, then records like test::collector.
-struct stalled_collector : component {
-    bool open = false;
-    std::vector<message> items;
-    std::vector<ipc> controls;
-    task main() override {
-        if (!open) co_await wait_for("control");
-        for (;;) {
-            while (auto m = recv_message("inbox")) items.push_back(std::move(*m));
-            bool ended = false;
-            while (auto c = recv_message("control")) {
-                const ipc* i = c->peek<ipc>();
-                if (!i || i->kind == ipc_kind::notify) continue;
-                controls.push_back(*i);
-                ended = ended || i->ends();
-            }
-            if (ended) {
-                while (auto m = recv_message("inbox")) items.push_back(std::move(*m));
-                co_return;
-            }
-            co_await wait_any();
-        }
-    }
-    void release() {
-        open = true;
-        in("control").push_forced(message(ipc{ipc_kind::notify, "open", 0}));
-    }
-    template <class T>
-    std::vector<T> values() const {
-        std::vector<T> v;
-        for (auto& m : items)
-            if (auto* p = m.peek<T>()) v.push_back(*p);
-        return v;
-    }
-};
+using stalled_collector = kamaelia::test::gate;
 
 std::vector<int> iota(int from, int to) {
     std::vector<int> v;
