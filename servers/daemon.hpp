@@ -1,0 +1,160 @@
+// The daemon's plug-in points. Every sub-command of `kamaelia` lives in its
+// own servers/cmd_<name>.cpp and registers itself here at static-init time,
+// so adding a server never edits main.cpp:
+//
+//   - a *server module* is a listening server: it gets the common flags
+//     (--bind, --port, ...), a section of its own in the config file, and a
+//     place in `kamaelia all` (in `order`);
+//   - a *tool module* is a one-shot command (grey-db, bbs-user, mcast-send,
+//     graph, ...): it sets up its own flags and returns the exit code.
+#pragma once
+
+#include "config.hpp"
+
+#include <kamaelia/core/component.hpp>
+#include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/net/server_core.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace kamaelia::daemon {
+
+// Flags every listening server takes; unset ones fall back to the config
+// file, then to the server's own defaults.
+struct server_flags {
+    std::optional<std::string> bind;
+    std::optional<std::uint16_t> port;
+    std::optional<std::size_t> max_connections;
+    std::optional<std::size_t> max_per_address;
+    std::optional<double> idle_timeout;
+    std::optional<std::size_t> max_line;
+};
+
+// The keys of server_flags, as they appear in a config section.
+inline const std::set<std::string>& common_server_keys() {
+    static const std::set<std::string> keys = {"bind",         "port",    "max-connections", "max-per-address",
+                                               "idle-timeout", "max-line"};
+    return keys;
+}
+
+// Applies default < file < flag to the settings server_core and its
+// subclasses share. `max_line` is taken if the server has one.
+template <class Server>
+void configure(Server& s, const std::string& section, const server_flags& f, const config_file* cf) {
+    auto secs = [](double v) { return std::chrono::duration_cast<duration>(std::chrono::duration<double>(v)); };
+    if (cf) {
+        if (auto v = cf->get(section, "bind")) s.bind_address = *v;
+        if (auto v = cf->get_port(section, "port")) s.port = *v;
+        if (auto v = cf->get_uint(section, "max-connections")) s.max_connections = *v;
+        if (auto v = cf->get_uint(section, "max-per-address")) s.max_per_address = *v;
+        if (auto v = cf->get_seconds(section, "idle-timeout")) s.inactivity_timeout = secs(*v);
+        if constexpr (requires { s.max_line; })
+            if (auto v = cf->get_uint(section, "max-line")) s.max_line = *v;
+    }
+    if (f.bind) s.bind_address = *f.bind;
+    if (f.port) s.port = *f.port;
+    if (f.max_connections) s.max_connections = *f.max_connections;
+    if (f.max_per_address) s.max_per_address = *f.max_per_address;
+    if (f.idle_timeout) s.inactivity_timeout = secs(*f.idle_timeout);
+    if constexpr (requires { s.max_line; })
+        if (f.max_line) s.max_line = *f.max_line;
+}
+
+// What a server module is given to build itself. Everything added here is
+// owned by the daemon and lives until the scheduler has stopped.
+class runtime {
+public:
+    runtime(scheduler& s, const config_file* cf, std::string data_dir)
+        : sched_(s), cf_(cf), data_dir_(std::move(data_dir)) {}
+
+    scheduler& sched() noexcept { return sched_; }
+    const config_file* config() const noexcept { return cf_; }
+    const std::string& data_dir() const noexcept { return data_dir_; }
+
+    // A listening server: activated and bound by the daemon (a busy port
+    // fails the start), told to stop serving on SIGTERM.
+    server_core& add_server(std::unique_ptr<server_core> s) {
+        servers_.push_back(s.get());
+        owned_.push_back(std::move(s));
+        return *servers_.back();
+    }
+    // A shared component (a backplane, a database front): activated now,
+    // sent shutdown_microprocess once the servers have been told to stop.
+    component& add_service(std::unique_ptr<component> c) {
+        c->activate(sched_);
+        services_.push_back(c.get());
+        owned_.push_back(std::move(c));
+        return *services_.back();
+    }
+    // Called on SIGHUP (after the logs are reopened): reload lists and such.
+    void on_reload(std::function<void()> f) { reload_.push_back(std::move(f)); }
+    // Called on SIGTERM/SIGINT before the servers stop serving.
+    void on_stop(std::function<void()> f) { stop_.push_back(std::move(f)); }
+    // Anything else that must outlive the scheduler run (a store, a thread).
+    template <class T>
+    T& keep(std::shared_ptr<T> p) {
+        kept_.push_back(p);
+        return *p;
+    }
+
+    const std::vector<server_core*>& servers() const noexcept { return servers_; }
+    const std::vector<component*>& services() const noexcept { return services_; }
+    void reload() {
+        for (auto& f : reload_) f();
+    }
+    void stopping() {
+        for (auto& f : stop_) f();
+    }
+
+private:
+    scheduler& sched_;
+    const config_file* cf_;
+    std::string data_dir_;
+    std::vector<server_core*> servers_;
+    std::vector<component*> services_;
+    std::vector<std::function<void()>> reload_;
+    std::vector<std::function<void()>> stop_;
+    std::vector<std::shared_ptr<void>> kept_;
+    std::vector<std::unique_ptr<component>> owned_; // last member: destroyed first
+};
+
+struct server_module {
+    std::string name;             // the sub-command and the config section
+    std::string help;             // one line for --help
+    int order = 100;              // start order in `kamaelia all`
+    bool in_all = true;           // part of `kamaelia all`
+    std::set<std::string> keys;   // config keys beyond common_server_keys()
+    // Adds the module's own flags (storage is the module's, e.g. statics).
+    std::function<void(CLI::App&)> add_flags;
+    // Builds the server(s): configure with `configure(...)`, then
+    // rt.add_server(...). Throw config_error for a bad value.
+    std::function<void(runtime&, const server_flags&)> build;
+};
+
+struct tool_module {
+    std::string name;
+    std::string help;
+    std::function<void(CLI::App&)> setup; // adds options and positionals
+    std::function<int()> run;             // runs once parsed; the exit code
+};
+
+std::vector<server_module>& server_modules();
+std::vector<tool_module>& tool_modules();
+
+// `static const kamaelia::daemon::register_server reg{{...}};` in a cmd_*.cpp.
+struct register_server {
+    explicit register_server(server_module m) { server_modules().push_back(std::move(m)); }
+};
+struct register_tool {
+    explicit register_tool(tool_module m) { tool_modules().push_back(std::move(m)); }
+};
+
+} // namespace kamaelia::daemon
