@@ -105,6 +105,18 @@ public:
         return *p;
     }
 
+    // One object shared by several modules of the same process (e.g. the
+    // greylist that both `grey` and `policy` use under `kamaelia all`):
+    // made by `make` the first time `key` is asked for.
+    template <class T, class Make>
+    std::shared_ptr<T> shared(const std::string& key, Make&& make) {
+        for (auto& [k, p] : named_)
+            if (k == key) return std::static_pointer_cast<T>(p);
+        std::shared_ptr<T> p = make();
+        named_.emplace_back(key, p);
+        return p;
+    }
+
     const std::vector<server_core*>& servers() const noexcept { return servers_; }
     const std::vector<component*>& services() const noexcept { return services_; }
     void reload() {
@@ -123,6 +135,7 @@ private:
     std::vector<std::function<void()>> reload_;
     std::vector<std::function<void()>> stop_;
     std::vector<std::shared_ptr<void>> kept_;
+    std::vector<std::pair<std::string, std::shared_ptr<void>>> named_;
     std::vector<std::unique_ptr<component>> owned_; // last member: destroyed first
 };
 
