@@ -1,0 +1,48 @@
+// What a greylist is told at start: postgrey's timings by default, the
+// triplet's client network size, the whitelists and the store's location.
+// The greylist branch may add fields; existing ones keep their meaning.
+#pragma once
+
+#include <kamaelia/greylist/decision.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kamaelia {
+class scheduler;
+}
+
+namespace kamaelia::greylist {
+
+struct settings {
+    std::chrono::seconds delay{300};                  // first retry passes after this
+    std::chrono::seconds retry_window{2 * 24 * 3600}; // ... and before this, else it starts over
+    std::chrono::seconds max_age{35 * 24 * 3600};     // a passed triplet is remembered this long (refreshed on use)
+    unsigned auto_whitelist_clients = 5;              // passes after which a client skips greylisting (0: off)
+    unsigned ipv4_prefix = 24;                        // client network of the triplet
+    unsigned ipv6_prefix = 64;
+    std::vector<std::string> whitelist_clients;        // CIDR networks, addresses, host names / domains
+    std::vector<std::string> whitelist_sender_domains;
+    std::vector<std::string> whitelist_recipients;     // addresses, domains, user@ local parts
+    std::string whitelist_clients_file;                // postgrey's file formats; reloaded on SIGHUP
+    std::string whitelist_recipients_file;
+    std::string database;                              // SQLite file (the daemon: <data-dir>/greylist.sqlite)
+    bool sync_full = false;                            // --sync full: survive power loss, not only kill -9
+    std::size_t max_rows = 1'000'000;                  // cap against floods of unique triplets (RFC 6647)
+};
+
+class store_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Opens (creating or migrating) the store and returns the engine, ready to
+// decide on `s`'s thread. A locked, corrupt or unwritable database throws
+// store_error with a message naming the file.
+std::shared_ptr<engine> open_engine(scheduler& s, const settings& cfg);
+
+} // namespace kamaelia::greylist
