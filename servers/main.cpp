@@ -68,6 +68,8 @@ void add_server_flags(CLI::App* app, kd::server_flags& f) {
     app->add_option("--max-per-address", f.max_per_address, "connections per client address (0: no cap)");
     app->add_option("--idle-timeout", f.idle_timeout, "seconds of client silence that close a connection");
     app->add_option("--max-line", f.max_line, "longest line accepted, in bytes");
+    app->add_option("--tls-cert", f.tls_cert, "PEM certificate chain: serve TLS (with --tls-key)");
+    app->add_option("--tls-key", f.tls_key, "PEM private key for --tls-cert");
 }
 
 void add_global_flags(CLI::App* app, global_flags& g) {

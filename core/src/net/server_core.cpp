@@ -119,7 +119,7 @@ void server_core::open_connection(asio::ip::tcp::socket s) {
         s.close(ec);
         return;
     }
-    auto& csa = add_child(std::make_unique<connected_socket_adapter>(std::move(s), socket_options));
+    auto& csa = add_child(std::make_unique<connected_socket_adapter>(std::move(s), socket_options, start_tls{tls, true, {}}));
     component& h = add_child(std::move(handler));
     link({csa, "outbox"}, {h, "inbox"});
     link({h, "outbox"}, {csa, "inbox"});
