@@ -47,6 +47,15 @@ inline const std::set<std::string>& common_server_keys() {
     return keys;
 }
 
+// "HOST:PORT", "[v6]:PORT" → host and port text; nullopt without a port.
+inline std::optional<std::pair<std::string, std::string>> split_host_port(const std::string& target) {
+    auto colon = target.rfind(':');
+    if (colon == std::string::npos || colon + 1 == target.size()) return std::nullopt;
+    std::string host = target.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    return std::make_pair(host, target.substr(colon + 1));
+}
+
 // Applies default < file < flag to the settings server_core and its
 // subclasses share. `max_line` is taken if the server has one.
 template <class Server>
