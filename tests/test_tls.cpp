@@ -2,6 +2,7 @@
 // the first byte, STARTTLS on a live connection, failures that close with a
 // reason, and the context helpers' errors.
 #include "fixture.hpp"
+#include "net_support.hpp"
 #include "tls_support.hpp"
 
 #include <kamaelia/net/connected_socket_adapter.hpp>
@@ -15,6 +16,7 @@
 #include <functional>
 
 using namespace kamaelia;
+using kamaelia::test::run_until;
 using asio::ip::tcp;
 
 namespace {
@@ -63,15 +65,6 @@ struct end {
     void finish() { csa.in("control").push_forced(message(producer_finished("test done"))); }
 };
 
-// Runs the (real-time) scheduler until `done` or a generous deadline.
-bool run_until(scheduler& s, const std::function<bool()>& done) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        if (!s.run_once()) s.io().run_one_for(std::chrono::milliseconds(50));
-    }
-    return true;
-}
 
 std::shared_ptr<tls_context> server_ctx() {
     const auto& f = test::test_certificate();
