@@ -377,7 +377,11 @@ task connected_socket_adapter::main() {
                 bytes_in_ += n;
                 last_rx_ = sched()->now();
                 budget = n >= budget ? 0 : budget - n;
+                // A short plain read drained the socket: no EAGAIN read needed
+                // (the next wait's EPOLL_CTL_MOD reports anything newer).
+                bool drained = !tls_ && n < read_buffer.size();
                 co_await send(std::string(read_buffer.data(), n));
+                if (drained) break;
             }
             if (broken) break;
             if (budget == 0) readable_ = true; // more may be waiting: come back next cycle
