@@ -1,0 +1,50 @@
+// A thread that runs jobs one after another, first in first out: the
+// board's one database thread, and the worker that computes password
+// hashes, so neither SQLite nor the KDF ever blocks the scheduler.
+//
+//   bbs::work_queue db("bbs-db");
+//   db.submit([&] { store.post(...); sched.post(reply); });
+//
+// The queue is unbounded by design: every session has at most one job in
+// flight and the number of sessions is capped, so the session cap bounds it.
+// Destruction runs the jobs already queued, then joins the thread (a job
+// that replies to the scheduler finds it still alive: the owner destroys
+// the queue before the scheduler).
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace kamaelia::bbs {
+
+class work_queue {
+public:
+    explicit work_queue(std::string name);
+    ~work_queue();
+    work_queue(const work_queue&) = delete;
+    work_queue& operator=(const work_queue&) = delete;
+
+    // Thread-safe. A job that throws is logged and the thread goes on.
+    void submit(std::function<void()> job);
+    // Jobs queued and not yet finished.
+    std::size_t pending() const;
+    const std::string& name() const noexcept { return name_; }
+
+private:
+    void run();
+
+    std::string name_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> jobs_;
+    std::size_t running_ = 0;
+    bool stopping_ = false;
+    std::thread thread_; // last: starts once the rest exists
+};
+
+} // namespace kamaelia::bbs
