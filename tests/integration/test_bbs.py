@@ -216,7 +216,7 @@ def disconnect_at_every_prompt(k):
             [],
             [("harry", "password: ")],
             login,
-            login + [("", "messages> ")] if False else login + [("p", "subject: ")],
+            login + [("p", "subject: ")],
             login + [("p", "subject: "), ("subj", "ends it")],
             login + [("p", "subject: "), ("subj", "ends it"), ("body", None)],
             login + [("h", "main> ")],
@@ -226,7 +226,11 @@ def disconnect_at_every_prompt(k):
         s = session(d)
         s.login("dick", "secret")
         s.post("for browsing", ["x"])
+        # The measure sees a session: it is not vacuous.
+        open_sessions, live_open = stats(d)
+        t.check(open_sessions == 1 and live_open > live0, f"a live session shows: {(open_sessions, live_open)} vs {live0}")
         s.quit()
+        t.note(f"baseline {live0} components, {live_open} with one session open")
         scripts.append(login + [("", "messages> ")])
         scripts.append(login + [("", "messages> "), ("", "messages> "), ("r", "]: ")])
         for how in ("close", "reset", "half"):
@@ -287,10 +291,12 @@ def session_cap_and_idle(k):
         b.close()
 
 
-def client_worker(d, idx, name, pw, results, errors):
+def client_worker(d, idx, name, pw, results, errors, barrier=None):
     try:
         s = session(d)
         s.login(name, pw)
+        if barrier is not None:
+            barrier.wait()  # every session logged in at once before any posts
         out = s.post(f"load {idx}", [f"body {idx}"])
         m = re.search(r"Message (\d+) posted", out)
         if not m:
@@ -314,7 +320,9 @@ def five_hundred_sessions(k):
     with board(k, users=users) as d:
         n = 500
         results, errors = {}, []
-        threads = [threading.Thread(target=client_worker, args=(d, i, *users[i % len(users)], results, errors))
+        barrier = threading.Barrier(n, timeout=600)
+        threads = [threading.Thread(target=client_worker,
+                                    args=(d, i, *users[i % len(users)], results, errors, barrier))
                    for i in range(n)]
         for th in threads:
             th.start()
