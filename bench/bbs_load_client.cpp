@@ -15,6 +15,8 @@
 //       Samples the server's RSS, logs CONNS sessions in (they stay at
 //       `main> `), samples again: value = (RSS after - RSS before) / CONNS,
 //       in bytes per idle logged-in session.
+#include "proc_probes.hpp"
+
 #include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
 #include <asio/detached.hpp>
@@ -44,15 +46,7 @@ using asio::ip::tcp;
 using clk = std::chrono::steady_clock;
 constexpr auto use_aw = asio::use_awaitable;
 
-long server_rss_kib() {
-    const char* pid = std::getenv("SERVER_PID");
-    if (!pid) return -1;
-    std::ifstream f(std::string("/proc/") + pid + "/status");
-    std::string line;
-    while (std::getline(f, line))
-        if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-    return -1;
-}
+using bench::server_rss_kib;
 
 struct stats {
     clk::time_point window_start, window_end;
@@ -89,16 +83,18 @@ struct conversation {
         buf.erase(0, n);
         co_return out;
     }
-    awaitable<bool> send(std::string line) {
-        line += "\r\n";
+    // g++ 12 may destroy temporaries inside a co_await expression twice:
+    // callers pass named strings only.
+    awaitable<bool> send(const std::string& line) {
+        std::string wire = line + "\r\n";
         asio::error_code ec;
-        co_await asio::async_write(sock, asio::buffer(line), asio::redirect_error(use_aw, ec));
+        co_await asio::async_write(sock, asio::buffer(wire), asio::redirect_error(use_aw, ec));
         co_return !ec;
     }
     // A prompt round trip, timed.
-    awaitable<std::string> ask(std::string line, std::string_view prompt) {
+    awaitable<std::string> ask(const std::string& line, std::string_view prompt) {
         auto t0 = clk::now();
-        bool ok = co_await send(std::move(line));
+        bool ok = co_await send(line);
         if (!ok) co_return std::string();
         std::string out = co_await until(prompt);
         auto t1 = clk::now();
@@ -107,19 +103,35 @@ struct conversation {
     }
 };
 
-bool has(const std::string& s, std::string_view what) { return s.find(what) != std::string::npos; }
+// One line sent, the prompt that answers it, and a text the answer must hold.
+struct step {
+    std::string line;
+    std::string_view prompt;
+    std::string_view expect;
+};
 
-awaitable<bool> log_in(conversation& c, int user) {
-    std::string out = co_await c.until("login: ");
-    if (out.empty()) co_return false;
-    out = co_await c.ask("user" + std::to_string(user), "password: ");
-    if (out.empty()) co_return false;
-    out = co_await c.ask("pw", "main> ");
-    if (!has(out, "Login Successful")) {
-        c.st.fail("login: " + out);
-        co_return false;
+awaitable<bool> play(conversation& c, const std::vector<step>& steps) {
+    for (const step& s : steps) {
+        std::string out = co_await c.ask(s.line, s.prompt);
+        if (out.empty()) co_return false;
+        if (!s.expect.empty() && out.find(s.expect) == std::string::npos) {
+            c.st.fail("expected '" + std::string(s.expect) + "', got: " + out);
+            co_return false;
+        }
     }
     co_return true;
+}
+
+std::vector<step> login_steps(int user) {
+    return {{"user" + std::to_string(user), "password: ", ""}, {"pw", "main> ", "Login Successful"}};
+}
+
+awaitable<bool> log_in(conversation& c, int user) {
+    std::string greeting = co_await c.until("login: ");
+    if (greeting.empty()) co_return false;
+    const std::vector<step> steps = login_steps(user);
+    bool ok = co_await play(c, steps);
+    co_return ok;
 }
 
 awaitable<bool> one_session(tcp::endpoint ep, int worker, int nusers, long seq, stats& st) {
@@ -135,30 +147,17 @@ awaitable<bool> one_session(tcp::endpoint ep, int worker, int nusers, long seq, 
     conversation c(std::move(s), st);
     bool ok = co_await log_in(c, worker % nusers);
     if (!ok) co_return false;
-    std::string out = co_await c.ask("p", "subject: ");
-    if (out.empty()) co_return false;
-    out = co_await c.ask("bench " + std::to_string(worker) + "-" + std::to_string(seq), "ends it");
-    if (out.empty()) co_return false;
-    ok = co_await c.send("a line of the body");
+    const std::vector<step> steps = {
+        {"p", "subject: ", ""},
+        {"bench " + std::to_string(worker) + "-" + std::to_string(seq), "ends it", ""},
+        {"a line of the body\r\n.", "main> ", " posted"},
+        {"", "messages> ", ""},
+        {"", "messages> ", "message: "},
+        {"x", "main> ", ""},
+        {"q", "Goodbye!", ""},
+    };
+    ok = co_await play(c, steps);
     if (!ok) co_return false;
-    out = co_await c.ask(".", "main> ");
-    if (!has(out, " posted")) {
-        st.fail("post: " + out);
-        co_return false;
-    }
-    out = co_await c.ask("", "messages> ");
-    if (out.empty()) co_return false;
-    out = co_await c.ask("", "messages> ");
-    if (!has(out, "message: ")) {
-        st.fail("read: " + out);
-        co_return false;
-    }
-    out = co_await c.ask("x", "main> ");
-    if (out.empty()) co_return false;
-    ok = co_await c.send("q");
-    if (!ok) co_return false;
-    out = co_await c.until("Goodbye!");
-    if (out.empty()) co_return false;
     // Wait for the server's close: the session is complete then.
     char tmp[256];
     for (;;) {

@@ -386,3 +386,59 @@ TEST_CASE("bbs with real threads: the database thread and the KDF worker reply t
     }
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("bbs login rehashes a password made at another KDF cost", "[bbs]") {
+    fixture f;
+    auto s = test_settings();
+    s.kdf_iterations = 7; // the users were made with 1
+    auto b = make_board(f, s);
+    client c(f, b);
+    CHECK(contains(c.login("harry", "password"), "Login Successful"));
+    b->on_db([](bbs::store& db) {
+        auto u = db.find_user("harry");
+        REQUIRE(u);
+        CHECK(u->password.iterations == 7);
+        CHECK(bbs::verify_password("password", u->password));
+        CHECK(db.find_user("dick")->password.iterations == 1); // untouched until dick logs in
+    });
+    client again(f, b, peer("127.0.0.1", 40003));
+    CHECK(contains(again.login("harry", "password"), "Login Successful"));
+}
+
+TEST_CASE("bbs database thread: jobs queued together commit together, replies after the commit", "[bbs]") {
+    std::random_device rd;
+    auto dir = std::filesystem::temp_directory_path() / ("kamaelia-bbs-b" + std::to_string(rd()));
+    std::filesystem::create_directories(dir);
+    const int n = 300;
+    {
+        fixture f;
+        auto b = bbs::board::open(f.sched, (dir / "bbs.sqlite").string(), test_settings());
+        int replies = 0, committed = 0;
+        for (int i = 0; i < n; ++i) {
+            bbs::board* bp = b.get();
+            b->on_db([bp, i, &replies, &committed](bbs::store& db) {
+                bbs::message_record m;
+                m.date = "now";
+                m.from = "t";
+                m.to = "all";
+                m.subject = "batch " + std::to_string(i);
+                db.post(m);
+                // Runs on the scheduler thread, after the commit.
+                bp->reply([&replies, &committed](bool ok) {
+                    ++replies;
+                    committed += ok ? 1 : 0;
+                });
+            });
+        }
+        auto deadline = std::chrono::steady_clock::now() + 60s;
+        while (replies < n && std::chrono::steady_clock::now() < deadline) {
+            f.settle();
+            std::this_thread::sleep_for(1ms);
+        }
+        CHECK(replies == n);
+        CHECK(committed == n);
+    }
+    bbs::store db((dir / "bbs.sqlite").string());
+    CHECK(db.message_count() == static_cast<std::size_t>(n));
+    std::filesystem::remove_all(dir);
+}

@@ -396,4 +396,30 @@ def real_telnet(k):
         t.eq(r.returncode, 0, f"bbs_telnet.exp: {r.stdout.decode(errors='replace')[-800:]}")
 
 
+@t.test
+def sigterm_with_sessions_and_config(k):
+    d = harness.Daemon(k, "bbs", start=False)
+    cfg = os.path.join(d.tmp, "k.ini")
+    with open(cfg, "w") as f:
+        f.write("[bbs]\nbind = 127.0.0.1\nport = 0\nkdf-iterations = 2000\nmax-sessions = 50\n")
+    d.argv += ["--config", cfg]
+    add_user(k, data_dir(d), "harry", "password")
+    with d.start():
+        t.check(d.wait_log(r"kdf iterations 2000, at most 50 sessions"), "the [bbs] keys are read")
+        idle = session(d)
+        idle.login("harry", "password")  # rehashed at the configured cost
+        busy = session(d)
+        busy.login("harry", "password")
+        busy.send("p")
+        busy.until("subject: ")
+        con = sqlite3.connect(os.path.join(data_dir(d), "bbs.sqlite"))
+        t.eq(con.execute("SELECT iterations FROM users WHERE name = 'harry'").fetchall(), [(2000,)],
+             "the login rehashed the password at the configured cost")
+        con.close()
+        d.signal(signal.SIGTERM)
+        t.eq(d.wait(60), 0, "exits 0 on SIGTERM with sessions open")
+        t.check(idle.c.closed_by_server(30), "idle session closed")
+        t.check(busy.c.closed_by_server(30), "session mid-post closed")
+
+
 t.main()

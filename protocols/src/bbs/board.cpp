@@ -9,7 +9,7 @@ board::board(scheduler& s, std::unique_ptr<store> db, settings cfg, bool threade
     : sched_(s), cfg_(cfg), db_(std::move(db)) {
     if (threaded) {
         kdf_thread_ = std::make_unique<work_queue>("bbs-kdf");
-        db_thread_ = std::make_unique<work_queue>("bbs-db");
+        db_thread_ = std::make_unique<work_queue>("bbs-db", [this](std::vector<work_queue::job>& jobs) { run_batch(jobs); });
     }
 }
 
@@ -43,12 +43,53 @@ void board::on_kdf(std::function<void()> job) {
     kdf_thread_->submit(std::move(job));
 }
 
-void board::reply(std::function<void()> fn) {
-    if (!db_thread_) {
-        fn();
-        return;
+namespace {
+// The replies of the batch the database thread is running (only ever set
+// on that thread).
+thread_local std::vector<std::function<void(bool)>>* batch_replies = nullptr;
+} // namespace
+
+void board::reply(std::function<void(bool committed)> fn) {
+    if (batch_replies) {
+        batch_replies->push_back(std::move(fn));
+    } else if (!db_thread_) {
+        fn(true);
+    } else {
+        sched_.post([fn = std::move(fn)] { fn(true); });
     }
-    sched_.post(std::move(fn));
+}
+
+void board::run_batch(std::vector<work_queue::job>& jobs) {
+    std::vector<std::function<void(bool)>> replies;
+    std::size_t i = 0;
+    bool committed = false;
+    try {
+        db_->begin();
+        batch_replies = &replies;
+        for (; i < jobs.size(); ++i) {
+            jobs[i](); // never throws: a job reports its own failure in its reply
+            if (!db_->in_transaction()) { // SQLite rolled back (an I/O error): the batch is lost
+                ++i;
+                break;
+            }
+        }
+        batch_replies = nullptr;
+        if (db_->in_transaction()) {
+            db_->commit();
+            committed = true;
+        }
+    } catch (const std::exception& e) {
+        batch_replies = nullptr;
+        spdlog::error("bbs: database: a batch of {} jobs failed: {}", i, e.what());
+        db_->rollback();
+    }
+    if (!committed && !replies.empty()) spdlog::error("bbs: database: {} jobs not committed; their sessions are told", replies.size());
+    if (!replies.empty())
+        sched_.post([replies = std::move(replies), committed] {
+            for (auto& r : replies) r(committed);
+        });
+    // What the batch did not reach runs alone, each in its own transaction.
+    for (; i < jobs.size(); ++i) jobs[i]();
 }
 
 namespace {

@@ -168,9 +168,9 @@ struct replier {
             spdlog::error("bbs: {}: {}", what, e.what());
             failed = true;
         }
-        b->reply([js = js, token = token, failed] {
+        b->reply([js = js, token = token, failed](bool committed) {
             js->done = true;
-            js->failed = failed;
+            js->failed = failed || !committed;
             io_anchor::signal(token);
         });
     }
@@ -229,10 +229,23 @@ subtask<> authenticator::run() {
         // Unknown names cost a KDF run too: timing does not tell who exists.
         password_hash stored = *user ? (*user)->password : decoy_hash(cfg().kdf_iterations);
         auto good = std::make_shared<bool>(false);
-        std::function<void()> check = [good, stored, p = std::move(*password)] { *good = verify_password(p, stored); };
+        std::function<void()> check = [good, stored, p = *password] { *good = verify_password(p, stored); };
         ok = co_await on_kdf(check);
         if (!ok) co_return;
         if (*good && *user) {
+            if (stored.iterations != cfg().kdf_iterations) {
+                // The configured cost changed since this hash was made: the
+                // password is at hand now, so rehash it at the new cost.
+                auto fresh = std::make_shared<password_hash>();
+                std::function<void()> rehash = [fresh, p = *password, n = cfg().kdf_iterations] {
+                    *fresh = hash_password(p, n);
+                };
+                ok = co_await on_kdf(rehash);
+                if (!ok) co_return;
+                std::function<void(store&)> save = [fresh, n = *name](store& db) { db.set_password(n, *fresh); };
+                ok = co_await on_db(save);
+                if (!ok) co_return;
+            }
             board().note_success(*name, s_->peer.peer);
             s_->name = *name;
             s_->user_id = (*user)->id;

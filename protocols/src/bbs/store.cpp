@@ -214,6 +214,8 @@ void store::rollback() noexcept {
     } catch (...) {
     }
 }
+bool store::in_transaction() const noexcept { return db_ && !sqlite3_get_autocommit(db_); }
+
 void store::interrupt() noexcept {
     if (db_) sqlite3_interrupt(db_);
 }

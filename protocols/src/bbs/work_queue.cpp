@@ -2,12 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <exception>
 #include <utility>
 
 namespace kamaelia::bbs {
 
-work_queue::work_queue(std::string name) : name_(std::move(name)), thread_([this] { run(); }) {}
+work_queue::work_queue(std::string name, batch_runner batch)
+    : name_(std::move(name)), batch_(std::move(batch)), thread_([this] { run(); }) {}
 
 work_queue::~work_queue() {
     {
@@ -32,24 +34,33 @@ std::size_t work_queue::pending() const {
 }
 
 void work_queue::run() {
+    constexpr std::size_t max_batch = 512;
     std::unique_lock lk(mu_);
+    std::vector<job> batch;
     for (;;) {
         cv_.wait(lk, [&] { return stopping_ || !jobs_.empty(); });
         if (jobs_.empty()) return; // stopping, and everything queued has run
-        std::function<void()> job = std::move(jobs_.front());
-        jobs_.pop_front();
-        ++running_;
+        std::size_t n = batch_ ? std::min(jobs_.size(), max_batch) : 1;
+        for (std::size_t i = 0; i < n; ++i) {
+            batch.push_back(std::move(jobs_.front()));
+            jobs_.pop_front();
+        }
+        running_ = n;
         lk.unlock();
         try {
-            job();
+            if (batch_) {
+                batch_(batch);
+            } else {
+                batch.front()();
+            }
         } catch (const std::exception& e) {
             spdlog::error("{}: a job failed: {}", name_, e.what());
         } catch (...) {
             spdlog::error("{}: a job failed", name_);
         }
-        job = nullptr; // captured state goes on this thread, before the count drops
+        batch.clear(); // captured state goes on this thread, before the count drops
         lk.lock();
-        --running_;
+        running_ = 0;
     }
 }
 

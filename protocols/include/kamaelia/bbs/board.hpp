@@ -7,9 +7,11 @@
 //
 // Sessions never touch the store themselves: they hand a job to the
 // database thread and are woken (scheduler::post, on their own thread)
-// when it is done. A job's reply is delivered only after its writes have
-// been committed. In tests a board can run jobs inline on the caller's
-// thread (board::inline_board), which keeps stage tests deterministic.
+// when it is done. The database thread takes every job waiting and runs
+// them in one transaction (group commit: one fsync for all of them); their
+// replies go out only once it has committed, so an acknowledged post is on
+// disk. In tests a board can run jobs inline on the caller's thread
+// (board::inline_board), which keeps stage tests deterministic.
 #pragma once
 
 #include <kamaelia/bbs/store.hpp>
@@ -24,6 +26,7 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace kamaelia {
 class scheduler;
@@ -61,8 +64,11 @@ public:
     void on_db(std::function<void(store&)> job);
     // Runs `job` on the KDF worker.
     void on_kdf(std::function<void()> job);
-    // From a worker: runs `fn` on the scheduler's thread.
-    void reply(std::function<void()> fn);
+    // From a worker: runs `fn(committed)` on the scheduler's thread. From
+    // a database job, once the job's transaction has committed (committed
+    // false: it was lost, nothing it wrote is there); elsewhere at once
+    // with true.
+    void reply(std::function<void(bool committed)> fn);
 
     // ---- sessions (scheduler thread) ---------------------------------------
     // Counts a session while the returned ticket lives.
@@ -97,6 +103,7 @@ private:
         time_point first{};
     };
     void prune(time_point now);
+    void run_batch(std::vector<work_queue::job>& jobs);
 
     scheduler& sched_;
     settings cfg_;

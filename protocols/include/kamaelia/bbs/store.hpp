@@ -97,6 +97,9 @@ public:
     void begin();
     void commit();
     void rollback() noexcept;
+    // A transaction is open (false again if SQLite rolled it back itself,
+    // as it does on some I/O errors).
+    bool in_transaction() const noexcept;
 
     // Thread-safe: makes a running statement on the database thread fail.
     void interrupt() noexcept;

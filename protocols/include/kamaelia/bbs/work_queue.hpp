@@ -10,6 +10,10 @@
 // Destruction runs the jobs already queued, then joins the thread (a job
 // that replies to the scheduler finds it still alive: the owner destroys
 // the queue before the scheduler).
+//
+// With a batch runner the thread takes every job queued at once and hands
+// them over together (the board's database thread commits them in one
+// transaction: one fsync for many sessions' writes).
 #pragma once
 
 #include <condition_variable>
@@ -19,12 +23,15 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace kamaelia::bbs {
 
 class work_queue {
 public:
-    explicit work_queue(std::string name);
+    using job = std::function<void()>;
+    using batch_runner = std::function<void(std::vector<job>&)>;
+    explicit work_queue(std::string name, batch_runner batch = {});
     ~work_queue();
     work_queue(const work_queue&) = delete;
     work_queue& operator=(const work_queue&) = delete;
@@ -39,6 +46,7 @@ private:
     void run();
 
     std::string name_;
+    batch_runner batch_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::function<void()>> jobs_;
