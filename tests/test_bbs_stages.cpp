@@ -350,7 +350,7 @@ TEST_CASE("bbs leaks nothing: a client leaving at every prompt", "[bbs]") {
     }
 }
 
-TEST_CASE("bbs with real threads: the database thread and the KDF worker reply to the scheduler", "[bbs]") {
+TEST_CASE("bbs with real threads: the database thread and the KDF worker reply to the scheduler", "[bbs][threads]") {
     std::random_device rd;
     auto dir = std::filesystem::temp_directory_path() / ("kamaelia-bbs-t" + std::to_string(rd()));
     std::filesystem::create_directories(dir);
@@ -405,7 +405,7 @@ TEST_CASE("bbs login rehashes a password made at another KDF cost", "[bbs]") {
     CHECK(contains(again.login("harry", "password"), "Login Successful"));
 }
 
-TEST_CASE("bbs database thread: jobs queued together commit together, replies after the commit", "[bbs]") {
+TEST_CASE("bbs database thread: jobs queued together commit together, replies after the commit", "[bbs][threads]") {
     std::random_device rd;
     auto dir = std::filesystem::temp_directory_path() / ("kamaelia-bbs-b" + std::to_string(rd()));
     std::filesystem::create_directories(dir);
@@ -441,4 +441,37 @@ TEST_CASE("bbs database thread: jobs queued together commit together, replies af
     bbs::store db((dir / "bbs.sqlite").string());
     CHECK(db.message_count() == static_cast<std::size_t>(n));
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("bbs browsing: unread first and counted, then the ones read before, each once", "[bbs]") {
+    fixture f;
+    auto b = make_board(f);
+    b->on_db([](bbs::store& db) {
+        for (const char* subject : {"one", "two", "three"}) {
+            bbs::message_record m;
+            m.date = "then";
+            m.from = "dick";
+            m.to = "all";
+            m.subject = subject;
+            db.post(m);
+        }
+        db.read(db.find_user("harry")->id, 1); // harry has read "one"
+    });
+    client c(f, b);
+    CHECK(contains(c.login(), "You have 2 message(s) waiting"));
+    CHECK(contains(c.say(""), "You have 2 message(s) waiting\r\nmessages> "));
+    std::string out = c.say("");
+    CHECK(contains(out, "subject: two"));
+    CHECK(contains(out, "You have 1 message(s) waiting"));
+    out = c.say("");
+    CHECK(contains(out, "subject: three"));
+    CHECK(contains(out, "No new messages; <return> shows the ones already read"));
+    out = c.say("");
+    CHECK(contains(out, "subject: one"));
+    CHECK(contains(out, "No more messages"));
+    out = c.say("");
+    CHECK_FALSE(contains(out, "subject:")); // nothing shown twice
+    CHECK(contains(out, "No more messages"));
+    c.say("x");
+    CHECK(contains(c.say(""), "No new messages")); // a second visit starts again with the read ones
 }

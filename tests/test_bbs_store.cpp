@@ -103,14 +103,13 @@ TEST_CASE("bbs store: read marks order browsing, unread first", "[bbs]") {
     REQUIRE(db.read(b, m2));
     CHECK(db.unread_count(b) == 1);
     CHECK(db.unread_count(a) == 1); // per user
-    auto order = db.browse_order(b);
-    REQUIRE(order.size() == 3);
-    CHECK(order[0].id == m1);
-    CHECK_FALSE(order[0].read);
-    CHECK(order[1].id == m2);
-    CHECK(order[1].read);
-    CHECK(order[2].id == m3);
-    CHECK(order[2].read);
+    // b browses: unread first, oldest first, then what b has read.
+    CHECK(db.next_unread(b, 0) == m1);
+    CHECK_FALSE(db.next_unread(b, m1));
+    CHECK(db.next_read(b, 0) == m2);
+    CHECK(db.next_read(b, m2) == m3);
+    CHECK_FALSE(db.next_read(b, m3));
+    CHECK(db.read_count(b) == 2);
     REQUIRE(db.read(b, m2)); // reading twice marks once
     CHECK(db.unread_count(b) == 1);
 }

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <algorithm>
 #include <exception>
 
 namespace kamaelia::bbs {
@@ -307,26 +308,84 @@ subtask<> message_board_ui::run() {
     }
 }
 
+namespace {
+
+// Where a visit to `messages>` has got to. Filled in on the database thread
+// while the UI waits for the job; read by the UI once it has replied.
+struct browse_cursor {
+    std::int64_t after_unread = 0;     // unread ones are shown first, oldest first ...
+    std::int64_t after_read = 0;       // ... then those read before, oldest first
+    bool unread_phase = true;
+    std::vector<std::int64_t> shown;   // this visit (not shown again among the read ones)
+    std::optional<message_record> m;   // the message just fetched
+    std::optional<std::int64_t> gone;  // its id, if it was deleted meanwhile
+    std::size_t unread = 0;
+    std::size_t total = 0;
+    bool more_read = false;
+
+    bool was_shown(std::int64_t id) const { return std::find(shown.begin(), shown.end(), id) != shown.end(); }
+    // The next message read before this visit, past the cursor.
+    std::optional<std::int64_t> peek_read(store& db, std::int64_t uid) const {
+        std::int64_t after = after_read;
+        for (std::size_t guard = 0; guard <= shown.size(); ++guard) {
+            auto id = db.next_read(uid, after);
+            if (!id || !was_shown(*id)) return id;
+            after = *id;
+        }
+        return std::nullopt;
+    }
+    void refresh(store& db, std::int64_t uid) {
+        unread = db.unread_count(uid);
+        more_read = peek_read(db, uid).has_value();
+    }
+    void next(store& db, std::int64_t uid) {
+        m.reset();
+        gone.reset();
+        std::optional<std::int64_t> id;
+        if (unread_phase) {
+            id = db.next_unread(uid, after_unread);
+            if (id) {
+                after_unread = *id;
+            } else {
+                unread_phase = false;
+            }
+        }
+        if (!id) {
+            id = peek_read(db, uid);
+            if (id) after_read = *id;
+        }
+        if (id) {
+            shown.push_back(*id);
+            m = db.read(uid, *id);
+            if (!m) gone = id;
+        }
+        refresh(db, uid);
+    }
+};
+
+} // namespace
+
 subtask<> message_board_ui::browse() {
-    auto order = std::make_shared<std::vector<message_ref>>();
+    auto cur = std::make_shared<browse_cursor>();
     std::int64_t uid = s_->user_id;
-    std::function<void(store&)> list = [order, uid](store& db) { *order = db.browse_order(uid); };
-    bool ok = co_await on_db(list);
+    std::function<void(store&)> start = [cur, uid](store& db) {
+        cur->total = db.message_count();
+        cur->refresh(db, uid);
+    };
+    bool ok = co_await on_db(start);
     if (!ok) co_return;
-    if (order->empty()) {
+    if (cur->total == 0) {
         say("No messages.");
         co_return;
     }
-    std::size_t next = 0;
+    std::function<void(store&)> fetch = [cur, uid](store& db) { cur->next(db, uid); };
     std::optional<message_record> current;
     for (;;) {
-        std::size_t unread = 0;
-        for (std::size_t i = next; i < order->size(); ++i) unread += (*order)[i].read ? 0 : 1;
         say("");
-        if (unread) {
-            say(plural_messages(unread));
-        } else if (next < order->size()) {
-            say("No new messages; <return> shows the " + std::to_string(order->size() - next) + " already read");
+        if (cur->unread) {
+            say(plural_messages(cur->unread));
+        } else if (cur->more_read) {
+            say("No new messages; <return> shows the ones already read");
         } else {
             say("No more messages");
         }
@@ -342,17 +401,14 @@ subtask<> message_board_ui::browse() {
             say("h - help");
             say("x - exit to main menu");
         } else if (cmd.empty()) {
-            if (next >= order->size()) continue;
-            std::int64_t id = (*order)[next++].id;
-            auto m = std::make_shared<std::optional<message_record>>();
-            std::function<void(store&)> fetch = [m, uid, id](store& db) { *m = db.read(uid, id); };
             ok = co_await on_db(fetch);
             if (!ok) co_return;
-            if (!*m) {
-                say("Message " + std::to_string(id) + " has been deleted");
+            if (cur->gone) {
+                say("Message " + std::to_string(*cur->gone) + " has been deleted");
                 continue;
             }
-            current = std::move(**m);
+            if (!cur->m) continue; // nothing left: the status line says so
+            current = std::move(cur->m);
             say("");
             say("message: " + std::to_string(current->id));
             say("date: " + current->date);

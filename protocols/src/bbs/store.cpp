@@ -68,8 +68,9 @@ enum sql_id {
     q_user_count,
     q_post,
     q_post_reply,
-    q_browse,
-    q_unread,
+    q_next_unread,
+    q_next_read,
+    q_read_count,
     q_get,
     q_mark,
     q_replies_of,
@@ -92,10 +93,10 @@ const char* const sql_text[q_count] = {
     "SELECT count(*) FROM users",
     "INSERT INTO messages(date, author_id, sender, recipient, subject, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     "INSERT INTO replies(message_id, position, reply_to) VALUES(?1, ?2, ?3)",
-    "SELECT m.id, r.user_id IS NOT NULL AS seen FROM messages m "
-    "LEFT JOIN read_marks r ON r.message_id = m.id AND r.user_id = ?1 ORDER BY seen, m.id",
-    "SELECT count(*) FROM messages m WHERE NOT EXISTS "
-    "(SELECT 1 FROM read_marks r WHERE r.user_id = ?1 AND r.message_id = m.id)",
+    "SELECT m.id FROM messages m WHERE m.id > ?2 AND NOT EXISTS "
+    "(SELECT 1 FROM read_marks r WHERE r.user_id = ?1 AND r.message_id = m.id) ORDER BY m.id LIMIT 1",
+    "SELECT message_id FROM read_marks WHERE user_id = ?1 AND message_id > ?2 ORDER BY message_id LIMIT 1",
+    "SELECT count(*) FROM read_marks WHERE user_id = ?1",
     "SELECT id, date, author_id, sender, recipient, subject, body FROM messages WHERE id = ?1",
     "INSERT OR IGNORE INTO read_marks(user_id, message_id) VALUES(?1, ?2)",
     "SELECT reply_to FROM replies WHERE message_id = ?1 ORDER BY position",
@@ -298,19 +299,32 @@ std::int64_t store::post(const message_record& m) {
     }
 }
 
-std::vector<message_ref> store::browse_order(std::int64_t user_id) {
-    std::vector<message_ref> out;
-    statement::use q(stmt(q_browse));
-    q.bind(1, user_id);
-    while (q.step()) out.push_back({q.i64(0), q.i64(1) != 0});
-    return out;
+std::optional<std::int64_t> store::next_unread(std::int64_t user_id, std::int64_t after) {
+    statement::use q(stmt(q_next_unread));
+    q.bind(1, user_id).bind(2, after);
+    if (!q.step()) return std::nullopt;
+    return q.i64(0);
 }
 
-std::size_t store::unread_count(std::int64_t user_id) {
-    statement::use q(stmt(q_unread));
+std::optional<std::int64_t> store::next_read(std::int64_t user_id, std::int64_t after) {
+    statement::use q(stmt(q_next_read));
+    q.bind(1, user_id).bind(2, after);
+    if (!q.step()) return std::nullopt;
+    return q.i64(0);
+}
+
+std::size_t store::read_count(std::int64_t user_id) {
+    statement::use q(stmt(q_read_count));
     q.bind(1, user_id);
     q.step();
     return static_cast<std::size_t>(q.i64(0));
+}
+
+std::size_t store::unread_count(std::int64_t user_id) {
+    // Read marks exist only for messages that exist (they go with their
+    // message): a difference of two counts, no scan joining the two.
+    std::size_t total = message_count(), seen = read_count(user_id);
+    return total > seen ? total - seen : 0;
 }
 
 std::vector<std::int64_t> store::replies_of(std::int64_t id) {

@@ -45,12 +45,6 @@ struct message_record {
     std::vector<std::int64_t> reply_to;
 };
 
-// A message in a user's browsing order.
-struct message_ref {
-    std::int64_t id = 0;
-    bool read = false;
-};
-
 enum class delete_result { deleted, not_found, not_owner };
 
 // The lower-case key a name is looked up by (ASCII letters only change).
@@ -82,10 +76,13 @@ public:
     // Inserts and commits; returns the new id. reply_to ids need not exist.
     // The author has read it.
     std::int64_t post(const message_record& m);
-    // Every message, unread by `user_id` first, then the ones read; oldest
-    // first within each group.
-    std::vector<message_ref> browse_order(std::int64_t user_id);
+    // Browsing, one message at a time (never the whole board in memory):
+    // the oldest message `user_id` has not read with an id above `after`,
+    // and the oldest one already read above `after`. Index lookups.
+    std::optional<std::int64_t> next_unread(std::int64_t user_id, std::int64_t after);
+    std::optional<std::int64_t> next_read(std::int64_t user_id, std::int64_t after);
     std::size_t unread_count(std::int64_t user_id);
+    std::size_t read_count(std::int64_t user_id);
     // The message, marked read by `user_id` (nullopt if it is gone).
     std::optional<message_record> read(std::int64_t user_id, std::int64_t message_id);
     // Only the author may delete; replies to it keep their In-Reply-To.
