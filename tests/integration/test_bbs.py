@@ -8,6 +8,7 @@ them. The KDF cost is lowered with --kdf-iterations to keep ASan runs fast."""
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -32,8 +33,8 @@ def add_user(k, data_dir, name, password):
     t.require(r.returncode == 0, f"bbs-user add {name}: {r.stderr.decode(errors='replace')}")
 
 
-def board(k, *extra, users=(("harry", "password"), ("dick", "secret"))):
-    d = harness.Daemon(k, "bbs", "--bind", "127.0.0.1", "--port", "0", "--kdf-iterations", KDF, *extra, start=False)
+def board(k, *extra, users=(("harry", "password"), ("dick", "secret")), kdf=KDF):
+    d = harness.Daemon(k, "bbs", "--bind", "127.0.0.1", "--port", "0", "--kdf-iterations", kdf, *extra, start=False)
     data = os.path.join(d.tmp, "var")
     for name, pw in users:
         add_user(k, data, name, pw)
@@ -420,6 +421,30 @@ def sigterm_with_sessions_and_config(k):
         t.eq(d.wait(60), 0, "exits 0 on SIGTERM with sessions open")
         t.check(idle.c.closed_by_server(30), "idle session closed")
         t.check(busy.c.closed_by_server(30), "session mid-post closed")
+
+
+@t.test
+def login_hashing_does_not_stall_others(k):
+    # A login's KDF runs for seconds (3M iterations for an unknown name:
+    # the decoy costs the configured amount); meanwhile another client is
+    # served. The margin is seconds against milliseconds.
+    with board(k, kdf="3000000") as d:
+        a = session(d)
+        a.until("login: ")
+        a.send("nobody")
+        a.until("password: ")
+        a.send("whatever")  # now hashing on the KDF worker
+        time.sleep(0.2)
+        b = session(d)
+        t.eq(b.until("login: "), "\r\nlogin: ", "a newcomer is greeted while a login hashes")
+        b.send("harry")
+        b.until("password: ")
+        readable, _, _ = select.select([a.c.sock], [], [], 0)
+        t.check(a.c.buf == b"" and not readable, "the slow login is still hashing meanwhile")
+        out = a.until("login: ", timeout=300)
+        t.check("Login Failed!" in out, f"the slow login ends as it should: {out!r}")
+        a.close()
+        b.close()
 
 
 t.main()

@@ -18,6 +18,7 @@ work_queue::~work_queue() {
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+    jobs_.clear();
 }
 
 void work_queue::submit(std::function<void()> job) {
@@ -39,7 +40,7 @@ void work_queue::run() {
     std::vector<job> batch;
     for (;;) {
         cv_.wait(lk, [&] { return stopping_ || !jobs_.empty(); });
-        if (jobs_.empty()) return; // stopping, and everything queued has run
+        if (stopping_) return; // what is still queued is dropped: nobody waits for it now
         std::size_t n = batch_ ? std::min(jobs_.size(), max_batch) : 1;
         for (std::size_t i = 0; i < n; ++i) {
             batch.push_back(std::move(jobs_.front()));

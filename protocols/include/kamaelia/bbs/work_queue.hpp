@@ -7,9 +7,10 @@
 //
 // The queue is unbounded by design: every session has at most one job in
 // flight and the number of sessions is capped, so the session cap bounds it.
-// Destruction runs the jobs already queued, then joins the thread (a job
-// that replies to the scheduler finds it still alive: the owner destroys
-// the queue before the scheduler).
+// Destruction lets the job in progress finish, drops those not started
+// (at shutdown nobody waits for their replies: no post is acknowledged
+// unless its job ran and committed) and joins the thread. The owner
+// destroys the queue before the scheduler, so a late reply finds it alive.
 //
 // With a batch runner the thread takes every job queued at once and hands
 // them over together (the board's database thread commits them in one
