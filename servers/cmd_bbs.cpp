@@ -43,7 +43,7 @@ const kd::register_server reg{{
     .add_flags =
         [](CLI::App& app) {
             app.add_option("--kdf-iterations", kdf_iterations,
-                           "PBKDF2-SHA256 iterations for new password hashes (default 100000)");
+                           "PBKDF2-SHA256 cost; a login rehashes a password made at another (default 100000)");
             app.add_option("--max-sessions", max_sessions, "sessions beyond this are refused politely (default 1000)");
         },
     .build =

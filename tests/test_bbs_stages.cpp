@@ -475,3 +475,40 @@ TEST_CASE("bbs browsing: unread first and counted, then the ones read before, ea
     c.say("x");
     CHECK(contains(c.say(""), "No new messages")); // a second visit starts again with the read ones
 }
+
+TEST_CASE("bbs with real threads: a client gone while its login hashes leaves nothing, the late reply finds no one",
+          "[bbs][threads]") {
+    std::random_device rd;
+    auto dir = std::filesystem::temp_directory_path() / ("kamaelia-bbs-g" + std::to_string(rd()));
+    std::filesystem::create_directories(dir);
+    {
+        fixture f;
+        auto s = test_settings();
+        s.kdf_iterations = 1000000; // about a second: long enough to leave during it
+        auto b = bbs::board::open(f.sched, (dir / "bbs.sqlite").string(), s);
+        std::size_t baseline = f.sched.live();
+        {
+            client c(f, b);
+            c.conn.write("nobody\r\nsecret\r\n");
+            auto deadline = std::chrono::steady_clock::now() + 60s;
+            while (b->kdf_pending() == 0 && std::chrono::steady_clock::now() < deadline) {
+                f.settle();
+                std::this_thread::sleep_for(1ms);
+            }
+            CHECK(b->kdf_pending() == 1); // hashing now
+            c.drop();
+            CHECK(c.closed());
+        }
+        f.settle();
+        CHECK(f.sched.live() == baseline);
+        CHECK(b->sessions() == 0);
+        auto deadline = std::chrono::steady_clock::now() + 60s;
+        while ((b->kdf_pending() || b->db_pending()) && std::chrono::steady_clock::now() < deadline) {
+            f.settle();
+            std::this_thread::sleep_for(1ms);
+        }
+        f.settle(); // the late reply runs here, and does nothing
+        CHECK(f.sched.live() == baseline);
+    }
+    std::filesystem::remove_all(dir);
+}

@@ -93,8 +93,9 @@ public:
     void note_failure(const std::string& name, const std::string& address);
     void note_success(const std::string& name, const std::string& address);
 
-    // Jobs queued on the database thread (0 inline).
+    // Jobs queued or running on the database thread, the KDF worker (0 inline).
     std::size_t db_pending() const { return db_thread_ ? db_thread_->pending() : 0; }
+    std::size_t kdf_pending() const { return kdf_thread_ ? kdf_thread_->pending() : 0; }
 
 private:
     board(scheduler& s, std::unique_ptr<store> db, settings cfg, bool threaded);
