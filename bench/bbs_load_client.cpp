@@ -134,19 +134,27 @@ awaitable<bool> log_in(conversation& c, int user) {
     co_return ok;
 }
 
-awaitable<bool> one_session(tcp::endpoint ep, int worker, int nusers, long seq, stats& st) {
+// Connects and logs in; null (and an error noted) if either fails.
+awaitable<std::unique_ptr<conversation>> connect_and_log_in(tcp::endpoint ep, int user, stats& st) {
     auto ex = co_await asio::this_coro::executor;
     tcp::socket s(ex);
     asio::error_code ec;
     co_await s.async_connect(ep, asio::redirect_error(use_aw, ec));
     if (ec) {
         st.fail("connect: " + ec.message());
-        co_return false;
+        co_return nullptr;
     }
     s.set_option(tcp::no_delay(true));
-    conversation c(std::move(s), st);
-    bool ok = co_await log_in(c, worker % nusers);
-    if (!ok) co_return false;
+    auto c = std::make_unique<conversation>(std::move(s), st);
+    bool ok = co_await log_in(*c, user);
+    if (!ok) co_return nullptr;
+    co_return c;
+}
+
+awaitable<bool> one_session(tcp::endpoint ep, int worker, int nusers, long seq, stats& st) {
+    std::unique_ptr<conversation> cp = co_await connect_and_log_in(ep, worker % nusers, st);
+    if (!cp) co_return false;
+    conversation& c = *cp;
     const std::vector<step> steps = {
         {"p", "subject: ", ""},
         {"bench " + std::to_string(worker) + "-" + std::to_string(seq), "ends it", ""},
@@ -156,9 +164,10 @@ awaitable<bool> one_session(tcp::endpoint ep, int worker, int nusers, long seq, 
         {"x", "main> ", ""},
         {"q", "Goodbye!", ""},
     };
-    ok = co_await play(c, steps);
+    bool ok = co_await play(c, steps);
     if (!ok) co_return false;
     // Wait for the server's close: the session is complete then.
+    asio::error_code ec;
     char tmp[256];
     for (;;) {
         std::size_t n = co_await c.sock.async_read_some(asio::buffer(tmp), asio::redirect_error(use_aw, ec));
@@ -214,18 +223,8 @@ int sessions_mode(tcp::endpoint ep, int conns, double secs, int nusers, double w
 
 awaitable<void> idle_one(tcp::endpoint ep, int i, int nusers, stats& st, std::vector<std::unique_ptr<conversation>>& held,
                          int& done) {
-    auto ex = co_await asio::this_coro::executor;
-    tcp::socket s(ex);
-    asio::error_code ec;
-    co_await s.async_connect(ep, asio::redirect_error(use_aw, ec));
-    if (ec) {
-        st.fail("connect: " + ec.message());
-        ++done;
-        co_return;
-    }
-    auto c = std::make_unique<conversation>(std::move(s), st);
-    bool ok = co_await log_in(*c, i % nusers);
-    if (ok) held.push_back(std::move(c));
+    std::unique_ptr<conversation> c = co_await connect_and_log_in(ep, i % nusers, st);
+    if (c) held.push_back(std::move(c));
     ++done;
 }
 
