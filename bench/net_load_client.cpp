@@ -35,6 +35,8 @@
 //       that was published (completeness). value = in-order deliveries/s,
 //       summed over subscribers, inside [WARMUP, WARMUP+SECS]; ok=0 if any
 //       subscriber lost, duplicated, reordered or never received a message.
+#include "proc_probes.hpp"
+
 #include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
 #include <asio/detached.hpp>
@@ -90,15 +92,7 @@ long server_ticks() { // utime + stime of SERVER_PID, in clock ticks; -1 if unkn
     return ut + st;
 }
 
-long server_rss_kib() {
-    const char* pid = std::getenv("SERVER_PID");
-    if (!pid) return -1;
-    std::ifstream f(std::string("/proc/") + pid + "/status");
-    std::string line;
-    while (std::getline(f, line))
-        if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-    return -1;
-}
+using bench::server_rss_kib;
 
 double self_cpu_s() {
     rusage r{};

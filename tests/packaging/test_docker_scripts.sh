@@ -188,6 +188,9 @@ port = 0
 [chat]
 bind = 127.0.0.1
 port = 0
+[bbs]
+bind = 127.0.0.1
+port = 0
 CONF
 "$kamaelia" all --config "$work/kamaelia.conf" --data-dir "$work/data-all" > "$work/all.log" 2>&1 &
 pid=$!

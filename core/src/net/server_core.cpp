@@ -3,6 +3,8 @@
 
 #include "listen.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include <system_error>
@@ -126,7 +128,10 @@ void server_core::sweep(time_point now) {
             if (!c.handler->finished() && now - c.csa->last_activity() > grace) c.handler->stop();
             continue;
         }
-        if (inactivity_timeout && now - c.csa->last_activity() >= *inactivity_timeout) {
+        // An adapter that has not run yet has no activity time: count from
+        // the accept (else a sweep right after it closes the newcomer).
+        time_point last = std::max(c.opened, c.csa->last_activity());
+        if (inactivity_timeout && now - last >= *inactivity_timeout) {
             spdlog::info("{}: connection {} from {} idle for too long", server_name, c.info.id, c.info.name());
             c.csa->in("control").push_forced(message(shutdown_microprocess("inactivity timeout")));
         }

@@ -1,0 +1,395 @@
+#include <kamaelia/bbs/store.hpp>
+
+#include <sqlite3.h>
+
+#include <array>
+#include <cctype>
+#include <ctime>
+#include <utility>
+
+namespace kamaelia::bbs {
+
+std::string user_key(std::string_view name) {
+    std::string k(name);
+    for (char& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return k;
+}
+
+std::string format_date(std::int64_t unix_seconds) {
+    std::time_t t = static_cast<std::time_t>(unix_seconds);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::array<char, 32> buf{};
+    std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S", &tm);
+    return buf.data();
+}
+
+namespace {
+
+const char* const schema = R"sql(
+CREATE TABLE IF NOT EXISTS users(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  name_key TEXT NOT NULL UNIQUE,
+  salt BLOB NOT NULL,
+  hash BLOB NOT NULL,
+  iterations INTEGER NOT NULL,
+  created INTEGER NOT NULL,
+  last_login INTEGER NOT NULL DEFAULT 0,
+  last_logout INTEGER NOT NULL DEFAULT 0);
+-- AUTOINCREMENT: the id of a deleted message is never given to a new one,
+-- so read marks and In-Reply-To references never point at the wrong post.
+CREATE TABLE IF NOT EXISTS messages(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  date TEXT NOT NULL,
+  author_id INTEGER NOT NULL DEFAULT 0,
+  sender TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS replies(
+  message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  reply_to INTEGER NOT NULL,
+  PRIMARY KEY(message_id, position)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS read_marks(
+  user_id INTEGER NOT NULL,
+  message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+  PRIMARY KEY(user_id, message_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS read_marks_by_message ON read_marks(message_id);
+)sql";
+
+enum sql_id {
+    q_find_user,
+    q_add_user,
+    q_set_password,
+    q_note_login,
+    q_note_logout,
+    q_user_count,
+    q_post,
+    q_post_reply,
+    q_next_unread,
+    q_next_read,
+    q_read_count,
+    q_get,
+    q_mark,
+    q_replies_of,
+    q_author_of,
+    q_delete,
+    q_message_count,
+    q_all,
+    q_savepoint,
+    q_release,
+    q_rollback_to,
+    q_count
+};
+
+const char* const sql_text[q_count] = {
+    "SELECT id, name, salt, hash, iterations, last_login FROM users WHERE name_key = ?1",
+    "INSERT OR IGNORE INTO users(name, name_key, salt, hash, iterations, created) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    "UPDATE users SET salt = ?1, hash = ?2, iterations = ?3 WHERE name_key = ?4",
+    "UPDATE users SET last_login = ?1 WHERE id = ?2",
+    "UPDATE users SET last_logout = ?1 WHERE id = ?2",
+    "SELECT count(*) FROM users",
+    "INSERT INTO messages(date, author_id, sender, recipient, subject, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    "INSERT INTO replies(message_id, position, reply_to) VALUES(?1, ?2, ?3)",
+    "SELECT m.id FROM messages m WHERE m.id > ?2 AND NOT EXISTS "
+    "(SELECT 1 FROM read_marks r WHERE r.user_id = ?1 AND r.message_id = m.id) ORDER BY m.id LIMIT 1",
+    "SELECT message_id FROM read_marks WHERE user_id = ?1 AND message_id > ?2 ORDER BY message_id LIMIT 1",
+    "SELECT count(*) FROM read_marks WHERE user_id = ?1",
+    "SELECT id, date, author_id, sender, recipient, subject, body FROM messages WHERE id = ?1",
+    "INSERT OR IGNORE INTO read_marks(user_id, message_id) VALUES(?1, ?2)",
+    "SELECT reply_to FROM replies WHERE message_id = ?1 ORDER BY position",
+    "SELECT author_id FROM messages WHERE id = ?1",
+    "DELETE FROM messages WHERE id = ?1 AND author_id = ?2",
+    "SELECT count(*) FROM messages",
+    "SELECT id, date, author_id, sender, recipient, subject, body FROM messages ORDER BY id",
+    "SAVEPOINT bbs_op",
+    "RELEASE bbs_op",
+    "ROLLBACK TO bbs_op",
+};
+
+} // namespace
+
+// A prepared statement, reset after every use (RAII through `use`).
+class store::statement {
+public:
+    statement(sqlite3* db, const char* sql) : db_(db) {
+        if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st_, nullptr) != SQLITE_OK)
+            throw store_error(std::string("sqlite: cannot prepare: ") + sqlite3_errmsg(db) + " in: " + sql);
+    }
+    ~statement() { sqlite3_finalize(st_); }
+
+    struct use {
+        statement& s;
+        explicit use(statement& st) : s(st) {}
+        ~use() {
+            sqlite3_reset(s.st_);
+            sqlite3_clear_bindings(s.st_);
+        }
+        use& bind(int i, std::int64_t v) {
+            s.check(sqlite3_bind_int64(s.st_, i, v));
+            return *this;
+        }
+        use& bind(int i, std::string_view v) {
+            s.check(sqlite3_bind_text(s.st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+            return *this;
+        }
+        use& blob(int i, std::string_view v) {
+            s.check(sqlite3_bind_blob(s.st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+            return *this;
+        }
+        // True while there is a row.
+        bool step() {
+            int rc = sqlite3_step(s.st_);
+            if (rc == SQLITE_ROW) return true;
+            if (rc == SQLITE_DONE) return false;
+            throw store_error(std::string("sqlite: ") + sqlite3_errmsg(s.db_));
+        }
+        void run() { step(); }
+        std::int64_t i64(int col) const { return sqlite3_column_int64(s.st_, col); }
+        std::string text(int col) const {
+            auto* p = static_cast<const char*>(sqlite3_column_blob(s.st_, col));
+            int n = sqlite3_column_bytes(s.st_, col);
+            return p ? std::string(p, static_cast<std::size_t>(n)) : std::string();
+        }
+        int changes() const { return sqlite3_changes(s.db_); }
+    };
+
+private:
+    void check(int rc) {
+        if (rc != SQLITE_OK) throw store_error(std::string("sqlite: cannot bind: ") + sqlite3_errmsg(db_));
+    }
+    sqlite3* db_;
+    sqlite3_stmt* st_ = nullptr;
+};
+
+store::store(const std::string& path) : path_(path) {
+    int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    if (rc != SQLITE_OK) {
+        std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw store_error("cannot open " + path + ": " + why);
+    }
+    try {
+        sqlite3_busy_timeout(db_, 5000); // a tool writing while the daemon runs waits its turn
+        exec("PRAGMA journal_mode = WAL");
+        exec("PRAGMA synchronous = FULL"); // a commit that returned is on disk
+        exec("PRAGMA foreign_keys = ON");
+        exec(schema);
+        stmts_.resize(q_count);
+    } catch (...) {
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw;
+    }
+}
+
+store::~store() {
+    stmts_.clear(); // finalize before closing
+    if (db_) sqlite3_close(db_);
+}
+
+void store::exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string why = err ? err : sqlite3_errmsg(db_);
+        sqlite3_free(err);
+        throw store_error("sqlite: " + why + " (" + path_ + ")");
+    }
+}
+
+store::statement& store::stmt(int which) {
+    auto& s = stmts_[static_cast<std::size_t>(which)];
+    if (!s) s = std::make_unique<statement>(db_, sql_text[which]);
+    return *s;
+}
+
+void store::begin() { exec("BEGIN IMMEDIATE"); }
+void store::commit() { exec("COMMIT"); }
+void store::rollback() noexcept {
+    try {
+        exec("ROLLBACK");
+    } catch (...) {
+    }
+}
+bool store::in_transaction() const noexcept { return db_ && !sqlite3_get_autocommit(db_); }
+
+void store::interrupt() noexcept {
+    if (db_) sqlite3_interrupt(db_);
+}
+
+std::optional<user_record> store::find_user(std::string_view name) {
+    statement::use q(stmt(q_find_user));
+    q.bind(1, user_key(name));
+    if (!q.step()) return std::nullopt;
+    user_record u;
+    u.id = q.i64(0);
+    u.name = q.text(1);
+    u.password.salt = q.text(2);
+    u.password.hash = q.text(3);
+    u.password.iterations = static_cast<std::uint32_t>(q.i64(4));
+    u.last_login = q.i64(5);
+    return u;
+}
+
+bool store::add_user(std::string_view name, const password_hash& pw) {
+    statement::use q(stmt(q_add_user));
+    q.bind(1, name).bind(2, user_key(name)).blob(3, pw.salt).blob(4, pw.hash);
+    q.bind(5, static_cast<std::int64_t>(pw.iterations)).bind(6, static_cast<std::int64_t>(std::time(nullptr)));
+    q.run();
+    return q.changes() == 1;
+}
+
+bool store::set_password(std::string_view name, const password_hash& pw) {
+    statement::use q(stmt(q_set_password));
+    q.blob(1, pw.salt).blob(2, pw.hash).bind(3, static_cast<std::int64_t>(pw.iterations)).bind(4, user_key(name));
+    q.run();
+    return q.changes() == 1;
+}
+
+void store::note_login(std::int64_t user_id, std::int64_t when) {
+    statement::use q(stmt(q_note_login));
+    q.bind(1, when).bind(2, user_id).run();
+}
+
+void store::note_logout(std::int64_t user_id, std::int64_t when) {
+    statement::use q(stmt(q_note_logout));
+    q.bind(1, when).bind(2, user_id).run();
+}
+
+std::size_t store::user_count() {
+    statement::use q(stmt(q_user_count));
+    q.step();
+    return static_cast<std::size_t>(q.i64(0));
+}
+
+std::int64_t store::post(const message_record& m) {
+    // A savepoint: its own transaction in autocommit mode, nested inside
+    // the importer's.
+    { statement::use(stmt(q_savepoint)).run(); }
+    try {
+        std::int64_t id;
+        {
+            statement::use q(stmt(q_post));
+            q.bind(1, m.date).bind(2, m.author_id).bind(3, m.from).bind(4, m.to).bind(5, m.subject).bind(6, m.body);
+            q.run();
+            id = sqlite3_last_insert_rowid(db_);
+        }
+        std::int64_t pos = 0;
+        for (std::int64_t r : m.reply_to) {
+            statement::use q(stmt(q_post_reply));
+            q.bind(1, id).bind(2, pos++).bind(3, r).run();
+        }
+        if (m.author_id) { // an author has read what they wrote
+            statement::use q(stmt(q_mark));
+            q.bind(1, m.author_id).bind(2, id).run();
+        }
+        statement::use(stmt(q_release)).run();
+        return id;
+    } catch (...) {
+        try {
+            statement::use(stmt(q_rollback_to)).run();
+            statement::use(stmt(q_release)).run();
+        } catch (...) {
+        }
+        throw;
+    }
+}
+
+std::optional<std::int64_t> store::next_unread(std::int64_t user_id, std::int64_t after) {
+    statement::use q(stmt(q_next_unread));
+    q.bind(1, user_id).bind(2, after);
+    if (!q.step()) return std::nullopt;
+    return q.i64(0);
+}
+
+std::optional<std::int64_t> store::next_read(std::int64_t user_id, std::int64_t after) {
+    statement::use q(stmt(q_next_read));
+    q.bind(1, user_id).bind(2, after);
+    if (!q.step()) return std::nullopt;
+    return q.i64(0);
+}
+
+std::size_t store::read_count(std::int64_t user_id) {
+    statement::use q(stmt(q_read_count));
+    q.bind(1, user_id);
+    q.step();
+    return static_cast<std::size_t>(q.i64(0));
+}
+
+std::size_t store::unread_count(std::int64_t user_id) {
+    // Read marks exist only for messages that exist (they go with their
+    // message): a difference of two counts, no scan joining the two.
+    std::size_t total = message_count(), seen = read_count(user_id);
+    return total > seen ? total - seen : 0;
+}
+
+std::vector<std::int64_t> store::replies_of(std::int64_t id) {
+    std::vector<std::int64_t> out;
+    statement::use q(stmt(q_replies_of));
+    q.bind(1, id);
+    while (q.step()) out.push_back(q.i64(0));
+    return out;
+}
+
+namespace {
+template <class Q>
+message_record row_to_message(const Q& q) {
+    message_record m;
+    m.id = q.i64(0);
+    m.date = q.text(1);
+    m.author_id = q.i64(2);
+    m.from = q.text(3);
+    m.to = q.text(4);
+    m.subject = q.text(5);
+    m.body = q.text(6);
+    return m;
+}
+} // namespace
+
+std::optional<message_record> store::read(std::int64_t user_id, std::int64_t message_id) {
+    std::optional<message_record> m;
+    {
+        statement::use q(stmt(q_get));
+        q.bind(1, message_id);
+        if (!q.step()) return std::nullopt;
+        m = row_to_message(q);
+    }
+    m->reply_to = replies_of(message_id);
+    statement::use mark(stmt(q_mark));
+    mark.bind(1, user_id).bind(2, message_id).run();
+    return m;
+}
+
+delete_result store::remove(std::int64_t user_id, std::int64_t message_id) {
+    {
+        statement::use q(stmt(q_author_of));
+        q.bind(1, message_id);
+        if (!q.step()) return delete_result::not_found;
+        if (q.i64(0) != user_id || user_id == 0) return delete_result::not_owner;
+    }
+    statement::use q(stmt(q_delete));
+    q.bind(1, message_id).bind(2, user_id).run();
+    return q.changes() == 1 ? delete_result::deleted : delete_result::not_found;
+}
+
+std::size_t store::message_count() {
+    statement::use q(stmt(q_message_count));
+    q.step();
+    return static_cast<std::size_t>(q.i64(0));
+}
+
+std::vector<message_record> store::all_messages() {
+    std::vector<message_record> out;
+    {
+        statement::use q(stmt(q_all));
+        while (q.step()) out.push_back(row_to_message(q));
+    }
+    for (auto& m : out) m.reply_to = replies_of(m.id);
+    return out;
+}
+
+} // namespace kamaelia::bbs

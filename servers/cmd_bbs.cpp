@@ -1,0 +1,92 @@
+// `kamaelia bbs`: the multi-user bulletin board (default port 1600), the
+// EuroPython 2009 tutorial's seq of stages on SQLite (<data-dir>/bbs.sqlite).
+#include "daemon.hpp"
+
+#include <kamaelia/bbs/board.hpp>
+#include <kamaelia/bbs/stages.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+
+namespace kd = kamaelia::daemon;
+namespace bbs = kamaelia::bbs;
+
+namespace {
+
+std::optional<std::uint32_t> kdf_iterations;
+std::optional<std::size_t> max_sessions;
+
+// The board's settings: default < config file < flag.
+bbs::settings board_settings(const kd::config_file* cf) {
+    bbs::settings s;
+    if (cf) {
+        if (auto v = cf->get_uint("bbs", "kdf-iterations")) s.kdf_iterations = static_cast<std::uint32_t>(*v);
+        if (auto v = cf->get_uint("bbs", "max-sessions")) s.max_sessions = *v;
+        if (auto v = cf->get_uint("bbs", "max-subject")) s.max_subject = *v;
+        if (auto v = cf->get_uint("bbs", "max-body")) s.max_body = *v;
+        if (auto v = cf->get_uint("bbs", "max-failures")) s.max_failures = static_cast<unsigned>(*v);
+    }
+    if (kdf_iterations) s.kdf_iterations = *kdf_iterations;
+    if (max_sessions) s.max_sessions = *max_sessions;
+    if (s.kdf_iterations == 0) throw kd::config_error("bbs: kdf-iterations must be at least 1");
+    if (s.max_failures == 0) throw kd::config_error("bbs: max-failures must be at least 1");
+    return s;
+}
+
+const kd::register_server reg{{
+    .name = "bbs",
+    .help = "multi-user bulletin board over telnet, SQLite in the data directory (default port 1600)",
+    .order = 30,
+    .keys = {"kdf-iterations", "max-sessions", "max-subject", "max-body", "max-failures"},
+    .add_flags =
+        [](CLI::App& app) {
+            app.add_option("--kdf-iterations", kdf_iterations,
+                           "PBKDF2-SHA256 cost; a login rehashes a password made at another (default 100000)");
+            app.add_option("--max-sessions", max_sessions, "sessions beyond this are refused politely (default 1000)");
+        },
+    .build =
+        [](kd::runtime& rt, const kd::server_flags& f) {
+            bbs::settings cfg = board_settings(rt.config());
+            auto s = std::make_unique<kamaelia::server_core>();
+            s->server_name = "bbs";
+            s->port = 1600;
+            kd::configure(*s, "bbs", f, rt.config());
+            // --max-line is the longest line the board answers (and goes on);
+            // the framer's hard limit, which disconnects, sits well above it.
+            if (rt.config())
+                if (auto v = rt.config()->get_uint("bbs", "max-line")) cfg.max_line = *v;
+            if (f.max_line) cfg.max_line = *f.max_line;
+            cfg.max_line = std::max<std::size_t>(cfg.max_line, 16);
+            // The session says why it ends when idle; the server's own
+            // inactivity timeout is only the backstop behind it.
+            if (s->inactivity_timeout) cfg.idle_timeout = *s->inactivity_timeout;
+            s->inactivity_timeout = cfg.idle_timeout + std::chrono::seconds(30);
+            std::size_t framer_max = std::max<std::size_t>(kamaelia::default_max_line, 4 * cfg.max_line);
+
+            std::string path = (std::filesystem::path(rt.data_dir()) / "bbs.sqlite").string();
+            std::shared_ptr<bbs::board> board;
+            try {
+                board = bbs::board::open(rt.sched(), path, cfg);
+            } catch (const bbs::store_error& e) {
+                throw kd::config_error(std::string("bbs: ") + e.what());
+            }
+            rt.keep(board);
+            spdlog::info("bbs: data in {} (kdf iterations {}, at most {} sessions)", path, cfg.kdf_iterations,
+                         cfg.max_sessions);
+            s->protocol = [board, framer_max](const kamaelia::connection_info& peer) {
+                return bbs::protocol(board, peer, framer_max);
+            };
+            kamaelia::scheduler* sched = &rt.sched();
+            std::weak_ptr<bbs::board> weak = board;
+            rt.on_reload([weak, sched] {
+                if (auto b = weak.lock())
+                    spdlog::info("bbs: {} sessions open, {} sessions in all, {} components live, {} database jobs queued",
+                                 b->sessions(), b->sessions_total(), sched->live(), b->db_pending());
+            });
+            rt.add_server(std::move(s));
+        },
+}};
+
+} // namespace
