@@ -140,7 +140,7 @@ multicast_transceiver::multicast_transceiver(multicast_options o, mode m) : opt_
 
 multicast_transceiver::multicast_transceiver(multicast_transceiver&& o)
     : component(std::move(o)), opt_(std::move(o.opt_)), mode_(o.mode_), socket_(std::move(o.socket_)),
-      dest_(o.dest_) {}
+      dest_(o.dest_), local_(o.local_) {}
 
 multicast_transceiver::~multicast_transceiver() {
     if (anchor_) anchor_->clear();
@@ -155,11 +155,8 @@ void multicast_transceiver::open(scheduler& s) {
     case mode::receive: socket_.emplace(open_multicast_receiver(s.io(), opt_)); break;
     case mode::both: socket_.emplace(open_multicast_transceiver(s.io(), opt_)); break;
     }
-}
-
-asio::ip::udp::endpoint multicast_transceiver::local_endpoint() const {
     asio::error_code ec;
-    return socket_ ? socket_->local_endpoint(ec) : asio::ip::udp::endpoint{};
+    local_ = socket_->local_endpoint(ec);
 }
 
 void multicast_transceiver::arm_read() {
@@ -317,6 +314,12 @@ task multicast_transceiver::main() {
             flush();
             if (cw.finishing() && head_ == queue_.size() && in("inbox").empty()) break;
         } else if (cw.finishing()) {
+            // Upstream is done: pass on what already arrived, then end.
+            for (int round = 0; receives() && round < read_rounds; ++round) {
+                datagram_batch b;
+                if (read_batch(b) < 0) break;
+                if (!b.empty()) co_await send(std::move(b));
+            }
             break;
         }
         if (receives() && readable_) {

@@ -57,8 +57,8 @@ public:
     void open(scheduler& s);
     const multicast_options& options() const noexcept { return opt_; }
     const multicast_stats& stats() const noexcept { return stats_; }
-    // The bound local endpoint (after open).
-    asio::ip::udp::endpoint local_endpoint() const;
+    // The bound local endpoint (after open; kept after the socket closes).
+    asio::ip::udp::endpoint local_endpoint() const { return local_; }
     std::string type_name() const override { return "multicast_transceiver"; }
 
 protected:
@@ -79,7 +79,7 @@ private:
     mode mode_;
     std::optional<asio::ip::udp::socket> socket_;
     std::unique_ptr<io_anchor> anchor_;
-    asio::ip::udp::endpoint dest_;
+    asio::ip::udp::endpoint dest_, local_;
     multicast_stats stats_;
     // send side: queued datagrams (batches and single ones), in order
     std::vector<datagram_batch> queue_;
