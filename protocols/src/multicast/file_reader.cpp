@@ -51,6 +51,11 @@ task file_reader::main() {
     // late does not cost rate, and a burst stays short.
     std::optional<token_bucket> bucket;
     if (opt_.rate > 0) bucket.emplace(opt_.rate, 2.0 * static_cast<double>(per_message), sched()->now());
+    // Wake-ups come at most every couple of milliseconds: at high rates a
+    // wake-up per chunk would cost more than the chunk. At low rates the
+    // burst is one chunk, so the stream stays smooth.
+    const std::size_t burst = std::clamp<std::size_t>(
+        static_cast<std::size_t>(opt_.rate * 0.002) / chunk * chunk, chunk, per_message);
 
     control_watch cw;
     std::uint64_t pass = 0;
@@ -62,7 +67,7 @@ task file_reader::main() {
         if (bucket && n > 0) {
             // As many whole chunks as the tokens pay for (at least one).
             double have = bucket->available(sched()->now());
-            std::size_t first = std::min(n, chunk);
+            std::size_t first = std::min(n, burst);
             if (have < static_cast<double>(first)) {
                 time_point at = bucket->ready_at(static_cast<double>(first), sched()->now());
                 co_await wait_for("control", at - sched()->now());

@@ -1,0 +1,28 @@
+// Flags the two multicast tools share (`mcast-send`, `mcast-recv`): the
+// group, the port and the interface, with the safe defaults of
+// kamaelia::multicast_options (224.168.2.9, 1600, 127.0.0.1).
+#pragma once
+
+#include <kamaelia/net/udp_options.hpp>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <string>
+
+namespace kamaelia::daemon {
+
+inline void add_multicast_flags(CLI::App& app, multicast_options& o) {
+    app.add_option("--group", o.group, "IPv4 multicast group (default 224.168.2.9)");
+    app.add_option("--port", o.port, "UDP port (default 1600)");
+    app.add_option("--interface", o.interface,
+                   "address of the interface to send from / join on (default 127.0.0.1: this host only)");
+}
+
+// Tools log to stderr (stdout carries their result line).
+inline void tool_logger(const std::string& name) {
+    if (!spdlog::get(name)) spdlog::set_default_logger(spdlog::stderr_color_mt(name));
+}
+
+} // namespace kamaelia::daemon
