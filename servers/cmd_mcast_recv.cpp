@@ -114,7 +114,7 @@ private:
 };
 
 // Writes next to the target, then renames: OUTFILE appears whole or not at all.
-bool write_file(const std::string& path, const std::string& data, std::string& err) {
+bool write_file(const std::string& path, std::string_view data, std::string& err) {
     std::string tmp = path + ".part";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -174,7 +174,7 @@ int mcast_recv() {
     }
     if (j.file) {
         std::string err;
-        if (!write_file(out_path, j.file->data, err)) {
+        if (!write_file(out_path, j.file->data.view(), err)) {
             std::cerr << "kamaelia mcast-recv: " << err << "\n";
             return 2;
         }

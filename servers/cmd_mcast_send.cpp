@@ -119,7 +119,8 @@ int mcast_send() {
     }
     std::cout << "mcast-send: " << file << ": " << job->stats.datagrams_sent << " datagrams, "
               << job->stats.bytes_sent << " bytes in " << secs << " s (" << job->passes << " pass(es)"
-              << (job->interrupted ? ", interrupted" : "") << ")" << std::endl;
+              << (job->interrupted ? ", interrupted" : "") << "; waited for the socket " << job->stats.send_waits
+              << " times)" << std::endl;
     if (job->stats.send_errors) {
         std::cerr << "kamaelia mcast-send: " << job->stats.send_errors << " datagrams could not be sent\n";
         return 1;

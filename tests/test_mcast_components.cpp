@@ -11,6 +11,8 @@
 
 #include "fixture.hpp"
 
+#include "mcast_support.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <asio/ip/udp.hpp>
@@ -32,12 +34,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string random_bytes(std::size_t n, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::string s(n, '\0');
-    for (auto& c : s) c = static_cast<char>(rng());
-    return s;
-}
+using test::random_bytes;
 
 // A file in the temporary directory, removed at the end of the test.
 struct temp_file {

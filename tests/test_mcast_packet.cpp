@@ -5,6 +5,8 @@
 #include <kamaelia/multicast/reassembler.hpp>
 #include <kamaelia/multicast/token_bucket.hpp>
 
+#include "mcast_support.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -16,12 +18,7 @@ using namespace kamaelia::multicast;
 
 namespace {
 
-std::string random_bytes(std::size_t n, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::string s(n, '\0');
-    for (auto& c : s) c = static_cast<char>(rng());
-    return s;
-}
+using test::random_bytes;
 
 file_meta meta_for(const std::string& data, std::uint16_t chunk, std::uint32_t id = 7) {
     file_meta m;
@@ -56,6 +53,18 @@ TEST_CASE("multicast packets round-trip through encode and decode", "[mcast]") {
     CHECK(chunk_size_for(1400) == 1340);
     CHECK_THROWS(chunk_size_for(header_size));
     CHECK_THROWS(chunk_size_for(70000));
+}
+
+TEST_CASE("CRC-32C: the check value, hardware and table agree, chaining", "[mcast]") {
+    CHECK(crc32c("123456789") == 0xE3069283u);
+    CHECK(multicast::detail::crc32c_portable("123456789") == 0xE3069283u);
+    CHECK(crc32c("") == 0);
+    std::string data = random_bytes(4099, 9);
+    for (std::size_t n : {0u, 1u, 7u, 8u, 9u, 63u, 1400u, 4099u}) {
+        std::string_view d = std::string_view(data).substr(0, n);
+        CHECK(crc32c(d) == multicast::detail::crc32c_portable(d));
+        for (std::size_t cut : {std::size_t(0), n / 3, n}) CHECK(crc32c(d.substr(cut), crc32c(d.substr(0, cut))) == crc32c(d));
+    }
 }
 
 TEST_CASE("an empty file is one empty packet", "[mcast]") {
@@ -111,8 +120,8 @@ TEST_CASE("damaged and foreign datagrams are refused with a reason", "[mcast]") 
     forged = good;
     forged[12 + 6] = static_cast<char>(1500 >> 8);
     forged[12 + 7] = static_cast<char>(1500 & 0xff);
-    std::uint32_t crc = crc32(std::string_view(forged).substr(0, 56));
-    crc = crc32(std::string_view(forged).substr(header_size), crc);
+    std::uint32_t crc = crc32c(std::string_view(forged).substr(0, 56));
+    crc = crc32c(std::string_view(forged).substr(header_size), crc);
     for (int i = 0; i < 4; ++i) forged[56 + i] = static_cast<char>(crc >> (24 - 8 * i));
     CHECK(decode(forged, v) == decode_error::bad_geometry);
     CHECK(to_string(decode_error::bad_crc) == "CRC mismatch");

@@ -14,6 +14,7 @@ loops group traffic back for IP_MULTICAST_LOOP with TTL 0), so the test never
 changes the interface.
 """
 
+import contextlib
 import hashlib
 import os
 import re
@@ -121,34 +122,41 @@ def ten_megabytes_arrive_byte_exact(k):
             rx.close()
 
 
+@contextlib.contextmanager
+def join_late(k, src, dst, rate, repeat, delay, timeout):
+    """Starts mcast-send, then `delay` seconds later a receiver: yields (sender, receiver)."""
+    port = free_udp_port()
+    tx = subprocess.Popen([k, "mcast-send", src, "--port", str(port), *IFACE, "--rate", str(rate), "--repeat",
+                           str(repeat)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=harness.sanitizer_env(), preexec_fn=harness._pdeathsig)
+    rx = None
+    try:
+        time.sleep(delay)
+        t.require(tx.poll() is None, "the sender is still running when the receiver starts")
+        rx = Receiver(k, dst, port, "--timeout", str(timeout))
+        yield tx, rx
+    finally:
+        if tx.poll() is None:
+            tx.kill()
+            tx.wait()
+        if rx:
+            rx.close()
+
+
 @t.test
 def late_receiver_completes_from_the_carousel(k):
     with tempfile.TemporaryDirectory(prefix="kamaelia_mcast_") as d:
-        size = 4 * 1024 * 1024
-        src = random_file(d, size)
+        src = random_file(d, 4 * 1024 * 1024)
         dst = os.path.join(d, "late.bin")
-        port = free_udp_port()
-        # Four passes at 4 MB/s: a pass a second (longer under a sanitizer).
-        tx = subprocess.Popen([k, "mcast-send", src, "--port", str(port), *IFACE, "--rate", "4000000",
-                               "--repeat", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=harness.sanitizer_env(), preexec_fn=harness._pdeathsig)
-        rx = None
-        try:
-            time.sleep(1.5)  # the first pass is over (or nearly): this receiver missed its start
-            t.require(tx.poll() is None, "the sender is still running when the receiver starts")
-            rx = Receiver(k, dst, port, "--timeout", "120")
+        # Four passes at 4 MB/s: a pass a second (longer under a sanitizer);
+        # the receiver starts once the first pass is over (or nearly).
+        with join_late(k, src, dst, 4000000, 4, 1.5, 120) as (tx, rx):
             rc = rx.wait(150)
             t.eq(rc, 0, f"mcast-recv exit status ({rx.stderr()[-2000:]!r})")
             if os.path.exists(dst):
                 t.eq(digest(dst), digest(src), "the late receiver's bytes (SHA-256)")
             out, err = tx.communicate(timeout=150)
             t.eq(tx.returncode, 0, f"mcast-send exit status ({err[-2000:]!r})")
-        finally:
-            if tx.poll() is None:
-                tx.kill()
-                tx.wait()
-            if rx:
-                rx.close()
 
 
 @t.test
@@ -157,16 +165,8 @@ def timeout_reports_the_missing_ranges(k):
         size = 2 * 1024 * 1024
         src = random_file(d, size)
         dst = os.path.join(d, "partial.bin")
-        port = free_udp_port()
         # One pass only, four seconds long; the receiver joins a fifth of the way in.
-        tx = subprocess.Popen([k, "mcast-send", src, "--port", str(port), *IFACE, "--rate", "500000",
-                               "--repeat", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=harness.sanitizer_env(), preexec_fn=harness._pdeathsig)
-        rx = None
-        try:
-            time.sleep(0.8)
-            t.require(tx.poll() is None, "the sender is still running when the receiver starts")
-            rx = Receiver(k, dst, port, "--timeout", "7")
+        with join_late(k, src, dst, 500000, 1, 0.8, 7) as (tx, rx):
             rc = rx.wait(120)
             err = rx.stderr()
             t.eq(rc, 1, f"mcast-recv exit status on timeout ({err[-2000:]!r})")
@@ -180,12 +180,6 @@ def timeout_reports_the_missing_ranges(k):
             t.check(not os.path.exists(dst + ".part"), "no partial file either")
             tx.communicate(timeout=120)
             t.eq(tx.returncode, 0, "mcast-send exit status")
-        finally:
-            if tx.poll() is None:
-                tx.kill()
-                tx.wait()
-            if rx:
-                rx.close()
 
 
 @t.test

@@ -47,10 +47,12 @@ task file_reader::main() {
 
     const std::size_t chunk = opt_.chunk_size;
     const std::size_t per_message = chunk * opt_.chunks_per_message;
-    // The bucket holds two messages' worth: a timer that fires a little
-    // late does not cost rate, and a burst stays short.
+    // The bucket holds 20 ms of the rate (two messages at least): a timer
+    // that fires late on a busy machine does not cost rate, and the burst
+    // that makes up for it stays short.
     std::optional<token_bucket> bucket;
-    if (opt_.rate > 0) bucket.emplace(opt_.rate, 2.0 * static_cast<double>(per_message), sched()->now());
+    if (opt_.rate > 0)
+        bucket.emplace(opt_.rate, std::max(2.0 * static_cast<double>(per_message), opt_.rate * 0.02), sched()->now());
     // Wake-ups come at most every couple of milliseconds: at high rates a
     // wake-up per chunk would cost more than the chunk. At low rates the
     // burst is one chunk, so the stream stays smooth.

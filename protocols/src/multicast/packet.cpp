@@ -1,7 +1,6 @@
 #include <kamaelia/multicast/packet.hpp>
 
 #include <openssl/evp.h>
-#include <zlib.h>
 
 #include <cstring>
 #include <stdexcept>
@@ -64,8 +63,8 @@ std::size_t encode_into(const file_meta& m, std::uint32_t seq, std::string_view 
     put16(out + 22, static_cast<std::uint16_t>(payload.size()));
     std::memcpy(out + 24, m.sha256.data(), m.sha256.size());
     if (!payload.empty()) std::memcpy(out + header_size, payload.data(), payload.size());
-    std::uint32_t crc = crc32(std::string_view(out, crc_offset));
-    crc = crc32(payload, crc);
+    std::uint32_t crc = crc32c(std::string_view(out, crc_offset));
+    crc = crc32c(payload, crc);
     put32(out + crc_offset, crc);
     return header_size + payload.size();
 }
@@ -95,8 +94,8 @@ decode_error decode(std::string_view d, packet_view& out) noexcept {
     std::size_t len = static_cast<std::size_t>(get(p + 22, 2));
     if (header_size + len != d.size()) return decode_error::bad_length;
     std::string_view payload = d.substr(header_size);
-    std::uint32_t crc = crc32(d.substr(0, crc_offset));
-    crc = crc32(payload, crc);
+    std::uint32_t crc = crc32c(d.substr(0, crc_offset));
+    crc = crc32c(payload, crc);
     if (crc != static_cast<std::uint32_t>(get(p + crc_offset, 4))) return decode_error::bad_crc;
     packet_view v;
     v.meta.file_id = static_cast<std::uint32_t>(get(p + 4, 4));
@@ -121,18 +120,48 @@ digest sha256(std::string_view data) {
     return d;
 }
 
-std::uint32_t crc32(std::string_view data, std::uint32_t crc) noexcept {
-    // zlib takes uInt lengths: feed large inputs in pieces.
-    const auto* p = reinterpret_cast<const Bytef*>(data.data());
-    std::size_t left = data.size();
-    uLong c = crc;
-    while (left > 0) {
-        uInt n = static_cast<uInt>(std::min<std::size_t>(left, 1u << 30));
-        c = ::crc32(c, p, n);
-        p += n;
-        left -= n;
+namespace {
+
+constexpr std::array<std::uint32_t, 256> crc32c_table = [] {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+        std::uint32_t c = i;
+        for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        t[i] = c;
     }
-    return static_cast<std::uint32_t>(c);
+    return t;
+}();
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::string_view data, std::uint32_t crc) noexcept {
+    const char* p = data.data();
+    std::size_t n = data.size();
+    std::uint64_t c = ~crc;
+    for (; n >= 8; p += 8, n -= 8) {
+        std::uint64_t v;
+        std::memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+    }
+    auto c32 = static_cast<std::uint32_t>(c);
+    for (; n > 0; ++p, --n) c32 = __builtin_ia32_crc32qi(c32, static_cast<unsigned char>(*p));
+    return ~c32;
+}
+const bool have_sse42 = __builtin_cpu_supports("sse4.2");
+#endif
+
+} // namespace
+
+std::uint32_t detail::crc32c_portable(std::string_view data, std::uint32_t crc) noexcept {
+    std::uint32_t c = ~crc;
+    for (char ch : data) c = crc32c_table[(c ^ static_cast<unsigned char>(ch)) & 0xff] ^ (c >> 8);
+    return ~c;
+}
+
+std::uint32_t crc32c(std::string_view data, std::uint32_t crc) noexcept {
+#if defined(__x86_64__)
+    if (have_sse42) return crc32c_sse42(data, crc);
+#endif
+    return detail::crc32c_portable(data, crc);
 }
 
 std::string to_hex(const digest& d) {

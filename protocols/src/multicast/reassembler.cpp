@@ -1,6 +1,9 @@
 #include <kamaelia/multicast/reassembler.hpp>
 
+#include <openssl/evp.h>
+
 #include <cstring>
+#include <stdexcept>
 
 namespace kamaelia::multicast {
 
@@ -12,6 +15,26 @@ std::string format_ranges(const std::vector<byte_range>& r, std::size_t max_item
     }
     if (r.size() > max_items) s += ", ... (" + std::to_string(r.size() - max_items) + " more)";
     return s;
+}
+
+struct reassembler::hasher {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    hasher() {
+        if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr)) throw std::runtime_error("SHA-256 init failed");
+    }
+    ~hasher() { EVP_MD_CTX_free(ctx); }
+};
+
+void reassembler::hasher_deleter::operator()(hasher* h) const noexcept { delete h; }
+
+void reassembler::hash_prefix() {
+    std::uint64_t n = meta_.packet_count(), end = hashed_seq_;
+    while (end < n && has(end)) ++end;
+    if (end == hashed_seq_) return;
+    std::uint64_t from = meta_.offset_of(hashed_seq_);
+    std::uint64_t to = meta_.offset_of(end - 1) + meta_.payload_size(end - 1);
+    EVP_DigestUpdate(hash_->ctx, data_.data() + from, to - from);
+    hashed_seq_ = end;
 }
 
 reassembler::verdict reassembler::add(const packet_view& p) {
@@ -26,8 +49,10 @@ reassembler::verdict reassembler::add(const packet_view& p) {
         }
         meta_ = p.meta;
         locked_ = true;
-        data_.assign(meta_.total_size, '\0');
+        data_ = file_bytes(static_cast<std::size_t>(meta_.total_size));
         bits_.assign((meta_.packet_count() + 63) / 64, 0);
+        hash_.reset(new hasher);
+        hashed_seq_ = 0;
     } else if (p.meta.file_id != meta_.file_id) {
         ++ignored_;
         return verdict::other_file;
@@ -48,12 +73,19 @@ reassembler::verdict reassembler::add(const packet_view& p) {
     if (!p.payload.empty()) std::memcpy(data_.data() + meta_.offset_of(p.seq), p.payload.data(), p.payload.size());
     ++have_;
     ++added_;
+    if (p.seq == hashed_seq_) hash_prefix();
     return verdict::added;
 }
 
 bool reassembler::verified() {
     if (!complete()) return false;
-    if (verified_ < 0) verified_ = sha256(data_) == meta_.sha256 ? 1 : 0;
+    if (verified_ < 0) {
+        hash_prefix();
+        digest d{};
+        unsigned int len = 0;
+        EVP_DigestFinal_ex(hash_->ctx, d.data(), &len);
+        verified_ = d == meta_.sha256 ? 1 : 0;
+    }
     return verified_ == 1;
 }
 
@@ -86,8 +118,8 @@ std::uint64_t reassembler::missing_bytes() const {
     return total;
 }
 
-std::string reassembler::release() {
-    std::string out = std::move(data_);
+file_bytes reassembler::release() {
+    file_bytes out = std::move(data_);
     reset();
     return out;
 }
@@ -96,9 +128,10 @@ void reassembler::reset() {
     locked_ = false;
     verified_ = -1;
     meta_ = {};
-    data_.clear();
-    data_.shrink_to_fit();
+    data_ = file_bytes();
     bits_.clear();
+    hash_.reset();
+    hashed_seq_ = 0;
     have_ = 0;
 }
 

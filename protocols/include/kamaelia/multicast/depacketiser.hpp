@@ -23,7 +23,7 @@ namespace kamaelia::multicast {
 
 struct received_file {
     file_meta meta;
-    std::string data;
+    file_bytes data;
 };
 
 struct depacketiser_options {
