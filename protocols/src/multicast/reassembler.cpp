@@ -2,10 +2,25 @@
 
 #include <openssl/evp.h>
 
+#include <cstdlib>
+#include <new>
+
 #include <cstring>
 #include <stdexcept>
 
 namespace kamaelia::multicast {
+
+file_bytes::file_bytes(std::size_t n) : n_(n) {
+    if (n == 0) return;
+    // Plain 4 KiB pages on purpose: huge pages were tried and are worse
+    // here, each first touch zeroing 2 MiB at once (a stall long enough to
+    // lose datagrams), where small pages spread the same work over the stream.
+    void* p = std::malloc(n);
+    if (!p) throw std::bad_alloc();
+    p_.reset(static_cast<char*>(p));
+}
+
+void file_bytes::free_deleter::operator()(char* p) const noexcept { std::free(p); }
 
 std::string format_ranges(const std::vector<byte_range>& r, std::size_t max_items) {
     std::string s;

@@ -30,7 +30,7 @@ std::string format_ranges(const std::vector<byte_range>& r, std::size_t max_item
 class file_bytes {
 public:
     file_bytes() = default;
-    explicit file_bytes(std::size_t n) : p_(n ? new char[n] : nullptr), n_(n) {}
+    explicit file_bytes(std::size_t n);
     file_bytes(file_bytes&&) noexcept = default;
     file_bytes& operator=(file_bytes&&) noexcept = default;
     file_bytes(const file_bytes& o) : file_bytes(o.n_) {
@@ -46,7 +46,10 @@ public:
     bool operator==(std::string_view s) const noexcept { return view() == s; }
 
 private:
-    std::unique_ptr<char[]> p_;
+    struct free_deleter {
+        void operator()(char* p) const noexcept;
+    };
+    std::unique_ptr<char, free_deleter> p_;
     std::size_t n_ = 0;
 };
 
