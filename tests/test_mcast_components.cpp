@@ -410,3 +410,26 @@ TEST_CASE("a file over real loopback multicast, a lossy first pass healed by the
     REQUIRE(step_until(f, [&] { return tx.finished() && rx.finished(); }));
     CHECK(tx.stats().datagrams_sent == 2 * 224);
 }
+
+TEST_CASE("an empty file goes through as one empty packet, and its carousel is paced too", "[mcast]") {
+    {
+        file_chain c("", 1, nullptr);
+        auto files = c.files();
+        REQUIRE(files.size() == 1);
+        CHECK(files[0].data.size() == 0);
+        CHECK(files[0].meta.sha256 == sha256(""));
+    }
+    temp_file file("");
+    test::fixture f;
+    auto& reader = f.spawn<file_reader>(
+        file_reader_options{.path = file.path, .chunk_size = 100, .rate = 1000, .repeat = 0, .chunks_per_message = 1});
+    auto& sink = f.spawn<test::collector>();
+    chain(reader, sink);
+    f.settle();
+    CHECK(sink.items.size() == 2); // the bucket's two saved-up packets, then one per 100 ms
+    f.advance(std::chrono::milliseconds(100));
+    CHECK(sink.items.size() == 3);
+    reader.in("control").push_forced(message(shutdown_microprocess()));
+    f.settle();
+    CHECK(reader.finished());
+}

@@ -9,15 +9,17 @@ each test on a free port of its own.
   missing byte ranges, and writes nothing.
 - Bad settings fail at start with a clear message.
 
-Multicast on `lo` works here without the MULTICAST link flag (the kernel
-loops group traffic back for IP_MULTICAST_LOOP with TTL 0), so the test never
-changes the interface.
+Multicast on `lo` works without the MULTICAST link flag (the kernel loops
+group traffic back for IP_MULTICAST_LOOP with TTL 0). A probe checks that
+first; only if it fails, and only as root, the test runs
+`ip link set lo multicast on` and says so (a note in the output).
 """
 
 import contextlib
 import hashlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,6 +38,40 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def multicast_loopback_works() -> bool:
+    """One datagram to the group through 127.0.0.1, TTL 0: does it come back?"""
+    group = "224.168.2.9"
+    port = free_udp_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as r, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            r.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            r.bind((group, port))
+            r.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                         socket.inet_aton(group) + socket.inet_aton("127.0.0.1"))
+            r.settimeout(2)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+            s.sendto(b"probe", (group, port))
+            return r.recv(16) == b"probe"
+        except OSError:
+            return False
+
+
+def preflight():
+    if multicast_loopback_works():
+        return
+    if os.geteuid() == 0 and shutil.which("ip"):
+        subprocess.run(["ip", "link", "set", "lo", "multicast", "on"], check=False)
+        print("  note: multicast on lo did not work; ran `ip link set lo multicast on` (root)", flush=True)
+        if multicast_loopback_works():
+            return
+    print("multicast on the loopback interface does not work here (and cannot be enabled): "
+          "set `ip link set lo multicast on` as root", flush=True)
+    print("0 passed, 1 failed")
+    sys.exit(1)
 
 
 class Receiver:
@@ -212,4 +248,5 @@ def bad_settings_fail_at_start(k):
         t.eq(r.returncode, 2, "a datagram too small for the header is refused")
 
 
+preflight()
 t.main()

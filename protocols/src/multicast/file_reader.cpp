@@ -66,18 +66,23 @@ task file_reader::main() {
         cw.poll(*this);
         if (cw.ended()) break;
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(per_message, size_ - offset));
-        if (bucket && n > 0) {
-            // As many whole chunks as the tokens pay for (at least one).
+        if (bucket) {
+            // As many whole chunks as the tokens pay for (at least one). An
+            // empty file's one packet costs a chunk's time, so a carousel of
+            // an empty file does not run flat out.
+            std::size_t cost = n > 0 ? n : chunk;
             double have = bucket->available(sched()->now());
-            std::size_t first = std::min(n, burst);
+            std::size_t first = std::min(cost, burst);
             if (have < static_cast<double>(first)) {
                 time_point at = bucket->ready_at(static_cast<double>(first), sched()->now());
                 co_await wait_for("control", at - sched()->now());
                 continue;
             }
-            std::size_t affordable = static_cast<std::size_t>(have) / chunk * chunk;
-            n = std::max(first, std::min(n, affordable));
-            bucket->take(static_cast<double>(n), sched()->now());
+            if (n > 0) {
+                std::size_t affordable = static_cast<std::size_t>(have) / chunk * chunk;
+                n = std::max(first, std::min(n, affordable));
+            }
+            bucket->take(static_cast<double>(n > 0 ? n : first), sched()->now());
         }
         file_chunk c;
         c.pass = pass;
