@@ -49,9 +49,9 @@ int main() {
     group.port = static_cast<std::uint16_t>(20000 + ::getpid() % 20000); // not 1600: tests run side by side
     auto meta = km::describe_file(path, static_cast<std::uint16_t>(km::chunk_size_for(1400)));
 
-    pipeline receiver(multicast_receiver(group), km::depacketiser(), report());
-    pipeline sender(km::file_reader({.path = path, .chunk_size = meta.chunk_size, .rate = 2'000'000, .repeat = 2}),
-                    km::packetiser(meta), multicast_sender(group));
+    pipeline receiver{multicast_receiver(group), km::depacketiser(), report()};
+    pipeline sender{km::file_reader({.path = path, .chunk_size = meta.chunk_size, .rate = 2'000'000, .repeat = 2}),
+                    km::packetiser(meta), multicast_sender(group)};
     receiver.activate();
     sender.activate();
     scheduler::default_scheduler().run();
