@@ -6,13 +6,12 @@
 //
 //   multicast_receiver → depacketiser → (this tool)
 #include "daemon.hpp"
-#include "mcast_flags.hpp"
+#include "mcast_tool.hpp"
 
 #include <kamaelia/multicast/depacketiser.hpp>
 #include <kamaelia/net/multicast_receiver.hpp>
 #include <kamaelia/util/control_watch.hpp>
 
-#include <asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
@@ -21,7 +20,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <csignal>
 #include <iostream>
 
 namespace kd = kamaelia::daemon;
@@ -158,14 +156,7 @@ int mcast_recv() {
     }
     spdlog::info("listening on {}:{} (interface {}) for a file to write to {}", opts.group, opts.port,
                  opts.interface, out_path);
-    asio::signal_set signals(sched.io(), SIGINT, SIGTERM);
-    signals.async_wait([&](const asio::error_code& ec, int) {
-        if (!ec) job->in("control").push_forced(message(shutdown_microprocess("signal")));
-    });
-    job->activate(sched);
-    sched.run();
-    asio::error_code ec;
-    signals.cancel(ec);
+    kd::run_job(sched, *job);
 
     recv_job& j = *job;
     if (!j.error.empty()) {

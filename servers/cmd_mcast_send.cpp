@@ -3,21 +3,20 @@
 // (spec section 7.3) made reliable by a data carousel. The file goes out
 // `repeat` times (0: until stopped) as self-describing datagrams (CRC-32
 // each, the file's SHA-256 in every header), paced by a timer at `rate`
-// file bytes a second. Exits 0 once every pass is sent.
+// file bytes a second. Exits 0 once every pass is sent (with --repeat 0,
+// when stopped by SIGINT/SIGTERM; a counted carousel stopped early: 130).
 //
 //   file_reader → packetiser → multicast_sender
 #include "daemon.hpp"
-#include "mcast_flags.hpp"
+#include "mcast_tool.hpp"
 
 #include <kamaelia/multicast/file_reader.hpp>
 #include <kamaelia/multicast/packetiser.hpp>
 #include <kamaelia/net/multicast_sender.hpp>
 #include <kamaelia/util/control_watch.hpp>
 
-#include <asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <iostream>
 
 namespace kd = kamaelia::daemon;
@@ -103,15 +102,8 @@ int mcast_send() {
                  opts.ttl, repeat == 0 ? "until stopped" : std::to_string(repeat) + " pass(es)",
                  rate > 0 ? "at " + std::to_string(static_cast<std::uint64_t>(rate)) + " bytes/s" : "unpaced",
                  datagram);
-    asio::signal_set signals(sched.io(), SIGINT, SIGTERM);
-    signals.async_wait([&](const asio::error_code& ec, int) {
-        if (!ec) job->in("control").push_forced(message(shutdown_microprocess("signal")));
-    });
     auto t0 = std::chrono::steady_clock::now();
-    job->activate(sched);
-    sched.run();
-    asio::error_code ec;
-    signals.cancel(ec);
+    kd::run_job(sched, *job);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!job->error.empty()) {
         std::cerr << "kamaelia mcast-send: " << job->error << "\n";
@@ -125,6 +117,9 @@ int mcast_send() {
         std::cerr << "kamaelia mcast-send: " << job->stats.send_errors << " datagrams could not be sent\n";
         return 1;
     }
+    // Stopping a carousel sent "until stopped" is its normal end; stopping
+    // a counted one before its last pass is not.
+    if (job->interrupted && repeat != 0 && job->passes < repeat) return 130;
     return 0;
 }
 

@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -216,6 +217,24 @@ def timeout_reports_the_missing_ranges(k):
             t.check(not os.path.exists(dst + ".part"), "no partial file either")
             tx.communicate(timeout=120)
             t.eq(tx.returncode, 0, "mcast-send exit status")
+
+
+@t.test
+def a_carousel_until_stopped_ends_cleanly_on_a_signal(k):
+    with tempfile.TemporaryDirectory(prefix="kamaelia_mcast_") as d:
+        src = random_file(d, 100000)
+        dst = os.path.join(d, "forever.bin")
+        # --repeat 0 sends until stopped; a receiver joining any time completes.
+        with join_late(k, src, dst, 1000000, 0, 0.5, 120) as (tx, rx):
+            t.eq(rx.wait(150), 0, f"mcast-recv exit status ({rx.stderr()[-2000:]!r})")
+            if os.path.exists(dst):
+                t.eq(digest(dst), digest(src), "the bytes (SHA-256)")
+            t.require(tx.poll() is None, "the carousel is still going")
+            tx.send_signal(signal.SIGINT)
+            out, err = tx.communicate(timeout=60)
+            t.eq(tx.returncode, 0, f"SIGINT ends a carousel sent until stopped with 0 ({err[-1000:]!r})")
+            t.check(b"interrupted" in out, f"it says so: {out!r}")
+            no_sanitizer_reports(err.decode(errors="replace"), "mcast-send")
 
 
 @t.test
