@@ -38,4 +38,7 @@
 #include <kamaelia/net/connected_socket_adapter.hpp>
 #include <kamaelia/net/connection_info.hpp>
 #include <kamaelia/net/lines_to_chunks.hpp>
+#include <kamaelia/net/multicast_receiver.hpp>
+#include <kamaelia/net/multicast_sender.hpp>
+#include <kamaelia/net/multicast_transceiver.hpp>
 #include <kamaelia/net/server_core.hpp>

@@ -1,0 +1,118 @@
+// The receiving end of the file multicaster, as a plain object: it places
+// decoded packets by sequence number (any order, duplicates ignored), knows
+// which byte ranges are still missing, and verifies the whole file against
+// the SHA-256 the packets carry. A carousel pass fills the gaps a lossy
+// earlier pass left.
+#pragma once
+
+#include <kamaelia/multicast/packet.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kamaelia::multicast {
+
+struct byte_range {
+    std::uint64_t begin = 0, end = 0; // [begin, end)
+    bool operator==(const byte_range&) const = default;
+};
+// "0-1339, 2680-4019" (inclusive ends, the way people read ranges); empty: "".
+std::string format_ranges(const std::vector<byte_range>& r, std::size_t max_items = 20);
+
+// A file's bytes in one allocation that is not zero-filled first: clearing
+// a large file at its first packet would stall the receiver long enough for
+// the socket buffer to overflow; pages are touched as packets fill them.
+class file_bytes {
+public:
+    file_bytes() = default;
+    explicit file_bytes(std::size_t n);
+    file_bytes(file_bytes&&) noexcept = default;
+    file_bytes& operator=(file_bytes&&) noexcept = default;
+    file_bytes(const file_bytes& o) : file_bytes(o.n_) {
+        if (n_) std::memcpy(p_.get(), o.p_.get(), n_);
+    }
+    file_bytes& operator=(const file_bytes& o) {
+        if (this != &o) *this = file_bytes(o);
+        return *this;
+    }
+    char* data() noexcept { return p_.get(); }
+    std::size_t size() const noexcept { return n_; }
+    std::string_view view() const noexcept { return {p_.get(), n_}; }
+    bool operator==(std::string_view s) const noexcept { return view() == s; }
+
+private:
+    struct free_deleter {
+        void operator()(char* p) const noexcept;
+    };
+    std::unique_ptr<char, free_deleter> p_;
+    std::size_t n_ = 0;
+};
+
+class reassembler {
+public:
+    struct options {
+        std::uint32_t file_id = 0;                 // 0: take the first file seen
+        std::uint64_t max_size = std::uint64_t(4) << 30; // refuse bigger files (memory)
+    };
+    enum class verdict : std::uint8_t {
+        added,      // new data
+        duplicate,  // already had it
+        other_file, // another file id: ignored
+        conflict,   // this file id, but other sizes or digest: ignored
+        too_large,  // over max_size: ignored
+    };
+
+    reassembler() : reassembler(options{}) {}
+    explicit reassembler(options o) : opt_(o) {}
+
+    verdict add(const packet_view& p);
+
+    bool locked() const noexcept { return locked_; }
+    const file_meta& meta() const noexcept { return meta_; }
+    bool complete() const noexcept { return locked_ && have_ == meta_.packet_count(); }
+    // The SHA-256 of the assembled bytes matches (only when complete()).
+    // The digest is computed as the file fills in order (the prefix that
+    // has no gap is hashed as it grows), so in the usual case little is left
+    // to hash at the end.
+    bool verified();
+    // Byte ranges not received yet (merged). Before the first packet the size
+    // is unknown: then everything is missing and this returns {}.
+    std::vector<byte_range> missing() const;
+    std::uint64_t missing_bytes() const;
+    std::string_view data() const noexcept { return data_.view(); }
+    // Drops everything, so the next packet starts a new file (after a digest
+    // mismatch, say).
+    void reset();
+    // Moves the assembled bytes out and resets.
+    file_bytes release();
+
+    std::uint64_t packets_added() const noexcept { return added_; }
+    std::uint64_t duplicates() const noexcept { return duplicates_; }
+    std::uint64_t ignored() const noexcept { return ignored_; }
+    std::uint64_t packets_have() const noexcept { return have_; }
+
+private:
+    struct hasher;
+    struct hasher_deleter {
+        void operator()(hasher* h) const noexcept;
+    };
+    bool has(std::uint64_t seq) const noexcept { return (bits_[seq >> 6] >> (seq & 63)) & 1; }
+    void hash_prefix(); // hashes the gap-free prefix beyond hashed_seq_
+
+    options opt_;
+    file_meta meta_;
+    bool locked_ = false;
+    int verified_ = -1; // -1 unknown, 0 mismatch, 1 match
+    file_bytes data_;
+    std::vector<std::uint64_t> bits_;
+    std::unique_ptr<hasher, hasher_deleter> hash_;
+    std::uint64_t hashed_seq_ = 0; // packets [0, hashed_seq_) are in the digest
+    std::uint64_t have_ = 0, added_ = 0, duplicates_ = 0, ignored_ = 0;
+};
+
+} // namespace kamaelia::multicast

@@ -1,0 +1,239 @@
+// The file multicaster's pure parts: packet encode/decode, reassembly,
+// missing ranges, the token bucket (spec sections 3.8 and 7.3).
+#include <kamaelia/multicast/packet.hpp>
+#include <kamaelia/multicast/packetiser.hpp>
+#include <kamaelia/multicast/reassembler.hpp>
+#include <kamaelia/multicast/token_bucket.hpp>
+
+#include "mcast_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <random>
+#include <string>
+
+using namespace kamaelia;
+using namespace kamaelia::multicast;
+
+namespace {
+
+using test::random_bytes;
+
+file_meta meta_for(const std::string& data, std::uint16_t chunk, std::uint32_t id = 7) {
+    file_meta m;
+    m.file_id = id;
+    m.total_size = data.size();
+    m.chunk_size = chunk;
+    m.sha256 = sha256(data);
+    return m;
+}
+
+std::string packet(const file_meta& m, const std::string& data, std::uint32_t seq) {
+    return encode(m, seq, std::string_view(data).substr(m.offset_of(seq), m.payload_size(seq)));
+}
+
+} // namespace
+
+TEST_CASE("multicast packets round-trip through encode and decode", "[mcast]") {
+    std::string data = random_bytes(10'000, 1);
+    file_meta m = meta_for(data, 1340);
+    REQUIRE(m.packet_count() == 8);
+    for (std::uint32_t seq = 0; seq < m.packet_count(); ++seq) {
+        std::string d = packet(m, data, seq);
+        REQUIRE(d.size() == header_size + m.payload_size(seq));
+        REQUIRE(d.size() <= default_datagram_size);
+        packet_view v;
+        REQUIRE(decode(d, v) == decode_error::none);
+        CHECK(v.seq == seq);
+        CHECK(v.meta.same_file(m));
+        CHECK(v.payload == std::string_view(data).substr(seq * 1340u, m.payload_size(seq)));
+    }
+    CHECK(m.payload_size(7) == 10'000 - 7 * 1340);
+    CHECK(chunk_size_for(1400) == 1340);
+    CHECK_THROWS(chunk_size_for(header_size));
+    CHECK_THROWS(chunk_size_for(70000));
+}
+
+TEST_CASE("CRC-32C: the check value, hardware and table agree, chaining", "[mcast]") {
+    CHECK(crc32c("123456789") == 0xE3069283u);
+    CHECK(multicast::detail::crc32c_portable("123456789") == 0xE3069283u);
+    CHECK(crc32c("") == 0);
+    std::string data = random_bytes(4099, 9);
+    for (std::size_t n : {0u, 1u, 7u, 8u, 9u, 63u, 1400u, 4099u}) {
+        std::string_view d = std::string_view(data).substr(0, n);
+        CHECK(crc32c(d) == multicast::detail::crc32c_portable(d));
+        for (std::size_t cut : {std::size_t(0), n / 3, n}) CHECK(crc32c(d.substr(cut), crc32c(d.substr(0, cut))) == crc32c(d));
+    }
+}
+
+TEST_CASE("an empty file is one empty packet", "[mcast]") {
+    std::string data;
+    file_meta m = meta_for(data, 100);
+    REQUIRE(m.packet_count() == 1);
+    std::string d = packet(m, data, 0);
+    packet_view v;
+    REQUIRE(decode(d, v) == decode_error::none);
+    reassembler r;
+    CHECK(r.add(v) == reassembler::verdict::added);
+    CHECK(r.complete());
+    CHECK(r.verified());
+    CHECK(r.missing().empty());
+}
+
+TEST_CASE("damaged and foreign datagrams are refused with a reason", "[mcast]") {
+    std::string data = random_bytes(3000, 2);
+    file_meta m = meta_for(data, 1000);
+    std::string good = packet(m, data, 1);
+    packet_view v;
+
+    CHECK(decode(good.substr(0, header_size - 1), v) == decode_error::too_short);
+    CHECK(decode("", v) == decode_error::too_short);
+
+    std::string bad = good;
+    bad[0] = 'X';
+    CHECK(decode(bad, v) == decode_error::bad_magic);
+    bad = good;
+    bad[2] = 2;
+    CHECK(decode(bad, v) == decode_error::bad_version);
+    bad = good;
+    bad[3] = 1;
+    CHECK(decode(bad, v) == decode_error::bad_version);
+    CHECK(decode(good.substr(0, good.size() - 1), v) == decode_error::bad_length);
+    CHECK(decode(good + "x", v) == decode_error::bad_length);
+    // Every single flipped bit past the magic is caught by the CRC (or a check before it).
+    for (std::size_t i = 4; i < good.size(); i += 37) {
+        bad = good;
+        bad[i] ^= 0x10;
+        CHECK(decode(bad, v) != decode_error::none);
+    }
+    bad = good;
+    bad[header_size + 5] ^= 1;
+    CHECK(decode(bad, v) == decode_error::bad_crc);
+
+    // A well-formed packet whose sizes do not fit together (CRC recomputed).
+    file_meta wrong = m;
+    wrong.total_size = 1500; // two packets: seq 1 would hold 500 bytes, not 1000
+    std::string forged(header_size + 1000, '\0');
+    REQUIRE_THROWS(encode_into(wrong, 1, std::string_view(data).substr(1000, 1000), forged.data()));
+    // Build it by hand: encode with the right meta, then patch total size and CRC.
+    forged = good;
+    forged[12 + 6] = static_cast<char>(1500 >> 8);
+    forged[12 + 7] = static_cast<char>(1500 & 0xff);
+    std::uint32_t crc = crc32c(std::string_view(forged).substr(0, 56));
+    crc = crc32c(std::string_view(forged).substr(header_size), crc);
+    for (int i = 0; i < 4; ++i) forged[56 + i] = static_cast<char>(crc >> (24 - 8 * i));
+    CHECK(decode(forged, v) == decode_error::bad_geometry);
+    CHECK(to_string(decode_error::bad_crc) == "CRC mismatch");
+
+    // Random garbage never decodes and never crashes.
+    std::mt19937 rng(3);
+    for (int i = 0; i < 2000; ++i) {
+        std::string junk = random_bytes(rng() % 200, static_cast<unsigned>(i));
+        if (junk.size() >= 2 && (i % 2)) junk[0] = 'K', junk[1] = 'M';
+        CHECK(decode(junk, v) != decode_error::none);
+    }
+}
+
+TEST_CASE("the reassembler orders, ignores duplicates and lists what is missing", "[mcast]") {
+    std::string data = random_bytes(5 * 1000 + 123, 4);
+    file_meta m = meta_for(data, 1000);
+    REQUIRE(m.packet_count() == 6);
+    reassembler r;
+    CHECK(r.missing().empty()); // nothing known yet
+    auto add = [&](std::uint32_t seq) {
+        std::string d = packet(m, data, seq);
+        packet_view v;
+        REQUIRE(decode(d, v) == decode_error::none);
+        return r.add(v);
+    };
+    CHECK(add(5) == reassembler::verdict::added);
+    CHECK(add(2) == reassembler::verdict::added);
+    CHECK(add(2) == reassembler::verdict::duplicate);
+    CHECK_FALSE(r.complete());
+    CHECK(r.missing() == std::vector<byte_range>{{0, 2000}, {3000, 5000}});
+    CHECK(r.missing_bytes() == 4000);
+    CHECK(format_ranges(r.missing()) == "0-1999, 3000-4999");
+    CHECK_FALSE(r.verified());
+    add(0);
+    add(4);
+    add(1);
+    CHECK(r.missing() == std::vector<byte_range>{{3000, 4000}});
+    add(3);
+    CHECK(r.complete());
+    CHECK(r.verified());
+    CHECK(r.data() == data);
+    CHECK(r.duplicates() == 1);
+
+    // Another file, or the same id with other sizes, is ignored.
+    std::string other = random_bytes(100, 5);
+    file_meta om = meta_for(other, 1000, 8);
+    packet_view v;
+    std::string d = packet(om, other, 0);
+    REQUIRE(decode(d, v) == decode_error::none);
+    CHECK(r.add(v) == reassembler::verdict::other_file);
+    om.file_id = m.file_id;
+    d = packet(om, other, 0);
+    REQUIRE(decode(d, v) == decode_error::none);
+    CHECK(r.add(v) == reassembler::verdict::conflict);
+    CHECK(r.ignored() == 2);
+    CHECK(r.release() == data);
+    CHECK_FALSE(r.locked());
+}
+
+TEST_CASE("a file whose bytes do not match its digest is not verified", "[mcast]") {
+    std::string data = random_bytes(2500, 6);
+    file_meta m = meta_for(data, 1000);
+    m.sha256[0] ^= 1; // the sender lied (or the file changed under it)
+    reassembler r;
+    for (std::uint32_t seq = 0; seq < 3; ++seq) {
+        std::string d = packet(m, data, seq);
+        packet_view v;
+        REQUIRE(decode(d, v) == decode_error::none);
+        r.add(v);
+    }
+    CHECK(r.complete());
+    CHECK_FALSE(r.verified());
+}
+
+TEST_CASE("the reassembler refuses a file over its size limit, and other ids when told one", "[mcast]") {
+    std::string data = random_bytes(3000, 7);
+    file_meta m = meta_for(data, 1000);
+    std::string d = packet(m, data, 0);
+    packet_view v;
+    REQUIRE(decode(d, v) == decode_error::none);
+    reassembler small({.file_id = 0, .max_size = 2999});
+    CHECK(small.add(v) == reassembler::verdict::too_large);
+    CHECK_FALSE(small.locked());
+    reassembler picky({.file_id = 99});
+    CHECK(picky.add(v) == reassembler::verdict::other_file);
+}
+
+TEST_CASE("packetise cuts a chunk into datagrams by offset", "[mcast]") {
+    std::string data = random_bytes(4500, 8);
+    file_meta m = meta_for(data, 1000);
+    file_chunk c{0, 2000, data.substr(2000)};
+    datagram_batch b = packetise(m, c);
+    REQUIRE(b.size() == 3);
+    packet_view v;
+    REQUIRE(decode(b[2], v) == decode_error::none);
+    CHECK(v.seq == 4);
+    CHECK(v.payload.size() == 500);
+    CHECK_THROWS(packetise(m, file_chunk{0, 1500, data.substr(1500, 1000)})); // unaligned
+    CHECK_THROWS(packetise(m, file_chunk{0, 4000, data.substr(4000) + "x"})); // past the end
+}
+
+TEST_CASE("the token bucket paces by the clock it is given", "[mcast]") {
+    manual_clock clock;
+    token_bucket b(1000.0, 500.0, clock.now()); // 1000 bytes/s, 500 saved up at most
+    CHECK(b.take(500, clock.now()));
+    CHECK_FALSE(b.take(100, clock.now()));
+    time_point at = b.ready_at(100, clock.now());
+    CHECK(at - clock.now() == std::chrono::milliseconds(100));
+    clock.advance(std::chrono::milliseconds(50));
+    CHECK_FALSE(b.take(100, clock.now()));
+    clock.advance(std::chrono::milliseconds(50));
+    CHECK(b.take(100, clock.now()));
+    clock.advance(std::chrono::hours(1)); // idle: saves up only to the capacity
+    CHECK(b.available(clock.now()) == Approx(500.0));
+}
