@@ -167,7 +167,8 @@ def busy_port(k):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = os.path.join(tmp, "k.ini")
             with open(cfg, "w") as f:
-                f.write(f"[greeter]\nbind = 127.0.0.1\nport = 0\n[chat]\nbind = 127.0.0.1\nport = {first.port}\n")
+                f.write(f"[greeter]\nbind = 127.0.0.1\nport = 0\n[chat]\nbind = 127.0.0.1\nport = {first.port}\n"
+                        "[grey]\nbind = 127.0.0.1\nport = 0\n")
             check_busy(k, [k, "all", "--config", cfg], f"127.0.0.1:{first.port}", baseline,
                        "all with chat's port busy")
 
@@ -178,7 +179,7 @@ def all_runs_greeter_and_chat(k):
     cfg = os.path.join(tmp, "k.ini")
     with open(cfg, "w") as f:
         f.write("# both servers on free loopback ports\n[greeter]\nbind = 127.0.0.1\nport = 0\n\n"
-                "[chat]\nbind = 127.0.0.1\nport = 0\n")
+                "[chat]\nbind = 127.0.0.1\nport = 0\n\n[grey]\nbind = 127.0.0.1\nport = 0\n")
     try:
         all_in_one(k, cfg)
     finally:
@@ -187,7 +188,8 @@ def all_runs_greeter_and_chat(k):
 
 def all_in_one(k, cfg):
     with Daemon(k, "all", "--config", cfg) as d:
-        t.eq(sorted(d.servers), ["chat", "greeter"], "two listening lines")
+        d.wait_log(r"grey: listening on")
+        t.check({"chat", "greeter", "grey"} <= set(d.listening_lines()), f"listening lines: {sorted(d.listening_lines())}")
         t.check(d.address("greeter")[1] != d.address("chat")[1], "two ports")
         with d.client("greeter") as g:
             g.send_line("all")
