@@ -362,3 +362,15 @@ TEST_CASE("smtp session: a client that leaves during DATA delivers nothing", "[s
     CHECK(r.mta->messages.empty());
     CHECK(c->handler->finished());
 }
+
+TEST_CASE("smtp session: a client that half-closes after its commands still gets every reply", "[smtp]") {
+    rig r;
+    auto c = r.connect();
+    c->read();
+    c->handler->in("inbox").push_forced(message(std::string("EHLO c.test\r\nNOOP\r\nQUIT\r\n")));
+    c->handler->in("control").push_forced(message(producer_finished("peer closed")));
+    r.f.settle();
+    auto out = c->read();
+    CHECK(out.find("250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n") != std::string::npos);
+    CHECK(c->sock.closed);
+}

@@ -23,6 +23,25 @@ std::string tcp_client::target() const {
     return (host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_) + ":" + std::to_string(port_);
 }
 
+bool tcp_client::stop_pending() {
+    while (!in("control").empty()) {
+        const ipc* c = in("control").front().peek<ipc>();
+        if (c && c->ends()) return true;
+        (void)recv_message("control"); // anything else is not for a socket that does not exist yet
+    }
+    return false;
+}
+
+subtask<bool> tcp_client::wait_op(time_point deadline) {
+    while (!op_done_) {
+        if (stop_pending()) co_return true;
+        auto left = deadline - sched()->now();
+        if (left <= duration::zero()) co_return false;
+        co_await wait_events(ev_external | ev_control, left);
+    }
+    co_return false;
+}
+
 task tcp_client::main() {
     asio::io_context& io = sched()->io();
     const time_point deadline = sched()->now() + timeout_;
@@ -30,17 +49,6 @@ task tcp_client::main() {
     asio::error_code ec;
     auto addr = asio::ip::make_address(host_, ec);
     bool stopped = false;
-    // Waits for the pending Asio operation, a stop on control or the deadline.
-    // Messages other than a stop stay in control for the adapter.
-    auto pending_stop = [&]() {
-        for (;;) {
-            auto* top = in("control").empty() ? nullptr : &in("control").front();
-            if (!top) return false;
-            const ipc* c = top->peek<ipc>();
-            if (c && c->ends()) return true;
-            (void)recv_message("control"); // not ours to keep
-        }
-    };
     if (!ec) {
         endpoints.emplace_back(addr, port_);
     } else {
@@ -54,15 +62,8 @@ task tcp_client::main() {
                                      resolved_ = std::move(results);
                                      io_anchor::signal(t);
                                  });
-        while (!op_done_) {
-            if (pending_stop()) {
-                stopped = true;
-                break;
-            }
-            auto left = deadline - sched()->now();
-            if (left <= duration::zero()) break;
-            co_await wait_events(ev_external | ev_control, left);
-        }
+        bool stop_resolve = co_await wait_op(deadline);
+        stopped = stop_resolve;
         if (!op_done_) {
             resolver_->cancel();
             error_ = stopped ? "stopped while resolving " + target() : "timed out resolving " + target();
@@ -82,15 +83,8 @@ task tcp_client::main() {
             op_ec_ = e;
             io_anchor::signal(t);
         });
-        while (!op_done_) {
-            if (pending_stop()) {
-                stopped = true;
-                break;
-            }
-            auto left = deadline - sched()->now();
-            if (left <= duration::zero()) break;
-            co_await wait_events(ev_external | ev_control, left);
-        }
+        bool stop_connect = co_await wait_op(deadline);
+        stopped = stop_connect;
         if (op_done_ && !op_ec_) break; // connected
         asio::error_code ignore;
         socket_->close(ignore); // a pending connect completes with operation_aborted into a cleared check

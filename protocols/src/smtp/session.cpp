@@ -639,14 +639,22 @@ task session::main() {
     const auto& cfg = ctx_->cfg;
     say(220, cfg.server_name + " ESMTP " + cfg.server_id);
     time_point last_input = sched()->now();
-    bool client_gone = false;
+    bool client_gone = false; // the socket is closed: nothing can be written
+    bool client_eof = false;  // the client half-closed: answer what it sent, then end
     while (!done_) {
         // Control: the socket's end messages, or the server stopping.
         while (auto m = recv_message("control")) {
             const ipc* c = m->peek<ipc>();
             if (!c) continue;
             if (c->stops()) stopping_ = true;
+            else if (c->kind == ipc_kind::producer_finished) client_eof = true;
             else if (c->finishes()) client_gone = true;
+        }
+        if (client_eof && !client_gone && in("inbox").empty()) {
+            // Everything it sent has been answered (below, in an earlier round).
+            if (in_data_) drop_upstream("client closed during DATA");
+            reset_transaction(result::none, "client disconnected");
+            break;
         }
         if (stopping_ && !in_data_) {
             reset_transaction(result::none, "server stopping");

@@ -43,6 +43,9 @@ protected:
     task main() override;
 
 private:
+    bool stop_pending();                         // an end message waits on control
+    subtask<bool> wait_op(time_point deadline);  // until the Asio operation completes; true if stopped
+
     std::string host_;
     std::uint16_t port_;
     duration timeout_;
