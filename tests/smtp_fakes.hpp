@@ -56,6 +56,7 @@ struct fake_mta : component {
     std::string ehlo = "250-fake.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-XFORWARD NAME ADDR PROTO HELO\r\n"
                        "250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n";
     std::string rcpt_reply = "250 2.1.5 Ok\r\n";
+    std::deque<std::string> rcpt_replies; // used first, one per RCPT, when given
     std::string final_reply = "250 2.0.0 Ok: queued as 4XYZ\r\n";
     bool refuse = false; // behaves like a refused connection
     explicit fake_mta(std::shared_ptr<mta_log> l) : log(std::move(l)) {}
@@ -69,6 +70,7 @@ struct fake_mta : component {
         co_await send(greeting);
         std::string buf, msg;
         bool in_data = false;
+        int rcpts_ok = 0; // a real MTA refuses DATA without an accepted recipient
         for (;;) {
             while (auto s = recv<std::string>()) {
                 log->bytes += *s;
@@ -81,6 +83,7 @@ struct fake_mta : component {
                 if (in_data) {
                     if (line == ".\r\n") {
                         in_data = false;
+                        rcpts_ok = 0;
                         log->messages.push_back(msg);
                         msg.clear();
                         co_await send(final_reply);
@@ -93,8 +96,17 @@ struct fake_mta : component {
                 log->commands.push_back(cmd);
                 std::string v = cmd.substr(0, 4);
                 if (v == "EHLO") co_await send(ehlo);
-                else if (v == "RCPT") co_await send(rcpt_reply);
-                else if (v == "DATA") {
+                else if (v == "RCPT") {
+                    std::string rr = rcpt_reply;
+                    if (!rcpt_replies.empty()) {
+                        rr = rcpt_replies.front();
+                        rcpt_replies.pop_front();
+                    }
+                    if (rr[0] == '2') ++rcpts_ok;
+                    co_await send(rr);
+                } else if (v == "DATA" && rcpts_ok == 0) {
+                    co_await send(std::string("554 5.5.1 Error: no valid recipients\r\n"));
+                } else if (v == "DATA") {
                     in_data = true;
                     co_await send(std::string("354 go ahead\r\n"));
                 } else if (v == "QUIT") {
@@ -103,6 +115,7 @@ struct fake_mta : component {
                     send_forced(message(socket_shutdown("closed")), "signal");
                     co_return;
                 } else {
+                    if (v == "MAIL" || v == "RSET") rcpts_ok = 0;
                     co_await send(std::string("250 2.0.0 Ok\r\n"));
                 }
             }

@@ -374,3 +374,25 @@ TEST_CASE("smtp session: a client that half-closes after its commands still gets
     CHECK(out.find("250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n") != std::string::npos);
     CHECK(c->sock.closed);
 }
+
+TEST_CASE("smtp session: a recipient refused upstream aborts the whole upstream transaction", "[smtp]") {
+    rig r;
+    r.pass_all();
+    r.tweak = [](test::fake_mta& m) { m.rcpt_replies = {"550 5.1.1 no such user\r\n", "250 2.1.5 Ok\r\n"}; };
+    auto c = r.connect();
+    c->read();
+    // Pipelined upstream: DATA went with the envelope and got 354 (one
+    // recipient was fine); without a final dot the upstream delivers nothing.
+    c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u1@example.org>\r\nRCPT TO:<u2@example.org>\r\nDATA\r\n");
+    auto out = c->read();
+    CHECK(out.find("554 5.0.0 Upstream refused: 550 5.1.1 no such user\r\n") != std::string::npos);
+    CHECK(r.mta->messages.empty());
+    CHECK(r.mta->commands.back() == "DATA"); // then the connection was dropped
+    // Every recipient refused: DATA gets 554 upstream, the connection is kept (RSET).
+    r.tweak = [](test::fake_mta& m) { m.rcpt_reply = "450 4.2.0 busy\r\n"; };
+    c->write("MAIL FROM:<a@s.test>\r\nRCPT TO:<u1@example.org>\r\nDATA\r\n");
+    CHECK(c->read().find("451 4.3.0 Upstream refused: 450 4.2.0 busy\r\n") != std::string::npos);
+    CHECK(r.mta->commands.back() == "RSET");
+    CHECK(r.upstreams == 2);
+    CHECK(r.mta->messages.empty());
+}

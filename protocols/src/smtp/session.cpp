@@ -372,15 +372,25 @@ subtask<void> session::handle_data() {
         up_rcpts.push_back(i);
     }
     std::optional<smtp::reply> failure;
+    std::optional<smtp::reply> go; // the upstream's answer to DATA
     std::size_t xfwd = ux.xforward ? 1 : 0;
     bool lost = false;
     if (ux.pipelining) {
+        // DATA goes with the envelope (one round trip). Should a recipient
+        // be refused while DATA still got 354, the connection is dropped:
+        // without a final dot the upstream delivers nothing.
+        env += "DATA\r\n";
         bool ok = co_await send(std::move(env), "up_out");
         lost = !ok;
-        for (std::size_t i = 0; i < expected && !lost; ++i) {
+        for (std::size_t i = 0; i <= expected && !lost; ++i) {
             auto r = co_await upstream_reply(std::chrono::minutes(5));
             if (!r) lost = true;
-            else if (i >= xfwd && !r->positive() && !failure) failure = *r;
+            else if (i == expected) go = std::move(r);
+            else if (i >= xfwd && !r->positive() && !failure) failure = std::move(r);
+        }
+        if (!lost && failure && go && go->code == 354) {
+            drop_upstream("envelope refused, DATA accepted: aborted");
+            go.reset();
         }
     } else {
         std::size_t p = 0;
@@ -393,6 +403,12 @@ subtask<void> session::handle_data() {
             else if (i >= xfwd && !r->positive() && !failure) failure = *r;
             if (failure && i == xfwd) break; // MAIL refused: no point in RCPTs
         }
+        if (!lost && !failure) {
+            bool ok = co_await send(std::string("DATA\r\n"), "up_out");
+            auto r = co_await upstream_reply(std::chrono::minutes(5));
+            if (!ok || !r) lost = true;
+            else go = std::move(r);
+        }
     }
     if (lost) {
         std::string why = up_lost_why_;
@@ -404,25 +420,19 @@ subtask<void> session::handle_data() {
     }
     if (failure) {
         // Every recipient is delivered or none: the client hears the refusal.
-        bool sent = co_await send(std::string("RSET\r\n"), "up_out");
-        auto r = co_await upstream_reply(std::chrono::minutes(5));
-        if (!sent || !r || r->code != 250) drop_upstream("RSET failed");
+        if (up_) {
+            bool sent = co_await send(std::string("RSET\r\n"), "up_out");
+            auto r = co_await upstream_reply(std::chrono::minutes(5));
+            if (!sent || !r || r->code != 250) drop_upstream("RSET failed");
+        }
         reply_raw(upstream_refusal(*failure));
         reset_transaction(failure->permanent() ? result::rejected : result::failed, "upstream: " + failure->text());
         co_return;
     }
-    bool sent = co_await send(std::string("DATA\r\n"), "up_out");
-    auto go = co_await upstream_reply(std::chrono::minutes(5));
-    if (!sent || !go) {
-        std::string why = up_lost_why_;
-        drop_upstream(why);
-        say(451, "4.4.2 Upstream connection lost, please try again later");
-        reset_transaction(result::failed, "upstream lost: " + why);
-        co_return;
-    }
-    if (go->code != 354) {
-        reply_raw(upstream_refusal(*go));
-        reset_transaction(go->permanent() ? result::rejected : result::failed, "upstream DATA: " + go->text());
+    if (!go || go->code != 354) {
+        smtp::reply g = go ? *go : smtp::reply{451, {"4.4.2 no answer to DATA"}};
+        reply_raw(upstream_refusal(g));
+        reset_transaction(g.permanent() ? result::rejected : result::failed, "upstream DATA: " + g.text());
         co_return;
     }
     // Trace headers first, then the client's bytes.
