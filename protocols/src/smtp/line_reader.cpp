@@ -21,6 +21,12 @@ std::optional<line_reader::line> line_reader::next() {
     if (scan_ < pos_) scan_ = pos_;
     auto lf = buf_.find('\n', scan_);
     if (lf == std::string::npos) {
+        if (pos_ == buf_.size() && buf_.capacity() > 16 * 1024) {
+            // Everything read: an idle connection does not keep the buffer of its biggest chunk.
+            std::string().swap(buf_);
+            pos_ = scan_ = 0;
+            return std::nullopt;
+        }
         scan_ = buf_.size();
         if (buf_.size() - pos_ > max_) {
             // Over the limit with no end in sight: drop what we have.
