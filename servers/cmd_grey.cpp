@@ -240,6 +240,7 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     } catch (const kamaelia::greylist::store_error& e) {
         throw std::runtime_error(std::string("grey: ") + e.what());
     }
+    rt.on_reload([e = s->ctx->engine] { e->reload(); }); // the whitelist files
 
     // One line per transaction, to the log or to its own file (reopened on SIGHUP).
     auto session_log = gf.session_log ? gf.session_log : file("session-log");

@@ -44,7 +44,9 @@ struct rig {
     }
     void pass_all() {
         eng->rule = [](const greylist::request&) {
-            return greylist::decision{verdict::pass, {}, std::chrono::seconds(400), "passed"};
+            greylist::decision d{verdict::pass, {}, std::chrono::seconds(400), "passed"};
+            d.first_pass = true;
+            return d;
         };
     }
 };

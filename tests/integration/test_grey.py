@@ -222,7 +222,9 @@ def relay_denied_and_allowed_networks(k):
                 code, _ = s.rcpt("postmaster")
                 t.eq(code, 250, "postmaster accepted")
                 code, _ = s.rcpt("POSTMASTER@example.org")
-                t.eq(code, 451, "postmaster@ our domain still greylisted by the proxy")
+                t.eq(code, 250, "postmaster@ our domain: on the greylist's default whitelist")
+                code, _ = s.rcpt("bob@example.org")
+                t.eq(code, 451, "anyone else at our domain is greylisted")
         with grey(k, mta.port, "--allowed-sender-net", "127.0.0") as d:
             with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
                 s.ehlo("client.test")

@@ -307,7 +307,8 @@ subtask<void> session::handle_rcpt(const command& c) {
         case greylist::verdict::pass:
         case greylist::verdict::whitelisted:
             r.accepted = true;
-            delayed_ = std::max<long long>(delayed_, st->d.delayed.count());
+            // Like postgrey, X-Greylist: goes on the mail that passed first, not on every later one.
+            if (st->d.first_pass) delayed_ = std::max<long long>(delayed_, st->d.delayed.count());
             break;
         case greylist::verdict::greylisted:
             r.greylisted = true;
