@@ -59,6 +59,8 @@ struct fake_mta : component {
     std::deque<std::string> rcpt_replies; // used first, one per RCPT, when given
     std::string final_reply = "250 2.0.0 Ok: queued as 4XYZ\r\n";
     bool refuse = false; // behaves like a refused connection
+    bool die_in_data = false;        // the connection breaks after the first data line
+    bool close_after_message = false; // says 421 and closes once a message is taken
     explicit fake_mta(std::shared_ptr<mta_log> l) : log(std::move(l)) {}
 
     task main() override {
@@ -87,8 +89,17 @@ struct fake_mta : component {
                         log->messages.push_back(msg);
                         msg.clear();
                         co_await send(final_reply);
+                        if (close_after_message) {
+                            co_await send(std::string("421 4.4.2 fake.test idle timeout\r\n"));
+                            send_forced(message(socket_shutdown("peer closed")), "signal");
+                            co_return;
+                        }
                     } else {
                         msg += line;
+                        if (die_in_data) {
+                            send_forced(message(socket_shutdown("read failed: Connection reset by peer")), "signal");
+                            co_return;
+                        }
                     }
                     continue;
                 }

@@ -398,3 +398,43 @@ TEST_CASE("smtp session: a recipient refused upstream aborts the whole upstream 
     CHECK(r.upstreams == 2);
     CHECK(r.mta->messages.empty());
 }
+
+TEST_CASE("smtp session: the upstream breaking during DATA is a 4xx, never a 250", "[smtp]") {
+    rig r;
+    r.pass_all();
+    r.tweak = [](test::fake_mta& m) { m.die_in_data = true; };
+    auto c = r.connect();
+    c->read();
+    c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
+    CHECK(c->read().find("354 ") != std::string::npos);
+    c->write("Subject: x\r\n\r\nbody\r\n");
+    c->write("more\r\n.\r\n");
+    CHECK(starts(c->read(), "451 4.4.2 Upstream connection lost, message not delivered"));
+    CHECK(r.mta->messages.empty());
+    CHECK(r.ctx->delivered == 0);
+    // The next message opens a new upstream connection.
+    r.tweak = nullptr;
+    c->write("MAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
+    CHECK(c->read().find("354 ") != std::string::npos);
+    c->write("ok\r\n.\r\n");
+    CHECK(starts(c->read(), "250 2.0.0 Ok"));
+    CHECK(r.upstreams == 2);
+}
+
+TEST_CASE("smtp session: an upstream that closes between messages is reopened", "[smtp]") {
+    rig r;
+    r.pass_all();
+    r.tweak = [](test::fake_mta& m) { m.close_after_message = true; };
+    auto c = r.connect();
+    c->read();
+    c->write("EHLO c.test\r\n");
+    c->read();
+    for (int i = 0; i < 3; ++i) {
+        c->write("MAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
+        CHECK(c->read() == "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+        c->write("hello\r\n.\r\n");
+        CHECK(c->read() == "250 2.0.0 Ok: queued as 4XYZ\r\n");
+    }
+    CHECK(r.mta->messages.size() == 3);
+    CHECK(r.upstreams == 3);
+}
