@@ -147,20 +147,27 @@ void session::drop_upstream(std::string why) {
     }
 }
 
+void session::upstream_lost(std::string why) {
+    if (up_lost_) return; // the first reason is the one worth logging
+    up_lost_ = true;
+    up_lost_why_ = std::move(why);
+}
+
+bool session::take_upstream_input() {
+    auto m = recv_message("up_in");
+    if (!m) return false;
+    if (const ipc* c = m->peek<ipc>()) upstream_lost(c->text.empty() ? std::string(to_string(c->kind)) : c->text);
+    else if (const std::string* s = m->peek<std::string>()) up_reader_.feed(*s);
+    if (up_reader_.failed()) upstream_lost("upstream broke the protocol: " + up_reader_.error());
+    return true;
+}
+
 bool session::drain_upstream_idle() {
     // Between transactions the upstream should say nothing; a 421 or a close
     // means the connection is over. Returns false if it was dropped.
-    while (auto m = recv_message("up_in")) {
-        if (const ipc* c = m->peek<ipc>()) {
-            up_lost_ = true;
-            up_lost_why_ = c->text.empty() ? std::string(to_string(c->kind)) : c->text;
-        } else if (const std::string* s = m->peek<std::string>()) {
-            up_reader_.feed(*s);
-            while (auto r = up_reader_.next()) {
-                if (r->code == 421) up_lost_ = true, up_lost_why_ = "upstream: " + r->text();
-            }
-            if (up_reader_.failed()) up_lost_ = true, up_lost_why_ = up_reader_.error();
-        }
+    while (take_upstream_input()) {
+        while (auto r = up_reader_.next())
+            if (r->code == 421) upstream_lost("upstream: " + r->text());
     }
     if (up_ && up_lost_) {
         drop_upstream(up_lost_why_);
@@ -173,25 +180,11 @@ subtask<std::optional<reply>> session::upstream_reply(duration timeout) {
     const time_point deadline = sched()->now() + timeout;
     for (;;) {
         if (auto r = up_reader_.next()) co_return r;
-        if (up_reader_.failed()) {
-            up_lost_ = true;
-            up_lost_why_ = "upstream broke the protocol: " + up_reader_.error();
-            co_return std::nullopt;
-        }
         if (up_lost_) co_return std::nullopt;
-        if (auto m = recv_message("up_in")) {
-            if (const ipc* c = m->peek<ipc>()) {
-                up_lost_ = true;
-                up_lost_why_ = c->text.empty() ? std::string(to_string(c->kind)) : c->text;
-            } else if (const std::string* s = m->peek<std::string>()) {
-                up_reader_.feed(*s);
-            }
-            continue;
-        }
+        if (take_upstream_input()) continue;
         auto left = deadline - sched()->now();
         if (left <= duration::zero()) {
-            up_lost_ = true;
-            up_lost_why_ = "upstream did not answer in time";
+            upstream_lost("upstream did not answer in time");
             co_return std::nullopt;
         }
         co_await wait_for("up_in", left);
@@ -251,8 +244,8 @@ subtask<void> session::close_upstream() {
         const time_point deadline = sched()->now() + std::chrono::seconds(5);
         while (sent && up_ && !up_lost_ && !up_->finished() && sched()->now() < deadline) {
             co_await wait_for("up_in", deadline - sched()->now());
-            while (auto m = recv_message("up_in"))
-                if (m->peek<ipc>()) up_lost_ = true;
+            while (take_upstream_input()) {
+            }
         }
     }
     drop_upstream("session over");
@@ -680,9 +673,7 @@ task session::main() {
         if (up_ && !in_data_) drain_upstream_idle();
         else if (up_ && in_data_) {
             // The upstream speaking or closing during DATA ends the message.
-            while (auto m = recv_message("up_in")) {
-                if (const ipc* c = m->peek<ipc>()) up_lost_ = true, up_lost_why_ = c->text;
-                else if (const std::string* s = m->peek<std::string>()) up_reader_.feed(*s);
+            while (take_upstream_input()) {
             }
         }
         // Input: one chunk at a time, every complete line answered in order.
@@ -702,7 +693,7 @@ task session::main() {
                             std::string b = std::move(up_buf_);
                             up_buf_.clear();
                             bool ok = co_await send(std::move(b), "up_out");
-                            if (!ok) up_lost_ = true;
+                            if (!ok) upstream_lost("cannot write to the upstream");
                         }
                     }
                     continue;
@@ -720,7 +711,7 @@ task session::main() {
                 std::string b = std::move(up_buf_);
                 up_buf_.clear();
                 bool ok = co_await send(std::move(b), "up_out");
-                if (!ok) up_lost_ = true;
+                if (!ok) upstream_lost("cannot write to the upstream");
             }
             co_await flush();
             continue; // more input may be waiting: it is read before sleeping

@@ -63,7 +63,9 @@ private:
     void data_line(const line_reader::line& l);
     void poison(int code, std::string text);
     void drop_upstream(std::string why);
-    bool drain_upstream_idle(); // handles what the upstream says between transactions
+    bool drain_upstream_idle();  // handles what the upstream says between transactions
+    bool take_upstream_input();  // one message from up_in: bytes to the reply reader, an end marks it lost
+    void upstream_lost(std::string why);
     void reset_transaction(result r, std::string detail = {});
     bool client_allowed() const;
     bool domain_allowed(std::string_view address) const;
