@@ -154,6 +154,7 @@ std::string host_name() {
 
 struct grey_server : kamaelia::server_core {
     std::shared_ptr<ks::proxy_context> ctx = std::make_shared<ks::proxy_context>();
+    std::size_t max_line = 512; // --max-line: the command line limit (RFC 5321: 512 with CRLF)
     grey_server() {
         server_name = "grey";
         port = 2525;
@@ -170,6 +171,8 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
         return cf ? cf->get("grey", key) : std::nullopt;
     };
     auto& cfg = s->ctx->cfg;
+    if (s->max_line < 512) throw kd::config_error("grey: max-line must be at least 512 (RFC 5321)");
+    cfg.max_command_line = s->max_line;
     // The session keeps its own idle timer (it says 421 4.4.2); the
     // server's sweep is only a backstop.
     if (s->inactivity_timeout) cfg.idle_timeout = *s->inactivity_timeout;

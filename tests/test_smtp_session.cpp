@@ -77,6 +77,8 @@ TEST_CASE("smtp session: greeting, EHLO, the simple verbs, QUIT", "[smtp]") {
     c->write("QUIT\r\n");
     CHECK(c->read() == "221 2.0.0 Bye\r\n");
     CHECK(c->sock.closed);
+    REQUIRE(r.log.size() == 1); // a session without mail still gets its line
+    CHECK(r.log[0].find(" | client.test | 192.0.2.10 | None |  | NO MAIL | ") != std::string::npos);
 }
 
 TEST_CASE("smtp session: order of commands is enforced, the session stays open", "[smtp]") {

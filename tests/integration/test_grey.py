@@ -412,4 +412,32 @@ def greylist_conf_is_accepted(k):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@t.test
+def ini_section_and_precedence(k):
+    mta = RecordingMTA()
+    tmp = tempfile.mkdtemp(prefix="kamaelia-it-grey-ini-")
+    try:
+        ini = os.path.join(tmp, "k.ini")
+        with open(ini, "w") as f:
+            f.write(f"[grey]\nbind = 127.0.0.1\nport = 0\nupstream = 127.0.0.1:{mta.port}\n"
+                    "allowed-domain = example.net, example.org\nallowed-sender-net = 127.0.0.0/8\n"
+                    "servername = ini.test\nmax-recipients = 2\n")
+        with Daemon(k, "grey", "--config", ini, "--servername", "flag.test", raw=True) as d:
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=30) as s:
+                code, text = s.ehlo("client.test")
+                t.check(text.startswith(b"flag.test"), f"a flag wins over the file: {text[:30]!r}")
+                refused = s.sendmail("a@sender.test", ["a@example.net", "b@example.org", "c@example.org"],
+                                     b"Subject: ini\r\n\r\nhi\r\n")
+                t.eq(list(refused), ["c@example.org"], "max-recipients = 2 from the file")
+            t.eq(len(mta.messages), 1, "relayed to the file's upstream")
+        with open(ini, "w") as f:
+            f.write("[grey]\nport = 0\n\nbogus-key = 1\n")
+        r = subprocess.run([k, "grey", "--config", ini], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        t.eq(r.returncode, 2, "an unknown [grey] key stops the start")
+        t.check(b"k.ini:4" in r.stdout, f"named with its line: {r.stdout[-200:]!r}")
+    finally:
+        mta.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 t.main()

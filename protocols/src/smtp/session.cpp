@@ -91,8 +91,23 @@ bool session::triple_whitelisted(std::string_view rcpt) const {
     return false;
 }
 
+void session::log_result(std::string_view sender, std::string_view result_name, std::string_view detail) {
+    if (!ctx_->log_line) return;
+    std::string rc;
+    for (const auto& x : rcpts_) {
+        if (!rc.empty()) rc += ", ";
+        rc += "<" + x.address + ">";
+    }
+    auto now = std::chrono::system_clock::now();
+    std::time_t secs = ctx_->wall_clock ? ctx_->wall_clock() : std::chrono::system_clock::to_time_t(now);
+    int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
+    ctx_->log_line(log_stamp(secs, ms) + " | " + helo_ + " | " + peer_.peer + " | " + std::string(sender) + " | " + rc +
+                   " | " + std::string(result_name) + " | " + std::string(detail));
+    logged_ = true;
+}
+
 void session::reset_transaction(result r, std::string detail) {
-    if (in_mail_ && ctx_->log_line) {
+    if (in_mail_) {
         if (r == result::none) {
             bool grey = false, any = false;
             for (const auto& x : rcpts_) {
@@ -103,17 +118,7 @@ void session::reset_transaction(result r, std::string detail) {
             if (detail.empty()) detail = "no DATA";
         }
         static const char* names[] = {"ABANDONED", "ACCEPTED", "DEFERRED", "REJECTED", "FAILED"};
-        std::string rc;
-        for (const auto& x : rcpts_) {
-            if (!rc.empty()) rc += ", ";
-            rc += "<" + x.address + ">";
-        }
-        auto now = std::chrono::system_clock::now();
-        std::time_t secs = ctx_->wall_clock ? ctx_->wall_clock() : std::chrono::system_clock::to_time_t(now);
-        int ms = static_cast<int>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
-        ctx_->log_line(log_stamp(secs, ms) + " | " + helo_ + " | " + peer_.peer + " | <" + sender_ + "> | " + rc +
-                       " | " + names[static_cast<int>(r)] + " | " + detail);
+        log_result("<" + sender_ + ">", names[static_cast<int>(r)], detail);
         if (r == result::accepted) ++ctx_->delivered;
         else if (r == result::deferred) ++ctx_->deferred;
         else if (r == result::rejected) ++ctx_->rejected;
@@ -727,6 +732,8 @@ task session::main() {
         }
         co_await wait_any_for(idle);
     }
+    // A session without any mail still gets its line (the original's "None" sender).
+    if (!logged_) log_result("None", "NO MAIL", client_gone || client_eof ? "client disconnected" : "session ended");
     if (!client_gone) co_await flush();
     if (in_data_) drop_upstream("session ended during DATA");
     co_await close_upstream();

@@ -67,6 +67,7 @@ private:
     bool take_upstream_input();  // one message from up_in: bytes to the reply reader, an end marks it lost
     void upstream_lost(std::string why);
     void reset_transaction(result r, std::string detail = {});
+    void log_result(std::string_view sender, std::string_view result_name, std::string_view detail);
     bool client_allowed() const;
     bool domain_allowed(std::string_view address) const;
     bool triple_whitelisted(std::string_view rcpt) const;
@@ -88,6 +89,7 @@ private:
     std::size_t accepted_ = 0;
     long long delayed_ = 0;      // longest greylist delay among the accepted recipients
     unsigned errors_ = 0;
+    bool logged_ = false;        // a log line was written for this session
     std::uint64_t id_ = 0;
     unsigned txn_ = 0;
     bool done_ = false;
