@@ -161,6 +161,15 @@ TEST_CASE("tcp_client: a connect that never completes times out (manual clock)",
         for (int i = 0; i < 1000 && d.ends.empty(); ++i) f.settle(); // the aborted connect's handler
         REQUIRE(d.ends.size() == 1);
         CHECK(d.ends[0].text.find("timed out") != std::string::npos);
+
+        // A stop while connecting ends it at once, with its own reason.
+        auto& e = f.spawn<driver>("127.0.0.1", ntohs(a.sin_port), std::chrono::seconds(30));
+        f.settle();
+        CHECK(e.ends.empty());
+        e.send_forced(message(shutdown_microprocess("test stops it")), "signal");
+        for (int i = 0; i < 1000 && e.ends.empty(); ++i) f.settle();
+        REQUIRE(e.ends.size() == 1);
+        CHECK(e.ends[0].text.find("stopped while connecting") != std::string::npos);
     }
     for (int c : fill) ::close(c);
     ::close(l);
