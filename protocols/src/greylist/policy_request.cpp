@@ -156,4 +156,44 @@ std::string policy_action(const decision& d, const policy_query& q, const reply_
     return {};
 }
 
+policy_conversation::step policy_conversation::next() {
+    step st;
+    auto r = parse_policy_request(std::string_view(buf_).substr(pos_), max_);
+    switch (r.status) {
+    case policy_parse::incomplete:
+        if (pos_ > 0) { // keep the buffer small: drop what was consumed
+            buf_.erase(0, pos_);
+            pos_ = 0;
+        }
+        return st;
+    case policy_parse::too_large:
+    case policy_parse::malformed:
+        st.what = close;
+        st.text = r.error;
+        buf_.clear();
+        pos_ = 0;
+        return st;
+    case policy_parse::complete: break;
+    }
+    pos_ += r.consumed;
+    pending_ = to_query(r.request);
+    if (!pending_.ask) {
+        st.what = reply;
+        st.text = "action=DUNNO\n\n";
+        st.query = pending_;
+        return st;
+    }
+    st.what = ask;
+    st.query = pending_;
+    return st;
+}
+
+std::string policy_conversation::answer(const decision& d, std::time_t now) {
+    bool header_allowed = pending_.req.instance.empty() || pending_.req.instance != header_instance_;
+    std::string a = policy_action(d, pending_, style_, header_allowed, now);
+    if (a.empty()) return a;
+    if (a.rfind("PREPEND ", 0) == 0) header_instance_ = pending_.req.instance;
+    return "action=" + a + "\n\n";
+}
+
 } // namespace kamaelia::greylist

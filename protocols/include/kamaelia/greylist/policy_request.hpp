@@ -68,4 +68,40 @@ struct reply_style {
 std::string policy_action(const decision& d, const policy_query& q, const reply_style& style, bool header_allowed,
                           std::time_t now);
 
+// One policy client's conversation, without I/O: bytes in, steps out. The
+// TCP component and the UNIX-socket session both drive it.
+//
+//   conv.feed(bytes);
+//   for (auto st = conv.next(); st.kind != policy_conversation::need_input; st = conv.next())
+//       reply: write st.text | ask: decide(st.query.req), then write conv.answer(d, now)
+//       (empty: close without a reply) | close: close (st.text says why)
+class policy_conversation {
+public:
+    enum kind { need_input, reply, ask, close };
+    struct step {
+        kind what = need_input;
+        std::string text; // reply: the bytes to write; close: why
+        policy_query query;
+    };
+
+    explicit policy_conversation(reply_style style = {}, std::size_t max_request = 64 * 1024)
+        : style_(std::move(style)), max_(max_request) {}
+
+    void feed(std::string_view bytes) { buf_.append(bytes); }
+    // The next request's step; one request at a time (call answer() after an ask).
+    step next();
+    // The reply bytes for the last ask ("action=...\n\n"), or empty when the
+    // connection must close without a reply (the store failed).
+    std::string answer(const decision& d, std::time_t now);
+    std::size_t buffered() const noexcept { return buf_.size() - pos_; }
+
+private:
+    reply_style style_;
+    std::size_t max_;
+    std::string buf_;
+    std::size_t pos_ = 0;
+    policy_query pending_;
+    std::string header_instance_; // the instance that got X-Greylist last
+};
+
 } // namespace kamaelia::greylist
