@@ -7,6 +7,7 @@
 // kamaelia/smtp/greylist_conf.hpp), translated here into [grey] keys with
 // the original line numbers.
 #include "daemon.hpp"
+#include "greylist_runtime.hpp"
 
 #include <kamaelia/greylist/settings.hpp>
 #include <kamaelia/smtp/greylist_conf.hpp>
@@ -19,7 +20,6 @@
 
 #include <unistd.h>
 
-#include <filesystem>
 #include <sstream>
 
 namespace kd = kamaelia::daemon;
@@ -231,19 +231,17 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     if (cfg.allowed_domains.empty())
         spdlog::warn("grey: no --allowed-domain: every recipient will be refused (550 5.7.1), except for allowed senders");
 
-    // The engine, shared with `policy` under `kamaelia all`.
+    // The engine, shared with `policy` under `kamaelia all` (whichever asks
+    // first sets its timings); it reloads its whitelist files on SIGHUP.
     kamaelia::greylist::settings gs;
     std::optional<double> delay = gf.delay;
     if (!delay && cf) delay = cf->get_seconds("grey", "delay");
     if (delay) gs.delay = std::chrono::seconds(static_cast<long long>(*delay));
-    gs.database = (std::filesystem::path(rt.data_dir()) / "greylist.sqlite").string();
     try {
-        s->ctx->engine = rt.shared<kamaelia::greylist::engine>(
-            "greylist", [&] { return kamaelia::greylist::open_engine(rt.sched(), gs); });
+        s->ctx->engine = kd::shared_greylist(rt, gs);
     } catch (const kamaelia::greylist::store_error& e) {
         throw std::runtime_error(std::string("grey: ") + e.what());
     }
-    rt.on_reload([e = s->ctx->engine] { e->reload(); }); // the whitelist files
 
     // One line per transaction, to the log or to its own file (reopened on SIGHUP).
     auto session_log = gf.session_log ? gf.session_log : file("session-log");
