@@ -440,3 +440,16 @@ TEST_CASE("smtp session: an upstream that closes between messages is reopened", 
     CHECK(r.mta->messages.size() == 3);
     CHECK(r.upstreams == 3);
 }
+
+TEST_CASE("smtp session: an IPv4 client on a dual-stack listener is seen as IPv4", "[smtp]") {
+    rig r;
+    r.ctx->cfg.allowed_senders = {"192.0.2.7"};
+    auto c = r.connect("::ffff:192.0.2.7");
+    c->read();
+    c->write("HELO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<x@anywhere.test>\r\n");
+    CHECK(c->read() == "250 mx.test\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+    c->write("QUIT\r\n");
+    c->read();
+    REQUIRE(r.log.size() == 1);
+    CHECK(r.log[0].find(" | 192.0.2.7 | ") != std::string::npos);
+}

@@ -34,6 +34,9 @@ session::session(std::shared_ptr<proxy_context> ctx, connection_info peer)
     declare_outbox("up_out", "bytes to the upstream connection");
     declare_outbox("up_stop", "control of the upstream connection");
     id_ = ++ctx_->next_session;
+    // A dual-stack listener ("::") sees IPv4 clients as ::ffff:a.b.c.d: use
+    // the IPv4 form everywhere (lists, the greylist, logs, headers).
+    if (peer_.peer.rfind("::ffff:", 0) == 0 && peer_.peer.find('.') != std::string::npos) peer_.peer.erase(0, 7);
 }
 
 session::~session() {
