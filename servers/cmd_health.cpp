@@ -16,14 +16,12 @@ std::string target;
 double timeout_s = 3;
 
 int health() {
-    auto colon = target.rfind(':');
-    if (colon == std::string::npos) {
+    auto hp = kd::split_host_port(target);
+    if (!hp) {
         std::cerr << "kamaelia health: expected HOST:PORT, got " << target << "\n";
         return 2;
     }
-    std::string host = target.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    std::string port = target.substr(colon + 1);
+    const auto& [host, port] = *hp;
     asio::io_context io;
     asio::ip::tcp::resolver res(io);
     asio::ip::tcp::socket sock(io);

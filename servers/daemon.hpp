@@ -36,13 +36,24 @@ struct server_flags {
     std::optional<std::size_t> max_per_address;
     std::optional<double> idle_timeout;
     std::optional<std::size_t> max_line;
+    std::optional<std::string> tls_cert; // both set: the server speaks TLS
+    std::optional<std::string> tls_key;
 };
 
 // The keys of server_flags, as they appear in a config section.
 inline const std::set<std::string>& common_server_keys() {
-    static const std::set<std::string> keys = {"bind",         "port",    "max-connections", "max-per-address",
-                                               "idle-timeout", "max-line"};
+    static const std::set<std::string> keys = {"bind",     "port",     "max-connections", "max-per-address",
+                                               "idle-timeout", "max-line", "tls-cert",        "tls-key"};
     return keys;
+}
+
+// "HOST:PORT", "[v6]:PORT" → host and port text; nullopt without a port.
+inline std::optional<std::pair<std::string, std::string>> split_host_port(const std::string& target) {
+    auto colon = target.rfind(':');
+    if (colon == std::string::npos || colon + 1 == target.size()) return std::nullopt;
+    std::string host = target.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    return std::make_pair(host, target.substr(colon + 1));
 }
 
 // Applies default < file < flag to the settings server_core and its
@@ -66,6 +77,16 @@ void configure(Server& s, const std::string& section, const server_flags& f, con
     if (f.idle_timeout) s.inactivity_timeout = secs(*f.idle_timeout);
     if constexpr (requires { s.max_line; })
         if (f.max_line) s.max_line = *f.max_line;
+    auto cert = f.tls_cert ? f.tls_cert : (cf ? cf->get(section, "tls-cert") : std::nullopt);
+    auto key = f.tls_key ? f.tls_key : (cf ? cf->get(section, "tls-key") : std::nullopt);
+    if (cert || key) {
+        if (!cert || !key) throw config_error(section + ": tls-cert and tls-key go together");
+        try {
+            s.tls = make_server_tls(*cert, *key);
+        } catch (const std::runtime_error& e) {
+            throw config_error(section + ": " + e.what());
+        }
+    }
 }
 
 // What a server module is given to build itself. Everything added here is

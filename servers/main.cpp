@@ -4,6 +4,7 @@
 #include "config.hpp"
 #include "daemon.hpp"
 
+#include <kamaelia/core/introspection.hpp>
 #include <kamaelia/core/scheduler.hpp>
 
 #include <CLI/CLI.hpp>
@@ -49,10 +50,12 @@ struct global_flags {
     std::optional<std::string> log_level;
     std::optional<std::string> log_file;
     std::optional<std::string> data_dir;
+    std::optional<std::uint16_t> introspect; // the live graph, streamed (Introspector text protocol)
+    std::optional<std::string> introspect_bind;
 };
 
 std::map<std::string, std::set<std::string>> config_keys() {
-    std::map<std::string, std::set<std::string>> keys = {{"kamaelia", {"log-level", "log-file", "data-dir"}}};
+    std::map<std::string, std::set<std::string>> keys = {{"kamaelia", {"log-level", "log-file", "data-dir", "introspect", "introspect-bind"}}};
     for (const auto& m : kd::server_modules()) {
         auto& k = keys[m.name];
         k = kd::common_server_keys();
@@ -68,6 +71,8 @@ void add_server_flags(CLI::App* app, kd::server_flags& f) {
     app->add_option("--max-per-address", f.max_per_address, "connections per client address (0: no cap)");
     app->add_option("--idle-timeout", f.idle_timeout, "seconds of client silence that close a connection");
     app->add_option("--max-line", f.max_line, "longest line accepted, in bytes");
+    app->add_option("--tls-cert", f.tls_cert, "PEM certificate chain: serve TLS (with --tls-key)");
+    app->add_option("--tls-key", f.tls_key, "PEM private key for --tls-cert");
 }
 
 void add_global_flags(CLI::App* app, global_flags& g) {
@@ -75,7 +80,23 @@ void add_global_flags(CLI::App* app, global_flags& g) {
     app->add_option("--log-level", g.log_level, "trace, debug, info, warn, error, critical, off");
     app->add_option("--log-file", g.log_file, "log to this file instead of stderr (reopened on SIGHUP)");
     app->add_option("--data-dir", g.data_dir, "where the servers keep their data (default ./var)");
+    app->add_option("--introspect", g.introspect,
+                    "stream the live component graph and its counters on this TCP port (see `kamaelia graph`)");
+    app->add_option("--introspect-bind", g.introspect_bind, "address for --introspect (default 127.0.0.1)");
 }
+
+// The introspection server: every connection gets its own introspector,
+// which sends the whole graph, then what changed, once a second.
+struct introspect_server : k::server_core {
+    introspect_server() {
+        server_name = "introspect";
+        bind_address = "127.0.0.1"; // it shows the daemon's insides: local by default
+        max_connections = 16;
+        protocol = [](const k::connection_info&) {
+            return std::make_unique<k::introspection::introspector>(std::chrono::seconds(1), true);
+        };
+    }
+};
 
 std::shared_ptr<spdlog::logger> make_logger(const std::optional<std::string>& file) {
     if (file) return spdlog::basic_logger_mt("kamaelia", *file);
@@ -133,6 +154,15 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
         for (const auto* m : which) {
             static const kd::server_flags none;
             m->build(rt, flags.count(m->name) ? flags.at(m->name) : none);
+        }
+        std::optional<std::uint16_t> iport = g.introspect;
+        if (!iport && cf) iport = cf->get_port("kamaelia", "introspect");
+        if (iport) {
+            auto s = std::make_unique<introspect_server>();
+            s->port = *iport;
+            if (auto b = g.introspect_bind ? g.introspect_bind : (cf ? cf->get("kamaelia", "introspect-bind") : std::nullopt))
+                s->bind_address = *b;
+            rt.add_server(std::move(s));
         }
         for (auto* s : rt.servers()) {
             s->activate(sched);

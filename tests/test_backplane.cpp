@@ -549,3 +549,32 @@ TEST_CASE("backplane: one publisher, a hundred subscribers", "[backplane][scale]
     // Each subscriber woke once per batch, not once per message.
     CHECK(subs[0]->wakeups() < std::uint32_t(n_msgs));
 }
+
+TEST_CASE("backplane: a subscriber skips what its skip function names, the others still get it", "[backplane]") {
+    fixture f;
+    backplane bp("ODDS");
+    f.activate(bp);
+    subscribe_to evens_only("ODDS", [](const message& m) {
+        const int* v = m.peek<int>();
+        return v && *v % 2 == 1;
+    });
+    collector evens_c;
+    chain(evens_only, evens_c);
+    subscribe_to all("ODDS");
+    collector all_c;
+    chain(all, all_c);
+    for (component* c : {static_cast<component*>(&evens_only), static_cast<component*>(&evens_c),
+                         static_cast<component*>(&all), static_cast<component*>(&all_c)})
+        f.activate(*c);
+    f.settle();
+    publish_to pub("ODDS");
+    feeder<int> src(iota(1, 6), false);
+    chain(src, pub);
+    f.activate(pub);
+    f.activate(src);
+    f.settle();
+    CHECK(evens_c.values<int>() == std::vector<int>{2, 4, 6});
+    CHECK(all_c.values<int>() == iota(1, 6));
+    CHECK(bp.delivered() == 9);
+    CHECK(bp.dropped() == 0);
+}

@@ -5,6 +5,7 @@
 #include <kamaelia/chassis/pipeline.hpp>
 #include <kamaelia/net/chunks_to_lines.hpp>
 #include <kamaelia/net/lines_to_chunks.hpp>
+#include <kamaelia/protocols/chat.hpp>
 #include <kamaelia/protocols/greeter.hpp>
 #include <kamaelia/protocols/telnet.hpp>
 
@@ -117,4 +118,28 @@ TEST_CASE("binary garbage is framed, never crashes, and the greeter keeps answer
     c.write("\nstill here\n");
     std::string out = c.read();
     REQUIRE(out.find("hello still here") != std::string::npos);
+}
+
+TEST_CASE("telnet: a 0xFF byte in a reply goes out as IAC IAC", "[framing][greeter][telnet]") {
+    CHECK(telnet::escape("plain") == "plain");
+    CHECK(telnet::escape("a\xff" "b\xff") == "a\xff\xff" "b\xff\xff");
+    fixture f;
+    embedded_connection c(f, std::make_unique<pipeline>(greeter_protocol()));
+    c.write(std::string("x\xff\xffy\r\n")); // the client's escaped 0xFF
+    REQUIRE(c.read() == "hello x\xff\xffy\r\n");
+}
+
+TEST_CASE("chat protocol: a line reaches every other client, not its sender", "[framing][chat]") {
+    fixture f;
+    f.spawn<backplane>("CHAT-TEST", delivery_policy::fail);
+    connection_info a_info{"10.0.0.1", 1111, "127.0.0.1", 1700, 1};
+    connection_info b_info{"10.0.0.2", 2222, "127.0.0.1", 1700, 2};
+    embedded_connection a(f, std::make_unique<pipeline>(chat_protocol(a_info, "CHAT-TEST")));
+    embedded_connection b(f, std::make_unique<pipeline>(chat_protocol(b_info, "CHAT-TEST")));
+    a.write("hi from a\r\n");
+    CHECK(b.read() == "10.0.0.1:1111 says hi from a\r\n");
+    CHECK(a.read().empty());
+    b.write("hello a\n");
+    CHECK(a.read() == "10.0.0.2:2222 says hello a\r\n"); // a's own ending
+    CHECK(b.read().empty());
 }

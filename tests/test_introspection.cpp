@@ -226,3 +226,61 @@ TEST_CASE("request_snapshot from another thread", "[introspection][threads]") {
     REQUIRE(g.components.size() == 1);
     REQUIRE(g.components[0].name.rfind("idle_", 0) == 0);
 }
+
+TEST_CASE("text protocol with counters: STAT lines, FRAME, and a reader that rebuilds the graph", "[introspection]") {
+    fixture f;
+    auto& w = f.spawn<wrapper>();
+    auto& kid = w.add_child(std::make_unique<idle>());
+    auto& src = f.spawn<burst>(3);
+    component::link({w, "inbox"}, {kid, "inbox"});
+    component::link({src, "outbox"}, {w, "inbox"});
+    f.settle();
+    in::text_differ diff(true);
+    in::text_reader reader;
+    auto feed = [&](const std::string& text) {
+        int frames = 0;
+        for (const auto& l : lines_of(text)) frames += reader.feed(l) ? 1 : 0;
+        return frames;
+    };
+    in::graph g = in::snapshot(f.sched);
+    std::string first = diff.update(g);
+    REQUIRE(lines_of(first).back() == "FRAME 1");
+    std::string kid_inbox = "(" + std::to_string(kid.id()) + ", 'i', 'inbox')";
+    REQUIRE(has_line(first, "STAT \"" + kid_inbox + "\" depth=3 limit=256 delivered=3 parked=0"));
+    REQUIRE(feed(first) == 1);
+    REQUIRE(reader.malformed() == 0);
+
+    in::graph back = reader.current();
+    REQUIRE(back.components.size() == g.components.size());
+    for (const auto& c : g.components) {
+        const auto* b = back.find(c.id);
+        REQUIRE(b);
+        CHECK(b->name == c.name);
+        CHECK(b->parent == c.parent);
+        CHECK(b->wakeups == c.wakeups);
+        CHECK(b->state == c.state);
+        CHECK(b->boxes.size() == c.boxes.size());
+    }
+    REQUIRE(back.components[0].id == w.id()); // parents first
+    REQUIRE(back.find(kid.id())->find_box("inbox")->depth == 3);
+    REQUIRE(back.links.size() == g.links.size());
+    REQUIRE(in::to_dot(back).find("<i0> inbox 3/256") != std::string::npos);
+
+    // Nothing changed: nothing sent, not even a FRAME.
+    REQUIRE(diff.update(in::snapshot(f.sched)).empty());
+    // Only figures changed: STAT lines for what changed, then the next FRAME.
+    kid.in("inbox").push_forced(message(7));
+    std::string stats = diff.update(in::snapshot(f.sched));
+    auto sl = lines_of(stats);
+    REQUIRE(sl.size() == 2);
+    REQUIRE(sl[0] == "STAT \"" + kid_inbox + "\" depth=4 limit=256 delivered=4 parked=0");
+    REQUIRE(sl[1] == "FRAME 2");
+    REQUIRE(feed(stats) == 1);
+    REQUIRE(reader.current().find(kid.id())->find_box("inbox")->depth == 4);
+
+    // Garbage is counted, not fatal.
+    reader.feed("ADD NODE");
+    reader.feed("HELLO world");
+    REQUIRE(reader.malformed() == 2);
+    REQUIRE(reader.current().components.size() == g.components.size());
+}

@@ -669,27 +669,29 @@ def chat_sync(clients, sender: "Client | None" = None, token: str = "sync", time
 
     A chat client hears only what is said after its connection's graph has
     subscribed, which happens a little after the TCP connect. So `sender`
-    says 'TOKEN-i' (i = 0, 1, ...) until every client has heard one, then
-    'TOKEN-done', and everything up to that line is discarded. Bounded by
-    `timeout`; raises TestFailure if some client never hears anything.
+    says 'TOKEN-i' (i = 0, 1, ...) until every other client has heard one,
+    then 'TOKEN-done', and everything up to that line is discarded. The
+    sender hears none of its own lines. Bounded by `timeout`; raises
+    TestFailure if some client never hears anything.
     """
     sender = sender or clients[0]
+    listeners = [c for c in clients if c is not sender]
     marker = f"{token}-".encode()
     deadline = time.monotonic() + timeout
     i = 0
-    pending = list(clients)
+    pending = list(listeners)
     while pending:
         if time.monotonic() > deadline:
-            raise TestFailure(f"{len(pending)} of {len(clients)} chat clients never heard '{token}-N'")
+            raise TestFailure(f"{len(pending)} of {len(listeners)} chat clients never heard '{token}-N'")
         sender.send_line(f"{token}-{i}")
         i += 1
         pending = wait_readable_all(pending, lambda c: marker in c.buf, timeout=min(1.0 + 0.002 * len(clients), 5.0))
     done = f" says {token}-done".encode()
     sender.send_line(f"{token}-done")
-    left = wait_readable_all(clients, lambda c: done in c.buf and c.buf.find(b"\n", c.buf.find(done)) >= 0,
+    left = wait_readable_all(listeners, lambda c: done in c.buf and c.buf.find(b"\n", c.buf.find(done)) >= 0,
                              timeout=max(5.0, deadline - time.monotonic()))
     if left:
         raise TestFailure(f"{len(left)} chat clients never heard '{token}-done'")
-    for c in clients:
+    for c in listeners:
         j = c.buf.find(b"\n", c.buf.find(done))
         c.buf = c.buf[j + 1:]

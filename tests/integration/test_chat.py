@@ -60,8 +60,8 @@ def three_clients_chat(k):
                     echoes += len(own)
                     others = [s for s in skipped if s not in own]
                     t.check(not others, f"{listener.name} heard only {text!r} (also {others!r})")
-            # Whether a sender hears its own line is not asserted (the original did); reported.
-            t.note(f"senders heard {echoes} of their own lines back")
+            # Every *other* client: a sender does not hear its own line back.
+            t.eq(echoes, 0, "lines a sender heard back from itself")
         finally:
             harness.close_all([a, b, c])
 

@@ -41,8 +41,10 @@ def thousand_clients_all_receive(k):
             speaker = clients[N // 2]
             speaker.send_line("a message for all 1000")
             want = chat_line(speaker, "a message for all 1000")
-            left = wait_readable_all(clients, lambda c: want in c.buf, timeout=120)
-            t.check(not left, f"every client received the message ({len(left)} did not: "
+            others = [c for c in clients if c is not speaker]
+            left = wait_readable_all(others, lambda c: want in c.buf, timeout=120)
+            t.check(want not in speaker.buf, "the speaker did not hear its own line")
+            t.check(not left, f"every other client received the message ({len(left)} did not: "
                               f"e.g. {[c.buf[-120:] for c in left[:3]]})")
 
             # Ten speakers at once: everyone receives all ten lines.
@@ -50,9 +52,12 @@ def thousand_clients_all_receive(k):
             for i, s in enumerate(speakers):
                 s.send_line(f"line {i} from speaker {i}")
             wants = [chat_line(s, f"line {i} from speaker {i}") for i, s in enumerate(speakers)]
-            left = wait_readable_all(clients, lambda c: all(w in c.buf for w in wants), timeout=120)
-            t.check(not left, f"every client received all ten lines ({len(left)} did not; e.g. missing "
-                              f"{[[w for w in wants if w not in c.buf][:2] for c in left[:2]]})")
+            def wants_of(c):
+                return [w for w, s in zip(wants, speakers) if s is not c]
+
+            left = wait_readable_all(clients, lambda c: all(w in c.buf for w in wants_of(c)), timeout=120)
+            t.check(not left, f"every client received the ten lines of the others ({len(left)} did not; e.g. "
+                              f"missing {[[w for w in wants_of(c) if w not in c.buf][:2] for c in left[:2]]})")
             # Nothing mangled: every complete line a client got is one of the sent ones.
             allowed = set(wants)
             bad = []

@@ -141,7 +141,8 @@ def a_client_that_never_reads(k):
             chat_sync(clients + [lazy])   # the non-reader's buffer gets the sync lines, then nothing reads it
             senders = clients[:2]
             names = [s.name.encode() for s in senders]
-            readers = [Reader(c, names) for c in clients]
+            # A client hears every other client, not itself.
+            readers = [Reader(c, [n for n in names if n != c.name.encode()]) for c in clients]
             for r in readers:
                 r.start()
             rss0 = d.rss_kb()
@@ -157,6 +158,8 @@ def a_client_that_never_reads(k):
                         # Wait until every reader has heard our line start - WINDOW.
                         deadline = time.monotonic() + STALL
                         for r in readers:
+                            if names[idx] not in r.seen:
+                                continue  # the sender itself
                             with r.cv:
                                 ok = r.cv.wait_for(lambda: r.seen[names[idx]] >= start - WINDOW or r.errors or
                                                    not r.is_alive(), timeout=max(0.0, deadline - time.monotonic()))

@@ -131,6 +131,10 @@ void backplane::fan_out(message m) {
             remove_at(i);
             continue;
         }
+        if (s->skip_ && s->skip_(m)) {
+            ++i;
+            continue;
+        }
         inbox* t = r.target->final_inbox();
         bool last = i + 1 == subs_.size();
         if (!t->full()) {
@@ -228,6 +232,8 @@ task publish_to::main() {
 // ---- subscribe_to -------------------------------------------------------------
 
 subscribe_to::subscribe_to(std::string name) : name_(std::move(name)) {}
+
+subscribe_to::subscribe_to(std::string name, skip_function skip) : name_(std::move(name)), skip_(std::move(skip)) {}
 
 subscribe_to::subscribe_to(std::string name, delivery_policy overflow) : name_(std::move(name)), overflow_(overflow) {
     if (overflow == delivery_policy::suspend)

@@ -1,6 +1,7 @@
 #include <kamaelia/core/introspection.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <unordered_map>
@@ -174,11 +175,36 @@ std::string text_differ::update(const graph& g) {
     for (const auto& l : links)
         if (!links_.count(l)) add_links += "ADD LINK " + quoted(l.first) + " " + quoted(l.second) + "\n";
 
+    std::string stat_lines;
+    if (counters_) {
+        std::map<std::string, std::string> stats;
+        for (const auto& c : g.components) {
+            std::string cid = component_node_id(c.id);
+            stats[cid] = "STAT " + quoted(cid) + " parent=" + std::to_string(c.parent) +
+                         " state=" + std::string(to_string(c.state)) + " failed=" + (c.failed ? "1" : "0") +
+                         " wakeups=" + std::to_string(c.wakeups) + " sent=" + std::to_string(c.sent) +
+                         " cpu_ns=" + std::to_string(c.cpu_ns) + "\n";
+            for (const auto& b : c.boxes) {
+                if (b.kind != box_kind::inbox) continue;
+                std::string bid = box_node_id(c.id, b.kind, b.name);
+                stats[bid] = "STAT " + quoted(bid) + " depth=" + std::to_string(b.depth) +
+                             " limit=" + std::to_string(b.limit) + " delivered=" + std::to_string(b.delivered) +
+                             " parked=" + std::to_string(b.parked) + "\n";
+            }
+        }
+        for (const auto& [id, line] : stats) {
+            auto it = stats_.find(id);
+            if (it == stats_.end() || it->second != line) stat_lines += line;
+        }
+        stats_ = std::move(stats);
+    }
+
     std::string out = started_ ? std::string() : std::string("DEL ALL\n");
     started_ = true;
-    out += del_links + del_nodes + add_nodes + add_links;
+    out += del_links + del_nodes + add_nodes + add_links + stat_lines;
     nodes_ = std::move(nodes);
     links_ = std::move(links);
+    if (counters_ && !out.empty()) out += "FRAME " + std::to_string(++frame_) + "\n";
     return out;
 }
 
@@ -186,6 +212,183 @@ void text_differ::reset() {
     started_ = false;
     nodes_.clear();
     links_.clear();
+    stats_.clear();
+}
+
+namespace {
+
+// The quoted words of a line after its verb ("ADD NODE" ...): "a" "b" c d.
+std::vector<std::string> words(std::string_view s) {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    while (i < s.size()) {
+        if (s[i] == ' ') {
+            ++i;
+            continue;
+        }
+        if (s[i] == '"') {
+            std::size_t e = s.find('"', i + 1);
+            if (e == std::string_view::npos) return {};
+            out.emplace_back(s.substr(i + 1, e - i - 1));
+            i = e + 1;
+        } else {
+            std::size_t e = s.find(' ', i);
+            if (e == std::string_view::npos) e = s.size();
+            out.emplace_back(s.substr(i, e - i));
+            i = e;
+        }
+    }
+    return out;
+}
+
+bool starts(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+std::uint64_t number(const std::map<std::string, std::string>& m, const std::string& k) {
+    auto it = m.find(k);
+    if (it == m.end()) return 0;
+    return std::strtoull(it->second.c_str(), nullptr, 10);
+}
+
+// (5, 'i', 'inbox') → 5, inbox, "inbox"; false if not a box id.
+bool parse_box_id(const std::string& id, std::uint32_t& comp, box_kind& kind, std::string& name) {
+    if (id.size() < 12 || id.front() != '(' || id.back() != ')') return false;
+    std::size_t comma = id.find(", '");
+    if (comma == std::string::npos || comma + 7 > id.size()) return false;
+    comp = static_cast<std::uint32_t>(std::strtoul(id.c_str() + 1, nullptr, 10));
+    kind = id[comma + 3] == 'i' ? box_kind::inbox : box_kind::outbox;
+    std::size_t q = id.find("', '", comma);
+    if (q == std::string::npos) return false;
+    name = id.substr(q + 4, id.size() - q - 4 - 2);
+    return true;
+}
+
+} // namespace
+
+bool text_reader::feed(std::string_view line) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) return false;
+    if (line == "DEL ALL") {
+        nodes_.clear();
+        links_.clear();
+        return false;
+    }
+    if (starts(line, "FRAME")) {
+        ++frames_;
+        return true;
+    }
+    if (starts(line, "ADD NODE ")) {
+        auto w = words(line.substr(9));
+        if (w.size() < 4) return ++malformed_, false;
+        node& n = nodes_[w[0]];
+        n.name = w[1];
+        n.kind = w[3];
+        return false;
+    }
+    if (starts(line, "ADD LINK ") || starts(line, "DEL LINK ")) {
+        auto w = words(line.substr(9));
+        if (w.size() != 2) return ++malformed_, false;
+        if (line[0] == 'A') {
+            links_.emplace(w[0], w[1]);
+        } else {
+            links_.erase({w[0], w[1]});
+        }
+        return false;
+    }
+    if (starts(line, "DEL NODE ")) {
+        auto w = words(line.substr(9));
+        if (w.size() != 1) return ++malformed_, false;
+        nodes_.erase(w[0]);
+        return false;
+    }
+    if (starts(line, "STAT ")) {
+        auto w = words(line.substr(5));
+        if (w.empty()) return ++malformed_, false;
+        node& n = nodes_[w[0]];
+        for (std::size_t i = 1; i < w.size(); ++i) {
+            auto eq = w[i].find('=');
+            if (eq != std::string::npos) n.stat[w[i].substr(0, eq)] = w[i].substr(eq + 1);
+        }
+        return false;
+    }
+    ++malformed_; // an unknown verb
+    return false;
+}
+
+graph text_reader::current() const {
+    graph g;
+    std::map<std::uint32_t, std::size_t> index;
+    for (const auto& [id, n] : nodes_) {
+        if (n.kind != "component") continue;
+        component_snapshot c;
+        c.id = static_cast<std::uint32_t>(std::strtoul(id.c_str(), nullptr, 10));
+        c.name = n.name;
+        c.parent = static_cast<std::uint32_t>(number(n.stat, "parent"));
+        c.wakeups = static_cast<std::uint32_t>(number(n.stat, "wakeups"));
+        c.sent = static_cast<std::uint32_t>(number(n.stat, "sent"));
+        c.cpu_ns = number(n.stat, "cpu_ns");
+        c.failed = number(n.stat, "failed") != 0;
+        auto st = n.stat.find("state");
+        if (st != n.stat.end())
+            for (auto s : {component_state::created, component_state::active, component_state::finished,
+                           component_state::reaped})
+                if (to_string(s) == st->second) c.state = s;
+        index[c.id] = g.components.size();
+        g.components.push_back(std::move(c));
+    }
+    // Parents before their children, as snapshot() gives them.
+    auto depth = [&](const component_snapshot& c) {
+        int d = 0;
+        for (std::uint32_t p = c.parent; p != 0 && d < 64; ++d) {
+            auto it = std::find_if(g.components.begin(), g.components.end(),
+                                   [p](const component_snapshot& x) { return x.id == p; });
+            p = it == g.components.end() ? 0 : it->parent;
+        }
+        return d;
+    };
+    std::vector<std::pair<int, std::uint32_t>> order;
+    for (const auto& c : g.components) order.emplace_back(depth(c), c.id);
+    std::sort(order.begin(), order.end());
+    std::vector<component_snapshot> sorted;
+    for (const auto& [d, id] : order) sorted.push_back(std::move(g.components[index[id]]));
+    g.components = std::move(sorted);
+    index.clear();
+    for (std::size_t i = 0; i < g.components.size(); ++i) index[g.components[i].id] = i;
+    for (const auto& [id, n] : nodes_) {
+        std::uint32_t comp = 0;
+        box_snapshot b;
+        if (n.kind == "component" || !parse_box_id(id, comp, b.kind, b.name)) continue;
+        auto it = index.find(comp);
+        if (it == index.end()) continue;
+        b.depth = number(n.stat, "depth");
+        b.limit = static_cast<std::uint32_t>(number(n.stat, "limit"));
+        b.delivered = number(n.stat, "delivered");
+        b.parked = number(n.stat, "parked");
+        g.components[it->second].boxes.push_back(std::move(b));
+    }
+    // The standard boxes first, in the order a snapshot lists them.
+    auto rank = [](const box_snapshot& b) {
+        static const char* std_boxes[] = {"inbox", "control", "outbox", "signal"};
+        for (int i = 0; i < 4; ++i)
+            if (b.name == std_boxes[i]) return i;
+        return 4;
+    };
+    for (auto& c : g.components)
+        std::stable_sort(c.boxes.begin(), c.boxes.end(), [&](const box_snapshot& a, const box_snapshot& b) {
+            if (a.kind != b.kind) return a.kind == box_kind::inbox;
+            return rank(a) < rank(b);
+        });
+    for (const auto& [from, to] : links_) {
+        link_snapshot l;
+        box_kind fk{}, tk{};
+        std::string fb, tb;
+        // Ownership links (component → its box) are not graph links.
+        if (!parse_box_id(from, l.source, fk, fb) || !parse_box_id(to, l.sink, tk, tb)) continue;
+        l.source_box = fb;
+        l.sink_box = tb;
+        l.passthrough = fk == box_kind::inbox ? 1 : (tk == box_kind::outbox ? 2 : 0);
+        g.links.push_back(std::move(l));
+    }
+    return g;
 }
 
 // ---- Graphviz -------------------------------------------------------------------------

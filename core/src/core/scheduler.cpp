@@ -359,8 +359,10 @@ void scheduler::loop(bool forever) {
         if (!reap_.empty()) reap_finished(); // components stopped from outside a resume
         if (rq_size_) run_cycle();
         fire_timers();
-        // Poll I/O every few cycles under load, always when the queue drained.
-        if (rq_size_ == 0 || ++since_poll >= 16) {
+        // Under load, poll I/O every few cycles so sockets are not starved.
+        // Idle, go straight to block(): its run_one() takes what is ready
+        // (a poll() first would cost one more epoll_wait per wake-up).
+        if (rq_size_ != 0 && ++since_poll >= 16) {
             since_poll = 0;
             poll_io();
         }

@@ -1,5 +1,8 @@
 #include <kamaelia/net/connected_socket_adapter.hpp>
 
+#include <asio/ssl/context.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -11,17 +14,57 @@ namespace kamaelia {
 namespace {
 // One read buffer per scheduler thread, shared by all its connections.
 thread_local std::array<char, 64 * 1024> read_buffer;
+
+// TLS records carry at most 16 KiB; small queued chunks are joined up to this.
+constexpr std::size_t tls_record = 16 * 1024;
+
+std::string openssl_error(const char* what) {
+    std::string s = what;
+    unsigned long e = ERR_get_error();
+    if (e == 0) return s;
+    std::array<char, 256> buf{};
+    ERR_error_string_n(e, buf.data(), buf.size());
+    s += ": ";
+    s += buf.data();
+    ERR_clear_error();
+    return s;
+}
 } // namespace
 
-connected_socket_adapter::connected_socket_adapter(asio::ip::tcp::socket socket, csa_options options)
+struct connected_socket_adapter::tls_state {
+    enum class phase { pending, handshaking, open } ph = phase::pending;
+    start_tls req;
+    SSL* ssl = nullptr;
+    std::optional<time_point> deadline; // for the handshake
+    bool write_retry = false;           // the head chunk must be offered again unchanged
+    bool write_wants_read = false;      // SSL_write needs the peer's bytes first
+    bool read_wants_write = false;      // SSL_read needs to send first
+    ~tls_state() {
+        if (ssl) SSL_free(ssl);
+    }
+};
+
+connected_socket_adapter::connected_socket_adapter(asio::ip::tcp::socket socket, csa_options options, start_tls tls)
     : socket_(std::move(socket)), opt_(options), anchor_(*this) {
     asio::error_code ec;
     socket_.non_blocking(true, ec);
+    if (tls.context) {
+        tls_ = std::make_unique<tls_state>();
+        tls_->req = std::move(tls);
+    }
 }
 
 connected_socket_adapter::~connected_socket_adapter() {
     anchor_.clear();
     teardown_now(); // the frame goes before the socket it uses
+}
+
+bool connected_socket_adapter::tls_established() const noexcept {
+    return tls_ && tls_->ph == tls_state::phase::open;
+}
+
+bool connected_socket_adapter::tls_busy() const noexcept {
+    return tls_ && tls_->ph != tls_state::phase::open;
 }
 
 void connected_socket_adapter::close_socket() noexcept {
@@ -33,8 +76,9 @@ void connected_socket_adapter::close_socket() noexcept {
     }
 }
 
-void connected_socket_adapter::arm_read() {
-    if (read_armed_ || read_closed_ || read_paused_ || readable_) return;
+void connected_socket_adapter::arm_read(bool even_if_paused) {
+    if (read_armed_ || readable_) return;
+    if (!even_if_paused && (read_closed_ || read_paused_)) return;
     read_armed_ = true;
     socket_.async_wait(asio::ip::tcp::socket::wait_read, [t = anchor_.token(), this](const asio::error_code&) {
         if (!*t) return; // the adapter is gone: `this` is not touched
@@ -52,7 +96,94 @@ void connected_socket_adapter::arm_write() {
     });
 }
 
+bool connected_socket_adapter::tls_step() {
+    if (!tls_ || tls_->ph == tls_state::phase::open) return true;
+    if (tls_->ph == tls_state::phase::pending) {
+        if (head_ < queue_.size()) return true; // the clear-text reply goes first
+        auto* ctx = tls_->req.context->native_handle();
+        tls_->ssl = SSL_new(ctx);
+        if (!tls_->ssl || SSL_set_fd(tls_->ssl, static_cast<int>(socket_.native_handle())) != 1) {
+            reason_ = openssl_error("TLS setup failed");
+            return false;
+        }
+        SSL_set_mode(tls_->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        // A peer that closes without close_notify reads as a plain end of stream.
+        SSL_set_options(tls_->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+        if (tls_->req.server) {
+            SSL_set_accept_state(tls_->ssl);
+        } else {
+            const std::string& host = tls_->req.host;
+            asio::error_code ec;
+            asio::ip::make_address(host, ec);
+            if (!host.empty() && ec) SSL_set_tlsext_host_name(tls_->ssl, host.c_str()); // SNI: names only
+            if (!host.empty() && (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER)) SSL_set1_host(tls_->ssl, host.c_str());
+            SSL_set_connect_state(tls_->ssl);
+        }
+        tls_->ph = tls_state::phase::handshaking;
+        tls_->deadline = sched()->now() + opt_.close_timeout;
+    }
+    if (write_blocked_) return true; // wait for the socket first
+    ERR_clear_error();
+    int r = SSL_do_handshake(tls_->ssl);
+    if (r == 1) {
+        tls_->ph = tls_state::phase::open;
+        tls_->deadline.reset();
+        readable_ = true; // application data may have come with the last flight
+        return true;
+    }
+    switch (SSL_get_error(tls_->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        readable_ = false;
+        arm_read(true);
+        return true;
+    case SSL_ERROR_WANT_WRITE:
+        write_blocked_ = true;
+        arm_write();
+        return true;
+    default:
+        reason_ = openssl_error("TLS handshake failed");
+        return false;
+    }
+}
+
+connected_socket_adapter::io_result connected_socket_adapter::read_some(std::size_t& n) {
+    n = 0;
+    if (!tls_) {
+        asio::error_code ec;
+        n = socket_.read_some(asio::buffer(read_buffer.data(), read_buffer.size()), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) return io_result::would_block;
+        if (ec == asio::error::eof) return io_result::eof;
+        if (ec) {
+            reason_ = "read failed: " + ec.message();
+            return io_result::error;
+        }
+        return io_result::ok;
+    }
+    ERR_clear_error();
+    int r = SSL_read(tls_->ssl, read_buffer.data(), static_cast<int>(read_buffer.size()));
+    if (r > 0) {
+        n = static_cast<std::size_t>(r);
+        return io_result::ok;
+    }
+    switch (SSL_get_error(tls_->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        return io_result::would_block;
+    case SSL_ERROR_WANT_WRITE:
+        tls_->read_wants_write = true;
+        write_blocked_ = true;
+        arm_write();
+        return io_result::would_block;
+    case SSL_ERROR_ZERO_RETURN:
+        return io_result::eof;
+    default:
+        reason_ = openssl_error("TLS read failed");
+        return io_result::error;
+    }
+}
+
 bool connected_socket_adapter::flush() {
+    if (tls_established()) return flush_tls();
+    // Plain, or the clear-text part before a STARTTLS handshake.
     while (!write_blocked_ && head_ < queue_.size()) {
         // Gather up to 16 chunks into one writev.
         std::array<asio::const_buffer, 16> bufs;
@@ -73,25 +204,70 @@ bool connected_socket_adapter::flush() {
             reason_ = "write failed: " + ec.message();
             return false;
         }
-        bytes_out_ += wrote;
-        queued_bytes_ -= wrote;
-        while (wrote > 0) {
-            std::size_t left = queue_[head_].size() - head_offset_;
-            if (wrote >= left) {
-                wrote -= left;
-                queue_[head_].clear();
-                queue_[head_].shrink_to_fit();
-                ++head_;
-                head_offset_ = 0;
-            } else {
-                head_offset_ += wrote;
-                wrote = 0;
-            }
+        consume(wrote);
+    }
+    return true;
+}
+
+void connected_socket_adapter::consume(std::size_t wrote) {
+    bytes_out_ += wrote;
+    queued_bytes_ -= wrote;
+    while (wrote > 0) {
+        std::size_t left = queue_[head_].size() - head_offset_;
+        if (wrote >= left) {
+            wrote -= left;
+            queue_[head_].clear();
+            queue_[head_].shrink_to_fit();
+            ++head_;
+            head_offset_ = 0;
+        } else {
+            head_offset_ += wrote;
+            wrote = 0;
         }
-        if (head_ == queue_.size()) {
-            queue_.clear();
-            head_ = 0;
-            if (queue_.capacity() > 64) queue_.shrink_to_fit();
+    }
+    if (head_ == queue_.size()) {
+        queue_.clear();
+        head_ = 0;
+        if (queue_.capacity() > 64) queue_.shrink_to_fit();
+    }
+}
+
+bool connected_socket_adapter::flush_tls() {
+    while (!write_blocked_ && head_ < queue_.size()) {
+        std::string& head = queue_[head_];
+        if (!tls_->write_retry) {
+            // Join small chunks into one record (a retry must offer the same bytes).
+            std::size_t i = head_ + 1;
+            while (i < queue_.size() && head.size() - head_offset_ + queue_[i].size() <= tls_record) {
+                head += queue_[i];
+                ++i;
+            }
+            if (i > head_ + 1) queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(head_ + 1),
+                                            queue_.begin() + static_cast<std::ptrdiff_t>(i));
+        }
+        std::size_t len = std::min(head.size() - head_offset_, tls_record);
+        ERR_clear_error();
+        int r = SSL_write(tls_->ssl, head.data() + head_offset_, static_cast<int>(len));
+        if (r > 0) {
+            tls_->write_retry = false;
+            consume(static_cast<std::size_t>(r));
+            continue;
+        }
+        switch (SSL_get_error(tls_->ssl, r)) {
+        case SSL_ERROR_WANT_WRITE:
+            tls_->write_retry = true;
+            write_blocked_ = true;
+            arm_write();
+            return true;
+        case SSL_ERROR_WANT_READ:
+            tls_->write_retry = true;
+            tls_->write_wants_read = true;
+            write_blocked_ = true;
+            arm_read(true);
+            return true;
+        default:
+            reason_ = openssl_error("TLS write failed");
+            return false;
         }
     }
     return true;
@@ -102,7 +278,8 @@ task connected_socket_adapter::main() {
     bool graceful_close = false; // producer_finished: flush, then close
     std::optional<time_point> close_deadline;
     bool abort = false;
-    readable_ = true; // try a read at once: data may already be there
+    bool broken = false; // the socket failed: no TLS goodbye
+    readable_ = true;    // try a read at once: data may already be there
     while (!abort) {
         // Control first: shutdown_microprocess closes now, producer_finished after a flush.
         while (auto m = recv_message("control")) {
@@ -116,26 +293,55 @@ task connected_socket_adapter::main() {
             }
         }
         if (abort) break;
+        if (tls_) {
+            // TLS may need the other direction to make progress.
+            if (tls_->write_wants_read && readable_) {
+                tls_->write_wants_read = false;
+                write_blocked_ = false;
+            }
+            if (tls_->read_wants_write && !write_blocked_) {
+                tls_->read_wants_write = false;
+                readable_ = true;
+            }
+        }
 
-        // Take bytes to write while under the high watermark.
-        while (queued_bytes_ < opt_.high_watermark) {
+        // Take bytes to write while under the high watermark; a start_tls
+        // stops the taking until the handshake is done.
+        while (queued_bytes_ < opt_.high_watermark && !tls_busy()) {
             auto m = recv_message("inbox");
             if (!m) break;
             if (std::string* s = const_cast<std::string*>(m->peek<std::string>())) {
                 if (s->empty()) continue;
                 queued_bytes_ += s->size();
                 queue_.push_back(m->take<std::string>());
+            } else if (m->peek<start_tls>()) {
+                auto st = m->take<start_tls>();
+                if (tls_ || !st.context) {
+                    spdlog::warn("{}: start_tls ignored ({})", name(), tls_ ? "already TLS" : "no context");
+                    continue;
+                }
+                tls_ = std::make_unique<tls_state>();
+                tls_->req = std::move(st);
+                readable_ = false; // nothing more is read in clear
             } else {
                 spdlog::warn("{}: dropped a {} sent to a socket (send std::string)", name(), m->type_name());
             }
         }
-        if (!flush()) break;
+        if (!flush() || !tls_step()) {
+            broken = true;
+            break;
+        }
+        if (tls_ && tls_->deadline && sched()->now() >= *tls_->deadline) {
+            reason_ = "TLS handshake timed out";
+            broken = true;
+            break;
+        }
         if (queued_bytes_ >= opt_.high_watermark) {
             read_paused_ = true;
         } else if (read_paused_ && queued_bytes_ <= opt_.low_watermark) {
             read_paused_ = false;
         }
-        if (graceful_close && queued_bytes_ == 0 && in("inbox").empty()) {
+        if (graceful_close && queued_bytes_ == 0 && in("inbox").empty() && !tls_busy()) {
             reason_ = "closed by handler";
             break;
         }
@@ -149,15 +355,14 @@ task connected_socket_adapter::main() {
         }
 
         // Read what is there, within the budget.
-        if (readable_ && !read_closed_ && !read_paused_) {
+        if (readable_ && !read_closed_ && !read_paused_ && !tls_busy()) {
             readable_ = false;
             std::size_t budget = opt_.read_budget;
-            bool broken = false;
             while (budget > 0) {
-                asio::error_code ec;
-                std::size_t n = socket_.read_some(asio::buffer(read_buffer.data(), read_buffer.size()), ec);
-                if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-                if (ec == asio::error::eof) {
+                std::size_t n = 0;
+                io_result r = read_some(n);
+                if (r == io_result::would_block) break;
+                if (r == io_result::eof) {
                     // The peer half-closed: no more input. Tell the handler;
                     // it may still answer, then finishes (producer_finished
                     // back on our control) and we close.
@@ -165,15 +370,18 @@ task connected_socket_adapter::main() {
                     send_forced(message(producer_finished("peer closed")), "signal");
                     break;
                 }
-                if (ec) {
-                    reason_ = "read failed: " + ec.message();
+                if (r == io_result::error) {
                     broken = true;
                     break;
                 }
                 bytes_in_ += n;
                 last_rx_ = sched()->now();
                 budget = n >= budget ? 0 : budget - n;
+                // A short plain read drained the socket: no EAGAIN read needed
+                // (the next wait's EPOLL_CTL_MOD reports anything newer).
+                bool drained = !tls_ && n < read_buffer.size();
                 co_await send(std::string(read_buffer.data(), n));
+                if (drained) break;
             }
             if (broken) break;
             if (budget == 0) readable_ = true; // more may be waiting: come back next cycle
@@ -182,17 +390,36 @@ task connected_socket_adapter::main() {
             // Nobody will tell us to finish: close once the writes are out.
             graceful_close = true;
         }
-        arm_read();
+        if (!tls_busy()) arm_read();
         std::optional<duration> limit;
         if (close_deadline) limit = *close_deadline - sched()->now();
-        if (readable_) {
+        if (tls_ && tls_->deadline) {
+            duration left = *tls_->deadline - sched()->now();
+            if (!limit || left < *limit) limit = left;
+        }
+        if (readable_ && !tls_busy()) {
             co_await yield();
-        } else if (queued_bytes_ >= opt_.high_watermark) {
-            // Full: the inbox waits; only the socket (or "stop") can change things.
+        } else if (queued_bytes_ >= opt_.high_watermark || tls_busy()) {
+            // Full (or handshaking): the inbox waits; only the socket (or "stop") can change things.
             co_await wait_events(ev_external | ev_control, limit);
         } else {
             co_await wait_events(ev_inbox | ev_external, limit);
         }
+    }
+    if (tls_established() && !broken && !abort) {
+        // Say goodbye (close_notify), bounded; the peer's answer is not awaited.
+        time_point deadline = sched()->now() + opt_.close_timeout;
+        for (;;) {
+            ERR_clear_error();
+            int r = SSL_shutdown(tls_->ssl);
+            if (r >= 0 || SSL_get_error(tls_->ssl, r) != SSL_ERROR_WANT_WRITE) break;
+            if (sched()->now() >= deadline) break;
+            write_blocked_ = true;
+            arm_write();
+            duration left = deadline - sched()->now();
+            co_await wait_events(ev_external, left);
+        }
+        ERR_clear_error();
     }
     if (reason_.empty()) reason_ = read_closed_ ? "peer closed" : "closed";
     close_socket();

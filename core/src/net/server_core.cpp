@@ -1,7 +1,8 @@
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/net/server_core.hpp>
 
-#include <asio/ip/v6_only.hpp>
+#include "listen.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <system_error>
@@ -10,12 +11,7 @@ namespace kamaelia {
 
 namespace {
 
-std::string endpoint_text(const asio::ip::tcp::endpoint& ep) {
-    auto a = ep.address();
-    std::string s = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
-    return s + ":" + std::to_string(ep.port());
-}
-
+using detail::endpoint_text;
 constexpr auto sweep_interval = std::chrono::seconds(1);
 constexpr auto accept_backoff = std::chrono::milliseconds(100);
 
@@ -33,26 +29,7 @@ server_core::~server_core() {
 void server_core::listen() {
     if (acceptor_) return;
     asio::io_context& io = sched() ? sched()->io() : scheduler::default_scheduler().io();
-    asio::error_code ec;
-    auto addr = asio::ip::make_address(bind_address, ec);
-    if (ec) throw std::system_error(ec, server_name + ": bad bind address \"" + bind_address + "\"");
-    asio::ip::tcp::endpoint ep(addr, port);
-    auto acc = std::make_unique<asio::ip::tcp::acceptor>(io);
-    auto fail = [&](const char* what) {
-        std::string msg = server_name + ": cannot " + what + " " + endpoint_text(ep);
-        if (ec == asio::error::address_in_use) msg += ": address in use";
-        throw std::system_error(ec, msg);
-    };
-    acc->open(ep.protocol(), ec);
-    if (ec) fail("open a socket for");
-    if (reuse_address) acc->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-    if (addr.is_v6()) acc->set_option(asio::ip::v6_only(false), ec);
-    ec.clear();
-    acc->bind(ep, ec);
-    if (ec) fail("bind");
-    acc->listen(backlog, ec);
-    if (ec) fail("listen on");
-    acc->non_blocking(true, ec);
+    auto acc = detail::open_acceptor(io, server_name, bind_address, port, reuse_address, backlog);
     acceptor_ = std::move(acc);
     if (on_listening) on_listening(acceptor_->local_endpoint());
 }
@@ -74,8 +51,7 @@ void server_core::start_accept() {
         accept_armed_ = false;
         if (!ec) {
             pending_.push_back(std::move(s));
-        } else if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space ||
-                   ec == asio::error::no_memory) {
+        } else if (detail::accept_should_back_off(ec)) {
             // Out of descriptors: back off instead of spinning on accept.
             spdlog::warn("{}: accept failed ({}), pausing accepts", server_name, ec.message());
             accept_paused_until_ = sched()->now() + accept_backoff;
@@ -88,18 +64,8 @@ void server_core::start_accept() {
 
 void server_core::open_connection(asio::ip::tcp::socket s) {
     ++accepted_;
-    connection_info info;
+    connection_info info = detail::describe<connection_info>(s);
     asio::error_code ec;
-    auto remote = s.remote_endpoint(ec);
-    if (!ec) {
-        info.peer = remote.address().to_string();
-        info.peer_port = remote.port();
-    }
-    auto local = s.local_endpoint(ec);
-    if (!ec) {
-        info.local = local.address().to_string();
-        info.local_port = local.port();
-    }
     info.id = ++next_id_;
     if (conns_.size() >= max_connections ||
         (max_per_address && per_address_[info.peer] >= max_per_address)) {
@@ -119,7 +85,7 @@ void server_core::open_connection(asio::ip::tcp::socket s) {
         s.close(ec);
         return;
     }
-    auto& csa = add_child(std::make_unique<connected_socket_adapter>(std::move(s), socket_options));
+    auto& csa = add_child(std::make_unique<connected_socket_adapter>(std::move(s), socket_options, start_tls{tls, true, {}}));
     component& h = add_child(std::move(handler));
     link({csa, "outbox"}, {h, "inbox"});
     link({h, "outbox"}, {csa, "inbox"});

@@ -33,6 +33,10 @@
 // producer_finished). The policy is the backplane's, or the subscriber's own
 // when it names one. The other subscribers are never stalled.
 //
+// A subscriber may skip some messages (subscribe_to's `skip`): they are
+// never delivered to it, at no cost to the others (the chat uses it so a
+// client does not hear its own lines).
+//
 // Late subscribers miss earlier messages (there is no retention). A
 // publisher that starts or a subscriber that subscribes when no backplane of
 // that name exists fails with unknown_service (reported like any failure).
@@ -43,6 +47,7 @@
 #include <kamaelia/core/message.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -136,6 +141,9 @@ public:
     explicit subscribe_to(std::string name);
     // With its own overflow policy instead of the backplane's.
     subscribe_to(std::string name, delivery_policy overflow);
+    // Published messages for which skip(m) is true are not delivered to it.
+    using skip_function = std::function<bool(const message&)>;
+    subscribe_to(std::string name, skip_function skip);
     subscribe_to(subscribe_to&&) = default; // before activation only
     ~subscribe_to() override;
 
@@ -158,6 +166,7 @@ private:
 
     std::string name_;
     std::optional<delivery_policy> overflow_;
+    skip_function skip_;
     backplane* bp_ = nullptr;
     std::size_t index_ = 0; // place in bp_->subs_ (O(1) removal)
     std::uint64_t dropped_ = 0;

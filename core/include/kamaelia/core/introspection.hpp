@@ -103,8 +103,18 @@ std::string box_node_id(std::uint32_t component, box_kind kind, std::string_view
 // Components are added before boxes (a box's owner link needs its
 // component) and deleted after them; otherwise lines are in id order.
 // Empty when nothing changed.
+//
+// With counters on, two verbs the original did not have follow (a reader of
+// the original protocol skips lines it does not know):
+//   STAT "id" parent=P state=S failed=0|1 wakeups=W sent=N cpu_ns=C
+//   STAT "(id, 'i', 'box')" depth=D limit=L delivered=N parked=P
+// for each component and inbox whose figures changed, and, closing every
+// non-empty update,
+//   FRAME n
+// so a reader knows when it holds a whole picture.
 class text_differ {
 public:
+    explicit text_differ(bool counters = false) : counters_(counters) {}
     std::string update(const graph& g);
     // The next update() starts again with "DEL ALL".
     void reset();
@@ -112,9 +122,34 @@ public:
 private:
     // Key: (0 component | 1 box, component id, node id) - the emission order.
     using node_key = std::tuple<int, std::uint32_t, std::string>;
+    bool counters_ = false;
     bool started_ = false;
+    std::uint64_t frame_ = 0;
     std::map<node_key, std::string> nodes_;               // → ADD lines
     std::set<std::pair<std::string, std::string>> links_; // box → box
+    std::map<std::string, std::string> stats_;            // node id → its STAT line
+};
+
+// Rebuilds a graph from the text protocol (with or without counters), line
+// by line: what `kamaelia graph --connect` turns into Graphviz. Malformed
+// lines are counted and skipped.
+class text_reader {
+public:
+    // One line, without its newline. Returns true on FRAME.
+    bool feed(std::string_view line);
+    graph current() const;
+    std::uint64_t frames() const noexcept { return frames_; }
+    std::uint64_t malformed() const noexcept { return malformed_; }
+
+private:
+    struct node {
+        std::string name;
+        std::string kind; // component | inbox | outbox
+        std::map<std::string, std::string> stat;
+    };
+    std::map<std::string, node> nodes_;
+    std::set<std::pair<std::string, std::string>> links_;
+    std::uint64_t frames_ = 0, malformed_ = 0;
 };
 
 // Graphviz: one cluster per component that has children, one record node per
@@ -126,7 +161,9 @@ std::string to_dot(const graph& g);
 // notice on "control", which it forwards.
 class introspector : public component {
 public:
-    explicit introspector(duration interval = std::chrono::seconds(1)) : interval_(interval) {}
+    // counters: also STAT and FRAME lines (see text_differ).
+    explicit introspector(duration interval = std::chrono::seconds(1), bool counters = false)
+        : interval_(interval), differ_(counters) {}
     std::string type_name() const override { return "introspector"; }
 
 private:

@@ -14,16 +14,22 @@
 // buffer shared by the scheduler's thread, so an idle connection holds no
 // read buffer. Received chunks are sent with flow control: a handler whose
 // inbox is full stops the reading, and TCP pushes back on the client.
+//
+// TLS: constructed with a start_tls (or sent one through the inbox, for
+// STARTTLS), the adapter runs the handshake and then reads and writes
+// through OpenSSL with the same contract; see tls.hpp.
 #pragma once
 
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/core/io_anchor.hpp>
+#include <kamaelia/net/tls.hpp>
 
 #include <asio/ip/tcp.hpp>
 
 #include <cstddef>
-#include <vector>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace kamaelia {
 
@@ -31,12 +37,14 @@ struct csa_options {
     std::size_t high_watermark = 256 * 1024; // pending write bytes that pause reading
     std::size_t low_watermark = 64 * 1024;   // ...and resume it
     std::size_t read_budget = 64 * 1024;     // bytes read per wake-up (fairness)
-    duration close_timeout = std::chrono::seconds(10); // a graceful close that cannot flush gives up
+    duration close_timeout = std::chrono::seconds(10); // a graceful close that cannot flush gives up;
+                                                       // also bounds the TLS handshake and close_notify
 };
 
 class connected_socket_adapter : public component {
 public:
-    connected_socket_adapter(asio::ip::tcp::socket socket, csa_options options = {});
+    // With tls.context set, the connection is TLS from its first byte.
+    connected_socket_adapter(asio::ip::tcp::socket socket, csa_options options = {}, start_tls tls = {});
     ~connected_socket_adapter() override;
 
     // Scheduler time of the last bytes received (for inactivity timeouts).
@@ -46,14 +54,23 @@ public:
     std::uint64_t bytes_out() const noexcept { return bytes_out_; }
     // Why it closed: "peer closed", "closed by handler", an error text...
     const std::string& close_reason() const noexcept { return reason_; }
+    // True once a TLS handshake has completed on this connection.
+    bool tls_established() const noexcept;
 
 protected:
     task main() override;
 
 private:
-    void arm_read();
+    struct tls_state;
+    enum class io_result { ok, would_block, eof, error };
+    void arm_read(bool even_if_paused = false);
     void arm_write();
     bool flush(); // false on a write error
+    bool flush_tls();
+    void consume(std::size_t wrote); // drops written bytes from the queue
+    io_result read_some(std::size_t& n);
+    bool tls_step(); // advances a pending handshake; false on failure
+    bool tls_busy() const noexcept; // start_tls queued or handshaking: hold input and output
     void close_socket() noexcept;
 
     asio::ip::tcp::socket socket_;
@@ -66,6 +83,7 @@ private:
     std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
     time_point last_rx_{};
     std::string reason_;
+    std::unique_ptr<tls_state> tls_; // only on TLS connections
     bool readable_ = false, read_armed_ = false;
     bool write_blocked_ = false;
     bool read_closed_ = false, read_paused_ = false;

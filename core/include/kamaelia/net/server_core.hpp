@@ -31,6 +31,7 @@
 #include <kamaelia/core/io_anchor.hpp>
 #include <kamaelia/net/connected_socket_adapter.hpp>
 #include <kamaelia/net/connection_info.hpp>
+#include <kamaelia/net/tls.hpp>
 
 #include <asio/ip/tcp.hpp>
 
@@ -95,6 +96,7 @@ public:
     std::optional<duration> inactivity_timeout; // silence from the peer that closes a connection
     duration grace = std::chrono::seconds(5);   // how long stopping waits for connections to end
     csa_options socket_options;
+    std::shared_ptr<tls_context> tls;           // set: every connection is TLS (make_server_tls)
 
     // ---- running ------------------------------------------------------
     // Binds and listens now (also done at activation). Throws

@@ -4,8 +4,9 @@
 // telnet_decoder is a pure state machine (bytes in, data bytes out): IAC
 // commands (WILL/WONT/DO/DONT option, SB ... SE, and the two-byte ones) are
 // removed, IAC IAC becomes one 0xFF byte; state carries across chunks.
-// telnet_lines is chunks_to_lines behind a decoder. telnet_echo() builds
-// the IAC WILL/WONT ECHO a server sends to hide a password as it is typed.
+// telnet_lines is chunks_to_lines behind a decoder. telnet::will_echo()
+// builds the IAC WILL ECHO a server sends to hide a password as it is typed;
+// telnet::escape() doubles 0xFF in data going back to the client.
 #pragma once
 
 #include <kamaelia/net/chunks_to_lines.hpp>
@@ -23,6 +24,19 @@ inline constexpr unsigned char echo = 1;
 // IAC WILL ECHO: "I (the server) echo" — the client stops echoing locally.
 inline std::string will_echo() { return std::string{char(iac), char(will), char(echo)}; }
 inline std::string wont_echo() { return std::string{char(iac), char(wont), char(echo)}; }
+
+// Data for a telnet client: a 0xFF byte goes out as IAC IAC (else the
+// client would take it, and what follows, for a command).
+inline std::string escape(std::string s) {
+    if (s.find(static_cast<char>(iac)) == std::string::npos) return s;
+    std::string out;
+    out.reserve(s.size() + 8);
+    for (char c : s) {
+        out.push_back(c);
+        if (static_cast<unsigned char>(c) == iac) out.push_back(c);
+    }
+    return out;
+}
 } // namespace telnet
 
 class telnet_decoder {
