@@ -37,7 +37,6 @@ struct grey_flags {
     std::optional<std::size_t> max_recipients;
     std::optional<std::string> servername;
     std::optional<std::string> session_log;
-    std::optional<std::string> tls_cert, tls_key;
     std::optional<double> upstream_backoff;
     std::optional<std::string> x_greylist_header;
 };
@@ -223,11 +222,10 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
         else if (*x == "no" || *x == "off" || *x == "false") cfg.x_greylist_header = false;
         else throw kd::config_error("grey: x-greylist-header must be yes or no, got '" + *x + "'");
     }
-    auto cert = gf.tls_cert ? gf.tls_cert : file("tls-cert");
-    auto key = gf.tls_key ? gf.tls_key : file("tls-key");
-    if (cert || key)
-        throw kd::config_error("grey: --tls-cert/--tls-key given, but TLS is not available in this build "
-                               "(STARTTLS would be advertised without being possible)");
+    // --tls-cert/--tls-key (the common server flags) mean STARTTLS here:
+    // connections start in clear, as on port 25, and upgrade on request.
+    s->ctx->tls = std::move(s->tls);
+    s->tls.reset();
     if (cfg.allowed_domains.empty())
         spdlog::warn("grey: no --allowed-domain: every recipient will be refused (550 5.7.1), except for allowed senders");
 
@@ -285,8 +283,6 @@ const kd::register_server reg{{
             app.add_option("--upstream-backoff", gf.upstream_backoff,
                            "seconds to defer at once after the upstream failed (doubling, default 1)");
             app.add_option("--x-greylist-header", gf.x_greylist_header, "add X-Greylist: to delayed mail (yes/no)");
-            app.add_option("--tls-cert", gf.tls_cert, "certificate for STARTTLS (not available in this build)");
-            app.add_option("--tls-key", gf.tls_key, "key for STARTTLS (not available in this build)");
         },
     .build = build,
 }};

@@ -543,7 +543,7 @@ subtask<void> session::handle_command(std::string_view line) {
         }
         std::string t = cfg.server_name + "\nPIPELINING\nSIZE " + std::to_string(cfg.max_message_size) +
                         "\n8BITMIME\nENHANCEDSTATUSCODES";
-        if (ctx_->start_tls) t += "\nSTARTTLS";
+        if (ctx_->tls && !tls_) t += "\nSTARTTLS";
         say(250, t);
         break;
     }
@@ -622,22 +622,37 @@ subtask<void> session::handle_command(std::string_view line) {
         say(221, "2.0.0 Bye");
         done_ = true;
         break;
-    case verb::starttls:
-        if (!ctx_->start_tls) {
+    case verb::starttls: {
+        if (!ctx_->tls) {
             say(502, "5.5.1 Error: command not implemented");
             count_error();
             break;
         }
-        // RFC 3207: answer, then forget everything, including input that
-        // came after the command in plaintext (CVE-2011-0411).
+        if (tls_) {
+            say(503, "5.5.1 Error: TLS already active");
+            count_error();
+            break;
+        }
+        // RFC 3207: answer in clear, then TLS; forget everything, including
+        // input that came after the command in clear (CVE-2011-0411).
         say(220, "2.0.0 Ready to start TLS");
         co_await flush();
+        kamaelia::start_tls upgrade{ctx_->tls, true, std::string()};
+        bool sent = co_await send(std::move(upgrade), "outbox");
+        if (!sent) {
+            done_ = true;
+            break;
+        }
+        // Every byte the adapter read before the switch is clear text: drop it.
+        while (recv_message("inbox")) {
+        }
         reader_.clear();
         reset_transaction(result::none, "STARTTLS");
         helo_.clear();
         esmtp_ = false;
-        if (!ctx_->start_tls(*this)) done_ = true;
+        tls_ = true;
         break;
+    }
     default:
         say(502, "5.5.1 Error: command not implemented");
         count_error();

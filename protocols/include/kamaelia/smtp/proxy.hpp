@@ -5,6 +5,7 @@
 
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/greylist/decision.hpp>
+#include <kamaelia/net/tls.hpp>
 #include <kamaelia/smtp/network.hpp>
 
 #include <chrono>
@@ -77,10 +78,10 @@ struct proxy_context {
     std::function<void(const std::string&)> log_line;
     // Wall-clock seconds and milliseconds (Received: dates, log stamps); injectable.
     std::function<std::time_t()> wall_clock;
-    // STARTTLS: unset in this build (TLS on the socket adapter is not there
-    // yet), so STARTTLS is neither advertised nor accepted. When set, the
-    // session answers 220, forgets its state and buffered input, and calls it.
-    std::function<bool(component& session)> start_tls;
+    // Set (a server context: make_server_tls): STARTTLS is offered. The
+    // session answers 220, sends kamaelia::start_tls to its socket adapter,
+    // drops every byte that came in clear and forgets the session state.
+    std::shared_ptr<tls_context> tls;
     std::uint64_t next_session = 0;
     std::uint64_t delivered = 0, deferred = 0, rejected = 0; // counters for logs and tests
 };

@@ -14,7 +14,9 @@
 // bare CR or LF rejects the message: SMTP smuggling) and answers the final
 // dot with the upstream's own reply -- 250 only when the upstream said 250.
 // The upstream connection is a child whose outbox and signal both arrive
-// in "up_in"; "up_out" writes to it and "up_stop" closes it.
+// in "up_in"; "up_out" writes to it and "up_stop" closes it. STARTTLS
+// (offered when the context has a TLS context) sends kamaelia::start_tls
+// out of "outbox" to the socket adapter after the 220.
 #pragma once
 
 #include <kamaelia/core/component.hpp>
@@ -81,6 +83,7 @@ private:
     std::string out_;            // replies not yet written
     std::string helo_;
     bool esmtp_ = false;
+    bool tls_ = false;           // STARTTLS done
     bool in_mail_ = false;
     std::string sender_;
     std::optional<std::uint64_t> declared_size_;
