@@ -5,6 +5,8 @@
 
 #include <kamaelia/smtp/session.hpp>
 
+#include <asio/ssl/context.hpp>
+
 #include <catch2/catch.hpp>
 
 using namespace kamaelia;
@@ -452,4 +454,64 @@ TEST_CASE("smtp session: an IPv4 client on a dual-stack listener is seen as IPv4
     c->read();
     REQUIRE(r.log.size() == 1);
     CHECK(r.log[0].find(" | 192.0.2.7 | ") != std::string::npos);
+}
+
+namespace {
+// A socket stand-in that also takes the start_tls message a STARTTLS sends.
+struct tls_socket : component {
+    std::string written;
+    std::size_t upgraded_at = std::string::npos; // bytes written before start_tls
+    bool closed = false;
+    task main() override {
+        for (;;) {
+            while (auto m = recv_message("inbox")) {
+                if (auto* s = m->peek<std::string>()) written += *s;
+                else if (m->peek<kamaelia::start_tls>()) upgraded_at = written.size();
+            }
+            while (auto c = recv<ipc>("control")) {
+                if (c->ends()) {
+                    closed = true;
+                    co_return;
+                }
+            }
+            co_await wait_any();
+        }
+    }
+};
+} // namespace
+
+TEST_CASE("smtp session: STARTTLS upgrades, drops clear text behind it, forgets the session", "[smtp]") {
+    rig r;
+    r.ctx->tls = std::make_shared<kamaelia::tls_context>(asio::ssl::context::tls_server);
+    connection_info ci;
+    ci.peer = "192.0.2.10";
+    auto h = std::make_unique<session>(r.ctx, ci);
+    tls_socket sock;
+    component::link({*h, "outbox"}, {sock, "inbox"});
+    component::link({*h, "signal"}, {sock, "control"});
+    h->activate(r.f.sched);
+    sock.activate(r.f.sched);
+    auto write = [&](std::string b) {
+        h->in("inbox").push_forced(message(std::move(b)));
+        r.f.settle();
+    };
+    r.f.settle();
+    write("EHLO c.test\r\n");
+    CHECK(sock.written.find("250 STARTTLS\r\n") != std::string::npos);
+    write("MAIL FROM:<a@s.test>\r\nSTARTTLS\r\nRSET\r\n"); // RSET rides in clear behind STARTTLS
+    REQUIRE(sock.upgraded_at != std::string::npos);
+    auto before = sock.written.substr(0, sock.upgraded_at);
+    const std::string ready = "250 2.1.0 Ok\r\n220 2.0.0 Ready to start TLS\r\n";
+    REQUIRE(before.size() >= ready.size());
+    CHECK(before.substr(before.size() - ready.size()) == ready); // the 220 goes out in clear, before the switch
+    CHECK(sock.written.size() == sock.upgraded_at); // nothing answered the injected RSET
+    write("MAIL FROM:<a@s.test>\r\n");
+    CHECK(sock.written.substr(sock.upgraded_at) == "503 5.5.1 Error: send HELO/EHLO first\r\n");
+    write("EHLO c.test\r\n");
+    auto e = sock.written.substr(sock.upgraded_at);
+    CHECK(e.find("STARTTLS") == std::string::npos); // not offered again
+    write("STARTTLS\r\n");
+    CHECK(sock.written.find("503 5.5.1 Error: TLS already active\r\n") != std::string::npos);
+    h.reset();
+    r.f.settle();
 }
