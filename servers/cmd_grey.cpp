@@ -29,7 +29,7 @@ namespace {
 
 struct grey_flags {
     std::optional<std::string> upstream;
-    std::optional<double> delay;
+    std::optional<std::string> delay;
     std::vector<std::string> allowed_domains;
     std::vector<std::string> allowed_senders;
     std::vector<std::string> allowed_sender_nets;
@@ -232,9 +232,7 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     // The engine, shared with `policy` under `kamaelia all` (whichever asks
     // first sets its timings); it reloads its whitelist files on SIGHUP.
     kamaelia::greylist::settings gs;
-    std::optional<double> delay = gf.delay;
-    if (!delay && cf) delay = cf->get_seconds("grey", "delay");
-    if (delay) gs.delay = std::chrono::seconds(static_cast<long long>(*delay));
+    if (auto d = gf.delay ? gf.delay : file("delay")) gs.delay = kd::parse_duration(*d, 1, "grey: delay"); // 300, 5m
     try {
         s->ctx->engine = kd::shared_greylist(rt, gs);
     } catch (const kamaelia::greylist::store_error& e) {
@@ -271,7 +269,7 @@ const kd::register_server reg{{
     .add_flags =
         [](CLI::App& app) {
             app.add_option("--upstream", gf.upstream, "the real MTA, HOST:PORT (default 127.0.0.1:8025)");
-            app.add_option("--delay", gf.delay, "greylist delay in seconds (default 300)");
+            app.add_option("--delay", gf.delay, "greylist delay: seconds, or with s/m/h/d (default 300)");
             app.add_option("--allowed-domain", gf.allowed_domains, "recipient domain we accept mail for (repeatable)");
             app.add_option("--allowed-sender", gf.allowed_senders, "client address that may relay, ungreylisted (repeatable)");
             app.add_option("--allowed-sender-net", gf.allowed_sender_nets,
