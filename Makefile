@@ -10,7 +10,7 @@ RELEASE := build
 ASAN := build-asan
 TSAN := build-tsan
 
-.PHONY: all deps build run test test-asan test-tsan bench-smoke bench clean
+.PHONY: all deps build run test test-asan test-tsan test-fuzz bench-smoke bench clean
 
 all: build
 
@@ -26,7 +26,7 @@ run: build
 	./$(RELEASE)/bin/kamaelia all --data-dir $(DATA_DIR)
 
 # The ASan+UBSan run comes last so that CTest's summary closes the output.
-test: deps bench-smoke test-tsan test-asan
+test: deps bench-smoke test-tsan test-fuzz test-asan
 
 test-asan: deps
 	cmake -S . -B $(ASAN) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKAMAELIA_SANITIZE=address,undefined -DKAMAELIA_BUILD_BENCH=OFF
@@ -40,6 +40,10 @@ test-tsan: deps
 	cmake --build $(TSAN) -j $(JOBS) --target kamaelia_tests
 	TSAN_OPTIONS=halt_on_error=1 ./$(TSAN)/bin/kamaelia_tests '[threads]'
 
+# libFuzzer targets (tests/fuzz/fuzz_*.cpp), FUZZ_SECONDS each (default 10).
+test-fuzz: deps
+	scripts/fuzz
+
 # The benchmarks build and run briefly (figures come from `make bench`).
 bench-smoke: build
 	if [ -x scripts/bench ]; then BENCH_QUICK=1 scripts/bench all; fi
@@ -48,4 +52,4 @@ bench: build
 	scripts/bench $(BENCH)
 
 clean:
-	rm -rf $(RELEASE) $(ASAN) $(TSAN)
+	rm -rf $(RELEASE) $(ASAN) $(TSAN) build-fuzz

@@ -49,12 +49,46 @@ config_file config_file::parse(const std::string& text, const std::string& path,
     return cf;
 }
 
+std::vector<config_translator>& config_translators() {
+    static std::vector<config_translator> t;
+    return t;
+}
+
+config_file config_file::from_values(config_values values, const std::string& path,
+                                     const std::map<std::string, std::set<std::string>>& allowed) {
+    config_file cf;
+    cf.path_ = path;
+    for (auto& [section, keys] : values) {
+        for (auto& [key, v] : keys) {
+            auto a = allowed.find(section);
+            if (a == allowed.end() || !a->second.count(key))
+                throw config_error(path + ":" + std::to_string(v.line) + ": unknown key '" + key + "' in [" + section + "]");
+        }
+    }
+    cf.values_ = std::move(values);
+    return cf;
+}
+
 config_file config_file::load(const std::string& path, const std::map<std::string, std::set<std::string>>& allowed) {
     std::ifstream f(path);
     if (!f) throw config_error(path + ": cannot read the config file");
     std::stringstream ss;
     ss << f.rdbuf();
-    return parse(ss.str(), path, allowed);
+    const std::string text = ss.str();
+    bool sections = false;
+    {
+        std::istringstream in(text);
+        std::string raw;
+        while (!sections && std::getline(in, raw)) {
+            std::string l = trim(raw);
+            sections = !l.empty() && l.front() == '[';
+        }
+    }
+    if (!sections) {
+        for (auto& t : config_translators())
+            if (auto v = t(text, path)) return from_values(std::move(*v), path, allowed);
+    }
+    return parse(text, path, allowed);
 }
 
 const config_value* config_file::find(const std::string& section, const std::string& key) const {

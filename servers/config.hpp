@@ -7,11 +7,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace kamaelia::daemon {
 
@@ -25,12 +27,25 @@ struct config_value {
     int line = 0;
 };
 
+class config_file;
+
+// A module may accept a whole config file in a syntax of its own (grey takes
+// Kamaelia Grey's greylist.conf). A file without any [section] line is
+// offered to each translator; the first that returns values wins. Values
+// keep the line numbers of the original file.
+using config_values = std::map<std::string, std::map<std::string, config_value>>;
+using config_translator = std::function<std::optional<config_values>(const std::string& text, const std::string& path)>;
+std::vector<config_translator>& config_translators();
+
 class config_file {
 public:
     // Parses `text` (named `path` in errors); `allowed` maps each section to its keys.
     static config_file parse(const std::string& text, const std::string& path,
                              const std::map<std::string, std::set<std::string>>& allowed);
     static config_file load(const std::string& path, const std::map<std::string, std::set<std::string>>& allowed);
+    // Values a translator produced, checked against `allowed` like a parsed file.
+    static config_file from_values(config_values values, const std::string& path,
+                                   const std::map<std::string, std::set<std::string>>& allowed);
 
     std::optional<std::string> get(const std::string& section, const std::string& key) const;
     // Typed getters: a bad value is a config_error naming file and line.

@@ -168,7 +168,8 @@ def busy_port(k):
             cfg = os.path.join(tmp, "k.ini")
             with open(cfg, "w") as f:
                 f.write(f"[greeter]\nbind = 127.0.0.1\nport = 0\n[chat]\nbind = 127.0.0.1\nport = {first.port}\n"
-                        "[bbs]\nbind = 127.0.0.1\nport = 0\n")
+                        "[bbs]\nbind = 127.0.0.1\nport = 0\n[grey]\nbind = 127.0.0.1\nport = 0\n"
+                        "[policy]\nbind = 127.0.0.1\nport = 0\n")
             check_busy(k, [k, "all", "--config", cfg], f"127.0.0.1:{first.port}", baseline,
                        "all with chat's port busy")
 
@@ -179,7 +180,8 @@ def all_runs_greeter_and_chat(k):
     cfg = os.path.join(tmp, "k.ini")
     with open(cfg, "w") as f:
         f.write("# every server on a free loopback port\n[greeter]\nbind = 127.0.0.1\nport = 0\n\n"
-                "[chat]\nbind = 127.0.0.1\nport = 0\n\n[bbs]\nbind = 127.0.0.1\nport = 0\n")
+                "[chat]\nbind = 127.0.0.1\nport = 0\n\n[bbs]\nbind = 127.0.0.1\nport = 0\n\n"
+                "[grey]\nbind = 127.0.0.1\nport = 0\n\n[policy]\nbind = 127.0.0.1\nport = 0\n")
     try:
         all_in_one(k, cfg)
     finally:
@@ -188,8 +190,9 @@ def all_runs_greeter_and_chat(k):
 
 def all_in_one(k, cfg):
     with Daemon(k, "all", "--config", cfg) as d:
-        d.wait_listening(3)
-        t.check({"chat", "greeter", "bbs"} <= set(d.servers), f"greeter, chat and bbs listening: {sorted(d.servers)}")
+        d.wait_listening(5)
+        t.check({"chat", "greeter", "bbs", "grey", "policy"} <= set(d.servers),
+                f"greeter, chat, bbs, grey and policy listening: {sorted(d.servers)}")
         t.check(d.address("greeter")[1] != d.address("chat")[1], "two ports")
         with d.client("greeter") as g:
             g.send_line("all")

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -20,6 +21,9 @@ struct request {
     std::string sender;         // envelope MAIL FROM, without <>; empty for <>
     std::string recipient;      // envelope RCPT TO, without <>
     std::string instance;       // Postfix's instance (policy server); may be empty
+    // Added by the greylist branch:
+    std::int64_t test_time = 0; // seconds since the epoch to judge at instead of the clock (postgrey's
+                                // policy_test_time); 0: the engine's clock
 };
 
 enum class verdict {
@@ -34,12 +38,17 @@ struct decision {
     std::chrono::seconds wait{0};      // greylisted: seconds left before a retry passes
     std::chrono::seconds delayed{0};   // pass: how long the triplet was delayed at first
     std::string reason;                // for logs and headers ("early retry", "new", "store locked", ...)
+    // Added by the greylist branch:
+    bool first_pass = false;           // pass: the first one of this triplet (postgrey prepends X-Greylist then)
 };
 
 class engine {
 public:
     virtual ~engine() = default;
     virtual void decide(const request& r, std::function<void(decision)> done) = 0;
+    // Re-reads the whitelist files (SIGHUP); on an error the old lists stay
+    // and the error is logged. Call it on the engine's scheduler thread.
+    virtual void reload() {}
 };
 
 } // namespace kamaelia::greylist

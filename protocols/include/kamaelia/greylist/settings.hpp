@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -33,6 +34,12 @@ struct settings {
     std::string database;                              // SQLite file (the daemon: <data-dir>/greylist.sqlite)
     bool sync_full = false;                            // --sync full: survive power loss, not only kill -9
     std::size_t max_rows = 1'000'000;                  // cap against floods of unique triplets (RFC 6647)
+    // Added by the greylist branch:
+    std::function<std::chrono::system_clock::time_point()> clock; // empty: the system clock (tests inject one)
+    std::chrono::seconds expire_interval{60};          // between expiry rounds on the database thread
+    std::size_t expire_batch = 1000;                   // rows deleted per expiry transaction
+    std::chrono::milliseconds busy_timeout{100};       // a locked database fails after this (then: tempfail)
+    bool default_whitelists = true;                    // postgrey's postmaster@ and abuse@ recipients
 };
 
 class store_error : public std::runtime_error {

@@ -1,0 +1,45 @@
+// The Postfix policy server's per-connection component (a postgrey
+// drop-in): name=value lines up to an empty line, one "action=..." reply,
+// keep-alive. Wire it to a connected_socket_adapter (server_core does).
+//
+// Greylisted: DEFER_IF_PERMIT <text>; first pass: PREPEND X-Greylist: ...
+// (once per Postfix `instance`); otherwise, whitelisted, or outside the RCPT
+// state: DUNNO. When the greylist cannot answer (a locked or corrupt
+// database) the connection closes without a reply, and Postfix answers
+// 451 4.3.5 itself. A malformed or oversized request closes it as well.
+#pragma once
+
+#include <kamaelia/core/component.hpp>
+#include <kamaelia/greylist/decision.hpp>
+#include <kamaelia/greylist/policy_request.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace kamaelia::greylist {
+
+class policy_protocol : public component {
+public:
+    policy_protocol(std::shared_ptr<engine> e, reply_style style = {}, std::size_t max_request = 64 * 1024,
+                    std::string peer = {});
+    ~policy_protocol() override;
+
+protected:
+    task main() override;
+
+private:
+    struct slot {
+        component* owner;
+        std::optional<decision> d;
+    };
+    std::shared_ptr<engine> engine_;
+    policy_conversation conv_;
+    std::shared_ptr<slot> slot_;
+    std::string peer_;
+};
+
+// Logs a decision the way postgrey does (one line, debug level).
+void log_policy_decision(const request& r, const decision& d, const std::string& action);
+
+} // namespace kamaelia::greylist

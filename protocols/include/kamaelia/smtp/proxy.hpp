@@ -1,0 +1,89 @@
+// What every session of one greylisting SMTP proxy shares: its settings,
+// the greylist engine, the upstream's health (back-off while it is down)
+// and where session log lines go.
+#pragma once
+
+#include <kamaelia/core/component.hpp>
+#include <kamaelia/greylist/decision.hpp>
+#include <kamaelia/net/tls.hpp>
+#include <kamaelia/smtp/network.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kamaelia::smtp {
+
+struct whitelisted_triple {        // greylist.conf's whitelisted_triples
+    std::string ip, sender, recipient; // sender/recipient as typed, with <>
+};
+struct nonstandard_triple {        // whitelisted_nonstandard_triples
+    std::string helo;
+    network client;                // the original's IP prefix, on octet boundaries
+    std::string recipient;         // with <>
+};
+
+struct proxy_settings {
+    std::string server_name = "localhost";  // in 220/250/221 and Received:
+    std::string server_id = "Kamaelia-Grey"; // in the 220 banner
+    std::string upstream_host = "127.0.0.1";
+    std::uint16_t upstream_port = 8025;
+    std::vector<std::string> allowed_domains;      // recipient domains we accept mail for (lower case)
+    std::vector<std::string> allowed_senders;      // client addresses that may relay anywhere, ungreylisted
+    std::vector<network> allowed_sender_nets;      // ... and networks
+    std::vector<whitelisted_triple> whitelisted_triples;
+    std::vector<nonstandard_triple> whitelisted_nonstandard_triples;
+    std::size_t max_recipients = 100;              // RFC 5321 §4.5.3.1 minimum; more get 452 4.5.3
+    std::uint64_t max_message_size = 10'240'000;   // SIZE; Postfix's default
+    unsigned max_errors = 10;                      // 421 after this many bad commands
+    std::size_t max_command_line = 512;            // octets with CRLF (RFC 5321)
+    std::size_t max_text_line = 1001;              // 1000 + a stuffed dot
+    duration idle_timeout = std::chrono::minutes(5);          // RFC 5321 §4.5.3.2: at least 5 minutes
+    duration upstream_connect_timeout = std::chrono::seconds(30);
+    duration upstream_reply_timeout = std::chrono::minutes(10); // the final dot may take that long
+    duration upstream_backoff_min = std::chrono::seconds(1);  // after a failure, DATA is deferred at once...
+    duration upstream_backoff_max = std::chrono::minutes(1);  // ...for a doubling period up to this
+    bool x_greylist_header = true;                 // X-Greylist: on mail that was delayed
+};
+
+// The upstream's health, shared by the sessions of a proxy.
+struct upstream_health {
+    time_point down_until{};
+    duration backoff{};
+    unsigned failures = 0;
+    void failed(time_point now, const proxy_settings& s) {
+        ++failures;
+        backoff = failures == 1 ? s.upstream_backoff_min : std::min<duration>(backoff * 2, s.upstream_backoff_max);
+        down_until = now + backoff;
+    }
+    void ok() {
+        failures = 0;
+        down_until = {};
+    }
+    bool down(time_point now) const { return failures > 0 && now < down_until; }
+};
+
+struct proxy_context {
+    proxy_settings cfg;
+    std::shared_ptr<greylist::engine> engine;
+    upstream_health health;
+    // Makes the upstream connection (default: a tcp_client to the upstream);
+    // tests put an in-process SMTP server here.
+    std::function<std::unique_ptr<component>()> make_upstream;
+    // One line per transaction, like the original's greylist.log.
+    std::function<void(const std::string&)> log_line;
+    // Wall-clock seconds and milliseconds (Received: dates, log stamps); injectable.
+    std::function<std::time_t()> wall_clock;
+    // Set (a server context: make_server_tls): STARTTLS is offered. The
+    // session answers 220, sends kamaelia::start_tls to its socket adapter,
+    // drops every byte that came in clear and forgets the session state.
+    std::shared_ptr<tls_context> tls;
+    std::uint64_t next_session = 0;
+    std::uint64_t delivered = 0, deferred = 0, rejected = 0; // counters for logs and tests
+};
+
+} // namespace kamaelia::smtp

@@ -1,0 +1,199 @@
+#include <kamaelia/greylist/policy_request.hpp>
+
+#include <kamaelia/greylist/triplet.hpp>
+
+#include <cstdlib>
+
+namespace kamaelia::greylist {
+
+const std::string* policy_request::get(std::string_view name) const {
+    for (const auto& [k, v] : attributes)
+        if (k == name) return &v;
+    return nullptr;
+}
+
+policy_parse_result parse_policy_request(std::string_view buf, std::size_t max_size) {
+    policy_parse_result r;
+    std::size_t pos = 0;
+    for (;;) {
+        auto nl = buf.find('\n', pos);
+        if (nl == std::string_view::npos) {
+            if (buf.size() > max_size) {
+                r.status = policy_parse::too_large;
+                r.error = "request longer than " + std::to_string(max_size) + " bytes";
+                r.request = {};
+            }
+            return r; // incomplete
+        }
+        if (nl + 1 > max_size) {
+            r.status = policy_parse::too_large;
+            r.error = "request longer than " + std::to_string(max_size) + " bytes";
+            r.request = {};
+            return r;
+        }
+        std::string_view line = buf.substr(pos, nl - pos);
+        pos = nl + 1;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (line.empty()) {
+            r.status = policy_parse::complete;
+            r.consumed = pos;
+            return r;
+        }
+        if (line.find('\0') != std::string_view::npos) {
+            r.status = policy_parse::malformed;
+            r.error = "NUL byte in a request";
+            r.request = {};
+            return r;
+        }
+        auto eq = line.find('=');
+        if (eq == std::string_view::npos || eq == 0) {
+            r.status = policy_parse::malformed;
+            r.error = eq == 0 ? "attribute without a name" : "line without '='";
+            r.request = {};
+            return r;
+        }
+        auto name = line.substr(0, eq);
+        if (!r.request.get(name)) r.request.attributes.emplace_back(std::string(name), std::string(line.substr(eq + 1)));
+    }
+}
+
+namespace {
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+        if (x != y) return false;
+    }
+    return true;
+}
+} // namespace
+
+policy_query to_query(const policy_request& r) {
+    policy_query q;
+    auto* type = r.get("request");
+    if (!type || *type != "smtpd_access_policy") {
+        q.why_not = type ? "request type " + *type : "no request type";
+        return q;
+    }
+    // Greylisting happens at RCPT; elsewhere we have no opinion.
+    if (auto* st = r.get("protocol_state"); st && !iequals(*st, "RCPT")) {
+        q.why_not = "protocol_state " + *st;
+        return q;
+    }
+    auto* client = r.get("client_address");
+    auto* rcpt = r.get("recipient");
+    auto* sender = r.get("sender");
+    if (!client || client->empty() || !rcpt || rcpt->empty() || !sender) {
+        q.why_not = !client || client->empty() ? "no client_address" : !sender ? "no sender" : "no recipient";
+        return q;
+    }
+    q.ask = true;
+    q.req.client_address = *client;
+    q.req.sender = *sender;
+    q.req.recipient = *rcpt;
+    if (auto* v = r.get("client_name")) q.req.client_name = *v == "unknown" ? std::string() : *v;
+    if (auto* v = r.get("helo_name")) q.req.helo = *v;
+    if (auto* v = r.get("instance")) q.req.instance = *v;
+    if (auto* v = r.get("policy_test_time")) {
+        char* end = nullptr;
+        long long t = std::strtoll(v->c_str(), &end, 10);
+        if (end && *end == 0 && t > 0) q.req.test_time = t;
+    }
+    q.etrn_domain = r.get("etrn_domain") != nullptr;
+    return q;
+}
+
+std::string expand_greylist_text(std::string_view text, std::int64_t seconds_left, std::string_view recipient) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '%' && i + 1 < text.size()) {
+            char c = text[i + 1];
+            if (c == 's') {
+                out += std::to_string(seconds_left);
+                ++i;
+                continue;
+            }
+            if (c == 'r') {
+                std::string d = domain_of(recipient);
+                out += d.empty() ? std::string("localhost") : d;
+                ++i;
+                continue;
+            }
+            if (c == '%') {
+                out += '%';
+                ++i;
+                continue;
+            }
+        }
+        // A reply is one line: control characters from a flag or a file stay out.
+        out += (static_cast<unsigned char>(text[i]) < 0x20) ? ' ' : text[i];
+    }
+    return out;
+}
+
+std::string policy_action(const decision& d, const policy_query& q, const reply_style& style, bool header_allowed,
+                          std::time_t now) {
+    switch (d.what) {
+    case verdict::tempfail: return {};
+    case verdict::whitelisted: return "DUNNO";
+    case verdict::greylisted: {
+        std::string text = expand_greylist_text(style.greylist_text, d.wait.count(), q.req.recipient);
+        return "DEFER_IF_PERMIT " + std::string(q.etrn_domain ? "4.2.0 " : "") + text;
+    }
+    case verdict::pass:
+        if (d.first_pass && style.header && header_allowed) {
+            char date[64];
+            std::tm tm{};
+            gmtime_r(&now, &tm);
+            std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S UTC", &tm);
+            return "PREPEND X-Greylist: delayed " + std::to_string(d.delayed.count()) + " seconds by " +
+                   style.version + " at " + style.host + "; " + date;
+        }
+        return "DUNNO";
+    }
+    return {};
+}
+
+policy_conversation::step policy_conversation::next() {
+    step st;
+    auto r = parse_policy_request(std::string_view(buf_).substr(pos_), max_);
+    switch (r.status) {
+    case policy_parse::incomplete:
+        if (pos_ > 0) { // keep the buffer small: drop what was consumed
+            buf_.erase(0, pos_);
+            pos_ = 0;
+        }
+        return st;
+    case policy_parse::too_large:
+    case policy_parse::malformed:
+        st.what = close;
+        st.text = r.error;
+        buf_.clear();
+        pos_ = 0;
+        return st;
+    case policy_parse::complete: break;
+    }
+    pos_ += r.consumed;
+    pending_ = to_query(r.request);
+    if (!pending_.ask) {
+        st.what = reply;
+        st.text = "action=DUNNO\n\n";
+        st.query = pending_;
+        return st;
+    }
+    st.what = ask;
+    st.query = pending_;
+    return st;
+}
+
+std::string policy_conversation::answer(const decision& d, std::time_t now) {
+    bool header_allowed = pending_.req.instance.empty() || pending_.req.instance != header_instance_;
+    std::string a = policy_action(d, pending_, style_, header_allowed, now);
+    if (a.empty()) return a;
+    if (a.rfind("PREPEND ", 0) == 0) header_instance_ = pending_.req.instance;
+    return "action=" + a + "\n\n";
+}
+
+} // namespace kamaelia::greylist

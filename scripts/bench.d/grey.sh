@@ -1,0 +1,27 @@
+# The grey suite for scripts/bench (sourced): policy decisions/s of
+# `kamaelia policy` against Debian's postgrey (scripts/bench-grey-policy),
+# then the SMTP proxy's figures if scripts/bench-grey-proxy exists.
+#
+#   grey.policy_c1   decisions/s, 1 connection, half never-seen triplets
+#                    (deferred) and half known ones (passed)
+#   grey.policy_c8   the same on 8 connections
+#
+# Server on CPU 0, client on CPU 1; every decision durable before its answer.
+suite_grey() {
+    local secs=5
+    [ "$QUICK" = 1 ] && secs=1
+    if [ ! -x "$BIN/bench_policy_client" ] || [ ! -x "$BIN/kamaelia" ]; then
+        skip grey.policy "bench_policy_client or kamaelia is not built (make bench)"
+    else
+        local peer=postgrey
+        command -v postgrey >/dev/null || echo "# postgrey is not installed: peer figures are n/a"
+        # figure() pins the command to one CPU; the script re-pins server and client itself.
+        figure grey.policy_c1 higher "$peer" "$ROOT/scripts/bench-grey-policy ours 1 $secs" \
+            "$ROOT/scripts/bench-grey-policy postgrey 1 $secs"
+        figure grey.policy_c8 higher "$peer" "$ROOT/scripts/bench-grey-policy ours 8 $secs" \
+            "$ROOT/scripts/bench-grey-policy postgrey 8 $secs"
+    fi
+    if [ -x "$ROOT/scripts/bench-grey-proxy" ]; then
+        "$ROOT/scripts/bench-grey-proxy" || FAILED=1
+    fi
+}

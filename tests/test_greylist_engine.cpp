@@ -1,0 +1,353 @@
+// The engine end to end on a real SQLite file and a real scheduler: the
+// timing rules through the store with an injected clock, whitelists,
+// restart keeping passed triplets, schema migration, locked and corrupt
+// databases answering tempfail (never an accept).
+#include <kamaelia/greylist/settings.hpp>
+#include <kamaelia/greylist/sqlite_store.hpp>
+
+#include <kamaelia/core/scheduler.hpp>
+
+#include <catch2/catch.hpp>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+using namespace kamaelia;
+using namespace kamaelia::greylist;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct temp_dir {
+    fs::path path;
+    temp_dir() {
+        static std::atomic<int> n{0};
+        path = fs::temp_directory_path() /
+               ("kamaelia-grey-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+        fs::remove_all(path);
+        fs::create_directories(path);
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    std::string db() const { return (path / "greylist.sqlite").string(); }
+};
+
+struct fake_time {
+    std::shared_ptr<std::atomic<std::int64_t>> now = std::make_shared<std::atomic<std::int64_t>>(1'700'000'000);
+    std::function<std::chrono::system_clock::time_point()> clock() const {
+        auto n = now;
+        return [n] { return std::chrono::system_clock::time_point(std::chrono::seconds(n->load())); };
+    }
+    void advance(std::int64_t s) { *now += s; }
+};
+
+request req(std::string client, std::string sender, std::string rcpt) {
+    request r;
+    r.client_address = std::move(client);
+    r.sender = std::move(sender);
+    r.recipient = std::move(rcpt);
+    return r;
+}
+
+// Asks and runs the scheduler until the answer arrives (liveness deadline only).
+decision ask(scheduler& s, engine& e, const request& r) {
+    std::optional<decision> got;
+    int calls = 0;
+    e.decide(r, [&](decision d) {
+        REQUIRE(s.in_scheduler_thread());
+        ++calls;
+        got = std::move(d);
+    });
+    CHECK_FALSE(got); // never inside decide()
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!got && std::chrono::steady_clock::now() < deadline) {
+        if (!s.run_once()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    REQUIRE(got);
+    s.run_once();
+    CHECK(calls == 1);
+    return *got;
+}
+
+settings base(const temp_dir& d, const fake_time& t) {
+    settings s;
+    s.database = d.db();
+    s.clock = t.clock();
+    return s;
+}
+
+} // namespace
+
+TEST_CASE("engine: postgrey's timings through the store", "[grey]") {
+    temp_dir d;
+    fake_time t;
+    scheduler s;
+    auto e = open_engine(s, base(d, t));
+    auto r = req("203.0.114.7", "a@example.org", "u@example.net");
+    auto x = ask(s, *e, r);
+    CHECK(x.what == verdict::greylisted);
+    CHECK(x.reason == "new");
+    CHECK(x.wait.count() == 300);
+    t.advance(60);
+    x = ask(s, *e, r);
+    CHECK(x.what == verdict::greylisted);
+    CHECK(x.wait.count() == 240);
+    t.advance(241); // +301, from another address of the same /24
+    x = ask(s, *e, req("203.0.114.99", "A@Example.org", "U@example.net"));
+    CHECK(x.what == verdict::pass);
+    CHECK(x.first_pass);
+    CHECK(x.delayed.count() == 301);
+    t.advance(99);
+    x = ask(s, *e, r);
+    CHECK(x.what == verdict::pass);
+    CHECK_FALSE(x.first_pass);
+    // another /24 is another triplet
+    x = ask(s, *e, req("203.0.115.7", "a@example.org", "u@example.net"));
+    CHECK(x.what == verdict::greylisted);
+}
+
+TEST_CASE("engine: IPv6 clients are grouped by /64", "[grey]") {
+    temp_dir d;
+    fake_time t;
+    scheduler s;
+    auto e = open_engine(s, base(d, t));
+    CHECK(ask(s, *e, req("2001:db8:1:3::25", "a@example.org", "u@example.net")).what == verdict::greylisted);
+    t.advance(301);
+    CHECK(ask(s, *e, req("2001:db8:1:3:ffff::1", "a@example.org", "u@example.net")).what == verdict::pass);
+}
+
+TEST_CASE("engine: whitelists and the default postmaster/abuse recipients", "[grey]") {
+    temp_dir d;
+    fake_time t;
+    scheduler s;
+    auto cfg = base(d, t);
+    cfg.whitelist_clients = {"10.0.0.0/8", "mx.example.com"};
+    cfg.whitelist_sender_domains = {"friend.example"};
+    cfg.whitelist_recipients = {"open@example.net"};
+    auto e = open_engine(s, cfg);
+    CHECK(ask(s, *e, req("198.51.100.1", "a@example.org", "Postmaster@example.net")).what == verdict::whitelisted);
+    CHECK(ask(s, *e, req("198.51.100.1", "a@example.org", "abuse@x.example")).what == verdict::whitelisted);
+    CHECK(ask(s, *e, req("10.9.8.7", "a@example.org", "u@example.net")).what == verdict::whitelisted);
+    auto r = req("198.51.100.1", "a@example.org", "u@example.net");
+    r.client_name = "out.MX.example.com";
+    CHECK(ask(s, *e, r).what == verdict::whitelisted);
+    r.client_name = "notmx.example.com";
+    CHECK(ask(s, *e, r).what == verdict::greylisted);
+    CHECK(ask(s, *e, req("198.51.100.1", "x@mail.friend.example", "u@example.net")).what == verdict::whitelisted);
+    CHECK(ask(s, *e, req("198.51.100.1", "x@example.org", "open@example.net")).what == verdict::whitelisted);
+}
+
+TEST_CASE("engine: a client is auto-whitelisted after N passes, one counted an hour", "[grey]") {
+    temp_dir d;
+    fake_time t;
+    scheduler s;
+    auto cfg = base(d, t);
+    cfg.auto_whitelist_clients = 2;
+    auto e = open_engine(s, cfg);
+    auto pass_one = [&](const std::string& rcpt) {
+        CHECK(ask(s, *e, req("192.0.2.1", "a@example.org", rcpt)).what == verdict::greylisted);
+        t.advance(300);
+        CHECK(ask(s, *e, req("192.0.2.1", "a@example.org", rcpt)).what == verdict::pass);
+    };
+    pass_one("r1@example.net");
+    pass_one("r2@example.net"); // within the hour: not counted
+    t.advance(3600);
+    pass_one("r3@example.net");
+    auto x = ask(s, *e, req("192.0.2.1", "new@example.org", "r4@example.net"));
+    CHECK(x.what == verdict::whitelisted);
+    CHECK(x.reason == "client auto-whitelisted");
+    // the full address is the key, not the network
+    CHECK(ask(s, *e, req("192.0.2.2", "new@example.org", "r4@example.net")).what == verdict::greylisted);
+}
+
+TEST_CASE("engine: a restart with the same database keeps passed triplets", "[grey]") {
+    temp_dir d;
+    fake_time t;
+    scheduler s;
+    auto r = req("203.0.114.7", "a@example.org", "u@example.net");
+    {
+        auto e = open_engine(s, base(d, t));
+        ask(s, *e, r);
+        t.advance(300);
+        CHECK(ask(s, *e, r).what == verdict::pass);
+    }
+    t.advance(3600);
+    auto e = open_engine(s, base(d, t));
+    auto x = ask(s, *e, r);
+    CHECK(x.what == verdict::pass);
+    CHECK_FALSE(x.first_pass);
+}
+
+TEST_CASE("engine: the policy_test_time of a request overrides the clock", "[grey]") {
+    temp_dir d;
+    fake_time t;
+    scheduler s;
+    auto e = open_engine(s, base(d, t));
+    auto r = req("203.0.114.7", "a@example.org", "u@example.net");
+    r.test_time = 1'800'000'000;
+    CHECK(ask(s, *e, r).what == verdict::greylisted);
+    r.test_time += 301;
+    CHECK(ask(s, *e, r).what == verdict::pass);
+}
+
+TEST_CASE("engine: a locked database answers tempfail and recovers", "[grey]") {
+    temp_dir d;
+    fake_time t;
+    scheduler s;
+    auto e = open_engine(s, base(d, t));
+    auto r = req("203.0.114.7", "a@example.org", "u@example.net");
+    ask(s, *e, r);
+    sqlite3* other = nullptr;
+    REQUIRE(sqlite3_open(d.db().c_str(), &other) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    t.advance(301);
+    auto x = ask(s, *e, r);
+    CHECK(x.what == verdict::tempfail);
+    CHECK_THAT(x.reason, Catch::Contains("locked"));
+    CHECK_THAT(x.reason, Catch::Contains(d.db()));
+    sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(other);
+    CHECK(ask(s, *e, r).what == verdict::pass);
+}
+
+TEST_CASE("engine: a corrupt or foreign file is a clear store_error at open", "[grey]") {
+    temp_dir d;
+    fake_time t;
+    scheduler s;
+    {
+        std::ofstream f(d.db(), std::ios::binary);
+        for (int i = 0; i < 4096; ++i) f << "this is not a database ";
+    }
+    try {
+        open_engine(s, base(d, t));
+        FAIL("opened a corrupt file");
+    } catch (const store_error& e) {
+        CHECK_THAT(e.what(), Catch::Contains("corrupt"));
+        CHECK_THAT(e.what(), Catch::Contains(d.db()));
+    }
+}
+
+TEST_CASE("engine: a database damaged while running answers tempfail, never pass", "[grey]") {
+    temp_dir d;
+    fake_time t;
+    scheduler s;
+    auto cfg = base(d, t);
+    auto e = open_engine(s, cfg);
+    // fill a few pages so the b-tree has interior pages
+    for (int i = 0; i < 300; ++i)
+        ask(s, *e, req("203.0.114.7", "a" + std::to_string(i) + "@example.org", "u@example.net"));
+    e.reset();
+    {
+        // overwrite everything after the header page with garbage
+        std::fstream f(d.db(), std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(4096);
+        std::string junk(64 * 1024, '\x5a');
+        f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+    }
+    fs::remove(d.db() + "-wal");
+    fs::remove(d.db() + "-shm");
+    std::shared_ptr<engine> e2;
+    try {
+        e2 = open_engine(s, cfg);
+    } catch (const store_error& err) {
+        CHECK_THAT(err.what(), Catch::Contains("corrupt"));
+        return;
+    }
+    t.advance(301);
+    auto x = ask(s, *e2, req("203.0.114.7", "a1@example.org", "u@example.net"));
+    CHECK(x.what == verdict::tempfail);
+    CHECK_THAT(x.reason, Catch::Contains("corrupt"));
+}
+
+TEST_CASE("store: a version-1 database is migrated and keeps its rows", "[grey]") {
+    temp_dir d;
+    {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(d.db().c_str(), &db) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(db,
+                             "CREATE TABLE triplets(net TEXT NOT NULL, sender TEXT NOT NULL, recipient TEXT NOT NULL,"
+                             " first INTEGER NOT NULL, last INTEGER NOT NULL, PRIMARY KEY(net, sender, recipient))"
+                             " WITHOUT ROWID;"
+                             "INSERT INTO triplets VALUES('203.0.114.0/24','a@example.org','u@example.net',100,500);"
+                             "PRAGMA user_version=1;",
+                             nullptr, nullptr, nullptr) == SQLITE_OK);
+        sqlite3_close(db);
+    }
+    sqlite_store::options o;
+    o.path = d.db();
+    sqlite_store st(o);
+    auto row = st.find({"203.0.114.0/24", "a@example.org", "u@example.net"});
+    REQUIRE(row);
+    CHECK(*row == triplet_row{100, 500});
+    CHECK(st.rows() == 1);
+    st.begin();
+    st.save_client("192.0.2.1", {3, 600}); // the table version 2 added
+    st.commit();
+    CHECK(st.find_client("192.0.2.1") == client_row{3, 600});
+    CHECK(st.stats({}, 5).schema_version == 2);
+}
+
+TEST_CASE("store: a database from a newer version is refused", "[grey]") {
+    temp_dir d;
+    {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(d.db().c_str(), &db) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(db, "PRAGMA user_version=99;", nullptr, nullptr, nullptr) == SQLITE_OK);
+        sqlite3_close(db);
+    }
+    sqlite_store::options o;
+    o.path = d.db();
+    CHECK_THROWS_WITH(sqlite_store(o), Catch::Contains("newer"));
+}
+
+TEST_CASE("store: the row cap evicts the least recently seen rows", "[grey]") {
+    temp_dir d;
+    sqlite_store::options o;
+    o.path = d.db();
+    o.max_rows = 100;
+    sqlite_store st(o);
+    st.begin();
+    for (int i = 0; i < 250; ++i)
+        st.save({"n", "s" + std::to_string(i), "r"}, {i, i}, false);
+    st.commit();
+    CHECK(st.rows() <= 100);
+    CHECK(st.evicted() >= 150);
+    CHECK(st.find({"n", "s249", "r"}));
+    CHECK_FALSE(st.find({"n", "s0", "r"}));
+    CHECK(st.stats({}, 5).triplets == st.rows());
+}
+
+TEST_CASE("store: expiry goes in batches and keeps live rows", "[grey]") {
+    temp_dir d;
+    sqlite_store::options o;
+    o.path = d.db();
+    sqlite_store st(o);
+    timing t;
+    const std::int64_t now = 10'000'000;
+    st.begin();
+    for (int i = 0; i < 30; ++i) st.save({"n", "old" + std::to_string(i), "r"}, {0, 1}, false); // unpassed, stale
+    st.save({"n", "passed", "r"}, {now - 1000, now - 500}, false);                              // live
+    st.save({"n", "fresh", "r"}, {now - 10, now - 10}, false);                                  // live
+    st.save({"n", "gone", "r"}, {now - t.max_age - 900, now - t.max_age - 1}, false);          // passed, too old
+    st.save_client("192.0.2.9", {7, now - t.max_age - 1});
+    st.commit();
+    std::size_t total = 0;
+    for (int round = 0; round < 10; ++round) {
+        st.begin();
+        std::size_t n = st.expire(now, t, 8);
+        st.commit();
+        CHECK(n <= 8);
+        total += n;
+        if (n == 0) break;
+    }
+    CHECK(total == 32);
+    CHECK(st.rows() == 2);
+    CHECK(st.find({"n", "passed", "r"}));
+    CHECK(st.find({"n", "fresh", "r"}));
+    CHECK_FALSE(st.find_client("192.0.2.9"));
+}

@@ -1,0 +1,189 @@
+// The Postfix policy protocol: the pure parser, the request-to-query rules,
+// reply texts, the per-connection conversation, and the component on an
+// embedded connection with a scripted greylist.
+#include "embedded.hpp"
+
+#include <kamaelia/greylist/policy.hpp>
+#include <kamaelia/greylist/policy_request.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <deque>
+
+using namespace kamaelia;
+using namespace kamaelia::greylist;
+
+namespace {
+
+const std::string rcpt_request = "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+                                 "client_address=203.0.114.7\nclient_name=unknown\nhelo_name=mx.example.org\n"
+                                 "sender=a@example.org\nrecipient=u@example.net\ninstance=123.4.5\n\n";
+
+decision make(verdict v, int wait = 0, int delayed = 0, bool first = false) {
+    decision d;
+    d.what = v;
+    d.wait = std::chrono::seconds(wait);
+    d.delayed = std::chrono::seconds(delayed);
+    d.first_pass = first;
+    d.reason = "test";
+    return d;
+}
+
+// Answers from a script, through the scheduler like the real engine.
+struct scripted_engine : engine {
+    scheduler& s;
+    std::deque<decision> script;
+    std::vector<request> asked;
+    explicit scripted_engine(scheduler& sc) : s(sc) {}
+    void decide(const request& r, std::function<void(decision)> done) override {
+        asked.push_back(r);
+        decision d = script.empty() ? make(verdict::tempfail) : script.front();
+        if (!script.empty()) script.pop_front();
+        s.post([done = std::move(done), d]() mutable { done(d); });
+    }
+};
+
+} // namespace
+
+TEST_CASE("policy parser: a complete request", "[policy]") {
+    auto r = parse_policy_request(rcpt_request + "request=smtpd_access_policy\n");
+    REQUIRE(r.status == policy_parse::complete);
+    CHECK(r.consumed == rcpt_request.size());
+    CHECK(*r.request.get("client_address") == "203.0.114.7");
+    CHECK(*r.request.get("sender") == "a@example.org");
+    CHECK(r.request.get("nope") == nullptr);
+}
+
+TEST_CASE("policy parser: incomplete, CRLF, duplicates, empty values, '=' in values", "[policy]") {
+    CHECK(parse_policy_request("request=smtpd_access_policy\nsender=a@b").status == policy_parse::incomplete);
+    CHECK(parse_policy_request("").status == policy_parse::incomplete);
+    auto r = parse_policy_request("sender=\r\nsender=second\r\nccert_subject=CN=x=y\r\n\r\n");
+    REQUIRE(r.status == policy_parse::complete);
+    CHECK(r.request.get("sender")->empty()); // the first value wins
+    CHECK(*r.request.get("ccert_subject") == "CN=x=y");
+    auto e = parse_policy_request("\n");
+    CHECK(e.status == policy_parse::complete);
+    CHECK(e.request.attributes.empty());
+}
+
+TEST_CASE("policy parser: bad input", "[policy]") {
+    CHECK(parse_policy_request("no equals sign\n\n").status == policy_parse::malformed);
+    CHECK(parse_policy_request("=value\n\n").status == policy_parse::malformed);
+    CHECK(parse_policy_request(std::string("a=b\0c\n\n", 8)).status == policy_parse::malformed);
+    std::string big = "x=" + std::string(200, 'y') + "\n";
+    CHECK(parse_policy_request(big + big, 300).status == policy_parse::too_large);       // complete lines
+    CHECK(parse_policy_request(std::string(400, 'z'), 300).status == policy_parse::too_large); // no newline at all
+    CHECK(parse_policy_request("x=1\n\n", 5).status == policy_parse::complete);
+    CHECK(parse_policy_request("x=1\n\n", 4).status == policy_parse::too_large);
+}
+
+TEST_CASE("policy query: RCPT only, required attributes, policy_test_time", "[policy]") {
+    auto q = to_query(parse_policy_request(rcpt_request).request);
+    REQUIRE(q.ask);
+    CHECK(q.req.client_address == "203.0.114.7");
+    CHECK(q.req.client_name.empty()); // "unknown" means no name
+    CHECK(q.req.helo == "mx.example.org");
+    CHECK(q.req.instance == "123.4.5");
+    CHECK_FALSE(q.etrn_domain);
+    auto with = [](std::string extra) { return to_query(parse_policy_request(extra + rcpt_request).request); };
+    CHECK_FALSE(to_query(parse_policy_request("request=smtpd_access_policy\nprotocol_state=DATA\n"
+                                              "client_address=1.2.3.4\nsender=\nrecipient=u@x\n\n")
+                             .request)
+                    .ask);
+    CHECK_FALSE(to_query(parse_policy_request("request=other\n\n").request).ask);
+    CHECK_FALSE(to_query(parse_policy_request("request=smtpd_access_policy\nsender=a@b\n\n").request).ask);
+    CHECK(with("protocol_state=rcpt\n").ask); // the first value (and case) wins
+    CHECK(with("policy_test_time=1800000000\n").req.test_time == 1800000000);
+    CHECK(with("policy_test_time=junk\n").req.test_time == 0);
+    CHECK(with("etrn_domain=\n").etrn_domain);
+    // the null sender is a sender
+    auto n = to_query(parse_policy_request("request=smtpd_access_policy\nprotocol_state=RCPT\n"
+                                           "client_address=1.2.3.4\nsender=\nrecipient=u@x\n\n")
+                          .request);
+    CHECK(n.ask);
+}
+
+TEST_CASE("policy replies: postgrey's texts and substitutions", "[policy]") {
+    auto q = to_query(parse_policy_request(rcpt_request).request);
+    reply_style st;
+    st.host = "mx1";
+    st.version = "kamaelia-0.1.0";
+    CHECK(policy_action(make(verdict::greylisted, 240), q, st, true, 0) ==
+          "DEFER_IF_PERMIT Greylisted, see http://postgrey.schweikert.ch/help/example.net.html");
+    st.greylist_text = "Try again in %s s (%r), 100%%";
+    CHECK(policy_action(make(verdict::greylisted, 240), q, st, true, 0) ==
+          "DEFER_IF_PERMIT Try again in 240 s (example.net), 100%");
+    q.etrn_domain = true;
+    CHECK(policy_action(make(verdict::greylisted, 1), q, st, true, 0).rfind("DEFER_IF_PERMIT 4.2.0 Try", 0) == 0);
+    CHECK(policy_action(make(verdict::pass, 0, 301, true), q, st, true, 0) ==
+          "PREPEND X-Greylist: delayed 301 seconds by kamaelia-0.1.0 at mx1; Thu, 01 Jan 1970 00:00:00 UTC");
+    CHECK(policy_action(make(verdict::pass, 0, 301, true), q, st, false, 0) == "DUNNO");
+    CHECK(policy_action(make(verdict::pass), q, st, true, 0) == "DUNNO");
+    CHECK(policy_action(make(verdict::whitelisted), q, st, true, 0) == "DUNNO");
+    CHECK(policy_action(make(verdict::tempfail), q, st, true, 0).empty());
+    // a text from a file cannot break the reply line
+    st.greylist_text = "a\nb";
+    CHECK(policy_action(make(verdict::greylisted), q, st, true, 0) == "DEFER_IF_PERMIT 4.2.0 a b");
+}
+
+TEST_CASE("policy conversation: split input, keep-alive, header once per instance", "[policy]") {
+    policy_conversation c;
+    c.feed(rcpt_request.substr(0, 30));
+    CHECK(c.next().what == policy_conversation::need_input);
+    c.feed(rcpt_request.substr(30) + rcpt_request);
+    auto st = c.next();
+    REQUIRE(st.what == policy_conversation::ask);
+    CHECK(c.answer(make(verdict::pass, 0, 300, true), 0).rfind("action=PREPEND X-Greylist: delayed 300", 0) == 0);
+    st = c.next();
+    REQUIRE(st.what == policy_conversation::ask); // second recipient, same instance
+    CHECK(c.answer(make(verdict::pass, 0, 300, true), 0) == "action=DUNNO\n\n");
+    CHECK(c.next().what == policy_conversation::need_input);
+    c.feed("request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\n\n");
+    st = c.next();
+    REQUIRE(st.what == policy_conversation::reply);
+    CHECK(st.text == "action=DUNNO\n\n");
+    c.feed("garbage\n\n");
+    CHECK(c.next().what == policy_conversation::close);
+}
+
+TEST_CASE("policy component: answers, keeps the connection, closes on a store failure", "[policy]") {
+    test::fixture f;
+    auto eng = std::make_shared<scripted_engine>(f.sched);
+    eng->script = {make(verdict::greylisted, 300), make(verdict::pass, 0, 301, true), make(verdict::tempfail)};
+    test::embedded_connection c(f, std::make_unique<policy_protocol>(eng, reply_style{}, 4096, "test"));
+    c.write(rcpt_request);
+    CHECK(c.read() == "action=DEFER_IF_PERMIT Greylisted, see http://postgrey.schweikert.ch/help/example.net.html\n\n");
+    c.write(rcpt_request.substr(0, 10));
+    CHECK(c.read().empty());
+    c.write(rcpt_request.substr(10));
+    CHECK(c.read().rfind("action=PREPEND X-Greylist: delayed 301 seconds", 0) == 0);
+    c.write("request=smtpd_access_policy\nprotocol_state=DATA\n\n");
+    CHECK(c.read() == "action=DUNNO\n\n");
+    CHECK_FALSE(c.sock.closed);
+    c.write(rcpt_request); // the store fails: no reply, the connection closes
+    CHECK(c.read().empty());
+    CHECK(c.sock.closed);
+    CHECK(eng->asked.size() == 3);
+    CHECK(eng->asked[0].sender == "a@example.org");
+}
+
+TEST_CASE("policy component: an oversized request closes without a reply", "[policy]") {
+    test::fixture f;
+    auto eng = std::make_shared<scripted_engine>(f.sched);
+    test::embedded_connection c(f, std::make_unique<policy_protocol>(eng, reply_style{}, 256, "test"));
+    c.write("x=" + std::string(1000, 'y'));
+    CHECK(c.read().empty());
+    CHECK(c.sock.closed);
+    CHECK(eng->asked.empty());
+}
+
+TEST_CASE("policy component: the peer closing ends it after the pending answer", "[policy]") {
+    test::fixture f;
+    auto eng = std::make_shared<scripted_engine>(f.sched);
+    eng->script = {make(verdict::whitelisted)};
+    test::embedded_connection c(f, std::make_unique<policy_protocol>(eng, reply_style{}, 4096, "test"));
+    c.write(rcpt_request);
+    c.close_input();
+    CHECK(c.read() == "action=DUNNO\n\n");
+    CHECK(c.sock.closed);
+}
