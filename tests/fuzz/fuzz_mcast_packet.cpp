@@ -1,11 +1,8 @@
+// fuzz-sources: protocols/src/multicast/packet.cpp protocols/src/multicast/reassembler.cpp -lcrypto
 // libFuzzer target for the multicaster's datagram decoder and reassembler
-// (pure code: no sockets, no coroutines, no scheduler). Build and run:
-//
-//   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined \
-//     -Iprotocols/include tests/fuzz/fuzz_mcast_packet.cpp \
-//     protocols/src/multicast/packet.cpp protocols/src/multicast/reassembler.cpp -lcrypto -o fuzz_mcast_packet
-//   python3 tests/fuzz/mcast_seeds.py corpus   # valid datagrams to start from
-//   ./fuzz_mcast_packet -max_total_time=60 corpus
+// (pure code: no sockets, no coroutines, no scheduler). scripts/fuzz builds
+// and runs it (the line above lists its sources); its seeds in
+// tests/fuzz/corpus/fuzz_mcast_packet/ come from tests/fuzz/mcast_seeds.py.
 //
 // The input is split into datagrams (a 2-byte length before each); every
 // datagram is decoded and, if valid, fed to one reassembler whose size limit
