@@ -1,5 +1,6 @@
 // tcp_client against real loopback sockets: echo, refused, timed out.
 #include "fixture.hpp"
+#include "tls_support.hpp"
 
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/net/server_core.hpp>
@@ -38,9 +39,11 @@ struct driver : component {
     std::vector<ipc> ends;
     bool was_connected = false;
     server_core* server = nullptr;
+    std::shared_ptr<tls_context> tls; // set: the connection is TLS, verifying "localhost"
     driver(std::string h, std::uint16_t p, duration t) : host(std::move(h)), port(p), timeout(t) {}
     task main() override {
         auto& c = add_child(std::make_unique<tcp_client>(host, port, timeout));
+        if (tls) c.tls_with(tls, "localhost");
         link({*this, "outbox"}, {c, "inbox"});
         link({*this, "signal"}, {c, "control"});
         link({c, "outbox"}, {*this, "inbox"});
@@ -173,4 +176,46 @@ TEST_CASE("tcp_client: a connect that never completes times out (manual clock)",
     }
     for (int c : fill) ::close(c);
     ::close(l);
+}
+
+TEST_CASE("tcp_client: TLS to a TLS server, the name verified against its CA", "[net][tls]") {
+    scheduler s;
+    watchdog w(s);
+    const auto& cert = test::test_certificate();
+    server_core srv;
+    srv.bind_address = "127.0.0.1";
+    srv.port = 0;
+    srv.tls = make_server_tls(cert.cert, cert.key);
+    srv.protocol = [](const connection_info&) { return echo(); };
+    srv.activate(s);
+    srv.listen();
+    driver d("127.0.0.1", srv.bound_port(), std::chrono::seconds(30));
+    d.server = &srv;
+    d.tls = make_client_tls(true, cert.cert); // the self-signed certificate is its own CA
+    d.activate(s);
+    s.run();
+    CHECK(d.got == "hello\r\n");
+    CHECK(d.was_connected);
+}
+
+TEST_CASE("tcp_client: TLS refuses a server its CAs do not vouch for", "[net][tls]") {
+    scheduler s;
+    watchdog w(s);
+    const auto& cert = test::test_certificate();
+    server_core srv;
+    srv.bind_address = "127.0.0.1";
+    srv.port = 0;
+    srv.tls = make_server_tls(cert.cert, cert.key);
+    srv.protocol = [](const connection_info&) { return echo(); };
+    srv.activate(s);
+    srv.listen();
+    driver d("127.0.0.1", srv.bound_port(), std::chrono::seconds(30));
+    d.server = &srv;
+    d.tls = make_client_tls(true); // the system's CAs
+    d.activate(s);
+    s.run();
+    CHECK(d.got.empty());
+    REQUIRE_FALSE(d.ends.empty());
+    CHECK(d.ends.front().kind == ipc_kind::socket_shutdown);
+    CHECK(d.ends.front().text.find("TLS handshake failed") == 0);
 }

@@ -11,6 +11,11 @@ namespace kamaelia {
 tcp_client::tcp_client(std::string host, std::uint16_t port, duration connect_timeout, csa_options options)
     : host_(std::move(host)), port_(port), timeout_(connect_timeout), options_(options), anchor_(*this) {}
 
+tcp_client& tcp_client::tls_with(std::shared_ptr<tls_context> context, std::string server_name) {
+    tls_ = start_tls{std::move(context), false, server_name.empty() ? host_ : std::move(server_name)};
+    return *this;
+}
+
 tcp_client::~tcp_client() {
     anchor_.clear();
     teardown_now(); // the frame and the adapter go before the socket objects
@@ -107,7 +112,7 @@ task tcp_client::main() {
     asio::ip::tcp::socket s = std::move(*socket_);
     socket_.reset();
     s.set_option(asio::ip::tcp::no_delay(true), ec);
-    auto& csa = add_child(std::make_unique<connected_socket_adapter>(std::move(s), options_));
+    auto& csa = add_child(std::make_unique<connected_socket_adapter>(std::move(s), options_, std::move(tls_)));
     csa_ = &csa;
     // The adapter's boxes become ours: what waits in our inbox and control moves on.
     link({*this, "inbox"}, {csa, "inbox"});

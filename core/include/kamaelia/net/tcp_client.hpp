@@ -11,11 +11,16 @@
 // connected_socket_adapter child whose boxes become its own (passthrough
 // links), so once connected it behaves exactly like an accepted connection.
 // Bytes sent before the connection is up wait in the inbox and go first.
+//
+// TLS: `tls_with(make_client_tls(), "name")` before activation makes the
+// connection TLS from its first byte (SNI and, if the context verifies, the
+// name checked); a later start_tls sent to its inbox upgrades it (STARTTLS).
 #pragma once
 
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/core/io_anchor.hpp>
 #include <kamaelia/net/connected_socket_adapter.hpp>
+#include <kamaelia/net/tls.hpp>
 
 #include <asio/ip/tcp.hpp>
 
@@ -31,6 +36,10 @@ public:
     tcp_client(std::string host, std::uint16_t port, duration connect_timeout = std::chrono::seconds(30),
                csa_options options = {});
     ~tcp_client() override;
+
+    // TLS from the first byte (before activation). `server_name`: SNI and the
+    // name verified; empty: the host given above.
+    tcp_client& tls_with(std::shared_ptr<tls_context> context, std::string server_name = {});
 
     bool connected() const noexcept { return csa_ != nullptr; }
     // Why the connection could not be made (empty if it was).
@@ -50,6 +59,7 @@ private:
     std::uint16_t port_;
     duration timeout_;
     csa_options options_;
+    start_tls tls_;
     std::unique_ptr<asio::ip::tcp::resolver> resolver_;
     std::unique_ptr<asio::ip::tcp::socket> socket_;
     io_anchor anchor_;
