@@ -178,44 +178,39 @@ TEST_CASE("tcp_client: a connect that never completes times out (manual clock)",
     ::close(l);
 }
 
-TEST_CASE("tcp_client: TLS to a TLS server, the name verified against its CA", "[net][tls]") {
+// A TLS echo server_core on a free loopback port, and a driver with a client context.
+struct tls_run {
     scheduler s;
-    watchdog w(s);
-    const auto& cert = test::test_certificate();
+    watchdog w{s};
     server_core srv;
-    srv.bind_address = "127.0.0.1";
-    srv.port = 0;
-    srv.tls = make_server_tls(cert.cert, cert.key);
-    srv.protocol = [](const connection_info&) { return echo(); };
-    srv.activate(s);
-    srv.listen();
-    driver d("127.0.0.1", srv.bound_port(), std::chrono::seconds(30));
-    d.server = &srv;
-    d.tls = make_client_tls(true, cert.cert); // the self-signed certificate is its own CA
-    d.activate(s);
-    s.run();
-    CHECK(d.got == "hello\r\n");
-    CHECK(d.was_connected);
+    driver d;
+    explicit tls_run(std::shared_ptr<tls_context> client) : d("127.0.0.1", 0, std::chrono::seconds(30)) {
+        const auto& cert = test::test_certificate();
+        srv.bind_address = "127.0.0.1";
+        srv.port = 0;
+        srv.tls = make_server_tls(cert.cert, cert.key);
+        srv.protocol = [](const connection_info&) { return echo(); };
+        srv.activate(s);
+        srv.listen();
+        d.port = srv.bound_port();
+        d.server = &srv;
+        d.tls = std::move(client);
+        d.activate(s);
+        s.run();
+    }
+};
+
+TEST_CASE("tcp_client: TLS to a TLS server, the name verified against its CA", "[net][tls]") {
+    // The self-signed certificate is its own CA.
+    tls_run r(make_client_tls(true, test::test_certificate().cert));
+    CHECK(r.d.got == "hello\r\n");
+    CHECK(r.d.was_connected);
 }
 
 TEST_CASE("tcp_client: TLS refuses a server its CAs do not vouch for", "[net][tls]") {
-    scheduler s;
-    watchdog w(s);
-    const auto& cert = test::test_certificate();
-    server_core srv;
-    srv.bind_address = "127.0.0.1";
-    srv.port = 0;
-    srv.tls = make_server_tls(cert.cert, cert.key);
-    srv.protocol = [](const connection_info&) { return echo(); };
-    srv.activate(s);
-    srv.listen();
-    driver d("127.0.0.1", srv.bound_port(), std::chrono::seconds(30));
-    d.server = &srv;
-    d.tls = make_client_tls(true); // the system's CAs
-    d.activate(s);
-    s.run();
-    CHECK(d.got.empty());
-    REQUIRE_FALSE(d.ends.empty());
-    CHECK(d.ends.front().kind == ipc_kind::socket_shutdown);
-    CHECK(d.ends.front().text.find("TLS handshake failed") == 0);
+    tls_run r(make_client_tls(true)); // the system's CAs
+    CHECK(r.d.got.empty());
+    REQUIRE_FALSE(r.d.ends.empty());
+    CHECK(r.d.ends.front().kind == ipc_kind::socket_shutdown);
+    CHECK(r.d.ends.front().text.find("TLS handshake failed") == 0);
 }
