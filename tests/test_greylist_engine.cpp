@@ -351,3 +351,22 @@ TEST_CASE("store: expiry goes in batches and keeps live rows", "[grey]") {
     CHECK(st.find({"n", "fresh", "r"}));
     CHECK_FALSE(st.find_client("192.0.2.9"));
 }
+
+TEST_CASE("store: --sync full is synchronous=FULL, normal is NORMAL, both WAL", "[grey]") {
+    temp_dir d;
+    for (bool full : {false, true}) {
+        sqlite_store::options o;
+        o.path = d.db();
+        o.sync_full = full;
+        sqlite_store st(o);
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(d.db().c_str(), &db) == SQLITE_OK);
+        sqlite3_stmt* s = nullptr;
+        REQUIRE(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, nullptr) == SQLITE_OK);
+        REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+        CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))) == "wal");
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        CHECK(st.synchronous() == (full ? 2 : 1));
+    }
+}

@@ -140,14 +140,14 @@ private:
             }
             auto row = store_->find(p.key);
             auto o = judge_triplet(row, at, t_);
-            store_->save(p.key, o.write, row.has_value());
+            if (o.store) store_->save(p.key, o.write, row.has_value());
             if (o.first_pass)
                 if (auto b = bump_client(c, at, t_)) store_->save_client(p.client, *b);
             return o.answer;
         }
         auto row = store_->find(p.key);
         auto o = judge_triplet(row, at, t_);
-        store_->save(p.key, o.write, row.has_value());
+        if (o.store) store_->save(p.key, o.write, row.has_value());
         return o.answer;
     }
 
