@@ -370,3 +370,35 @@ TEST_CASE("store: --sync full is synchronous=FULL, normal is NORMAL, both WAL", 
         CHECK(st.synchronous() == (full ? 2 : 1));
     }
 }
+
+TEST_CASE("engine: old rows are expired in small batches on the database thread", "[grey]") {
+    temp_dir d;
+    fake_time t;
+    scheduler s;
+    auto cfg = base(d, t);
+    cfg.expire_interval = std::chrono::milliseconds(100);
+    cfg.expire_batch = 7;
+    auto e = open_engine(s, cfg);
+    for (int i = 0; i < 30; ++i)
+        ask(s, *e, req("203.0.114.7", "old" + std::to_string(i) + "x@example.org", "u@example.net"));
+    t.advance(3 * 24 * 3600); // past the retry window: the unpassed rows may go
+    ask(s, *e, req("203.0.114.7", "fresh@example.org", "u@example.net"));
+    auto count = [&] {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(d.db().c_str(), &db) == SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        sqlite3_stmt* st = nullptr;
+        REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM triplets", -1, &st, nullptr) == SQLITE_OK);
+        REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+        int n = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return n;
+    };
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (count() > 1 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(count() == 1); // only the fresh one is left
+    // and the engine still answers from the same store
+    CHECK(ask(s, *e, req("203.0.114.7", "fresh@example.org", "u@example.net")).what == verdict::greylisted);
+}

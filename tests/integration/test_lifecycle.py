@@ -178,7 +178,7 @@ def all_runs_greeter_and_chat(k):
     cfg = os.path.join(tmp, "k.ini")
     with open(cfg, "w") as f:
         f.write("# both servers on free loopback ports\n[greeter]\nbind = 127.0.0.1\nport = 0\n\n"
-                "[chat]\nbind = 127.0.0.1\nport = 0\n")
+                "[chat]\nbind = 127.0.0.1\nport = 0\n\n[policy]\nport = 0\n")
     try:
         all_in_one(k, cfg)
     finally:
@@ -186,8 +186,8 @@ def all_runs_greeter_and_chat(k):
 
 
 def all_in_one(k, cfg):
-    with Daemon(k, "all", "--config", cfg) as d:
-        t.eq(sorted(d.servers), ["chat", "greeter"], "two listening lines")
+    with Daemon(k, "all", "--config", cfg, expect_servers=3) as d:
+        t.check({"chat", "greeter", "policy"} <= set(d.servers), f"listening lines: {sorted(d.servers)}")
         t.check(d.address("greeter")[1] != d.address("chat")[1], "two ports")
         with d.client("greeter") as g:
             g.send_line("all")
