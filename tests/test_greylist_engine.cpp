@@ -83,7 +83,7 @@ settings base(const temp_dir& d, const fake_time& t) {
 
 } // namespace
 
-TEST_CASE("engine: postgrey's timings through the store", "[grey]") {
+TEST_CASE("engine: postgrey's timings through the store", "[grey][threads]") {
     temp_dir d;
     fake_time t;
     scheduler s;
@@ -111,7 +111,7 @@ TEST_CASE("engine: postgrey's timings through the store", "[grey]") {
     CHECK(x.what == verdict::greylisted);
 }
 
-TEST_CASE("engine: IPv6 clients are grouped by /64", "[grey]") {
+TEST_CASE("engine: IPv6 clients are grouped by /64", "[grey][threads]") {
     temp_dir d;
     fake_time t;
     scheduler s;
@@ -121,7 +121,7 @@ TEST_CASE("engine: IPv6 clients are grouped by /64", "[grey]") {
     CHECK(ask(s, *e, req("2001:db8:1:3:ffff::1", "a@example.org", "u@example.net")).what == verdict::pass);
 }
 
-TEST_CASE("engine: whitelists and the default postmaster/abuse recipients", "[grey]") {
+TEST_CASE("engine: whitelists and the default postmaster/abuse recipients", "[grey][threads]") {
     temp_dir d;
     fake_time t;
     scheduler s;
@@ -142,7 +142,7 @@ TEST_CASE("engine: whitelists and the default postmaster/abuse recipients", "[gr
     CHECK(ask(s, *e, req("198.51.100.1", "x@example.org", "open@example.net")).what == verdict::whitelisted);
 }
 
-TEST_CASE("engine: a client is auto-whitelisted after N passes, one counted an hour", "[grey]") {
+TEST_CASE("engine: a client is auto-whitelisted after N passes, one counted an hour", "[grey][threads]") {
     temp_dir d;
     fake_time t;
     scheduler s;
@@ -165,7 +165,7 @@ TEST_CASE("engine: a client is auto-whitelisted after N passes, one counted an h
     CHECK(ask(s, *e, req("192.0.2.2", "new@example.org", "r4@example.net")).what == verdict::greylisted);
 }
 
-TEST_CASE("engine: a restart with the same database keeps passed triplets", "[grey]") {
+TEST_CASE("engine: a restart with the same database keeps passed triplets", "[grey][threads]") {
     temp_dir d;
     fake_time t;
     scheduler s;
@@ -183,7 +183,7 @@ TEST_CASE("engine: a restart with the same database keeps passed triplets", "[gr
     CHECK_FALSE(x.first_pass);
 }
 
-TEST_CASE("engine: the policy_test_time of a request overrides the clock", "[grey]") {
+TEST_CASE("engine: the policy_test_time of a request overrides the clock", "[grey][threads]") {
     temp_dir d;
     fake_time t;
     scheduler s;
@@ -195,7 +195,7 @@ TEST_CASE("engine: the policy_test_time of a request overrides the clock", "[gre
     CHECK(ask(s, *e, r).what == verdict::pass);
 }
 
-TEST_CASE("engine: a locked database answers tempfail and recovers", "[grey]") {
+TEST_CASE("engine: a locked database answers tempfail and recovers", "[grey][threads]") {
     temp_dir d;
     fake_time t;
     scheduler s;
@@ -215,7 +215,7 @@ TEST_CASE("engine: a locked database answers tempfail and recovers", "[grey]") {
     CHECK(ask(s, *e, r).what == verdict::pass);
 }
 
-TEST_CASE("engine: a corrupt or foreign file is a clear store_error at open", "[grey]") {
+TEST_CASE("engine: a corrupt or foreign file is a clear store_error at open", "[grey][threads]") {
     temp_dir d;
     fake_time t;
     scheduler s;
@@ -232,7 +232,7 @@ TEST_CASE("engine: a corrupt or foreign file is a clear store_error at open", "[
     }
 }
 
-TEST_CASE("engine: a database damaged while running answers tempfail, never pass", "[grey]") {
+TEST_CASE("engine: a database damaged while running answers tempfail, never pass", "[grey][threads]") {
     temp_dir d;
     fake_time t;
     scheduler s;
@@ -371,7 +371,7 @@ TEST_CASE("store: --sync full is synchronous=FULL, normal is NORMAL, both WAL", 
     }
 }
 
-TEST_CASE("engine: old rows are expired in small batches on the database thread", "[grey]") {
+TEST_CASE("engine: old rows are expired in small batches on the database thread", "[grey][threads]") {
     temp_dir d;
     fake_time t;
     scheduler s;
