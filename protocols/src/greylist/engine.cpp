@@ -84,6 +84,9 @@ public:
         }
         cv_.notify_one();
         thread_.join();
+        if (decisions_)
+            spdlog::info("greylist: {} decisions in {} transactions ({:.1f} a commit)", decisions_, batches_,
+                         static_cast<double>(decisions_) / static_cast<double>(batches_ ? batches_ : 1));
     }
 
     void decide(const request& r, done_fn done) override {
@@ -162,6 +165,14 @@ private:
                 std::unique_lock lk(mutex_);
                 cv_.wait_until(lk, next_expiry, [&] { return stopping_ || !queue_.empty(); });
                 if (stopping_ && queue_.empty()) break;
+                if (!queue_.empty() && !stopping_) {
+                    // Woken by the first request of a burst: let the scheduler
+                    // thread (which the wake-up may have preempted on a shared
+                    // core) queue the rest of its cycle, so they share a commit.
+                    lk.unlock();
+                    std::this_thread::yield();
+                    lk.lock();
+                }
                 for (auto& p : queue_) batch.push_back(std::move(p));
                 queue_.clear();
             }
@@ -189,6 +200,8 @@ private:
             for (auto& p : batch) out.push_back({std::move(p.done), judge(p, p.test_time ? p.test_time : at)});
             store_->commit();
             failing_ = false;
+            ++batches_;
+            decisions_ += batch.size();
         } catch (const std::exception& e) {
             store_->rollback();
             // One line per outage, not one per batch.
@@ -230,6 +243,7 @@ private:
     std::deque<pending> queue_;
     bool stopping_ = false;
     bool failing_ = false; // database thread only
+    std::uint64_t batches_ = 0, decisions_ = 0; // database thread only (read after join)
     std::thread thread_;
 };
 
