@@ -6,6 +6,8 @@
 #   grey.policy_c1   decisions/s, 1 connection, half never-seen triplets
 #                    (deferred) and half known ones (passed)
 #   grey.policy_c8   the same on 8 connections
+#   grey.policy_c8_sync_full   ours with --sync full (an fsync per commit,
+#                    power-loss durable like postgrey's log flush), 8 connections
 #
 # Server on CPU 0, client on CPU 1; every decision durable before its answer.
 suite_grey() {
@@ -21,6 +23,8 @@ suite_grey() {
         figure grey.policy_c1 higher "$peer" "$ROOT/scripts/bench-grey-policy ours 1 $secs" \
             "$ROOT/scripts/bench-grey-policy postgrey 1 $secs"
         figure grey.policy_c8 higher "$peer" "$ROOT/scripts/bench-grey-policy ours 8 $secs" \
+            "$ROOT/scripts/bench-grey-policy postgrey 8 $secs"
+        figure grey.policy_c8_sync_full higher "$peer" "$ROOT/scripts/bench-grey-policy ours-full 8 $secs" \
             "$ROOT/scripts/bench-grey-policy postgrey 8 $secs"
     fi
     if [ -x "$ROOT/scripts/bench-grey-proxy" ]; then
