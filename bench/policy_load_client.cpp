@@ -5,7 +5,7 @@
 // an hour "earlier" through policy_test_time before the clock starts: must
 // pass, PREPEND once then DUNNO). Every reply is checked.
 //
-//   bench_policy_client PORT CONNS SECONDS
+//   bench_policy_client PORT CONNS SECONDS [KNOWN]   (KNOWN seeded triplets a connection, default 200)
 //   -> policy_cN value=<req/s> unit=req/s ok=1 requests=R errors=E
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +27,7 @@ namespace {
 
 std::atomic<bool> go{false}, stop{false};
 std::atomic<long> ready{0};
+int known = 200;
 
 int connect_to(int port) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -80,7 +82,6 @@ struct result {
 void worker(int port, int conn, result& out) {
     int fd = connect_to(port);
     std::string buf;
-    const int known = 200;
     const long now = static_cast<long>(std::time(nullptr));
     const std::string tag = "p" + std::to_string(::getpid()) + "c" + std::to_string(conn);
     std::vector<std::string> known_senders;
@@ -119,6 +120,7 @@ int main(int argc, char** argv) {
     }
     int port = std::atoi(argv[1]), conns = std::atoi(argv[2]);
     double secs = std::atof(argv[3]);
+    if (argc > 4) known = std::max(1, std::atoi(argv[4]));
     std::vector<result> res(static_cast<std::size_t>(conns));
     std::vector<std::thread> th;
     for (int c = 0; c < conns; ++c) th.emplace_back(worker, port, c, std::ref(res[static_cast<std::size_t>(c)]));

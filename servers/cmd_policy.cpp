@@ -56,13 +56,13 @@ struct policy_flags {
 struct policy_server : kamaelia::server_core {
     std::shared_ptr<gl::engine> engine;
     gl::reply_style style;
-    std::size_t max_request = 64 * 1024;
+    std::size_t max_line = 64 * 1024; // --max-line / max-line: the longest request, in bytes
     policy_server() {
         server_name = "policy";
         bind_address = "127.0.0.1"; // like postgrey: Postfix is local
         port = 10023;
         protocol = [this](const kamaelia::connection_info& peer) {
-            return std::make_unique<gl::policy_protocol>(engine, style, max_request, peer.name());
+            return std::make_unique<gl::policy_protocol>(engine, style, max_line, peer.name());
         };
     }
 };
@@ -130,14 +130,13 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     const kd::config_file* cf = rt.config();
     if (auto v = pick(pf.greylist_text, cf ? cf->get("policy", "greylist-text") : std::nullopt))
         s->style.greylist_text = *v;
-    if (f.max_line) s->max_request = *f.max_line;
     s->style.host = host_name();
     s->style.version = "kamaelia-" KAMAELIA_VERSION;
     s->engine = kd::shared_greylist(rt, greylist_settings(cf));
     auto unix_path = pick(pf.unix_path, cf ? cf->get("policy", "unix") : std::nullopt);
     if (unix_path) {
         // The TCP server is not started; the same protocol runs per UNIX connection.
-        rt.add_service(std::make_unique<gl::unix_listener>(rt.sched(), *unix_path, s->engine, s->style, s->max_request));
+        rt.add_service(std::make_unique<gl::unix_listener>(rt.sched(), *unix_path, s->engine, s->style, s->max_line));
         rt.keep(std::shared_ptr<policy_server>(s.release()));
         return;
     }

@@ -28,6 +28,7 @@ TEST_CASE("an early retry is deferred and does not reset first-seen", "[grey]") 
     CHECK(o.answer.reason == "early retry");
     CHECK(o.answer.wait.count() == 240);
     CHECK(o.write == triplet_row{t0, t0 + 60});
+    CHECK_FALSE(o.store); // only last-seen would move, and it is fresh
     // one second before the delay: still deferred, first-seen kept
     o = judge_triplet(o.write, t0 + 299, postgrey);
     CHECK(o.answer.what == verdict::greylisted);
@@ -43,11 +44,16 @@ TEST_CASE("the first retry at exactly the delay passes once with its delay", "[g
     CHECK(o.first_pass);
     CHECK(o.answer.delayed.count() == 300);
     CHECK(o.write == triplet_row{t0, t0 + 300});
+    CHECK(o.store);
     // later: the pass memory, no longer a first pass, refreshed
     auto o2 = judge_triplet(o.write, t0 + 400, postgrey);
     CHECK(o2.answer.what == verdict::pass);
     CHECK_FALSE(o2.answer.first_pass);
     CHECK(o2.write == triplet_row{t0, t0 + 400});
+    CHECK_FALSE(o2.store); // used again within the hour: nothing to write
+    auto o3 = judge_triplet(o.write, t0 + 300 + 3600, postgrey);
+    CHECK(o3.store); // an hour-old stamp is refreshed
+    CHECK(judge_triplet(std::nullopt, t0, postgrey).store);
 }
 
 TEST_CASE("the retry window: at its end a retry still counts, one second later it starts over", "[grey]") {
@@ -146,4 +152,71 @@ TEST_CASE("sender normalisation: case, BATV, SRS, +extension, VERP numbers", "[g
 TEST_CASE("the triplet combines the three", "[grey]") {
     auto t = make_triplet("198.51.100.20", "Bob+x@Example.org", "Alice@Example.NET");
     CHECK(t == triplet{"198.51.100.0/24", "bob@example.org", "alice@example.net"});
+}
+
+#include <kamaelia/greylist/whitelist.hpp>
+
+#include <sstream>
+
+TEST_CASE("whitelists: postgrey's client file format", "[grey]") {
+    whitelist w;
+    std::istringstream in("# comment\n"
+                          "\n"
+                          "  10.1.2.3   # an address\n"
+                          "192.168\n"
+                          "172.16.0.0/12\n"
+                          "2001:db8::/32\n"
+                          "example.com\n"
+                          "/^mail\\d+\\.provider\\.test$/\n"
+                          "300.1.1.1\n"
+                          "10.0.0.0/99\n"
+                          "/[unclosed/\n");
+    auto bad = w.load_clients(in, "wl");
+    REQUIRE(bad.size() == 3);
+    CHECK(bad[0] == "wl:9: 300.1.1.1");
+    CHECK(bad[1] == "wl:10: 10.0.0.0/99");
+    auto client = [](std::string addr, std::string name = {}) {
+        request r;
+        r.client_address = std::move(addr);
+        r.client_name = std::move(name);
+        r.recipient = "u@example.net";
+        return r;
+    };
+    CHECK(w.match(client("10.1.2.3")));
+    CHECK_FALSE(w.match(client("10.1.2.4")));
+    CHECK(w.match(client("192.168.77.1")) == "client 192.168");
+    CHECK(w.match(client("172.31.255.255")));
+    CHECK_FALSE(w.match(client("172.32.0.1")));
+    CHECK(w.match(client("2001:db8:ffff::1")));
+    CHECK(w.match(client("::ffff:10.1.2.3")));
+    CHECK(w.match(client("198.51.100.1", "smtp.Example.COM")));
+    CHECK(w.match(client("198.51.100.1", "example.com")));
+    CHECK_FALSE(w.match(client("198.51.100.1", "badexample.com")));
+    CHECK(w.match(client("198.51.100.1", "mail42.provider.test")));
+    CHECK_FALSE(w.match(client("198.51.100.1", "unknown")));
+}
+
+TEST_CASE("whitelists: postgrey's recipient file format and sender domains", "[grey]") {
+    whitelist w;
+    std::istringstream in("postmaster@\nabuse@example.net\nopen.example\n/^list-.*@/\n@\n");
+    auto bad = w.load_recipients(in, "r");
+    CHECK(bad.size() == 1);
+    w.add_sender_domain("@friend.example");
+    auto rcpt = [](std::string to, std::string from = "x@example.org") {
+        request r;
+        r.client_address = "198.51.100.1";
+        r.recipient = std::move(to);
+        r.sender = std::move(from);
+        return r;
+    };
+    CHECK(w.match(rcpt("PostMaster@anything.example")));
+    CHECK(w.match(rcpt("postmaster")));
+    CHECK(w.match(rcpt("abuse@example.net")));
+    CHECK_FALSE(w.match(rcpt("abuse@example.org")));
+    CHECK(w.match(rcpt("anyone@sub.open.example")));
+    CHECK(w.match(rcpt("list-users@example.org")));
+    CHECK_FALSE(w.match(rcpt("user@example.org")));
+    CHECK(w.match(rcpt("user@example.org", "a@mx.friend.example")) == "sender domain friend.example");
+    CHECK_FALSE(w.match(rcpt("user@example.org", "")));
+    CHECK_THROWS(w.load_clients("/nonexistent/whitelist"));
 }

@@ -189,8 +189,7 @@ def all_runs_greeter_and_chat(k):
 
 
 def all_in_one(k, cfg):
-    with Daemon(k, "all", "--config", cfg) as d:
-        d.wait_listening(5)
+    with Daemon(k, "all", "--config", cfg, expect_servers=5) as d:
         t.check({"chat", "greeter", "bbs", "grey", "policy"} <= set(d.servers),
                 f"greeter, chat, bbs, grey and policy listening: {sorted(d.servers)}")
         t.check(d.address("greeter")[1] != d.address("chat")[1], "two ports")

@@ -12,6 +12,7 @@ The policy server runs with --delay 1 so that a real retry passes: the test
 waits at least 1.5 s between attempts, and a longer wait only passes more
 surely (the retry window is days), so a slow machine cannot make it flaky.
 """
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -144,63 +145,63 @@ def usable():
     return ""
 
 
-@t.test
-def postfix_greylists_then_accepts(k):
+@contextlib.contextmanager
+def policy_and_postfix(k):
+    """`kamaelia policy --delay 1` and a Postfix instance asking it; both stopped after."""
     why = usable()
     t.require(not why, f"cannot run a Postfix instance here: {why}")
     with harness.Daemon(k, "policy", "--bind", "127.0.0.1", "--port", "0", "--delay", "1") as d:
         pf = Postfix(d.port)
         try:
             pf.start()
-            first = swaks(pf.port, "bob@example.net", quit_after="RCPT")
-            out = first.stdout.decode(errors="replace")
-            t.check("450 4.2.0 <bob@example.net>: Recipient address rejected: Greylisted" in out, out)
-            t.eq(first.returncode, 24, "swaks: no recipient accepted")
-            time.sleep(1.5)
-            second = swaks(pf.port, "bob@example.net")
-            out = second.stdout.decode(errors="replace")
-            t.eq(second.returncode, 0, f"the retry is accepted: {out}")
-            t.check("250 2.0.0 Ok: queued" in out, out)
-            deadline = time.monotonic() + 30
-            while "greylist header seen" not in pf.log() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            log = pf.log()
-            t.check("X-Greylist: delayed " in log and "by kamaelia-" in log, "X-Greylist prepended once: " + log[-2000:])
-            t.eq(log.count("greylist header seen"), 1, "one header")
-            # The pass is remembered: a third mail goes through without a header.
-            third = swaks(pf.port, "bob@example.net")
-            t.eq(third.returncode, 0, "pass memory")
-            # postmaster is whitelisted
-            t.eq(swaks(pf.port, "postmaster@example.net").returncode, 0, "postmaster")
+            yield d, pf
         finally:
             pf.stop()
+
+
+@t.test
+def postfix_greylists_then_accepts(k):
+    with policy_and_postfix(k) as (d, pf):
+        first = swaks(pf.port, "bob@example.net", quit_after="RCPT")
+        out = first.stdout.decode(errors="replace")
+        t.check("450 4.2.0 <bob@example.net>: Recipient address rejected: Greylisted" in out, out)
+        t.eq(first.returncode, 24, "swaks: no recipient accepted")
+        time.sleep(1.5)
+        second = swaks(pf.port, "bob@example.net")
+        out = second.stdout.decode(errors="replace")
+        t.eq(second.returncode, 0, f"the retry is accepted: {out}")
+        t.check("250 2.0.0 Ok: queued" in out, out)
+        deadline = time.monotonic() + 30
+        while "greylist header seen" not in pf.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = pf.log()
+        t.check("X-Greylist: delayed " in log and "by kamaelia-" in log, "X-Greylist prepended once: " + log[-2000:])
+        t.eq(log.count("greylist header seen"), 1, "one header")
+        # The pass is remembered: a third mail goes through without a header.
+        third = swaks(pf.port, "bob@example.net")
+        t.eq(third.returncode, 0, "pass memory")
+        # postmaster is whitelisted
+        t.eq(swaks(pf.port, "postmaster@example.net").returncode, 0, "postmaster")
 
 
 @t.test
 def postfix_defers_when_the_database_is_locked(k):
-    why = usable()
-    t.require(not why, f"cannot run a Postfix instance here: {why}")
-    with harness.Daemon(k, "policy", "--bind", "127.0.0.1", "--port", "0", "--delay", "1") as d:
-        pf = Postfix(d.port)
+    with policy_and_postfix(k) as (d, pf):
+        t.eq(swaks(pf.port, "carol@example.net", quit_after="RCPT").returncode, 24, "greylisted")
+        time.sleep(1.5)
+        db = sqlite3.connect(os.path.join(d.tmp, "var", "greylist.sqlite"), isolation_level=None, timeout=1)
+        db.execute("BEGIN EXCLUSIVE")
         try:
-            pf.start()
-            t.eq(swaks(pf.port, "carol@example.net", quit_after="RCPT").returncode, 24, "greylisted")
-            time.sleep(1.5)
-            db = sqlite3.connect(os.path.join(d.tmp, "var", "greylist.sqlite"), isolation_level=None, timeout=1)
-            db.execute("BEGIN EXCLUSIVE")
-            try:
-                # This retry would pass; with the database locked it must be deferred.
-                r = swaks(pf.port, "carol@example.net", quit_after="RCPT")
-                out = r.stdout.decode(errors="replace")
-                t.check("451 4.3.5 <carol@example.net>: Recipient address rejected: Server configuration problem" in out, out)
-                t.eq(r.returncode, 24, "not accepted")
-            finally:
-                db.execute("ROLLBACK")
-                db.close()
-            t.check(d.wait_log("is locked by another process"), "a clear log line")
-            t.eq(swaks(pf.port, "carol@example.net").returncode, 0, "accepted once the lock is gone")
+            # This retry would pass; with the database locked it must be deferred.
+            r = swaks(pf.port, "carol@example.net", quit_after="RCPT")
+            out = r.stdout.decode(errors="replace")
+            t.check("451 4.3.5 <carol@example.net>: Recipient address rejected: Server configuration problem" in out, out)
+            t.eq(r.returncode, 24, "not accepted")
         finally:
-            pf.stop()
+            db.execute("ROLLBACK")
+            db.close()
+        t.check(d.wait_log("is locked by another process"), "a clear log line")
+        t.eq(swaks(pf.port, "carol@example.net").returncode, 0, "accepted once the lock is gone")
 
 
 t.main()

@@ -9,6 +9,7 @@ triplet_outcome judge_triplet(const std::optional<triplet_row>& row, std::int64_
     if (known && has_passed(r, t)) {
         // The pass memory: refreshed on use.
         o.write = {r.first, now};
+        o.store = now - r.last >= t.refresh || now < r.last;
         o.answer.what = verdict::pass;
         o.answer.reason = "pass";
         return o;
@@ -17,6 +18,7 @@ triplet_outcome judge_triplet(const std::optional<triplet_row>& row, std::int64_
     if (restarted) r.first = now; // too late: starts over
     std::int64_t waited = now - r.first;
     o.write = {r.first, now};
+    o.store = !known || restarted || now - row->last >= t.refresh || now < row->last;
     if (waited < t.delay) {
         o.answer.what = verdict::greylisted;
         o.answer.wait = std::chrono::seconds(t.delay - waited);
@@ -25,6 +27,7 @@ triplet_outcome judge_triplet(const std::optional<triplet_row>& row, std::int64_
     }
     o.answer.what = verdict::pass;
     o.answer.delayed = std::chrono::seconds(waited);
+    o.store = true; // the row becomes a passed one
     o.answer.reason = "first pass";
     o.answer.first_pass = true;
     o.first_pass = true;

@@ -358,6 +358,15 @@ void sqlite_store::for_each_client(const std::function<void(const std::string&, 
     if (rc != SQLITE_DONE) fail(rc, "export");
 }
 
+int sqlite_store::synchronous() {
+    sqlite3_stmt* s = prepare("PRAGMA synchronous");
+    int rc = sqlite3_step(s);
+    int v = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW) fail(rc, "read synchronous");
+    return v;
+}
+
 void sqlite_store::interrupt() noexcept {
     if (db_) sqlite3_interrupt(db_);
 }

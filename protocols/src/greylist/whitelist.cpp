@@ -53,15 +53,17 @@ bool domain_matches(std::string_view name, std::string_view domain) {
            name[name.size() - domain.size() - 1] == '.';
 }
 
+bool whitelist::add_pattern(std::string_view entry, std::vector<pattern>& to) {
+    auto re = make_regex(entry);
+    if (!re) return false;
+    to.push_back({std::move(*re), std::string(entry)});
+    return true;
+}
+
 bool whitelist::add_client(std::string_view raw) {
     std::string_view entry = strip(raw);
     if (entry.empty()) return false;
-    if (entry.front() == '/') {
-        auto re = make_regex(entry);
-        if (!re) return false;
-        client_res_.push_back({std::move(*re), std::string(entry)});
-        return true;
-    }
+    if (entry.front() == '/') return add_pattern(entry, client_res_);
     std::string_view addr = entry;
     std::optional<unsigned> prefix;
     if (auto slash = entry.find('/'); slash != std::string_view::npos) {
@@ -104,12 +106,7 @@ bool whitelist::add_client(std::string_view raw) {
 bool whitelist::add_recipient(std::string_view raw) {
     std::string_view entry = strip(raw);
     if (entry.empty()) return false;
-    if (entry.front() == '/') {
-        auto re = make_regex(entry);
-        if (!re) return false;
-        rcpt_res_.push_back({std::move(*re), std::string(entry)});
-        return true;
-    }
+    if (entry.front() == '/') return add_pattern(entry, rcpt_res_);
     std::string e = to_lower(entry);
     auto at = e.find('@');
     if (at == std::string::npos) {

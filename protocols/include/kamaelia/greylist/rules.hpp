@@ -24,6 +24,10 @@ struct timing {
     std::int64_t delay = 300;
     std::int64_t retry_window = 2 * 24 * 3600;
     std::int64_t max_age = 35 * 24 * 3600;
+    // A sighting that changes nothing but the last-seen stamp is stored only
+    // when the stamp is this old: a busy known triplet costs no write, and
+    // the pass memory still lasts max_age since use (to within this).
+    std::int64_t refresh = 3600;
 };
 
 struct triplet_row {
@@ -40,7 +44,8 @@ struct client_row {
 
 struct triplet_outcome {
     decision answer;
-    triplet_row write;       // what to store (always written: last-seen moves)
+    triplet_row write;       // the row as it now stands
+    bool store = true;       // write it (false: only a fresh last-seen stamp would change)
     bool first_pass = false; // counts towards the client auto-whitelist
 };
 

@@ -36,7 +36,7 @@ struct settings {
     std::size_t max_rows = 1'000'000;                  // cap against floods of unique triplets (RFC 6647)
     // Added by the greylist branch:
     std::function<std::chrono::system_clock::time_point()> clock; // empty: the system clock (tests inject one)
-    std::chrono::seconds expire_interval{60};          // between expiry rounds on the database thread
+    std::chrono::milliseconds expire_interval{60000};  // between expiry rounds on the database thread (>= 100 ms)
     std::size_t expire_batch = 1000;                   // rows deleted per expiry transaction
     std::chrono::milliseconds busy_timeout{100};       // a locked database fails after this (then: tempfail)
     bool default_whitelists = true;                    // postgrey's postmaster@ and abuse@ recipients

@@ -51,6 +51,8 @@ public:
     // Rows evicted by the cap so far (oldest last-seen first).
     std::uint64_t evicted() const noexcept { return evicted_; }
     std::uint64_t rows() const noexcept { return rows_; }
+    // SQLite's synchronous setting in force (1 NORMAL, 2 FULL).
+    int synchronous();
     // Thread-safe: makes a long statement on the store's thread give up.
     void interrupt() noexcept;
 

@@ -55,6 +55,7 @@ private:
         std::regex re;
         std::string text;
     };
+    bool add_pattern(std::string_view entry, std::vector<pattern>& to); // "/regex/"
     std::vector<network> client_nets_;
     std::vector<std::string> client_names_;
     std::vector<pattern> client_res_;
