@@ -191,12 +191,22 @@ port = 0
 [bbs]
 bind = 127.0.0.1
 port = 0
+[grey]
+bind = 127.0.0.1
+port = 0
+[policy]
+bind = 127.0.0.1
+port = 0
 CONF
 "$kamaelia" all --config "$work/kamaelia.conf" --data-dir "$work/data-all" > "$work/all.log" 2>&1 &
 pid=$!
 pids+=("$pid")
 gport=$(wait_listening "$work/all.log" greeter) || fail "kamaelia all: greeter did not start"
 cport=$(wait_listening "$work/all.log" chat) || fail "kamaelia all: chat did not start"
+for name in bbs grey policy; do
+  p=$(wait_listening "$work/all.log" "$name") || fail "kamaelia all: $name did not start"
+  "$kamaelia" health "127.0.0.1:$p" || fail "health of $name in kamaelia all"
+done
 [ -d "$work/data-all" ] || fail "kamaelia all did not create its data directory"
 "$kamaelia" health "127.0.0.1:$gport" || fail "health of greeter in kamaelia all"
 "$kamaelia" health "127.0.0.1:$cport" || fail "health of chat in kamaelia all"
