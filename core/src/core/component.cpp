@@ -608,9 +608,16 @@ void component::detach_from_parent() noexcept {
     if (!parent_) return;
     auto* pe = parent_->ext_;
     if (pe) {
+        component* prev = nullptr;
         component** p = &pe->first_child;
-        while (*p && *p != this) p = &(*p)->next_sibling_;
-        if (*p) *p = next_sibling_;
+        while (*p && *p != this) {
+            prev = *p;
+            p = &(*p)->next_sibling_;
+        }
+        if (*p) {
+            *p = next_sibling_;
+            if (pe->last_child == this) pe->last_child = prev;
+        }
     }
     parent_ = nullptr;
     next_sibling_ = nullptr;

@@ -102,6 +102,10 @@ void server_core::open_connection(asio::ip::tcp::socket s) {
 }
 
 void server_core::reap_connections() {
+    // Nothing finished since the last look: no scan (10,000 open connections
+    // would otherwise be walked on every accept).
+    if (children_finished_count() == reaped_seen_) return;
+    reaped_seen_ = children_finished_count();
     // A connection is over when its adapter and its handler have both ended.
     for (auto it = conns_.begin(); it != conns_.end();) {
         conn& c = it->second;

@@ -94,6 +94,8 @@ struct extra_box {
 struct component_ext {
     std::vector<extra_box> boxes;              // declared and run-time boxes beyond the four
     component* first_child = nullptr;
+    component* last_child = nullptr;           // O(1) append (a server adds two per connection)
+    std::uint64_t children_finished = 0;       // ever: lets a parent skip a scan when none did
     std::vector<linkage*> links_out;           // links whose source box is ours
     std::vector<linkage*> links_in;            // links whose sink box is ours
     std::string tag;                           // optional name suffix
@@ -284,6 +286,9 @@ public:
     bool children_done();
     std::vector<component*> children() const;
     bool has_children() const noexcept { return ext_ && ext_->first_child; }
+    // How many children have finished, ever: a parent with many children
+    // compares it with its last look instead of scanning them all.
+    std::uint64_t children_finished_count() const noexcept { return ext_ ? ext_->children_finished : 0; }
 
     // ---- links ---------------------------------------------------------
     // Links two boxes. Kinds follow the boxes: outbox→inbox, inbox→inbox
@@ -348,6 +353,7 @@ private:
     void arm_timer(time_point t);
     void child_finished(component* c) noexcept {
         flags_ |= detail::flag_child_done;
+        if (ext_) ++ext_->children_finished;
         if ((wait_flags_ & detail::wait_child) || (c->flags_ & detail::flag_parent_waits)) wake();
     }
     void destroy_frame() noexcept;
@@ -584,9 +590,12 @@ C& component::add_child(std::unique_ptr<C> c) {
     raw->parent_ = this;
     auto& e = ext();
     // Append, keeping creation order (chassis rely on it for naming and wiring).
-    component** tail = &e.first_child;
-    while (*tail) tail = &(*tail)->next_sibling_;
-    *tail = raw;
+    if (e.last_child) {
+        e.last_child->next_sibling_ = raw;
+    } else {
+        e.first_child = raw;
+    }
+    e.last_child = raw;
     return ref;
 }
 

@@ -136,6 +136,7 @@ private:
     std::unordered_map<component*, conn> conns_; // keyed by the adapter
     std::unordered_map<std::string, std::size_t> per_address_;
     std::uint64_t accepted_ = 0, refused_ = 0, next_id_ = 0;
+    std::uint64_t reaped_seen_ = 0; // children_finished_count() at the last reap
     bool accept_armed_ = false;
     bool stopping_ = false;
     std::optional<time_point> accept_paused_until_;
