@@ -158,6 +158,7 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
         std::optional<std::uint16_t> iport = g.introspect;
         if (!iport && cf) iport = cf->get_port("kamaelia", "introspect");
         if (iport) {
+            sched.set_profiling(true); // CPU time per component, for the STAT lines
             auto s = std::make_unique<introspect_server>();
             s->port = *iport;
             if (auto b = g.introspect_bind ? g.introspect_bind : (cf ? cf->get("kamaelia", "introspect-bind") : std::nullopt))

@@ -80,6 +80,10 @@ def the_stream_shows_connections_come_and_go(k):
             c.send_line("bob")
             t.eq(c.read_line(), b"hello bob\r\n", "the greeter answers")
             added = st.frame_where(lambda f: csa_ids(f) - known, "the new connection's adapter")
+            # Profiling is on with --introspect: the adapter that answered has used CPU time.
+            later = st.frame_where(lambda f: any(re.match(r'STAT "\d+" .* cpu_ns=[1-9]\d*$', l) for l in f),
+                                   "a component with CPU time")
+            t.check(bool(later), "CPU time is measured per component")
             new = csa_ids(added) - known
             t.eq(len(new), 1, f"one new adapter ({new})")
             csa = new.pop()
