@@ -19,7 +19,8 @@
 //       RSS, opens CONNS connections, does one request on each, samples the
 //       RSS again: value = (RSS held - RSS before) / CONNS, in bytes. Then
 //       holds them idle for IDLE_SECS and reports the server's CPU seconds in
-//       that time (idle_cpu_s, clock-tick resolution: 0.01 s).
+//       that time (idle_cpu_s, from /proc/PID/task/*/schedstat: ns resolution)
+//       and how long opening the CONNS connections took (connect_s).
 //
 //   net_load_client fanout chat|redis HOST PORT SUBS SECS [PAYLOAD=32] [WINDOW=1000] [WARMUP=1]
 //       SUBS subscriber connections and one publisher. chat: a Kamaelia chat
@@ -350,10 +351,15 @@ int mode_hold(tcp::endpoint ep, int conns, double idle_secs) {
     sleep_for(0.2);
     long rss1 = server_rss_kib();
     cpu_mark c0 = cpu_mark::now();
+    long long ns0 = bench::server_cpu_ns();
     sleep_for(idle_secs);
+    long long ns1 = bench::server_cpu_ns();
     cpu_mark c1 = cpu_mark::now();
     long rss2 = server_rss_kib();
-    double cpu_s = (c0.server >= 0 && c1.server >= 0) ? double(c1.server - c0.server) / double(sysconf(_SC_CLK_TCK)) : -1;
+    // schedstat's nanoseconds where the kernel has them, else clock ticks
+    double cpu_s = (ns0 >= 0 && ns1 >= 0)                    ? double(ns1 - ns0) / 1e9
+                   : (c0.server >= 0 && c1.server >= 0) ? double(c1.server - c0.server) / double(sysconf(_SC_CLK_TCK))
+                                                        : -1;
     double idle_wall = std::chrono::duration<double>(c1.at - c0.at).count();
     for (auto& s : socks) {
         asio::error_code ec;
@@ -362,7 +368,7 @@ int mode_hold(tcp::endpoint ep, int conns, double idle_secs) {
     bool ok = n == conns && good == n && rss0 > 0 && rss1 > 0;
     double per_conn = n > 0 ? double(rss1 - rss0) * 1024.0 / n : 0;
     std::printf("hold value=%.0f unit=B/conn ok=%d conns=%d held=%d answered=%d connect_s=%.3f rss_base_kib=%ld "
-                "rss_held_kib=%ld rss_end_kib=%ld idle_s=%.3f idle_cpu_s=%.2f idle_cpu_pct=%.3f\n",
+                "rss_held_kib=%ld rss_end_kib=%ld idle_s=%.3f idle_cpu_s=%.5f idle_cpu_pct=%.4f\n",
                 per_conn, ok ? 1 : 0, conns, n, good, connect_s, rss0, rss1, rss2, idle_wall, cpu_s,
                 idle_wall > 0 ? 100.0 * cpu_s / idle_wall : -1);
     return ok ? 0 : 1;
@@ -394,6 +400,7 @@ struct fanout_state {
     long long syncs_sent = 0;
     long long pub_lines = 0, pub_bad = 0; // chat: echo lines to the publisher; redis: replies
     bool data_phase = false, stop_publishing = false, stopping = false, pub_waiting = false;
+    bool pub_done = false; // the publisher has left its loop: `published` is final
     std::unique_ptr<asio::steady_timer> wake;
     std::string redis_reply; // ":<subs>\r\n"
 
@@ -623,10 +630,16 @@ awaitable<void> publisher(fanout_state& st, tcp::socket& p, long long window, bo
             make_payload(payload.data(), payload.size(), st.published + i);
             append_message(st, batch, payload.data(), payload.size());
         }
-        co_await asio::async_write(p, asio::buffer(batch), asio::redirect_error(use_aw, ec));
-        if (ec) co_return;
+        // Counted before the write: the subscribers may see the batch (and
+        // the drain check below may run) before this coroutine resumes.
+        // Counting after it let a batch in flight at the end of the window
+        // arrive uncounted, so every subscriber that had it looked
+        // "incomplete" (next > published) although nothing was lost.
         st.published += k;
+        co_await asio::async_write(p, asio::buffer(batch), asio::redirect_error(use_aw, ec));
+        if (ec) break;
     }
+    st.pub_done = true;
 }
 
 awaitable<void> subscribe_all(fanout_state& st, tcp::endpoint ep, int nsubs, bool& ok) {
@@ -691,7 +704,7 @@ awaitable<void> run_timeline(fanout_state& st, fanout_timeline& tl, tcp::socket&
         st.poke();
         auto drain_deadline = clk::now() + std::chrono::seconds(5);
         while (clk::now() < drain_deadline) {
-            bool all = true;
+            bool all = st.pub_done;
             for (auto& s : st.subs) all = all && s.next >= st.published;
             if (all) {
                 tl.drained = true;
