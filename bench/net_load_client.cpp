@@ -14,12 +14,23 @@
 //       value = replies/s; also p50/p99 latency and, with SERVER_PID set,
 //       the server's and this client's CPU use in the window.
 //
+//   net_load_client rr-ref HOST PORT CONNS SECS [WARMUP=1]
+//       The same measure in the shape of the project's reference load client
+//       (the Asio load client handed over with the reference peers), which
+//       times differently: the request and the expected reply are
+//       std::strings built for every request (std::to_string, operator+),
+//       replies are read with async_read_until into a dynamic_buffer over a
+//       std::string, a wrong reply is counted and the connection goes on,
+//       and the reply must be exactly "hello <request>" with LF. Also
+//       reports the server's CPU ns a request (schedstat).
+//
 //   net_load_client hold HOST PORT CONNS IDLE_SECS           (SERVER_PID required)
 //       Warms the server up on one connection (1,000 requests), samples its
 //       RSS, opens CONNS connections, does one request on each, samples the
 //       RSS again: value = (RSS held - RSS before) / CONNS, in bytes. Then
 //       holds them idle for IDLE_SECS and reports the server's CPU seconds in
-//       that time (idle_cpu_s, clock-tick resolution: 0.01 s).
+//       that time (idle_cpu_s, from /proc/PID/task/*/schedstat: ns resolution)
+//       and how long opening the CONNS connections took (connect_s).
 //
 //   net_load_client fanout chat|redis HOST PORT SUBS SECS [PAYLOAD=32] [WINDOW=1000] [WARMUP=1]
 //       SUBS subscriber connections and one publisher. chat: a Kamaelia chat
@@ -43,6 +54,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
+#include <asio/read_until.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -54,6 +66,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -220,28 +233,63 @@ awaitable<void> rr_worker(tcp::socket& s, int id, rr_stats& st) {
     }
 }
 
-int mode_rr(tcp::endpoint ep, int conns, double secs, double warm) {
+// ---- the reference client's shape ----------------------------------------------------------
+
+awaitable<void> rr_ref_worker(tcp::socket& s, int id, rr_stats& st) {
+    std::string in, req, want;
+    asio::error_code ec;
+    for (long long seq = 0; !st.stopping; ++seq) {
+        req = "w" + std::to_string(id) + "-" + std::to_string(seq) + "\n";
+        auto t0 = clk::now();
+        co_await asio::async_write(s, asio::buffer(req), asio::redirect_error(use_aw, ec));
+        if (ec) break;
+        std::size_t n = co_await asio::async_read_until(s, asio::dynamic_buffer(in, 1 << 16), '\n',
+                                                        asio::redirect_error(use_aw, ec));
+        if (ec) break;
+        want = "hello " + req;
+        bool good = n == want.size() && in.compare(0, n, want) == 0;
+        in.erase(0, n);
+        if (!good) {
+            ++st.errors;
+            continue;
+        }
+        if (st.measuring) {
+            ++st.done;
+            if ((st.done & 15) == 0)
+                st.lat_us.push_back(static_cast<std::uint32_t>(
+                    std::chrono::duration_cast<std::chrono::microseconds>(clk::now() - t0).count()));
+        }
+    }
+    if (ec && !st.stopping) ++st.errors;
+}
+
+int mode_rr(tcp::endpoint ep, int conns, double secs, double warm, bool ref_shape) {
+    const char* label = ref_shape ? "rr-ref" : "rr";
     asio::io_context io(1);
     std::vector<std::unique_ptr<tcp::socket>> socks;
     auto t0 = clk::now();
     int n = open_connections(io, ep, conns, socks);
     double connect_s = std::chrono::duration<double>(clk::now() - t0).count();
     if (n < conns) {
-        std::printf("rr value=0 unit=req/s ok=0 conns=%d connected=%d\n", conns, n);
+        std::printf("%s value=0 unit=req/s ok=0 conns=%d connected=%d\n", label, conns, n);
         return 1;
     }
     rr_stats st;
-    for (int i = 0; i < n; ++i) asio::co_spawn(io, rr_worker(*socks[i], i, st), asio::detached);
+    for (int i = 0; i < n; ++i)
+        asio::co_spawn(io, ref_shape ? rr_ref_worker(*socks[i], i, st) : rr_worker(*socks[i], i, st), asio::detached);
     cpu_mark m0, m1;
+    long long ns0 = -1, ns1 = -1;
     asio::steady_timer t_start(io, std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(warm)));
     asio::steady_timer t_end(io, std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(warm + secs)));
     t_start.async_wait([&](const asio::error_code&) {
         st.measuring = true;
         m0 = cpu_mark::now();
+        ns0 = bench::server_cpu_ns();
     });
     t_end.async_wait([&](const asio::error_code&) {
         st.measuring = false;
         m1 = cpu_mark::now();
+        ns1 = bench::server_cpu_ns();
         st.stopping = true;
         for (auto& s : socks) {
             asio::error_code ec;
@@ -257,10 +305,11 @@ int mode_rr(tcp::endpoint ep, int conns, double secs, double warm) {
         return st.lat_us[std::min(st.lat_us.size() - 1, static_cast<std::size_t>(p * double(st.lat_us.size())))];
     };
     bool ok = st.errors == 0 && st.done > 0;
-    std::printf("rr value=%.0f unit=req/s ok=%d conns=%d window_s=%.3f replies=%lld errors=%lld p50_us=%u p99_us=%u "
-                "connect_s=%.3f server_cpu_pct=%.0f client_cpu_pct=%.0f\n",
-                st.done / window, ok ? 1 : 0, n, window, st.done, st.errors, pct(0.50), pct(0.99), connect_s,
-                server_pct(m0, m1), self_pct(m0, m1));
+    double ns_req = ns0 >= 0 && ns1 >= 0 && st.done > 0 ? double(ns1 - ns0) / double(st.done) : -1;
+    std::printf("%s value=%.0f unit=req/s ok=%d conns=%d window_s=%.3f replies=%lld errors=%lld p50_us=%u p99_us=%u "
+                "connect_s=%.3f server_cpu_pct=%.0f server_ns_per_req=%.0f client_cpu_pct=%.0f\n",
+                label, st.done / window, ok ? 1 : 0, n, window, st.done, st.errors, pct(0.50), pct(0.99), connect_s,
+                server_pct(m0, m1), ns_req, self_pct(m0, m1));
     return ok ? 0 : 1;
 }
 
@@ -350,10 +399,15 @@ int mode_hold(tcp::endpoint ep, int conns, double idle_secs) {
     sleep_for(0.2);
     long rss1 = server_rss_kib();
     cpu_mark c0 = cpu_mark::now();
+    long long ns0 = bench::server_cpu_ns();
     sleep_for(idle_secs);
+    long long ns1 = bench::server_cpu_ns();
     cpu_mark c1 = cpu_mark::now();
     long rss2 = server_rss_kib();
-    double cpu_s = (c0.server >= 0 && c1.server >= 0) ? double(c1.server - c0.server) / double(sysconf(_SC_CLK_TCK)) : -1;
+    // schedstat's nanoseconds where the kernel has them, else clock ticks
+    double cpu_s = (ns0 >= 0 && ns1 >= 0)                    ? double(ns1 - ns0) / 1e9
+                   : (c0.server >= 0 && c1.server >= 0) ? double(c1.server - c0.server) / double(sysconf(_SC_CLK_TCK))
+                                                        : -1;
     double idle_wall = std::chrono::duration<double>(c1.at - c0.at).count();
     for (auto& s : socks) {
         asio::error_code ec;
@@ -362,7 +416,7 @@ int mode_hold(tcp::endpoint ep, int conns, double idle_secs) {
     bool ok = n == conns && good == n && rss0 > 0 && rss1 > 0;
     double per_conn = n > 0 ? double(rss1 - rss0) * 1024.0 / n : 0;
     std::printf("hold value=%.0f unit=B/conn ok=%d conns=%d held=%d answered=%d connect_s=%.3f rss_base_kib=%ld "
-                "rss_held_kib=%ld rss_end_kib=%ld idle_s=%.3f idle_cpu_s=%.2f idle_cpu_pct=%.3f\n",
+                "rss_held_kib=%ld rss_end_kib=%ld idle_s=%.3f idle_cpu_s=%.5f idle_cpu_pct=%.4f\n",
                 per_conn, ok ? 1 : 0, conns, n, good, connect_s, rss0, rss1, rss2, idle_wall, cpu_s,
                 idle_wall > 0 ? 100.0 * cpu_s / idle_wall : -1);
     return ok ? 0 : 1;
@@ -394,6 +448,7 @@ struct fanout_state {
     long long syncs_sent = 0;
     long long pub_lines = 0, pub_bad = 0; // chat: echo lines to the publisher; redis: replies
     bool data_phase = false, stop_publishing = false, stopping = false, pub_waiting = false;
+    bool pub_done = false; // the publisher has left its loop: `published` is final
     std::unique_ptr<asio::steady_timer> wake;
     std::string redis_reply; // ":<subs>\r\n"
 
@@ -623,10 +678,16 @@ awaitable<void> publisher(fanout_state& st, tcp::socket& p, long long window, bo
             make_payload(payload.data(), payload.size(), st.published + i);
             append_message(st, batch, payload.data(), payload.size());
         }
-        co_await asio::async_write(p, asio::buffer(batch), asio::redirect_error(use_aw, ec));
-        if (ec) co_return;
+        // Counted before the write: the subscribers may see the batch (and
+        // the drain check below may run) before this coroutine resumes.
+        // Counting after it let a batch in flight at the end of the window
+        // arrive uncounted, so every subscriber that had it looked
+        // "incomplete" (next > published) although nothing was lost.
         st.published += k;
+        co_await asio::async_write(p, asio::buffer(batch), asio::redirect_error(use_aw, ec));
+        if (ec) break;
     }
+    st.pub_done = true;
 }
 
 awaitable<void> subscribe_all(fanout_state& st, tcp::endpoint ep, int nsubs, bool& ok) {
@@ -691,7 +752,7 @@ awaitable<void> run_timeline(fanout_state& st, fanout_timeline& tl, tcp::socket&
         st.poke();
         auto drain_deadline = clk::now() + std::chrono::seconds(5);
         while (clk::now() < drain_deadline) {
-            bool all = true;
+            bool all = st.pub_done;
             for (auto& s : st.subs) all = all && s.next >= st.published;
             if (all) {
                 tl.drained = true;
@@ -773,7 +834,7 @@ int mode_freeport() {
 int usage(const char* argv0) {
     std::fprintf(stderr,
                  "usage: %s freeport\n"
-                 "       %s rr HOST PORT CONNS SECS [WARMUP=1]\n"
+                 "       %s rr|rr-ref HOST PORT CONNS SECS [WARMUP=1]\n"
                  "       %s hold HOST PORT CONNS IDLE_SECS          (SERVER_PID=pid)\n"
                  "       %s fanout chat|redis HOST PORT SUBS SECS [PAYLOAD=32] [WINDOW=1000] [WARMUP=1]\n",
                  argv0, argv0, argv0, argv0);
@@ -790,8 +851,9 @@ int main(int argc, char** argv) {
         auto endpoint = [&](int i) {
             return tcp::endpoint(asio::ip::make_address(argv[i]), static_cast<unsigned short>(std::atoi(argv[i + 1])));
         };
-        if (mode == "rr" && argc >= 6)
-            return mode_rr(endpoint(2), std::atoi(argv[4]), std::atof(argv[5]), argc > 6 ? std::atof(argv[6]) : 1.0);
+        if ((mode == "rr" || mode == "rr-ref") && argc >= 6)
+            return mode_rr(endpoint(2), std::atoi(argv[4]), std::atof(argv[5]), argc > 6 ? std::atof(argv[6]) : 1.0,
+                           mode == "rr-ref");
         if (mode == "hold" && argc >= 6) return mode_hold(endpoint(2), std::atoi(argv[4]), std::atof(argv[5]));
         if (mode == "fanout" && argc >= 7) {
             std::string p = argv[2];
