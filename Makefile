@@ -1,4 +1,5 @@
 # make run    - install what is missing, build (Release), run every built-in server
+# make check  - the fast tier: plain build, unit and protocol tests (no apt, no sanitizers)
 # make test   - install what is missing, build with ASan+UBSan and TSan, run every test
 # make bench  - Release build, then the benchmarks (BENCH=core|net|grey|bbs|mcast|all)
 SHELL := /bin/bash
@@ -9,8 +10,9 @@ CMAKE_GEN := -G Ninja
 RELEASE := build
 ASAN := build-asan
 TSAN := build-tsan
+CHECK ?= build-check
 
-.PHONY: all deps build run test test-asan test-tsan test-fuzz bench-smoke bench clean
+.PHONY: all deps build run check test test-asan test-tsan test-fuzz bench-smoke bench clean
 
 all: build
 
@@ -24,6 +26,17 @@ build: deps
 run: build
 	mkdir -p $(DATA_DIR)
 	./$(RELEASE)/bin/kamaelia all --data-dir $(DATA_DIR)
+
+# The loop a developer runs between edits: a Release build with the tests (no
+# benchmarks, no examples, no sanitizers, no apt), then the unit and protocol
+# tests (tests/*.cpp, one process) and the daemon's --help as a smoke test.
+# The integration and packaging tests (real daemons, real clients, Docker)
+# belong to `make test`.
+check:
+	cmake -S . -B $(CHECK) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DKAMAELIA_BUILD_BENCH=OFF -DKAMAELIA_BUILD_EXAMPLES=OFF
+	cmake --build $(CHECK) -j $(JOBS) --target kamaelia_tests kamaelia
+	./$(CHECK)/bin/kamaelia --help >/dev/null
+	./$(CHECK)/bin/kamaelia_tests --order decl
 
 # The ASan+UBSan run comes last so that CTest's summary closes the output.
 test: deps bench-smoke test-tsan test-fuzz test-asan
@@ -52,4 +65,4 @@ bench: build
 	scripts/bench $(BENCH)
 
 clean:
-	rm -rf $(RELEASE) $(ASAN) $(TSAN) build-fuzz
+	rm -rf $(RELEASE) $(ASAN) $(TSAN) $(CHECK) build-fuzz
