@@ -206,6 +206,7 @@ void scheduler::reap_finished() {
         c->destroy_frame();
         c->finish_links_and_children();
         c->absorb_all_waiters();
+        services().component_finished(*c); // its services go; queued requests are answered
         c->state_ = component_state::reaped;
         if (component* p = c->parent_) {
             p->child_finished(c);
@@ -214,7 +215,6 @@ void scheduler::reap_finished() {
             if (c->flags_ & detail::flag_scheduler_owned) {
                 delete c;
             } else {
-                services().deregister_all(*c);
                 c->sched_ = nullptr; // the object may outlive this scheduler
             }
         }

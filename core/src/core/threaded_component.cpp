@@ -35,7 +35,19 @@ public:
         : b_(b), owner_(owner), interrupt_(interrupt) {
         b_.thread = std::thread(entry, &owner);
     }
-    ~thread_guard() { stop_and_join(b_, interrupt_, &owner_); }
+    ~thread_guard() {
+        stop_and_join(b_, interrupt_, &owner_);
+        // What the thread never took goes now, not when the object is
+        // deleted: a request among it is answered service_ended at once.
+        std::vector<detail::bridge_item> left;
+        {
+            std::lock_guard<std::mutex> lk(b_.mutex);
+            for (auto& q : b_.to_foreign) {
+                for (auto& i : q.items) left.push_back(std::move(i));
+                q.items.clear();
+            }
+        }
+    }
     thread_guard(const thread_guard&) = delete;
     thread_guard& operator=(const thread_guard&) = delete;
 

@@ -1,0 +1,88 @@
+// Private: where the replies of ask() land (see kamaelia/core/service.hpp).
+//
+// An asker owns a reply slot in its coroutine frame and opens an entry here;
+// the request carries a ticket (table, index, generation). Every reply, from
+// any thread, goes through deliver(): the ONE place a reply path passes, so a
+// hop to another scheduler later is a change here only. An asker that goes
+// away closes its entry (the generation moves on), so a late reply finds a
+// stale ticket and is dropped: nothing points into a dead frame.
+//
+// Entries are recycled through a free list: no allocation per request once
+// the table has grown to the number of asks in flight. A reply from the
+// asker's own thread wakes the asker at once; a reply from another thread is
+// queued and the scheduler is posted to once per batch.
+#pragma once
+
+#include <kamaelia/core/fwd.hpp>
+
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace kamaelia::detail {
+
+class reply_table;
+
+// Moves the reply (a result<Rep>*) into the slot (an optional<result<Rep>>*).
+using reply_complete_fn = void (*)(void* slot, void* value) noexcept;
+
+struct reply_ticket {
+    std::shared_ptr<reply_table> table; // kept alive by tickets in flight (a request may outlive a scheduler)
+    std::uint32_t index = 0;
+    std::uint32_t gen = 0;
+    explicit operator bool() const noexcept { return table != nullptr; }
+};
+
+class reply_table : public std::enable_shared_from_this<reply_table> {
+public:
+    // Scheduler thread (the asker's).
+    reply_ticket open(component& asker, void* slot, reply_complete_fn fn);
+    void close(const reply_ticket& t) noexcept;
+    bool ready(const reply_ticket& t);
+    // The asker is about to sleep until signal_external(): a reply then
+    // signals it. False when the reply is already there (do not sleep).
+    bool start_waiting(const reply_ticket& t);
+    // The asker woke: true when its reply is there.
+    bool stop_waiting(const reply_ticket& t) noexcept;
+
+    // Any thread. The first delivery to an open entry wins; later ones and
+    // those to closed entries are dropped (the value stays with the caller).
+    bool deliver(const reply_ticket& t, void* value) noexcept;
+
+    // The scheduler goes: replies after this are dropped.
+    void detach() noexcept;
+
+    // Entries open now (for tests and introspection).
+    std::size_t open_count();
+
+private:
+    struct entry {
+        std::uint32_t gen = 1;
+        std::uint32_t next_free = 0;
+        void* slot = nullptr;
+        reply_complete_fn fn = nullptr;
+        component* asker = nullptr;
+        std::thread::id owner;
+        bool open = false;
+        bool ready = false;
+        bool waiting = false;
+    };
+    struct woken {
+        std::uint32_t index, gen;
+    };
+    void run_ready() noexcept; // scheduler thread: wake askers whose replies came from elsewhere
+
+    std::mutex m_;
+    std::vector<entry> entries_;
+    std::uint32_t free_ = UINT32_MAX;
+    std::size_t open_ = 0;
+    scheduler* sched_ = nullptr;
+    std::vector<woken> woken_;
+    bool post_pending_ = false;
+};
+
+} // namespace kamaelia::detail
