@@ -10,6 +10,7 @@
 #include "greylist_runtime.hpp"
 
 #include <kamaelia/greylist/settings.hpp>
+#include <kamaelia/net/host_name.hpp>
 #include <kamaelia/smtp/greylist_conf.hpp>
 #include <kamaelia/smtp/network.hpp>
 #include <kamaelia/smtp/proxy.hpp>
@@ -145,12 +146,6 @@ std::pair<std::string, std::uint16_t> parse_upstream(const std::string& s) {
     return {host, static_cast<std::uint16_t>(p)};
 }
 
-std::string host_name() {
-    char buf[256] = {};
-    if (gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "localhost";
-    return buf;
-}
-
 struct grey_server : kamaelia::server_core {
     std::shared_ptr<ks::proxy_context> ctx = std::make_shared<ks::proxy_context>();
     std::size_t max_line = 512; // --max-line: the command line limit (RFC 5321: 512 with CRLF)
@@ -177,7 +172,7 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     if (s->inactivity_timeout) cfg.idle_timeout = *s->inactivity_timeout;
     s->inactivity_timeout = cfg.idle_timeout + std::chrono::seconds(30);
 
-    cfg.server_name = gf.servername.value_or(file("servername").value_or(host_name()));
+    cfg.server_name = gf.servername.value_or(file("servername").value_or(kamaelia::host_name()));
     if (auto v = file("serverid")) cfg.server_id = *v;
     auto up = parse_upstream(gf.upstream.value_or(file("upstream").value_or("127.0.0.1:8025")));
     cfg.upstream_host = up.first;

@@ -16,6 +16,7 @@ using namespace kamaelia;
 using kamaelia::test::collector;
 using kamaelia::test::feeder;
 using kamaelia::test::fixture;
+using kamaelia::test::gate;
 using namespace std::chrono_literals;
 
 namespace {
@@ -501,6 +502,55 @@ TEST_CASE("shutdown_microprocess stops at once and is passed on", "[core][contro
     REQUIRE(c.controls.size() == 1);
     REQUIRE(c.controls[0].kind == ipc_kind::shutdown_microprocess);
     REQUIRE(c.values<int>().empty());
+}
+
+TEST_CASE("shutdown_requested: a shutdown cuts a producer_finished drain short", "[core][control]") {
+    // A loop that takes one message per turn has drained part of its inbox
+    // after producer_finished and is parked on a stalled receiver; a
+    // shutdown_microprocess must still end it (control_watch's semantics),
+    // not wait behind the first end message.
+    struct one_at_a_time : component {
+        task main() override {
+            while (!shutdown_requested()) {
+                if (auto m = recv_message()) {
+                    co_await send_message(std::move(*m));
+                } else {
+                    co_await wait_any();
+                }
+            }
+            forward_shutdown();
+        }
+    };
+    fixture f;
+    auto& e = f.spawn<one_at_a_time>();
+    auto& g = f.spawn<gate>();
+    g.in("inbox").set_limit(1);
+    component::link({e, "outbox"}, {g, "inbox"});
+    for (int i = 0; i < 5; ++i) e.in("inbox").push_forced(message(i));
+    e.in("control").push_forced(message(producer_finished()));
+    f.settle();
+    REQUIRE_FALSE(e.finished());
+    REQUIRE(g.in("inbox").parked_senders() == 1);
+    e.in("control").push_forced(message(shutdown_microprocess()));
+    f.settle();
+    REQUIRE(e.finished());
+    REQUIRE(e.shutdown_kind() == ipc_kind::shutdown_microprocess);
+}
+
+TEST_CASE("shutdown_requested: messages it does not understand never hide the end", "[core][control]") {
+    fixture f;
+    auto& e = f.spawn<echo>();
+    auto& c = f.spawn<collector>();
+    component::link({e, "signal"}, {c, "control"});
+    e.in("control").push_forced(message(std::string("not an ipc")));
+    e.in("control").push_forced(message(ipc{ipc_kind::notify, "hello", 0}));
+    e.in("control").push_forced(message(producer_finished()));
+    e.in("control").push_forced(message(std::string("after the end")));
+    f.settle();
+    REQUIRE(e.finished());
+    REQUIRE(e.in("control").empty()); // nothing left to keep wait_any() ready
+    REQUIRE(c.controls.size() == 1);
+    REQUIRE(c.controls[0].kind == ipc_kind::producer_finished);
 }
 
 TEST_CASE("boxes: declared, added at run time with unique names, deleted", "[core][boxes]") {

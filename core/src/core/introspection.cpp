@@ -158,7 +158,7 @@ std::string text_differ::update(const graph& g) {
         }
     }
     for (const auto& l : g.links) {
-        // Kind 1 starts at an inbox, kind 2 ends at an outbox (spec §6).
+        // Kind 1 starts at an inbox, kind 2 ends at an outbox.
         box_kind src = l.passthrough == 1 ? box_kind::inbox : box_kind::outbox;
         box_kind dst = l.passthrough == 2 ? box_kind::outbox : box_kind::inbox;
         links.emplace(box_node_id(l.source, src, l.source_box), box_node_id(l.sink, dst, l.sink_box));

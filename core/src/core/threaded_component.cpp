@@ -217,13 +217,19 @@ bool threaded_component::shutdown_requested() {
     detail::thread_bridge& b = *bridge_;
     std::lock_guard<std::mutex> lk(b.mutex);
     if (b.closed) return true;
-    if (!b.shutdown_seen) {
-        if (detail::bridge_queue* cq = b.find(b.to_foreign, "control"); cq && !cq->items.empty()) {
-            const ipc* c = cq->items.front().msg.peek<ipc>();
-            if (c && c->ends()) {
+    // component::shutdown_requested()'s rule: take every control message, so
+    // the loop never stalls (or spins in wait()) behind one it does not
+    // understand; keep the end message, and let a later stop turn a finish
+    // into a stop.
+    if (detail::bridge_queue* cq = b.find(b.to_foreign, "control")) {
+        while (!cq->items.empty()) {
+            message m = b.pop_in_locked(*cq);
+            const ipc* c = m.peek<ipc>();
+            if (!c || !c->ends()) continue;
+            ipc seen{b.shutdown_kind, {}, 0};
+            if (!b.shutdown_seen || (!seen.stops() && c->stops())) {
                 b.shutdown_kind = c->kind;
                 b.shutdown_seen = true;
-                b.pop_in_locked(*cq);
             }
         }
     }

@@ -1,5 +1,7 @@
 #include <kamaelia/smtp/command.hpp>
 
+#include <kamaelia/util/text.hpp>
+
 #include <algorithm>
 #include <array>
 
@@ -17,11 +19,8 @@ bool iequal(std::string_view a, std::string_view b) noexcept {
     return true;
 }
 
-std::string_view trim(std::string_view s) noexcept {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
+// Spaces and tabs only: a CR inside a command line is the parser's business.
+std::string_view trim(std::string_view s) noexcept { return kamaelia::trim(s, " \t"); }
 
 struct verb_name {
     std::string_view name;

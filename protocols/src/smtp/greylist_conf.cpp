@@ -1,5 +1,7 @@
 #include <kamaelia/smtp/greylist_conf.hpp>
 
+#include <kamaelia/util/text.hpp>
+
 #include <set>
 #include <sstream>
 
@@ -19,12 +21,7 @@ const std::set<std::string>& list_keys() {
     return k;
 }
 
-std::string trim(const std::string& s) {
-    auto b = s.find_first_not_of(" \t\r");
-    if (b == std::string::npos) return {};
-    auto e = s.find_last_not_of(" \t\r");
-    return s.substr(b, e - b + 1);
-}
+std::string trim(std::string_view s) { return std::string(kamaelia::trim(s)); }
 
 } // namespace
 

@@ -3,7 +3,7 @@
 //   carousel c([](message& m) { return std::make_unique<file_reader>(m.take<std::string>()); });
 //   // "next" ← a file name: the current reader is stopped, a new one made
 //
-// Kamaelia's Carousel (spec §2.5). Boxes: inbox (passed to the current
+// Kamaelia's Carousel. Boxes: inbox (passed to the current
 // child), next (what the factory builds the next child from), control;
 // outbox (the current child's output), signal, requestNext (emits the
 // string "NEXT" when the carousel wants something to do).

@@ -7,7 +7,7 @@
 //       },
 //       named("SRC", producer()), named("UPPER", upper()));
 //
-// Kamaelia's Graphline (spec §2.2). Each entry links (source name, box) to
+// Kamaelia's Graphline. Each entry links (source name, box) to
 // (destination name, box); "self" or "" names the graphline itself:
 //  - self as source: the graphline's inbox passes through to the child's
 //    (an inbox→inbox link);

@@ -2,7 +2,7 @@
 //
 //   pipeline(par(ticker("a"), ticker("b")), printer()).run();
 //
-// Kamaelia's PAR (spec §2.4). Every child's outbox feeds par's outbox
+// Kamaelia's PAR. Every child's outbox feeds par's outbox
 // (fan-in). Every control message reaching par goes to every running child.
 // Data reaching par's inbox goes to every running child too (broadcast; the
 // original's docstring promised this but dropped the data): each child

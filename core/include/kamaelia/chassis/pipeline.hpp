@@ -2,7 +2,7 @@
 //
 //   pipeline(producer(), upper(), printer()).run();
 //
-// Kamaelia's Pipeline (spec §2.1). When the pipeline starts it links
+// Kamaelia's Pipeline. When the pipeline starts it links
 //   ci.outbox → ci+1.inbox and ci.signal → ci+1.control,
 // passes its own inbox/control through to c1's (inbox→inbox links) and
 // surfaces cn's outbox/signal as its own (outbox→outbox links), so a

@@ -3,7 +3,7 @@
 //   auto state = std::make_shared<session>();
 //   pipeline(lines(), seq(login(state), menu(state), [state] { return goodbye(state); }), printer());
 //
-// Kamaelia's Seq (spec §2.3). While a stage runs, seq's inbox passes
+// Kamaelia's Seq. While a stage runs, seq's inbox passes
 // through to the stage's inbox and the stage's outbox surfaces on seq's
 // outbox. A stage's signal is not connected, so the component after the seq
 // is not shut down each time a stage ends. When the last stage has ended,

@@ -1,4 +1,4 @@
-// tpipe: a tee with a child "action" component (Kamaelia's TPipe, spec §2.7).
+// tpipe: a tee with a child "action" component (Kamaelia's TPipe).
 //
 //   tpipe t(logger(), [](const std::string& line) { return line.starts_with("ERR"); });
 //

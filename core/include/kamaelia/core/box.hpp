@@ -3,7 +3,7 @@
 // An inbox owns bounded FIFO storage; an outbox owns none. A box has at most
 // one outgoing link; sending follows the links (outbox→outbox→inbox→inbox)
 // straight to the final inbox, so delivery is one hop however long the
-// passthrough chain (spec §1.4). A chain that ends at an outbox discards.
+// passthrough chain. A chain that ends at an outbox discards.
 //
 // Storage is allocated on first use and grows by doubling up to the box's
 // limit, so an idle box costs two pointers. Every inbox is bounded; what
@@ -121,11 +121,11 @@ public:
     void set_limit(std::uint32_t n);
 
     // Delivers (following this box's passthrough link, if any), ignoring the
-    // bound: for control notices that must not be lost. Wakes the receiver
-    // on empty→non-empty.
+    // bound, waking the receiver on empty→non-empty. For code outside any
+    // component: a test or a main() feeding a component, a parent setting up
+    // its children. A component body sends through its own boxes instead
+    // (send, try_send, send_forced).
     void push_forced(message&& m);
-    // Delivers if there is room; false when full.
-    bool try_push(message& m);
     // Removes the oldest message; hands a parked sender's message into the
     // freed slot and wakes that sender (full→not-full only).
     message pop();
@@ -133,12 +133,13 @@ public:
     // Discards the oldest message without waking anyone (policy drop_oldest).
     void drop_front() noexcept;
 
+private:
+    friend class component;
+    // Delivers if there is room; false when full.
+    bool try_push(message& m);
     // Parks a sender (its message waits in `w` until there is room).
     void park(detail::send_waiter* w) noexcept;
     void unpark(detail::send_waiter* w) noexcept;
-
-private:
-    friend class component;
     void grow();
     void push_raw(message&& m);
     void release_waiters() noexcept; // the messages are lost: delivered = false

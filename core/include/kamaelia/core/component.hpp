@@ -23,10 +23,13 @@
 #pragma once
 
 #include <kamaelia/core/box.hpp>
+#include <kamaelia/core/clock.hpp>
+#include <kamaelia/core/detail/component_state.hpp>
 #include <kamaelia/core/errors.hpp>
 #include <kamaelia/core/fwd.hpp>
 #include <kamaelia/core/ipc.hpp>
 #include <kamaelia/core/message.hpp>
+#include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/core/slab.hpp>
 #include <kamaelia/core/task.hpp>
 
@@ -40,10 +43,6 @@
 #include <vector>
 
 namespace kamaelia {
-
-using clock_type = std::chrono::steady_clock;
-using time_point = clock_type::time_point;
-using duration = clock_type::duration;
 
 // A (component, box) pair: one end of a link.
 struct endpoint {
@@ -74,61 +73,6 @@ private:
     component* dst_owner_;
     box* dst_;
 };
-
-namespace detail {
-
-// Boxes have no virtual destructor (they are 8 or 24 bytes); delete by kind.
-struct box_deleter {
-    void operator()(box* b) const noexcept;
-};
-
-struct extra_box {
-    std::string name;
-    std::string description;
-    std::uint32_t hash;
-    std::unique_ptr<box, box_deleter> b;
-};
-
-// Everything a component needs only sometimes, allocated on first need, so a
-// plain idle component stays small.
-struct component_ext {
-    std::vector<extra_box> boxes;              // declared and run-time boxes beyond the four
-    component* first_child = nullptr;
-    component* last_child = nullptr;           // O(1) append (a server adds two per connection)
-    std::uint64_t children_finished = 0;       // ever: lets a parent skip a scan when none did
-    std::vector<linkage*> links_out;           // links whose source box is ours
-    std::vector<linkage*> links_in;            // links whose sink box is ours
-    std::string tag;                           // optional name suffix
-    time_point deadline{};                     // timer armed for this component
-    std::size_t heap_index = static_cast<std::size_t>(-1); // place in the scheduler's timer heap
-    bool timed_out = false;
-    std::string error;                         // what the body threw, if it did
-    std::string shutdown_text;                 // text of the end message seen
-    std::uint64_t cpu_ns = 0;                  // time spent running (profiling on)
-};
-
-enum wait_flag : std::uint8_t {
-    wait_any_inbox = 1,
-    wait_one_box = 2,
-    wait_child = 4,
-    wait_timer = 8,
-    wait_send = 16,
-    wait_other = 32,    // woken explicitly (yield, a child's done())
-    wait_external = 64, // signal_external()
-};
-
-enum state_flag : std::uint8_t {
-    flag_queued = 1,
-    flag_stop_requested = 2,
-    flag_failed = 4,
-    flag_parent_waits = 8, // the parent awaits this child's done()
-    flag_scheduler_owned = 16,
-    flag_shutdown_seen = 32,
-    flag_external = 64,    // signal_external() arrived before it was awaited
-    flag_child_done = 128, // a child finished since the last wait_events(ev_children)
-};
-
-} // namespace detail
 
 enum class component_state : std::uint8_t { created, active, finished, reaped };
 
@@ -209,36 +153,10 @@ public:
     // Delivers ignoring the bound: for control notices that must not be lost.
     void send_forced(message m, box_name b = "signal");
 
-    // ---- awaitables ----------------------------------------------------
-    struct wait_any_awaiter;
-    struct wait_box_awaiter;
-    struct timed_wait_awaiter;
-    struct sleep_awaiter;
-    struct children_awaiter;
-    struct done_awaiter;
-    struct yield_awaiter;
-    // Any inbox holds data (control included), or an end message was seen.
-    wait_any_awaiter wait_any() noexcept;
-    // One inbox holds data.
-    wait_box_awaiter wait_for(box_name b);
-    // An inbox holds data, or the time is up: true when data is there.
-    timed_wait_awaiter wait_for(box_name b, duration timeout);
-    // Any inbox, or the time is up.
-    timed_wait_awaiter wait_any_for(duration timeout);
-    sleep_awaiter sleep_for(duration d) noexcept;
-    sleep_awaiter sleep_until(time_point t) noexcept;
-    // Until the next scheduler cycle (other ready components run first).
-    yield_awaiter yield() noexcept;
-    // This component finishing (awaited by its parent).
-    done_awaiter done() noexcept;
-    // Any child finishing (or none left), or any inbox receiving data.
-    children_awaiter wait_children_or_inbox() noexcept;
-
-    // ---- integration with Asio and other event sources ----------------
-    // An I/O completion handler (running on the scheduler thread) calls
-    // signal_external(); the body awaits it. A signal that arrives before the
-    // await is remembered, so none is lost. Handlers must not outlive the
-    // component (see kamaelia/core/io_anchor.hpp).
+    // ---- waiting -------------------------------------------------------
+    // One general wait: for any of `events`, or until `timeout` passes (if
+    // given). True when an awaited event is there, false on the timeout.
+    //   co_await wait(ev_inbox | ev_external, 5s);
     enum event : std::uint8_t {
         ev_inbox = detail::wait_any_inbox,   // any inbox has data (or an end message was seen)
         ev_control = detail::wait_one_box,   // "control" has data
@@ -246,23 +164,54 @@ public:
         ev_external = detail::wait_external, // signal_external()
     };
     struct event_awaiter;
-    // Waits for any of `events`, or until `timeout` passes (if given).
+    event_awaiter wait(std::uint8_t events, std::optional<duration> timeout = std::nullopt) noexcept;
+
+    // Shorthands for the common cases.
+    struct wait_any_awaiter;
+    struct wait_box_awaiter;
+    struct timed_wait_awaiter;
+    struct sleep_awaiter;
+    struct children_awaiter;
+    struct done_awaiter;
+    struct yield_awaiter;
+    // Any inbox holds data (control included), or an end message was seen:
+    // wait(ev_inbox), the await of the canonical loop.
+    wait_any_awaiter wait_any() noexcept;
+    // One named inbox holds data; with a timeout, true when data is there.
+    wait_box_awaiter wait_for(box_name b);
+    timed_wait_awaiter wait_for(box_name b, duration timeout);
+    sleep_awaiter sleep_for(duration d) noexcept;
+    sleep_awaiter sleep_until(time_point t) noexcept;
+    // Until the next scheduler cycle (other ready components run first).
+    yield_awaiter yield() noexcept;
+    // This component finishing (awaited by its parent).
+    done_awaiter done() noexcept;
+
+    // Older spellings, kept so existing components compile unchanged:
+    // wait_any_for(t) is wait(ev_inbox, t); wait_events is wait;
+    // wait_external() is wait(ev_external); wait_any_or_external() is
+    // wait(ev_inbox | ev_external); wait_children_or_inbox() waits for any
+    // child finishing (or none left) or any inbox.
+    timed_wait_awaiter wait_any_for(duration timeout);
     event_awaiter wait_events(std::uint8_t events, std::optional<duration> timeout = std::nullopt) noexcept;
     event_awaiter wait_external() noexcept;
     event_awaiter wait_any_or_external() noexcept;
-    void signal_external() noexcept {
-        if (state_ != component_state::active) return;
-        if (wait_flags_ & detail::wait_external) {
-            wake();
-        } else {
-            flags_ |= detail::flag_external;
-        }
-    }
+    children_awaiter wait_children_or_inbox() noexcept;
+
+    // ---- integration with Asio and other event sources ----------------
+    // An I/O completion handler (running on the scheduler thread) calls
+    // signal_external(); the body awaits ev_external. A signal that arrives
+    // before the await is remembered, so none is lost. Handlers must not
+    // outlive the component (see kamaelia/core/io_anchor.hpp).
+    void signal_external() noexcept;
 
     // ---- control conventions ------------------------------------------
     // True once a shutdown_microprocess arrived, or a producer_finished
-    // arrived and "inbox" has been drained. Consumes only those messages
-    // from "control"; anything else stays there for the body.
+    // arrived and "inbox" has been drained. Takes every message waiting on
+    // "control" (as util/control_watch.hpp does), so the loop never stalls
+    // behind one it does not understand: an end message is kept (a later
+    // shutdown_microprocess turns a finish into a stop), others are dropped.
+    // A body that wants other control messages reads "control" first.
     bool shutdown_requested();
     // The end message seen (defaults to producer_finished).
     ipc_kind shutdown_kind() const noexcept;
@@ -327,35 +276,16 @@ private:
     box* lookup(box_name b) const noexcept;
     box& lookup_or_throw(box_name b) const;
     inbox& inbox_or_throw(box_name b) const;
-    void suspend_on(std::uint8_t flags, std::coroutine_handle<> h) noexcept {
-        wait_flags_ = flags;
-        current_ = h;
-    }
-    void notify_data(inbox* b) noexcept {
-        if ((wait_flags_ & detail::wait_any_inbox) ||
-            ((wait_flags_ & detail::wait_one_box) && wait_box_ == b)) {
-            wake();
-        } else {
-            notify_parked_sender(b, b->front());
-        }
-    }
+    void suspend_on(std::uint8_t flags, std::coroutine_handle<> h) noexcept;
+    void notify_data(inbox* b) noexcept;
     // A sender parked on a full box still hears "stop now" on its control.
-    void notify_parked_sender(inbox* b, const message& m) noexcept {
-        if ((wait_flags_ & detail::wait_send) && b == &control_) {
-            const ipc* c = m.peek<ipc>();
-            if (c && c->stops()) wake();
-        }
-    }
+    void notify_parked_sender(inbox* b, const message& m) noexcept;
     void wake() noexcept;
     bool any_child_finished() const noexcept;
     linkage* find_linkage(box* src) const noexcept;
     void finish_links_and_children() noexcept;
     void arm_timer(time_point t);
-    void child_finished(component* c) noexcept {
-        flags_ |= detail::flag_child_done;
-        if (ext_) ++ext_->children_finished;
-        if ((wait_flags_ & detail::wait_child) || (c->flags_ & detail::flag_parent_waits)) wake();
-    }
+    void child_finished(component* c) noexcept;
     void destroy_frame() noexcept;
     void release_all_waiters() noexcept; // senders parked on our inboxes go free (not delivered)
     // At finish: parked messages enter the (finished) inboxes, so a parent
@@ -366,7 +296,7 @@ private:
     void remove_links() noexcept;
     std::string_view box_name_of(const box* b) const noexcept;
     enum class send_result : std::uint8_t { delivered, discarded, dropped, full, failed };
-    send_result deliver(message& m, box& from, inbox* target, delivery_policy p);
+    send_result deliver_by_policy(message& m, box& from, inbox* target, delivery_policy p);
     static std::uint32_t next_id() noexcept;
 
     scheduler* sched_ = nullptr;
@@ -390,248 +320,6 @@ private:
     outbox signal_;
 };
 
-// ---- awaiters ---------------------------------------------------------
-
-struct [[nodiscard]] component::send_awaiter {
-    component* self;
-    detail::send_waiter w;
-    bool must_park = false; // the receiver is full: wait for room
-    bool parked = false;
-
-    bool await_ready() const noexcept { return !must_park; }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
-        w.sender = self;
-        w.target->park(&w); // the awaiter is at its final address in the frame now
-        parked = true;
-        self->suspend_on(detail::wait_send, h);
-    }
-    // True if the message reached the inbox; false if it was dropped by
-    // policy, the receiver went away while this sender waited, or a
-    // shutdown_microprocess arrived on the sender's control meanwhile (the
-    // message is then not sent).
-    bool await_resume() noexcept {
-        if (parked && w.target) w.target->unpark(&w); // woken by a stop, not by room
-        parked = false;
-        return w.delivered;
-    }
-
-    explicit send_awaiter(component* c) noexcept : self(c) {}
-    send_awaiter(send_awaiter&& o) noexcept : self(o.self), must_park(o.must_park) {
-        w.msg = std::move(o.w.msg);
-        w.target = o.w.target;
-        w.delivered = o.w.delivered;
-    }
-    ~send_awaiter() {
-        if (parked && w.target) w.target->unpark(&w);
-    }
-};
-
-struct component::wait_any_awaiter {
-    component* self;
-    // An end message already taken from "control" counts as ready, so the
-    // canonical loop re-checks shutdown_requested() instead of sleeping.
-    bool await_ready() const noexcept {
-        return (self->flags_ & detail::flag_shutdown_seen) || !self->any_ready().empty();
-    }
-    void await_suspend(std::coroutine_handle<> h) noexcept { self->suspend_on(detail::wait_any_inbox, h); }
-    void await_resume() const noexcept {}
-};
-
-struct component::wait_box_awaiter {
-    component* self;
-    inbox* b;
-    bool await_ready() const noexcept { return !b->empty(); }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
-        self->wait_box_ = b;
-        self->suspend_on(detail::wait_one_box, h);
-    }
-    void await_resume() const noexcept {}
-};
-
-struct component::timed_wait_awaiter {
-    component* self;
-    inbox* b; // nullptr: any inbox
-    duration timeout;
-    bool ready() const noexcept { return b ? !b->empty() : !self->any_ready().empty(); }
-    bool await_ready() const noexcept { return ready() || timeout <= duration::zero(); }
-    void await_suspend(std::coroutine_handle<> h);
-    bool await_resume() const noexcept { return ready(); }
-};
-
-struct component::sleep_awaiter {
-    component* self;
-    time_point until;
-    bool await_ready() const noexcept;
-    void await_suspend(std::coroutine_handle<> h);
-    void await_resume() const noexcept {}
-};
-
-struct component::yield_awaiter {
-    component* self;
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
-        self->current_ = h;
-        self->wait_flags_ = detail::wait_other;
-        self->wake();
-    }
-    void await_resume() const noexcept {}
-};
-
-struct component::done_awaiter {
-    component* child;
-    bool await_ready() const noexcept { return child->finished(); }
-    template <class P>
-    void await_suspend(std::coroutine_handle<P> h) {
-        component* waiter = detail::component_of(h);
-        if (!waiter || waiter != child->parent_)
-            throw bad_state("done(): only the parent of " + child->name() + " can await it");
-        child->flags_ |= detail::flag_parent_waits;
-        waiter->suspend_on(detail::wait_other, h);
-    }
-    void await_resume() const noexcept {}
-};
-
-struct component::event_awaiter {
-    component* self;
-    std::uint8_t events;
-    std::optional<duration> timeout;
-    bool await_ready() noexcept {
-        if ((events & ev_external) && (self->flags_ & detail::flag_external)) return true;
-        if ((events & ev_inbox) && ((self->flags_ & detail::flag_shutdown_seen) || !self->any_ready().empty()))
-            return true;
-        if ((events & ev_control) && !self->control_.empty()) return true;
-        if ((events & ev_children) && (self->flags_ & detail::flag_child_done)) return true;
-        return timeout && *timeout <= duration::zero();
-    }
-    void await_suspend(std::coroutine_handle<> h);
-    void await_resume() noexcept {
-        if (events & ev_external) self->flags_ &= ~detail::flag_external;
-        if (events & ev_children) self->flags_ &= ~detail::flag_child_done;
-    }
-};
-
-inline component::event_awaiter component::wait_external() noexcept { return wait_events(ev_external); }
-inline component::event_awaiter component::wait_any_or_external() noexcept {
-    return wait_events(ev_inbox | ev_external);
-}
-
-struct component::children_awaiter {
-    component* self;
-    bool await_ready() const noexcept;
-    void await_suspend(std::coroutine_handle<> h) noexcept {
-        self->suspend_on(detail::wait_child | detail::wait_any_inbox, h);
-    }
-    void await_resume() const noexcept {}
-};
-
-// ---- inline hot paths ----------------------------------------------------
-
-template <class T>
-std::optional<T> component::recv(box_name b) {
-    inbox& ib = (b.hash == inbox_hash && b.name == "inbox") ? inbox_ : inbox_or_throw(b);
-    if (ib.empty()) return std::nullopt;
-    if constexpr (detail::is_shared_v<T>) {
-        using U = typename T::element_type;
-        const message& m = ib.front();
-        if (!m.holds<U>()) m.throw_mismatch<T>();
-        return ib.pop().template take_shared<U>();
-    } else if constexpr (std::is_same_v<T, message>) {
-        return ib.pop();
-    } else {
-        const message& m = ib.front();
-        if (!m.holds<T>()) m.throw_mismatch<T>();
-        return ib.pop().template take<T>();
-    }
-}
-
-template <class V>
-component::send_awaiter component::send(V&& v, box_name b) {
-    send_awaiter a(this);
-    box& from = (b.hash == outbox_hash && b.name == "outbox") ? static_cast<box&>(outbox_) : lookup_or_throw(b);
-    inbox* target = from.final_inbox();
-    if (target && !target->full()) {
-        target->push_raw(message(std::forward<V>(v)));
-        ++sent_;
-        a.w.delivered = true;
-        return a;
-    }
-    a.w.msg = message(std::forward<V>(v));
-    send_result r = deliver(a.w.msg, from, target, from.chain_policy());
-    if (r == send_result::full) {
-        a.w.target = target;
-        a.must_park = true;
-    } else {
-        a.w.delivered = (r == send_result::delivered || r == send_result::discarded);
-    }
-    return a;
-}
-
-template <class V>
-bool component::try_send(V&& v, box_name b) {
-    box& from = (b.hash == outbox_hash && b.name == "outbox") ? static_cast<box&>(outbox_) : lookup_or_throw(b);
-    inbox* target = from.final_inbox();
-    if (target && !target->full()) {
-        target->push_raw(message(std::forward<V>(v)));
-        ++sent_;
-        return true;
-    }
-    if (target && from.chain_policy() == delivery_policy::suspend) return false;
-    message m(std::forward<V>(v));
-    send_result r = deliver(m, from, target, from.chain_policy());
-    return r == send_result::delivered || r == send_result::discarded;
-}
-
-template <class C>
-C& component::add_child(std::unique_ptr<C> c) {
-    if (!c) throw bad_component("add_child: null component");
-    if (c->parent_) throw bad_state("add_child: " + c->name() + " already has a parent");
-    C& ref = *c;
-    component* raw = c.release();
-    raw->parent_ = this;
-    auto& e = ext();
-    // Append, keeping creation order (chassis rely on it for naming and wiring).
-    if (e.last_child) {
-        e.last_child->next_sibling_ = raw;
-    } else {
-        e.first_child = raw;
-    }
-    e.last_child = raw;
-    return ref;
-}
-
-inline void inbox::push_raw(message&& m) {
-    if (!ring_ || ring_->size > ring_->mask) grow();
-    detail::ring& r = *ring_;
-    message& slot = r.slots[(r.head + r.size) & r.mask];
-    slot = std::move(m);
-    ++r.delivered;
-    if (++r.size == 1) {
-        owner_->notify_data(this);
-    } else if (owner_->wait_flags_ & detail::wait_send) {
-        owner_->notify_parked_sender(this, slot);
-    }
-}
-
-inline message inbox::pop() {
-    detail::ring& r = *ring_;
-    message m = std::move(r.slots[r.head]);
-    r.head = (r.head + 1) & r.mask;
-    --r.size;
-    if (r.waiters_head && r.size < r.limit) {
-        detail::send_waiter* w = r.waiters_head;
-        r.waiters_head = w->next;
-        if (!r.waiters_head) r.waiters_tail = nullptr;
-        --r.parked;
-        w->next = nullptr;
-        w->delivered = true;
-        push_raw(std::move(w->msg));
-        ++w->sender->sent_;
-        w->sender->wake();
-        w->target = nullptr; // no longer parked anywhere
-    }
-    return m;
-}
-
 // Runs `root` on the default scheduler until everything has finished.
 template <class C>
 void run(C&& root) {
@@ -640,5 +328,5 @@ void run(C&& root) {
 
 } // namespace kamaelia
 
-// wake() needs the scheduler; both headers are always seen together.
-#include <kamaelia/core/scheduler.hpp>
+// The inline bodies (awaiters, the send/recv hot paths).
+#include <kamaelia/core/impl/component.hpp>

@@ -8,7 +8,7 @@
 //   ...                        // then only what changed
 //   std::ofstream("graph.dot") << kamaelia::introspection::to_dot(g);
 //
-// Beyond the original (spec §6, §8.12) every snapshot carries counters:
+// Beyond the original every snapshot carries counters:
 // per component wake-ups, messages sent and CPU time (scheduler profiling on);
 // per inbox depth, limit, messages ever delivered and parked senders.
 //
@@ -157,7 +157,7 @@ private:
 std::string to_dot(const graph& g);
 
 // Emits the text protocol on "outbox" every `interval` while the graph
-// changes (spec §6's Introspector, without its busy loop). Ends on an end
+// changes (the original's Introspector, without its busy loop). Ends on an end
 // notice on "control", which it forwards.
 class introspector : public component {
 public:

@@ -1,6 +1,6 @@
 // A message: one value of any type travelling through boxes.
 //
-// Two ownership forms, and the difference is part of the type (spec §8.7):
+// Two ownership forms, and the difference is part of the type:
 //  - moved: the message owns its value uniquely; small values live inline
 //    (no heap allocation), larger ones in one heap object;
 //  - immutable shared: kamaelia::shared<T> is a const payload with a

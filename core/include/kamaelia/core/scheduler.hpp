@@ -10,10 +10,14 @@
 //
 // Several schedulers may exist in one process; default_scheduler() is the
 // convenience instance that activate() and run() use when not told otherwise.
+//
+// This header needs only the component's name: component.hpp includes it
+// (its inline wake-up puts a component on the run queue), never the other way.
 #pragma once
 
-#include <kamaelia/core/component.hpp>
+#include <kamaelia/core/clock.hpp>
 #include <kamaelia/core/fwd.hpp>
+#include <kamaelia/core/task.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -30,24 +34,6 @@ class io_context;
 }
 
 namespace kamaelia {
-
-// The time source for timers: the steady clock, or a manual one in tests.
-class clock_source {
-public:
-    virtual ~clock_source() = default;
-    virtual time_point now() const noexcept = 0;
-};
-
-class manual_clock final : public clock_source {
-public:
-    explicit manual_clock(time_point start = time_point{} + std::chrono::hours(1)) noexcept : now_(start) {}
-    time_point now() const noexcept override { return now_; }
-    void advance(duration d) noexcept { now_ += d; }
-    void set(time_point t) noexcept { now_ = t; }
-
-private:
-    time_point now_;
-};
 
 struct scheduler_stats {
     std::uint64_t cycles = 0;
@@ -158,13 +144,5 @@ private:
     std::atomic<std::thread::id> thread_{};
     std::unique_ptr<impl> impl_;
 };
-
-inline void component::wake() noexcept {
-    wait_flags_ = 0;
-    if (!(flags_ & detail::flag_queued)) {
-        flags_ |= detail::flag_queued;
-        sched_->enqueue(this);
-    }
-}
 
 } // namespace kamaelia

@@ -1,5 +1,5 @@
 // console_echoer: writes every message to stdout (Kamaelia's
-// ConsoleEchoer, spec §2.8).
+// ConsoleEchoer).
 //
 //   console_echoer()                                  // text as it is, no newline added
 //   console_echoer({.tag = "got: ", .forwarder = true, .use_repr = true})

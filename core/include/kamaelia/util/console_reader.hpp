@@ -1,6 +1,5 @@
 // console_reader: reads lines from stdin (or another descriptor) and emits
-// them, then producer_finished at end of input (Kamaelia's ConsoleReader,
-// spec §2.8).
+// them, then producer_finished at end of input (Kamaelia's ConsoleReader).
 //
 //   pipeline(console_reader(), upper(), console_echoer()).run();
 //

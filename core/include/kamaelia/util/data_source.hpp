@@ -1,5 +1,5 @@
 // data_source: emits each item of a list, then producer_finished out of
-// "signal" (Kamaelia's DataSource, spec §2.8).
+// "signal" (Kamaelia's DataSource).
 //
 //   data_source lines(std::vector<std::string>{"one", "two"});
 //   data_source numbers{1, 2, 3};

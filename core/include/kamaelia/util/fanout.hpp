@@ -4,7 +4,7 @@
 //   component::link({f, "left"}, {a, "inbox"});
 //   component::link({f, "right"}, {b, "inbox"});
 //
-// Kamaelia's Fanout (spec §2.7), without its quirk: data goes to the named
+// Kamaelia's Fanout, without its quirk: data goes to the named
 // outboxes only, never to "outbox" or "signal". The payload is shared, not
 // copied. Sends are flow-controlled and in order: a full receiver holds the
 // next message back until it has room. producer_finished (after the inbox is

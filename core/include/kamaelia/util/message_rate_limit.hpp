@@ -1,5 +1,5 @@
 // message_rate_limit: passes messages on at most `messages_per_second`
-// (Kamaelia's MessageRateLimit, spec §2.8).
+// (Kamaelia's MessageRateLimit).
 //
 //   message_rate_limit paced(10.0);        // 10 messages a second
 //   message_rate_limit paced(10.0, 1);     // start as soon as one is there

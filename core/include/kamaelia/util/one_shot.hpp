@@ -1,5 +1,5 @@
 // one_shot and triggered_one_shot: send one message, then producer_finished
-// out of "signal" (Kamaelia's OneShot and TriggeredOneShot, spec §2.8).
+// out of "signal" (Kamaelia's OneShot and TriggeredOneShot).
 //
 //   one_shot hello(std::string("hello"));            // at once
 //   triggered_one_shot go(std::string("go"));        // when anything reaches its inbox

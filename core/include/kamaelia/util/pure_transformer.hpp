@@ -1,5 +1,5 @@
 // pure_transformer: a function applied to every message (Kamaelia's
-// PureTransformer, spec §2.8): a map and a filter in one.
+// PureTransformer): a map and a filter in one.
 //
 //   pure_transformer upper([](std::string s) { for (auto& c : s) c = std::toupper(c); return s; });
 //   pure_transformer evens([](int n) -> std::optional<int> { if (n % 2) return std::nullopt; return n; });

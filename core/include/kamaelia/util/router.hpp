@@ -1,5 +1,5 @@
 // router: each message goes out of every outbox whose rule matches it
-// (Kamaelia's Router, spec §2.7).
+// (Kamaelia's Router).
 //
 //   router r({{[](int n) { return n % 2 == 0; }, "even"},
 //             {[](int n) { return n % 2 != 0; }, "odd"},

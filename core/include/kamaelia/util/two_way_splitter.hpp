@@ -1,5 +1,5 @@
 // two_way_splitter: "inbox" → "outbox" and "outbox2"; "control" → "signal"
-// and "signal2" (Kamaelia's TwoWaySplitter, spec §2.7).
+// and "signal2" (Kamaelia's TwoWaySplitter).
 //
 // Back-pressure aware: each message waits for room in "outbox", then in
 // "outbox2", so nothing is lost and both outputs see the same order. The

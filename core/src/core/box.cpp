@@ -1,0 +1,159 @@
+// Inbox storage: the bounded ring, growth, and the senders parked on a full box.
+#include <kamaelia/core/component.hpp>
+
+#include <new>
+
+namespace kamaelia {
+
+namespace {
+
+constexpr std::uint32_t first_ring_capacity = 4;
+
+} // namespace
+
+// ---- inbox ----------------------------------------------------------------
+
+inbox::~inbox() {
+    if (!ring_) return;
+    release_waiters();
+    for (std::uint32_t i = 0; i < ring_->size; ++i) ring_->slots[(ring_->head + i) & ring_->mask].reset();
+    ::operator delete(ring_->slots);
+    delete ring_;
+}
+
+void inbox::release_waiters() noexcept {
+    if (!ring_) return;
+    while (detail::send_waiter* w = ring_->waiters_head) {
+        ring_->waiters_head = w->next;
+        w->next = nullptr;
+        w->target = nullptr;
+        w->delivered = false;
+        w->msg.reset();
+        if (w->sender && w->sender->state() == component_state::active) w->sender->wake();
+    }
+    ring_->waiters_tail = nullptr;
+    ring_->parked = 0;
+}
+
+void inbox::absorb_waiters() {
+    if (!ring_) return;
+    while (detail::send_waiter* w = ring_->waiters_head) {
+        ring_->waiters_head = w->next;
+        if (!ring_->waiters_head) ring_->waiters_tail = nullptr;
+        --ring_->parked;
+        w->next = nullptr;
+        w->delivered = true;
+        push_raw(std::move(w->msg));
+        w->target = nullptr;
+        if (w->sender && w->sender->state() == component_state::active) w->sender->wake();
+    }
+}
+
+void inbox::grow() {
+    if (!ring_) {
+        ring_ = new detail::ring{};
+        ring_->limit = default_inbox_limit;
+        ring_->mask = first_ring_capacity - 1;
+        ring_->slots = static_cast<message*>(::operator new(sizeof(message) * first_ring_capacity));
+        for (std::uint32_t i = 0; i < first_ring_capacity; ++i) new (&ring_->slots[i]) message();
+        return;
+    }
+    detail::ring& r = *ring_;
+    std::uint32_t cap = r.mask + 1;
+    std::uint32_t ncap = cap * 2;
+    auto* slots = static_cast<message*>(::operator new(sizeof(message) * ncap));
+    for (std::uint32_t i = 0; i < ncap; ++i) new (&slots[i]) message();
+    for (std::uint32_t i = 0; i < r.size; ++i) slots[i] = std::move(r.slots[(r.head + i) & r.mask]);
+    for (std::uint32_t i = 0; i < cap; ++i) r.slots[i].~message();
+    ::operator delete(r.slots);
+    r.slots = slots;
+    r.head = 0;
+    r.mask = ncap - 1;
+}
+
+void inbox::set_limit(std::uint32_t n) {
+    if (n == 0) throw bad_state("an inbox limit must be at least 1");
+    if (!ring_) grow();
+    ring_->limit = n;
+    // Room may have appeared: hand it to parked senders.
+    while (ring_->waiters_head && ring_->size < ring_->limit) {
+        detail::send_waiter* w = ring_->waiters_head;
+        ring_->waiters_head = w->next;
+        if (!ring_->waiters_head) ring_->waiters_tail = nullptr;
+        --ring_->parked;
+        w->next = nullptr;
+        w->delivered = true;
+        push_raw(std::move(w->msg));
+        w->target = nullptr;
+        w->sender->wake();
+    }
+}
+
+// Both follow the box's own passthrough link: a message put into a parent's
+// inbox reaches the child that the parent passed it on to.
+void inbox::push_forced(message&& m) {
+    if (inbox* fin = final_inbox()) fin->push_raw(std::move(m));
+}
+
+bool inbox::try_push(message& m) {
+    inbox* fin = final_inbox();
+    if (!fin) return true; // a chain ending at an outbox discards
+    if (fin->full()) return false;
+    fin->push_raw(std::move(m));
+    return true;
+}
+
+void inbox::drop_front() noexcept {
+    detail::ring& r = *ring_;
+    r.slots[r.head].reset();
+    r.head = (r.head + 1) & r.mask;
+    --r.size;
+}
+
+void inbox::park(detail::send_waiter* w) noexcept {
+    w->next = nullptr;
+    if (ring_->waiters_tail) {
+        ring_->waiters_tail->next = w;
+    } else {
+        ring_->waiters_head = w;
+    }
+    ring_->waiters_tail = w;
+    ++ring_->parked;
+}
+
+void inbox::unpark(detail::send_waiter* w) noexcept {
+    if (!ring_) return;
+    detail::send_waiter* prev = nullptr;
+    for (detail::send_waiter* p = ring_->waiters_head; p; prev = p, p = p->next) {
+        if (p != w) continue;
+        if (prev) {
+            prev->next = p->next;
+        } else {
+            ring_->waiters_head = p->next;
+        }
+        if (ring_->waiters_tail == p) ring_->waiters_tail = prev;
+        --ring_->parked;
+        w->target = nullptr;
+        return;
+    }
+}
+
+std::string_view to_string(delivery_policy p) noexcept {
+    switch (p) {
+    case delivery_policy::suspend: return "suspend";
+    case delivery_policy::drop_newest: return "drop_newest";
+    case delivery_policy::drop_oldest: return "drop_oldest";
+    case delivery_policy::fail: return "fail";
+    }
+    return "unknown";
+}
+
+void detail::box_deleter::operator()(box* b) const noexcept {
+    if (b->is_inbox()) {
+        delete static_cast<inbox*>(b);
+    } else {
+        delete static_cast<outbox*>(b);
+    }
+}
+
+} // namespace kamaelia
