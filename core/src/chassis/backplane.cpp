@@ -130,8 +130,11 @@ void backplane::remove_at(std::size_t i) noexcept {
 }
 
 std::size_t backplane::message_bytes(const message& m) noexcept {
-    if (const std::string* s = m.peek<std::string>()) return s->size();
-    return sizeof(message) < 64 ? 64 : sizeof(message);
+    // A queued message also costs its slot and shared node: counting them
+    // bounds a flood of tiny lines too.
+    constexpr std::size_t overhead = 64;
+    if (const std::string* s = m.peek<std::string>()) return s->size() + overhead;
+    return overhead;
 }
 
 std::size_t backplane::queued_bytes() const noexcept {

@@ -61,7 +61,8 @@ task lines_to_chunks::main() {
         return !fixed_.empty() ? fixed_ : (state_ ? state_->ending : crlf);
     };
     if (bound_output_ != 0) {
-        in("inbox").set_limit(16);
+        // Lines are at most default_max_line (the framer's bound) each.
+        in("inbox").set_limit(static_cast<std::uint32_t>(std::max<std::size_t>(16, bound_output_ / default_max_line)));
         if (inbox* socket = out("outbox").final_inbox())
             socket->set_limit(static_cast<std::uint32_t>(std::max<std::size_t>(1, bound_output_ / max_chunk_)));
     }

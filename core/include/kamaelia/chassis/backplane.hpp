@@ -28,8 +28,8 @@
 // Flow control, per subscriber: the backplane never waits for a subscriber.
 // Each subscriber's queue is bounded twice: in messages (its inbox bound,
 // in("inbox").set_limit(n)) and in bytes (set_max_bytes(n), default
-// subscribe_to::default_max_bytes = 256 KiB; a string counts its size, any
-// other payload backplane::message_bytes' fixed estimate). A message that
+// subscribe_to::default_max_bytes = 256 KiB; a message counts 64 bytes for
+// its slot, plus its size if it is a string: backplane::message_bytes). A message that
 // would pass either bound makes the subscriber either lose its oldest
 // messages (delivery_policy::drop_oldest, the default), lose the new one
 // (drop_newest), or be cut off (fail). A lone message bigger than the byte
@@ -93,8 +93,8 @@ public:
     // Bytes queued for all current subscribers (what the fan-out holds).
     std::size_t queued_bytes() const noexcept;
 
-    // What a message counts against a subscriber's byte bound: a string's
-    // size; any other payload a fixed 64 (the size of a message slot).
+    // What a message counts against a subscriber's byte bound: 64 (its slot
+    // and node) plus, for a string, its size.
     static std::size_t message_bytes(const message& m) noexcept;
 
     std::string type_name() const override { return "backplane"; }

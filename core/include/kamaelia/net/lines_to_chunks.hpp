@@ -4,11 +4,12 @@
 // at most max_chunk bytes (plus the line that crosses it; default 64 KiB).
 //
 // bound_output(bytes): what waits for the socket is bounded in bytes too.
-// Its own inbox then holds at most 16 lines, and the inbox its chunks go
+// Its own inbox then holds at most max(16, bytes / default_max_line) lines
+// (lines are at most default_max_line each), and the inbox its chunks go
 // to (the socket adapter's) at most max(1, bytes / max_chunk) chunks, so
-// a client that does not read holds at most about 16 lines + bytes +
-// 2 chunks here, whatever the message counts; the adapter's own write
-// queue (its high watermark) comes on top. A server whose clients' output
+// a client that does not read holds at most about 2 x bytes + 2 chunks
+// here, whatever the message counts; the adapter's own write queue (its
+// high watermark) comes on top. A server whose clients' output
 // is produced by other clients (the chat) uses it.
 // An end message with text (protocol_error) is written to the peer before
 // it is passed on, so the client learns why it is being disconnected.

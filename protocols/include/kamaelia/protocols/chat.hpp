@@ -41,6 +41,9 @@ inline pipeline chat_protocol(const connection_info& peer, const std::string& ba
     };
     subscribe_to sub(backplane_name, std::move(own));
     sub.set_max_bytes(queue_bytes);
+    // The byte bound governs, not a message count: a reader that keeps up
+    // is not cut off by a long paste of short lines (64 bytes each at least).
+    sub.in("inbox").set_limit(static_cast<std::uint32_t>(queue_bytes / 64 + 1));
     lines_to_chunks out;
     out.bound_output(queue_bytes);
     return pipeline(telnet_lines(max_line),
