@@ -2,6 +2,8 @@
 # make check  - the fast tier: plain build, unit and protocol tests (no apt, no sanitizers)
 # make test   - install what is missing, build with ASan+UBSan and TSan, run every test
 # make bench  - Release build, then the benchmarks (BENCH=core|net|grey|bbs|mcast|all)
+# make container-test - build the image with podman and check it as users run it
+#               (root, ~15 minutes, not part of `make test`; docs/DEPLOY.md)
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 BENCH ?= core
@@ -12,7 +14,7 @@ ASAN := build-asan
 TSAN := build-tsan
 CHECK ?= build-check
 
-.PHONY: all deps build run check test test-asan test-tsan test-fuzz bench-smoke bench clean
+.PHONY: all deps build run check test test-asan test-tsan test-fuzz bench-smoke bench container-test clean
 
 all: build
 
@@ -63,6 +65,10 @@ bench-smoke: build
 
 bench: build
 	scripts/bench $(BENCH)
+
+# Installs podman, runc, mmdebstrap... itself (install-deps --container-test).
+container-test:
+	scripts/container-test
 
 clean:
 	rm -rf $(RELEASE) $(ASAN) $(TSAN) $(CHECK) build-fuzz
