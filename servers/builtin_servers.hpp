@@ -20,10 +20,13 @@ struct greeter_server : server_core {
 struct chat_server : server_core {
     std::size_t max_line = default_max_line;
     std::string backplane_name = "CHAT"; // activate backplane(backplane_name) first
+    std::size_t queue_bytes = default_chat_queue_bytes; // per client, see chat.hpp
     chat_server() {
         server_name = "chat";
         port = 1700;
-        protocol = [this](const connection_info& peer) { return chat_protocol(peer, backplane_name, max_line); };
+        protocol = [this](const connection_info& peer) {
+            return chat_protocol(peer, backplane_name, max_line, queue_bytes);
+        };
     }
 };
 

@@ -313,10 +313,14 @@ TEST_CASE("backplane: with policy fail a slow subscriber is cut off and told", "
     CHECK(slow->was_cut());
     CHECK(slow->finished());
     CHECK_FALSE(slow->subscribed());
-    // What it held before the cut still arrives, then the end.
-    CHECK(slow_c.values<int>() == iota(1, 3));
+    // What it passed on before the cut is in order; what it held is freed;
+    // then a stop (a graceful end could not pass a consumer that does not read).
+    std::vector<int> got = slow_c.values<int>();
+    CHECK(got.size() <= 3);
+    CHECK(std::equal(got.begin(), got.end(), iota(1, 3).begin()));
+    CHECK(slow->queued_bytes() == 0);
     REQUIRE(slow_c.controls.size() == 1);
-    CHECK(slow_c.controls[0].kind == ipc_kind::producer_finished);
+    CHECK(slow_c.controls[0].kind == ipc_kind::shutdown_microprocess);
     CHECK_THAT(slow_c.controls[0].text, Catch::Contains("cut off"));
     CHECK(bp->cut_off() == 1);
     CHECK(bp->subscribers() == 1);
@@ -577,4 +581,112 @@ TEST_CASE("backplane: a subscriber skips what its skip function names, the other
     CHECK(all_c.values<int>() == iota(1, 6));
     CHECK(bp.delivered() == 9);
     CHECK(bp.dropped() == 0);
+}
+
+// ---- byte bounds (issue 14, defect 2) ------------------------------------------
+
+namespace {
+std::vector<std::string> lines_of(std::size_t n, std::size_t bytes) {
+    std::vector<std::string> v;
+    for (std::size_t i = 0; i < n; ++i) {
+        std::string s = std::to_string(i) + ":";
+        s.resize(bytes, 'x');
+        v.push_back(std::move(s));
+    }
+    return v;
+}
+} // namespace
+
+TEST_CASE("backplane: a subscriber's queue is bounded in bytes, not only in messages", "[backplane][hostile]") {
+    fixture f;
+    backplane bp("B"); // drop_oldest
+    f.activate(bp);
+    subscribe_to stalled("B");
+    gate stalled_c;
+    chain(stalled, stalled_c);
+    stalled.set_max_bytes(10'000);
+    stalled_c.in("inbox").set_limit(1);
+    f.activate(stalled);
+    f.activate(stalled_c);
+    f.settle();
+
+    // 200 lines of 8,000 bytes: far fewer than the 256-message inbox bound,
+    // far more than the 10,000-byte bound.
+    publish_to pub("B");
+    feeder<std::string> src(lines_of(200, 8000), false);
+    chain(src, pub);
+    f.activate(pub);
+    f.activate(src);
+    f.settle();
+    // Never more than the bound (plus the one message in flight to the consumer).
+    CHECK(stalled.queued_bytes() <= 10'000);
+    CHECK(stalled.in("inbox").size() <= 2);
+    CHECK(bp.queued_bytes() == stalled.queued_bytes());
+    CHECK(stalled.dropped() >= 195);
+    CHECK_FALSE(stalled.finished());
+
+    stalled_c.release();
+    f.settle();
+    // What survives is the newest, in order.
+    REQUIRE_FALSE(stalled_c.items.empty());
+    CHECK(stalled_c.items.back().peek<std::string>()->rfind("199:", 0) == 0);
+    CHECK(stalled.queued_bytes() == 0);
+}
+
+TEST_CASE("backplane: a single message bigger than the byte bound still reaches an empty queue", "[backplane]") {
+    fixture f;
+    backplane bp("B");
+    f.activate(bp);
+    subscribe_to sub("B");
+    sub.set_max_bytes(100);
+    collector c;
+    chain(sub, c);
+    for (component* x : std::vector<component*>{&sub, &c}) f.activate(*x);
+    f.settle();
+    publish_to pub("B");
+    feeder<std::string> src(lines_of(3, 1000), false);
+    chain(src, pub);
+    for (component* x : std::vector<component*>{&pub, &src}) f.activate(*x);
+    f.settle();
+    // The three went out in one turn: each 1,000-byte line in turn took the
+    // queue (the older one dropped), and the newest arrived.
+    std::vector<std::string> got = c.values<std::string>();
+    REQUIRE_FALSE(got.empty());
+    CHECK(got.back().rfind("2:", 0) == 0);
+    CHECK(sub.dropped() + got.size() == 3);
+    CHECK(sub.queued_bytes() == 0);
+}
+
+TEST_CASE("backplane: with policy fail a subscriber over its byte bound is cut off even while parked on a full consumer",
+          "[backplane][hostile]") {
+    fixture f;
+    backplane bp("B", delivery_policy::fail);
+    f.activate(bp);
+    subscribe_to fast("B"), stuck("B");
+    collector fast_c;
+    gate stuck_c; // never reads: the subscriber parks sending to it
+    chain(fast, fast_c);
+    chain(stuck, stuck_c);
+    stuck.set_max_bytes(20'000);
+    stuck_c.in("inbox").set_limit(1);
+    for (component* c : std::vector<component*>{&fast, &stuck, &fast_c, &stuck_c}) f.activate(*c);
+    f.settle();
+
+    publish_to pub("B");
+    feeder<std::string> src(lines_of(50, 8000), false);
+    chain(src, pub);
+    f.activate(pub);
+    f.activate(src);
+    f.settle();
+
+    CHECK(fast_c.values<std::string>().size() == 50);
+    CHECK(stuck.was_cut());
+    CHECK(stuck.finished()); // although it was parked on a consumer that never read
+    CHECK(stuck.queued_bytes() == 0);
+    CHECK(bp.cut_off() == 1);
+    CHECK(bp.subscribers() == 1);
+    // The consumer heard the stop (the chat's socket closes on it).
+    REQUIRE_FALSE(stuck_c.controls.empty());
+    CHECK(stuck_c.controls.back().kind == ipc_kind::shutdown_microprocess);
+    CHECK_THAT(stuck_c.controls.back().text, Catch::Contains("cut off"));
 }

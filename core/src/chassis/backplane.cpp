@@ -5,12 +5,17 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace kamaelia {
 
 namespace {
+// A turn fans out at most this many messages or bytes: a subscriber that
+// runs every turn then never holds more than about fan_out_batch_bytes, far
+// below its byte bound, however big the publisher's burst.
 constexpr std::size_t fan_out_batch = 64;
+constexpr std::size_t fan_out_batch_bytes = 64 * 1024;
 } // namespace
 
 // The frames of backplane and subscribe_to hold one of these: whatever ends
@@ -79,16 +84,20 @@ task backplane::body() {
         // the next one: a burst from a publisher then overflows only
         // subscribers that really fall behind, not every one whose inbox is
         // smaller than the burst.
-        std::size_t n = 0;
-        while (n < fan_out_batch) {
+        std::size_t n = 0, bytes = 0;
+        bool more = false;
+        for (;;) {
+            more = n == fan_out_batch || bytes >= fan_out_batch_bytes;
+            if (more) break;
             std::optional<message> m = recv_message("inbox");
             if (!m) break;
+            bytes += message_bytes(*m);
             fan_out(std::move(*m));
             ++n;
         }
         cw.poll(*this);
         if (cw.stopping() || (cw.finishing() && in("inbox").empty())) break;
-        if (n == fan_out_batch) {
+        if (more) {
             co_await yield();
         } else {
             co_await wait_any();
@@ -120,8 +129,23 @@ void backplane::remove_at(std::size_t i) noexcept {
     subs_.pop_back();
 }
 
+std::size_t backplane::message_bytes(const message& m) noexcept {
+    // A queued message also costs its slot and shared node: counting them
+    // bounds a flood of tiny lines too.
+    constexpr std::size_t overhead = 64;
+    if (const std::string* s = m.peek<std::string>()) return s->size() + overhead;
+    return overhead;
+}
+
+std::size_t backplane::queued_bytes() const noexcept {
+    std::size_t n = 0;
+    for (const subscriber& r : subs_) n += r.sub->queued_bytes_;
+    return n;
+}
+
 void backplane::fan_out(message m) {
     ++published_;
+    const std::size_t bytes = message_bytes(m);
     // Every subscriber but the last gets a share of one immutable node; the
     // last gets the message itself (a lone subscriber costs no allocation).
     for (std::size_t i = 0; i < subs_.size();) {
@@ -137,31 +161,51 @@ void backplane::fan_out(message m) {
         }
         inbox* t = r.target->final_inbox();
         bool last = i + 1 == subs_.size();
-        if (!t->full()) {
+        // Over the byte bound only when something is queued already: a lone
+        // big message still gets through to an empty queue.
+        auto over = [&] {
+            return t->full() || (s->queued_bytes_ != 0 && s->queued_bytes_ + bytes > s->max_bytes_);
+        };
+        auto deliver = [&] {
             t->push_forced(last ? std::move(m) : m.share());
+            s->queued_bytes_ += bytes;
             ++delivered_;
+        };
+        if (!over()) {
+            deliver();
             ++i;
             continue;
         }
         switch (r.policy) {
         case delivery_policy::drop_oldest:
-            t->drop_front();
-            t->push_forced(last ? std::move(m) : m.share());
-            ++delivered_;
-            ++dropped_;
-            ++s->dropped_;
+            while (over() && !t->empty()) {
+                std::size_t front = message_bytes(t->front());
+                s->queued_bytes_ -= std::min(front, s->queued_bytes_);
+                t->drop_front();
+                ++dropped_;
+                ++s->dropped_;
+            }
+            if (t->empty()) s->queued_bytes_ = 0;
+            deliver();
             ++i;
             break;
         case delivery_policy::fail: {
-            std::string what = s->name() + " cut off from backplane " + name_ + ": inbox full (" +
-                               std::to_string(t->size()) + " messages)";
+            std::string what = s->name() + " cut off from backplane " + name_ + ": queue full (" +
+                               std::to_string(t->size()) + " messages, " + std::to_string(s->queued_bytes_) +
+                               " bytes)";
             spdlog::warn("{}", what);
             ++cut_;
             ++dropped_;
             ++s->dropped_;
             s->cut_ = true;
             remove_at(i);
-            s->in("control").final_inbox()->push_forced(message(ipc{ipc_kind::link_failed, std::move(what), id()}));
+            // Free what it held now: it is not going to read it.
+            while (!t->empty()) t->drop_front();
+            s->queued_bytes_ = 0;
+            // A stop, so that it ends even while parked on a full consumer.
+            ipc stop = shutdown_microprocess(std::move(what));
+            stop.from = id();
+            s->in("control").final_inbox()->push_forced(message(std::move(stop)));
             break; // the record at i is now another subscriber
         }
         case delivery_policy::drop_newest:
@@ -250,21 +294,25 @@ void subscribe_to::leave() noexcept {
     if (bp_) bp_->detach(*this);
 }
 
+void subscribe_to::taken(const message& m) noexcept {
+    std::size_t n = backplane::message_bytes(m);
+    queued_bytes_ -= std::min(n, queued_bytes_); // upstream messages were never counted
+}
+
 task subscribe_to::main() {
     exit_guard guard(this);
     control_watch cw;
     backplane::find(*sched(), name_).attach(*this);
     for (;;) {
-        cw.poll(*this, [this](message&& m) {
-            // The backplane's cut notice is answered by ending (below), not passed on.
-            if (const ipc* i = m.peek<ipc>(); i && i->kind == ipc_kind::link_failed && cut_) return;
-            send_forced(std::move(m), "signal");
-        });
-        if (cut_) cw.set_end(producer_finished("cut off from backplane " + name_ + ": too slow"));
+        cw.poll(*this, [this](message&& m) { send_forced(std::move(m), "signal"); });
         // Once ending, stop listening at once, then pass on what is here.
         if (cw.ended()) leave();
         if (cw.stopping()) break;
-        while (auto m = recv_message("inbox")) co_await send_message(std::move(*m), "outbox");
+        while (auto m = recv_message("inbox")) {
+            taken(*m);
+            bool sent = co_await send_message(std::move(*m), "outbox");
+            if (!sent) break; // a stop arrived while it waited: look at control first
+        }
         if (cw.finishing() && in("inbox").empty()) break;
         co_await wait_any();
     }

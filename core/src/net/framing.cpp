@@ -1,7 +1,9 @@
 #include <kamaelia/net/chunks_to_lines.hpp>
 #include <kamaelia/net/lines_to_chunks.hpp>
 
+#include <algorithm>
 #include <functional>
+#include <optional>
 
 namespace kamaelia {
 
@@ -58,13 +60,29 @@ task lines_to_chunks::main() {
         static const std::string crlf = "\r\n";
         return !fixed_.empty() ? fixed_ : (state_ ? state_->ending : crlf);
     };
+    if (bound_output_ != 0) {
+        // Lines are at most default_max_line (the framer's bound) each.
+        in("inbox").set_limit(static_cast<std::uint32_t>(std::max<std::size_t>(16, bound_output_ / default_max_line)));
+        if (inbox* socket = out("outbox").final_inbox())
+            socket->set_limit(static_cast<std::uint32_t>(std::max<std::size_t>(1, bound_output_ / max_chunk_)));
+    }
     while (!shutdown_requested()) {
         std::string out;
-        while (auto line = recv<std::string>()) {
-            out += *line;
-            out += ending();
+        bool sent = true;
+        while (sent) {
+            while (out.size() < max_chunk_) {
+                std::optional<std::string> line = recv<std::string>();
+                if (!line) break;
+                out += *line;
+                out += ending();
+            }
+            if (out.empty()) break;
+            bool more = out.size() >= max_chunk_;
+            bool ok = co_await send(std::move(out));
+            sent = ok; // false: a stop arrived while it waited (see the loop's test)
+            out.clear();
+            if (!more) break;
         }
-        if (!out.empty()) co_await send(std::move(out));
         co_await wait_any();
     }
     if (shutdown_kind() == ipc_kind::protocol_error) {

@@ -3,6 +3,7 @@
 #include <kamaelia/chassis/seq.hpp>
 #include <kamaelia/core/io_anchor.hpp>
 #include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/protocols/printable.hpp>
 #include <kamaelia/protocols/telnet.hpp>
 
 #include <spdlog/spdlog.h>
@@ -27,13 +28,7 @@ std::string plural_messages(std::size_t n) { return "You have " + std::to_string
 
 } // namespace
 
-bool has_control_chars(std::string_view s) noexcept {
-    for (char ch : s) {
-        auto c = static_cast<unsigned char>(ch);
-        if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
-    }
-    return false;
-}
+bool has_control_chars(std::string_view s) noexcept { return !is_printable_text(s); }
 
 // ---- stage: output ------------------------------------------------------------
 
@@ -42,16 +37,8 @@ stage::~stage() {
 }
 
 void stage::say(std::string_view line) {
-    out_.reserve(out_.size() + line.size() + 2);
-    for (char ch : line) {
-        auto c = static_cast<unsigned char>(ch);
-        if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            out_ += '?'; // stored text from elsewhere (an import) cannot steer the terminal
-        } else {
-            out_ += ch;
-            if (c == telnet::iac) out_ += ch; // a data 0xFF is IAC IAC on the wire
-        }
-    }
+    // Stored text from elsewhere (an import) cannot steer the terminal either.
+    out_ += telnet::escape(printable_text(line)); // a data 0xFF is IAC IAC on the wire
     out_ += s_->line ? s_->line->ending : std::string("\r\n");
 }
 

@@ -26,12 +26,22 @@
 // every subscriber receives (recv<shared<T>>() sees the same address).
 //
 // Flow control, per subscriber: the backplane never waits for a subscriber.
-// A subscriber whose inbox is full (its bound: in("inbox").set_limit(n))
-// either loses its oldest messages (delivery_policy::drop_oldest, the
-// default), loses the new one (drop_newest), or is cut off (fail: it gets
-// ipc_kind::link_failed on its control, the cut is logged, and it ends with
-// producer_finished). The policy is the backplane's, or the subscriber's own
-// when it names one. The other subscribers are never stalled.
+// Each subscriber's queue is bounded twice: in messages (its inbox bound,
+// in("inbox").set_limit(n)) and in bytes (set_max_bytes(n), default
+// subscribe_to::default_max_bytes = 256 KiB; a message counts 64 bytes for
+// its slot, plus its size if it is a string: backplane::message_bytes). A message that
+// would pass either bound makes the subscriber either lose its oldest
+// messages (delivery_policy::drop_oldest, the default), lose the new one
+// (drop_newest), or be cut off (fail). A lone message bigger than the byte
+// bound is still delivered to an empty queue. Cut off: what it queued is
+// discarded at once, the cut is logged, and it gets a stop
+// (shutdown_microprocess, text "... cut off from backplane ...") on its
+// control, which it passes on out of "signal": a stop, not a graceful end,
+// because a graceful end cannot get past a consumer that does not read
+// (a sender parked on it hears only a stop), and the point of the cut is to
+// free what that consumer holds. The policy is the backplane's, or the
+// subscriber's own when it names one. The other subscribers are never
+// stalled.
 //
 // A subscriber may skip some messages (subscribe_to's `skip`): they are
 // never delivered to it, at no cost to the others (the chat uses it so a
@@ -80,6 +90,12 @@ public:
     std::uint64_t dropped() const noexcept { return dropped_; }      // lost to full subscribers
     std::uint64_t cut_off() const noexcept { return cut_; }          // subscribers cut (policy fail)
     std::size_t subscribers() const noexcept { return subs_.size(); }
+    // Bytes queued for all current subscribers (what the fan-out holds).
+    std::size_t queued_bytes() const noexcept;
+
+    // What a message counts against a subscriber's byte bound: 64 (its slot
+    // and node) plus, for a string, its size.
+    static std::size_t message_bytes(const message& m) noexcept;
 
     std::string type_name() const override { return "backplane"; }
 
@@ -147,6 +163,13 @@ public:
     subscribe_to(subscribe_to&&) = default; // before activation only
     ~subscribe_to() override;
 
+    static constexpr std::size_t default_max_bytes = 256 * 1024;
+    // The byte bound of what the backplane queues for it (see above).
+    void set_max_bytes(std::size_t n) noexcept { max_bytes_ = n == 0 ? 1 : n; }
+    std::size_t max_bytes() const noexcept { return max_bytes_; }
+    // Bytes the backplane queued for it that it has not taken yet.
+    std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+
     const std::string& backplane_name() const noexcept { return name_; }
     bool subscribed() const noexcept { return bp_ != nullptr; }
     // Messages this subscriber lost because its inbox was full.
@@ -163,12 +186,15 @@ private:
     friend class backplane;
     struct exit_guard;
     void leave() noexcept;
+    void taken(const message& m) noexcept;
 
     std::string name_;
     std::optional<delivery_policy> overflow_;
     skip_function skip_;
     backplane* bp_ = nullptr;
     std::size_t index_ = 0; // place in bp_->subs_ (O(1) removal)
+    std::size_t max_bytes_ = default_max_bytes;
+    std::size_t queued_bytes_ = 0;
     std::uint64_t dropped_ = 0;
     bool cut_ = false;
     exit_guard* guard_ = nullptr;

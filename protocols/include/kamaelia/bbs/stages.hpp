@@ -154,7 +154,7 @@ private:
 std::unique_ptr<component> protocol(const std::shared_ptr<bbs::board>& b, const connection_info& peer,
                                     std::size_t framer_max = default_max_line);
 
-// Lines a stage would refuse: control characters other than tab.
+// Lines a stage would refuse: anything is_printable_text refuses (printable.hpp).
 bool has_control_chars(std::string_view s) noexcept;
 
 } // namespace kamaelia::bbs
