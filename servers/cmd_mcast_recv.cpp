@@ -1,8 +1,12 @@
 // `kamaelia mcast-recv OUTFILE --group G --port N --interface ADDR
-//  [--timeout S]`: joins the group, assembles the file the sender's carousel
+//  [--timeout S] [--file-id HEX] [--max-file-size BYTES]`: joins the group,
+// assembles the file the sender's carousel
 // repeats (any order; a late start or lost datagrams are filled in from
 // later passes), and writes OUTFILE only once its SHA-256 matches. Exits 0
 // then; on timeout it prints the byte ranges still missing and exits 1.
+// Without --file-id it follows the first file seen to complete a carousel
+// pass (see depacketiser.hpp); a file over --max-file-size is ignored
+// before anything is allocated for it.
 //
 //   multicast_receiver → depacketiser → (this tool)
 #include "daemon.hpp"
@@ -31,15 +35,18 @@ namespace {
 std::string out_path;
 multicast_options opts;
 double timeout_s = 0;
+std::string file_id_text;
+std::uint64_t max_file_size = km::reassembler::default_max_file_size;
 
 // The receiving graph as one component: it ends with the verified file, on
 // timeout (keeping what is missing), on a failure, or when told to stop.
 class recv_job : public component {
 public:
-    recv_job(multicast_receiver rx, std::optional<duration> timeout) : timeout_(timeout) {
+    recv_job(multicast_receiver rx, std::optional<duration> timeout, km::depacketiser_options o)
+        : timeout_(timeout) {
         declare_inbox("file", "the verified file from the depacketiser");
         rx_ = &add_child(std::move(rx));
-        dp_ = &add_child(km::depacketiser());
+        dp_ = &add_child(km::depacketiser(o));
     }
     std::optional<km::received_file> file;
     bool timed_out = false, interrupted = false;
@@ -145,11 +152,30 @@ int mcast_recv() {
     std::optional<duration> timeout;
     if (timeout_s > 0)
         timeout = std::chrono::duration_cast<duration>(std::chrono::duration<double>(timeout_s));
+    km::depacketiser_options dopt;
+    dopt.assembly.max_size = max_file_size;
+    if (!file_id_text.empty()) {
+        std::string t = file_id_text;
+        if (t.rfind("0x", 0) == 0 || t.rfind("0X", 0) == 0) t = t.substr(2);
+        std::size_t used = 0;
+        unsigned long long v = 0;
+        try {
+            v = std::stoull(t, &used, 16);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (t.empty() || used != t.size() || v == 0 || v > 0xffffffffULL) {
+            std::cerr << "kamaelia mcast-recv: --file-id: want the 8 hex digits mcast-send prints (not 0), got \""
+                      << file_id_text << "\"\n";
+            return 2;
+        }
+        dopt.assembly.file_id = static_cast<std::uint32_t>(v);
+    }
     std::optional<recv_job> job;
     try {
         multicast_receiver rx(opts);
         rx.open(sched); // joined before anything else happens: a sender may start now
-        job.emplace(std::move(rx), timeout);
+        job.emplace(std::move(rx), timeout, dopt);
     } catch (const std::exception& e) {
         std::cerr << "kamaelia mcast-recv: " << e.what() << "\n";
         return 2;
@@ -199,6 +225,12 @@ const kd::register_tool reg{{
             kd::add_multicast_flags(app, opts);
             app.add_option("--timeout", timeout_s, "give up after S seconds (default: wait for ever)")
                 ->check(CLI::NonNegativeNumber);
+            app.add_option("--file-id", file_id_text,
+                           "receive only this file (its id in hex, as mcast-send prints it); default: the first "
+                           "file seen to complete a carousel pass");
+            app.add_option("--max-file-size", max_file_size,
+                           "ignore files announced bigger than BYTES, before allocating anything (default 4 GiB)")
+                ->check(CLI::PositiveNumber);
         },
     .run = mcast_recv,
 }};

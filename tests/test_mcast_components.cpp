@@ -433,3 +433,91 @@ TEST_CASE("an empty file goes through as one empty packet, and its carousel is p
     f.settle();
     CHECK(reader.finished());
 }
+
+// ---- hostile packets (issue 14, defect 4) -------------------------------------
+
+namespace {
+// A depacketiser fed one datagram at a time, its files collected.
+struct depack_rig {
+    test::fixture f;
+    depacketiser* dp;
+    test::collector* sink;
+    explicit depack_rig(depacketiser_options o = {}) {
+        dp = &f.spawn<depacketiser>(o);
+        sink = &f.spawn<test::collector>();
+        component::link({*dp, "outbox"}, {*sink, "inbox"});
+        f.settle();
+    }
+    void feed(std::string d) {
+        dp->in("inbox").push_forced(message(std::move(d)));
+        f.settle();
+    }
+    void feed(const file_meta& m, std::string_view data, std::uint32_t seq) {
+        feed(encode(m, seq, data.substr(m.offset_of(seq), m.payload_size(seq))));
+    }
+    std::vector<received_file> files() const { return sink->values<received_file>(); }
+};
+} // namespace
+
+TEST_CASE("a stray datagram of another file, sent first, never makes the receiver ignore the real transfer",
+          "[mcast][hostile]") {
+    std::string data = random_bytes(20'000, 21); // 20 packets
+    std::string stray_data = random_bytes(50'000, 22);
+    file_meta stray = describe_file(temp_file(stray_data).path, 1000);
+    stray.file_id = 0x5742a7; // another id
+    depack_rig r;
+    r.feed(stray, stray_data, 3);
+    CHECK(r.dp->candidates() == 1);
+    CHECK_FALSE(r.dp->following());
+    // The real sender: two passes of its carousel.
+    temp_file real(data);
+    file_meta m = describe_file(real.path, 1000);
+    for (int pass = 0; pass < 2 && r.sink->items.empty(); ++pass)
+        for (std::uint32_t seq = 0; seq < m.packet_count() && r.sink->items.empty(); ++seq) r.feed(m, data, seq);
+    auto files = r.files();
+    REQUIRE(files.size() == 1);
+    CHECK(files[0].meta.file_id == m.file_id);
+    CHECK(files[0].data == data);
+}
+
+TEST_CASE("a forged packet reusing the real file id with other sizes does not lock the real file out",
+          "[mcast][hostile]") {
+    std::string data = random_bytes(5'000, 23);
+    temp_file real(data);
+    file_meta m = describe_file(real.path, 1000);
+    file_meta forged = m;
+    forged.total_size = 1'000'000;
+    depack_rig r;
+    r.feed(encode(forged, 7, std::string(1000, 'z')));
+    for (std::uint32_t seq = 0; seq < m.packet_count(); ++seq) r.feed(m, data, seq);
+    auto files = r.files();
+    REQUIRE(files.size() == 1);
+    CHECK(files[0].data == data);
+}
+
+TEST_CASE("with a file id the receiver takes only that file; a flood of ids cannot evict a transfer that is moving",
+          "[mcast][hostile]") {
+    std::string data = random_bytes(8'000, 24);
+    temp_file real(data);
+    file_meta m = describe_file(real.path, 1000);
+    depacketiser_options o;
+    o.max_candidates = 2;
+    depack_rig r(o);
+    for (std::uint32_t seq = 0; seq < m.packet_count(); ++seq) {
+        // Between every real packet, a stray of a new file id.
+        file_meta s = m;
+        s.file_id = 0x1000 + seq;
+        r.feed(s, data, 0);
+        r.feed(m, data, seq);
+        CHECK(r.dp->candidates() <= 2);
+    }
+    auto files = r.files();
+    REQUIRE(files.size() == 1);
+    CHECK(files[0].data == data);
+
+    depacketiser_options only;
+    only.assembly.file_id = 0x77;
+    depack_rig other(only);
+    other.feed(m, data, 0);
+    CHECK(other.dp->candidates() == 0);
+}

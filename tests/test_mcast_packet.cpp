@@ -237,3 +237,68 @@ TEST_CASE("the token bucket paces by the clock it is given", "[mcast]") {
     clock.advance(std::chrono::hours(1)); // idle: saves up only to the capacity
     CHECK(b.available(clock.now()) == Approx(500.0));
 }
+
+// ---- hostile packets (issue 14, defect 4) -------------------------------------
+
+TEST_CASE("a forged 4 GiB file of 1-byte chunks costs memory by the data received, not by its claim",
+          "[mcast][hostile]") {
+    file_meta m;
+    m.file_id = 0xbad;
+    m.total_size = std::uint64_t(4) << 30; // 2^32 packets of one byte
+    m.chunk_size = 1;
+    std::string d = encode(m, 12345, "x");
+    packet_view p;
+    REQUIRE(decode(d, p) == decode_error::none);
+    reassembler r;
+    REQUIRE(r.add(p) == reassembler::verdict::added);
+    CHECK(r.bitmap_blocks() == 1); // 8 KiB of bits, not 512 MiB
+    // Listing what is missing walks the blocks, not 2^32 packets.
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<byte_range> miss = r.missing();
+    auto spent = std::chrono::steady_clock::now() - t0;
+    CHECK(miss == std::vector<byte_range>{{0, 12345}, {12346, std::uint64_t(4) << 30}});
+    CHECK(r.missing_bytes() == (std::uint64_t(4) << 30) - 1);
+    CHECK(spent < std::chrono::seconds(2)); // linear in 2^32 took minutes; this is ~65,536 steps
+}
+
+TEST_CASE("a file over --max-file-size is refused before anything is allocated", "[mcast][hostile]") {
+    file_meta m;
+    m.file_id = 1;
+    m.total_size = 10'000;
+    m.chunk_size = 100;
+    packet_view p;
+    REQUIRE(decode(encode(m, 0, std::string(100, 'a')), p) == decode_error::none);
+    reassembler r(reassembler::options{.file_id = 0, .max_size = 9'999});
+    CHECK(r.add(p) == reassembler::verdict::too_large);
+    CHECK_FALSE(r.locked());
+    CHECK(r.bitmap_blocks() == 0);
+    CHECK(r.data().empty());
+}
+
+TEST_CASE("sizes that cannot fit a datagram or overflow are refused at decode", "[mcast][hostile]") {
+    // encode() refuses such geometry, so forge the header by hand and fix the CRC.
+    auto forge = [](std::uint64_t total, std::uint16_t chunk, std::uint32_t seq, std::string payload) {
+        file_meta ok;
+        ok.file_id = 3;
+        ok.total_size = payload.size();
+        ok.chunk_size = static_cast<std::uint16_t>(payload.empty() ? 1 : payload.size());
+        std::string d = encode(ok, 0, payload);
+        for (int i = 0; i < 8; ++i) d[12 + i] = static_cast<char>(total >> (56 - 8 * i));
+        d[20] = static_cast<char>(chunk >> 8);
+        d[21] = static_cast<char>(chunk);
+        for (int i = 0; i < 4; ++i) d[8 + i] = static_cast<char>(seq >> (24 - 8 * i));
+        std::uint32_t crc = crc32c(std::string_view(d).substr(0, 56));
+        crc = crc32c(std::string_view(d).substr(header_size), crc);
+        for (int i = 0; i < 4; ++i) d[56 + i] = static_cast<char>(crc >> (24 - 8 * i));
+        return d;
+    };
+    packet_view p;
+    // A chunk larger than any datagram can carry.
+    CHECK(decode(forge(1'000'000, 65535, 0, std::string(100, 'a')), p) == decode_error::bad_geometry);
+    // A total size near 2^64 (the packet count must not wrap around).
+    CHECK(decode(forge(~std::uint64_t(0), 100, 0, std::string(100, 'a')), p) == decode_error::bad_geometry);
+    // More than 2^32 packets.
+    CHECK(decode(forge(std::uint64_t(1) << 40, 1, 0, "a"), p) == decode_error::bad_geometry);
+    // A sane forged header still decodes (the helper itself is right).
+    CHECK(decode(forge(1000, 100, 3, std::string(100, 'a')), p) == decode_error::none);
+}

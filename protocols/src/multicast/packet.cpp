@@ -105,7 +105,9 @@ decode_error decode(std::string_view d, packet_view& out) noexcept {
     std::memcpy(v.meta.sha256.data(), p + 24, v.meta.sha256.size());
     v.payload = payload;
     // Sequence numbers are 32 bits: a file needs at most 2^32 packets.
-    if (v.meta.chunk_size == 0 || v.meta.packet_count() > (std::uint64_t(1) << 32) ||
+    // The chunk size must fit a datagram, whatever a forger claims.
+    if (v.meta.chunk_size == 0 || v.meta.chunk_size > max_datagram_size - header_size ||
+        v.meta.packet_count() > (std::uint64_t(1) << 32) ||
         v.seq >= v.meta.packet_count() || len != v.meta.payload_size(v.seq))
         return decode_error::bad_geometry;
     out = v;

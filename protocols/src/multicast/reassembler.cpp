@@ -6,6 +6,7 @@
 #include <new>
 
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 namespace kamaelia::multicast {
@@ -52,20 +53,42 @@ void reassembler::hash_prefix() {
     hashed_seq_ = end;
 }
 
+void reassembler::set(std::uint64_t seq) {
+    auto& b = bits_[seq >> block_shift];
+    if (!b) {
+        b.reset(new std::uint64_t[block_words]()); // zeroed
+        ++blocks_in_use_;
+    }
+    b[(seq & ((std::uint64_t(1) << block_shift) - 1)) >> 6] |= std::uint64_t(1) << (seq & 63);
+}
+
 reassembler::verdict reassembler::add(const packet_view& p) {
     if (!locked_) {
         if (opt_.file_id != 0 && p.meta.file_id != opt_.file_id) {
             ++ignored_;
             return verdict::other_file;
         }
-        if (p.meta.total_size > opt_.max_size) {
+        // Checked before anything is allocated; decode() already bounded
+        // the chunk size by the datagram limit and the count by 2^32.
+        if (p.meta.total_size > opt_.max_size || p.meta.total_size > std::numeric_limits<std::size_t>::max() ||
+            p.meta.chunk_size == 0 || p.meta.packet_count() > (std::uint64_t(1) << 32)) {
+            ++ignored_;
+            return verdict::too_large;
+        }
+        try {
+            data_ = file_bytes(static_cast<std::size_t>(p.meta.total_size)); // reserved, not touched
+            bits_.clear();
+            bits_.resize(static_cast<std::size_t>((p.meta.packet_count() >> block_shift) + 1));
+        } catch (const std::bad_alloc&) {
+            data_ = file_bytes();
+            bits_.clear();
             ++ignored_;
             return verdict::too_large;
         }
         meta_ = p.meta;
         locked_ = true;
-        data_ = file_bytes(static_cast<std::size_t>(meta_.total_size));
-        bits_.assign((meta_.packet_count() + 63) / 64, 0);
+        blocks_in_use_ = 0;
+        saw_last_ = pass_seen_ = false;
         hash_.reset(new hasher);
         hashed_seq_ = 0;
     } else if (p.meta.file_id != meta_.file_id) {
@@ -80,11 +103,13 @@ reassembler::verdict reassembler::add(const packet_view& p) {
         ++ignored_;
         return verdict::conflict;
     }
+    if (saw_last_) pass_seen_ = true;
+    if (p.seq + 1 == meta_.packet_count()) saw_last_ = true;
     if (has(p.seq)) {
         ++duplicates_;
         return verdict::duplicate;
     }
-    bits_[p.seq >> 6] |= std::uint64_t(1) << (p.seq & 63);
+    set(p.seq);
     if (!p.payload.empty()) std::memcpy(data_.data() + meta_.offset_of(p.seq), p.payload.data(), p.payload.size());
     ++have_;
     ++added_;
@@ -107,10 +132,11 @@ bool reassembler::verified() {
 std::vector<byte_range> reassembler::missing() const {
     std::vector<byte_range> out;
     if (!locked_) return out;
-    std::uint64_t n = meta_.packet_count();
+    const std::uint64_t n = meta_.packet_count();
+    const std::uint64_t block = std::uint64_t(1) << block_shift;
     for (std::uint64_t seq = 0; seq < n;) {
         // Skip whole words of received packets.
-        if ((seq & 63) == 0 && bits_[seq >> 6] == ~std::uint64_t(0)) {
+        if ((seq & 63) == 0 && word(seq) == ~std::uint64_t(0)) {
             seq += 64;
             continue;
         }
@@ -118,8 +144,18 @@ std::vector<byte_range> reassembler::missing() const {
             ++seq;
             continue;
         }
+        // A run of missing packets: absent blocks and empty words at a stride.
         std::uint64_t first = seq;
-        while (seq < n && !has(seq)) ++seq;
+        while (seq < n && !has(seq)) {
+            if ((seq & (block - 1)) == 0 && !bits_[seq >> block_shift]) {
+                seq += block;
+            } else if ((seq & 63) == 0 && word(seq) == 0) {
+                seq += 64;
+            } else {
+                ++seq;
+            }
+        }
+        if (seq > n) seq = n;
         std::uint64_t b = meta_.offset_of(first);
         std::uint64_t e = meta_.offset_of(seq - 1) + meta_.payload_size(seq - 1);
         if (e > b) out.push_back({b, e});
@@ -145,6 +181,8 @@ void reassembler::reset() {
     meta_ = {};
     data_ = file_bytes();
     bits_.clear();
+    blocks_in_use_ = 0;
+    saw_last_ = pass_seen_ = false;
     hash_.reset();
     hashed_seq_ = 0;
     have_ = 0;

@@ -6,9 +6,20 @@
 //           the end message it was told
 //
 // Datagrams that fail to decode (damaged, foreign) are counted by reason
-// and dropped; packets of another file id are ignored; duplicates (the
-// carousel's later passes) cost a bitmap test. A complete file whose digest
-// does not match is dropped whole and assembled again from later passes.
+// and dropped; duplicates (the carousel's later passes) cost a bitmap test.
+// A complete file whose digest does not match is dropped whole and
+// assembled again from later passes.
+//
+// Which file: with assembly.file_id set, only that one. Otherwise every file
+// seen is assembled side by side (at most max_candidates of them; a new
+// one evicts the one with the fewest packets) until one of them is seen to
+// complete a carousel pass (its last packet, then another): that one is
+// followed and the others are dropped. So a stray datagram of another file,
+// sent before the real sender starts, never makes it ignore the real
+// transfer. Each file is told apart by its whole header (id, size, chunk
+// size, digest), so a forged packet reusing a real id cannot lock it out
+// either. On a network where others can send to the group, --file-id says
+// which file is wanted; the digest then decides whether it arrived.
 #pragma once
 
 #include <kamaelia/core/component.hpp>
@@ -17,7 +28,9 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace kamaelia::multicast {
 
@@ -29,14 +42,20 @@ struct received_file {
 struct depacketiser_options {
     reassembler::options assembly;
     bool finish_on_complete = true; // end after the file (else: wait for the next one)
+    std::size_t max_candidates = 4; // files assembled side by side before one is followed
 };
 
 class depacketiser : public component {
 public:
-    explicit depacketiser(depacketiser_options o = {}) : opt_(o), asm_(o.assembly) {}
+    explicit depacketiser(depacketiser_options o = {}) : opt_(o), empty_(o.assembly) {}
     depacketiser(depacketiser&&) = default;
 
-    const reassembler& assembly() const noexcept { return asm_; }
+    // The file followed, or else the candidate with the most packets; after
+    // a file was delivered and before the next one starts, that file's (its
+    // counters); an empty assembly before any packet.
+    const reassembler& assembly() const noexcept;
+    std::size_t candidates() const noexcept { return cands_.size(); }
+    bool following() const noexcept { return following_; }
     // Datagrams dropped, by decode_error (index 0 unused).
     const std::array<std::uint64_t, 7>& rejected() const noexcept { return rejected_; }
     std::uint64_t rejected_total() const noexcept;
@@ -51,10 +70,14 @@ protected:
     task main() override;
 
 private:
-    void feed(std::string_view datagram);
+    // The candidate the datagram went to (nullptr if none).
+    reassembler* feed(std::string_view datagram);
 
     depacketiser_options opt_;
-    reassembler asm_;
+    std::vector<std::unique_ptr<reassembler>> cands_; // one while following_
+    bool following_ = false;
+    std::unique_ptr<reassembler> delivered_; // the last file's (its counters)
+    reassembler empty_;
     std::array<std::uint64_t, 7> rejected_{};
     std::uint64_t mismatches_ = 0, files_ = 0;
     file_meta last_; // the file delivered last

@@ -47,7 +47,7 @@ struct file_meta {
     // Packets in the file: at least one (an empty file is one empty packet).
     std::uint64_t packet_count() const noexcept {
         if (chunk_size == 0) return 0;
-        std::uint64_t n = (total_size + chunk_size - 1) / chunk_size;
+        std::uint64_t n = total_size / chunk_size + (total_size % chunk_size != 0); // no overflow near 2^64
         return n == 0 ? 1 : n;
     }
     std::uint64_t offset_of(std::uint64_t seq) const noexcept { return seq * chunk_size; }

@@ -3,6 +3,14 @@
 // which byte ranges are still missing, and verifies the whole file against
 // the SHA-256 the packets carry. A carousel pass fills the gaps a lossy
 // earlier pass left.
+//
+// Hostile packets (issue 14): a file larger than max_size is refused before
+// anything is allocated. Memory grows with the data received, not with the
+// sizes a packet claims: the file's buffer is reserved, not touched (pages
+// come as packets fill them), and the bitmap of received packets is kept in
+// blocks of 65,536 packets allocated when a packet first lands in one (a
+// claimed 2^32 packets costs a 512 KiB directory, not 512 MiB of bits).
+// missing() is linear in the blocks touched, not in the packet count.
 #pragma once
 
 #include <kamaelia/multicast/packet.hpp>
@@ -57,8 +65,9 @@ class reassembler {
 public:
     struct options {
         std::uint32_t file_id = 0;                 // 0: take the first file seen
-        std::uint64_t max_size = std::uint64_t(4) << 30; // refuse bigger files (memory)
+        std::uint64_t max_size = default_max_file_size; // refuse bigger files (memory)
     };
+    static constexpr std::uint64_t default_max_file_size = std::uint64_t(4) << 30;
     enum class verdict : std::uint8_t {
         added,      // new data
         duplicate,  // already had it
@@ -95,13 +104,29 @@ public:
     std::uint64_t duplicates() const noexcept { return duplicates_; }
     std::uint64_t ignored() const noexcept { return ignored_; }
     std::uint64_t packets_have() const noexcept { return have_; }
+    // The sender has finished a pass that we saw: the last packet arrived,
+    // then another one (the next pass). One stray datagram never does that.
+    bool pass_seen() const noexcept { return pass_seen_; }
+    // Bitmap blocks allocated (for tests: memory follows the data).
+    std::size_t bitmap_blocks() const noexcept { return blocks_in_use_; }
 
 private:
     struct hasher;
     struct hasher_deleter {
         void operator()(hasher* h) const noexcept;
     };
-    bool has(std::uint64_t seq) const noexcept { return (bits_[seq >> 6] >> (seq & 63)) & 1; }
+    static constexpr unsigned block_shift = 16; // packets per bitmap block: 65,536
+    static constexpr std::size_t block_words = (std::size_t(1) << block_shift) / 64;
+    bool has(std::uint64_t seq) const noexcept {
+        const auto& b = bits_[seq >> block_shift];
+        return b && ((b[(seq & ((std::uint64_t(1) << block_shift) - 1)) >> 6] >> (seq & 63)) & 1);
+    }
+    void set(std::uint64_t seq);
+    // The word holding `seq` (0 when its block is absent).
+    std::uint64_t word(std::uint64_t seq) const noexcept {
+        const auto& b = bits_[seq >> block_shift];
+        return b ? b[(seq & ((std::uint64_t(1) << block_shift) - 1)) >> 6] : 0;
+    }
     void hash_prefix(); // hashes the gap-free prefix beyond hashed_seq_
 
     options opt_;
@@ -109,7 +134,9 @@ private:
     bool locked_ = false;
     int verified_ = -1; // -1 unknown, 0 mismatch, 1 match
     file_bytes data_;
-    std::vector<std::uint64_t> bits_;
+    std::vector<std::unique_ptr<std::uint64_t[]>> bits_; // blocks, allocated on first use
+    std::size_t blocks_in_use_ = 0;
+    bool saw_last_ = false, pass_seen_ = false;
     std::unique_ptr<hasher, hasher_deleter> hash_;
     std::uint64_t hashed_seq_ = 0; // packets [0, hashed_seq_) are in the digest
     std::uint64_t have_ = 0, added_ = 0, duplicates_ = 0, ignored_ = 0;
