@@ -27,7 +27,7 @@ suite_grey() {
         figure grey.policy_c8_sync_full higher "$peer" "$ROOT/scripts/bench-grey-policy ours-full 8 $secs" \
             "$ROOT/scripts/bench-grey-policy postgrey 8 $secs"
     fi
-    if [ -x "$ROOT/scripts/bench-grey-proxy" ]; then
+    if [ -x "$ROOT/scripts/bench-grey-proxy" ] && want grey.proxy_8; then
         "$ROOT/scripts/bench-grey-proxy" || FAILED=1
     fi
 }
