@@ -36,6 +36,8 @@
 //       SUBS subscriber connections and one publisher. chat: a Kamaelia chat
 //       server, where every line a client sends reaches every client as
 //       "<addr:port> says <line>"; redis: SUBSCRIBE bench / PUBLISH bench.
+//       PORT2: half the subscribers connect there instead (a second chat
+//       daemon bridged to the first through Redis); the publisher stays on PORT.
 //       The publisher sends PAYLOAD-byte messages carrying a sequence number
 //       and keeps at most WINDOW of them published but not yet received by
 //       the slowest subscriber. Before the data, "sync" messages go out until
@@ -690,10 +692,18 @@ awaitable<void> publisher(fanout_state& st, tcp::socket& p, long long window, bo
     st.pub_done = true;
 }
 
-awaitable<void> subscribe_all(fanout_state& st, tcp::endpoint ep, int nsubs, bool& ok) {
+// With a second endpoint (two chat daemons bridged through Redis), the
+// second half of the subscribers connect to it.
+awaitable<void> subscribe_all(fanout_state& st, tcp::endpoint ep, tcp::endpoint ep2, int nsubs, bool& ok) {
     auto ex = co_await asio::this_coro::executor;
     std::vector<std::unique_ptr<tcp::socket>> socks;
-    co_await connect_n(ep, nsubs, socks);
+    int first = ep2 == ep ? nsubs : nsubs / 2;
+    co_await connect_n(ep, first, socks);
+    if (first != nsubs) {
+        std::vector<std::unique_ptr<tcp::socket>> more;
+        co_await connect_n(ep2, nsubs - first, more);
+        for (auto& m : more) socks.push_back(std::move(m));
+    }
     if (static_cast<int>(socks.size()) != nsubs) {
         ok = false;
         co_return;
@@ -768,8 +778,8 @@ awaitable<void> run_timeline(fanout_state& st, fanout_timeline& tl, tcp::socket&
     for (auto& s : st.subs) s.s->close(ec);
 }
 
-int mode_fanout(proto kind, tcp::endpoint ep, int nsubs, double secs, std::size_t payload, long long window,
-                double warm) {
+int mode_fanout(proto kind, tcp::endpoint ep, tcp::endpoint ep2, int nsubs, double secs, std::size_t payload,
+                long long window, double warm) {
     const char* label = kind == proto::chat ? "chat" : "redis";
     if (payload < 16 || payload > 4096) {
         std::fprintf(stderr, "fanout: PAYLOAD must be 16..4096\n");
@@ -783,7 +793,7 @@ int mode_fanout(proto kind, tcp::endpoint ep, int nsubs, double secs, std::size_
     st.wake = std::make_unique<asio::steady_timer>(io);
     st.subs.reserve(nsubs);
     bool ok = false;
-    asio::co_spawn(io, subscribe_all(st, ep, nsubs, ok), [&](std::exception_ptr e) {
+    asio::co_spawn(io, subscribe_all(st, ep, ep2, nsubs, ok), [&](std::exception_ptr e) {
         if (e) ok = false;
     });
     io.run();
@@ -836,7 +846,7 @@ int usage(const char* argv0) {
                  "usage: %s freeport\n"
                  "       %s rr|rr-ref HOST PORT CONNS SECS [WARMUP=1]\n"
                  "       %s hold HOST PORT CONNS IDLE_SECS          (SERVER_PID=pid)\n"
-                 "       %s fanout chat|redis HOST PORT SUBS SECS [PAYLOAD=32] [WINDOW=1000] [WARMUP=1]\n",
+                 "       %s fanout chat|redis HOST PORT SUBS SECS [PAYLOAD=32] [WINDOW=1000] [WARMUP=1] [PORT2]\n",
                  argv0, argv0, argv0, argv0);
     return 2;
 }
@@ -858,7 +868,9 @@ int main(int argc, char** argv) {
         if (mode == "fanout" && argc >= 7) {
             std::string p = argv[2];
             if (p != "chat" && p != "redis") return usage(argv[0]);
-            return mode_fanout(p == "chat" ? proto::chat : proto::redis, endpoint(3), std::atoi(argv[5]),
+            tcp::endpoint ep = endpoint(3);
+            tcp::endpoint ep2 = argc > 10 ? tcp::endpoint(ep.address(), static_cast<unsigned short>(std::atoi(argv[10]))) : ep;
+            return mode_fanout(p == "chat" ? proto::chat : proto::redis, ep, ep2, std::atoi(argv[5]),
                                std::atof(argv[6]), argc > 7 ? static_cast<std::size_t>(std::atol(argv[7])) : 32,
                                argc > 8 ? std::atoll(argv[8]) : 1000, argc > 9 ? std::atof(argv[9]) : 1.0);
         }

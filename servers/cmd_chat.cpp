@@ -1,16 +1,49 @@
-// `kamaelia chat`: telnet chat over a backplane (default port 1700).
+// `kamaelia chat`: telnet chat over a backplane (default port 1700), on one
+// host or, with --backplane redis://..., on several hosts through Redis.
 #include "builtin_servers.hpp"
 #include "daemon.hpp"
 
 #include <kamaelia/chassis/backplane.hpp>
+#include <kamaelia/redis/bridge.hpp>
+
+#include <spdlog/spdlog.h>
 
 namespace kd = kamaelia::daemon;
 
 namespace {
+std::optional<std::string> backplane_url;
+
+// A backplane-based server's `--backplane` / `backplane` key: bridges the
+// backplane `name` to Redis when a URL is given.
+void bridge_backplane(kd::runtime& rt, const std::string& section, const std::string& name) {
+    std::optional<std::string> where = backplane_url;
+    if (!where && rt.config()) where = rt.config()->get(section, "backplane");
+    if (!where || where->empty() || *where == "local") return;
+    kamaelia::redis::url u;
+    try {
+        u = kamaelia::redis::parse_url(*where);
+        kamaelia::redis::resolve_password(u);
+    } catch (const kamaelia::redis::url_error& e) {
+        throw kd::config_error(section + ": backplane: " + e.what());
+    }
+    if (u.password.empty() && where->find('@') != std::string::npos)
+        throw kd::config_error(section + ": backplane: empty password in the URL");
+    spdlog::info("{}: backplane {} bridged to {} channel {}", section, name, u.display(),
+                 u.channel.empty() ? name : u.channel);
+    rt.add_service(std::make_unique<kamaelia::redis_bridge>(name, std::move(u)));
+}
+
 const kd::register_server reg{{
     .name = "chat",
     .help = "telnet chat: every line goes to every other client (default port 1700)",
     .order = 20,
+    .keys = {"backplane"},
+    .add_flags =
+        [](CLI::App& app) {
+            app.add_option("--backplane", backplane_url,
+                           "redis://[USER:PASS@]HOST:PORT[/DB][?channel=NAME]: share the chat with other hosts "
+                           "through Redis pub/sub (password better from $REDISCLI_AUTH or ?password-file=PATH)");
+        },
     .build =
         [](kd::runtime& rt, const kd::server_flags& f) {
             auto s = std::make_unique<kamaelia::servers::chat_server>();
@@ -18,6 +51,7 @@ const kd::register_server reg{{
             // A client that does not read is cut off once its queue is full;
             // the others never wait for it.
             rt.add_service(std::make_unique<kamaelia::backplane>(s->backplane_name, kamaelia::delivery_policy::fail));
+            bridge_backplane(rt, "chat", s->backplane_name);
             rt.add_server(std::move(s));
         },
 }};

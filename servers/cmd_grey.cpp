@@ -40,6 +40,7 @@ struct grey_flags {
     std::optional<std::string> session_log;
     std::optional<double> upstream_backoff;
     std::optional<std::string> x_greylist_header;
+    std::optional<std::string> store;
 };
 grey_flags gf;
 
@@ -47,7 +48,7 @@ const std::set<std::string> grey_keys = {"upstream",        "delay",          "a
                                          "allowed-sender-net", "max-message-size", "max-recipients", "servername",
                                          "serverid",        "session-log",    "debug-log",        "tls-cert",
                                          "tls-key",         "upstream-backoff", "x-greylist-header",
-                                         "whitelisted-triple", "whitelisted-nonstandard-triple"};
+                                         "whitelisted-triple", "whitelisted-nonstandard-triple", "store"};
 
 std::vector<std::string> split_list(const std::string& s) {
     std::vector<std::string> out;
@@ -229,7 +230,8 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     kamaelia::greylist::settings gs;
     if (auto d = gf.delay ? gf.delay : file("delay")) gs.delay = kd::parse_duration(*d, 1, "grey: delay"); // 300, 5m
     try {
-        s->ctx->engine = kd::shared_greylist(rt, gs);
+        gs.database = kd::greylist_store(rt, gf.store, "grey");
+        s->ctx->engine = kd::shared_greylist(rt, gs, "grey");
     } catch (const kamaelia::greylist::store_error& e) {
         throw std::runtime_error(std::string("grey: ") + e.what());
     }
@@ -276,6 +278,9 @@ const kd::register_server reg{{
             app.add_option("--upstream-backoff", gf.upstream_backoff,
                            "seconds to defer at once after the upstream failed (doubling, default 1)");
             app.add_option("--x-greylist-header", gf.x_greylist_header, "add X-Greylist: to delayed mail (yes/no)");
+            app.add_option("--store", gf.store,
+                           "greylist store: postgresql://HOST/DB (several MX hosts) or a SQLite file "
+                           "(default <data-dir>/greylist.sqlite)");
         },
     .build = build,
 }};

@@ -73,6 +73,8 @@ std::string host_name() {
     return buf;
 }
 
+std::optional<std::string> policy_store;
+
 void add_flags(CLI::App& app) {
     app.add_option("--delay", pf.delay, "seconds before a retry passes (default 300)");
     app.add_option("--max-age", pf.max_age, "days a passed triplet is remembered, refreshed on use (default 35)");
@@ -87,6 +89,8 @@ void add_flags(CLI::App& app) {
     app.add_option("--ipv4cidr", pf.ipv4cidr, "client network size of the triplet for IPv4 (default 24)");
     app.add_option("--ipv6cidr", pf.ipv6cidr, "client network size of the triplet for IPv6 (default 64)");
     app.add_option("--max-rows", pf.max_rows, "cap on stored triplets (default 1000000)");
+    app.add_option("--store", policy_store,
+                   "greylist store: postgresql://HOST/DB (several hosts) or a SQLite file (default <data-dir>/greylist.sqlite)");
 }
 
 // default < config file < flag
@@ -132,7 +136,9 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
         s->style.greylist_text = *v;
     s->style.host = host_name();
     s->style.version = "kamaelia-" KAMAELIA_VERSION;
-    s->engine = kd::shared_greylist(rt, greylist_settings(cf));
+    gl::settings gs = greylist_settings(cf);
+    gs.database = kd::greylist_store(rt, policy_store, "policy");
+    s->engine = kd::shared_greylist(rt, gs, "policy");
     auto unix_path = pick(pf.unix_path, cf ? cf->get("policy", "unix") : std::nullopt);
     if (unix_path) {
         // The TCP server is not started; the same protocol runs per UNIX connection.
@@ -148,7 +154,7 @@ const kd::register_server reg{{
     .help = "greylisting Postfix policy server, a postgrey drop-in (default 127.0.0.1:10023)",
     .order = 50,
     .keys = {"delay", "max-age", "retry-window", "greylist-text", "auto-whitelist-clients", "whitelist-clients",
-             "whitelist-recipients", "unix", "sync", "ipv4cidr", "ipv6cidr", "max-rows"},
+             "whitelist-recipients", "unix", "sync", "ipv4cidr", "ipv6cidr", "max-rows", "store"},
     .add_flags = add_flags,
     .build = build,
 }};

@@ -3,6 +3,7 @@
 // `kamaelia all` runs every listening server in one process on one scheduler.
 #include "config.hpp"
 #include "daemon.hpp"
+#include "greylist_runtime.hpp"
 
 #include <kamaelia/core/introspection.hpp>
 #include <kamaelia/core/scheduler.hpp>
@@ -62,7 +63,7 @@ struct global_flags {
 namespace kamaelia::daemon {
 std::map<std::string, std::set<std::string>> config_keys() {
     std::map<std::string, std::set<std::string>> keys = {
-        {"kamaelia", {"log-level", "log-file", "data-dir", "introspect", "introspect-bind", "stop-timeout"}}};
+        {"kamaelia", {"log-level", "log-file", "data-dir", "introspect", "introspect-bind", "stop-timeout", "greylist-store"}}};
     for (const auto& m : kd::server_modules()) {
         auto& k = keys[m.name];
         k = kd::common_server_keys();
@@ -307,6 +308,8 @@ int main(int argc, char** argv) {
     }
     auto* all = app.add_subcommand("all", "every built-in server in one process: " + all_names);
     add_global_flags(all, g);
+    all->add_option("--greylist-store", kd::greylist_store_flag,
+                    "the greylist store `grey` and `policy` share: postgresql://HOST/DB or a SQLite file");
     std::vector<std::pair<CLI::App*, const kd::tool_module*>> tool_cmds;
     for (const auto& t : kd::tool_modules()) {
         auto* sub = app.add_subcommand(t.name, t.help);

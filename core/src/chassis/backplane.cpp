@@ -279,7 +279,10 @@ subscribe_to::subscribe_to(std::string name) : name_(std::move(name)) {}
 
 subscribe_to::subscribe_to(std::string name, skip_function skip) : name_(std::move(name)), skip_(std::move(skip)) {}
 
-subscribe_to::subscribe_to(std::string name, delivery_policy overflow) : name_(std::move(name)), overflow_(overflow) {
+subscribe_to::subscribe_to(std::string name, delivery_policy overflow) : subscribe_to(std::move(name), nullptr, overflow) {}
+
+subscribe_to::subscribe_to(std::string name, skip_function skip, delivery_policy overflow)
+    : name_(std::move(name)), overflow_(overflow), skip_(std::move(skip)) {
     if (overflow == delivery_policy::suspend)
         throw bad_state("subscribe_to(\"" + name_ + "\"): a backplane never waits for a subscriber; "
                         "use drop_oldest, drop_newest or fail");

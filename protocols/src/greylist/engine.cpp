@@ -8,6 +8,7 @@
 // every request in it is answered tempfail. When idle the thread expires
 // old rows in small transactions, so expiry never blocks a decision for long.
 #include <kamaelia/greylist/settings.hpp>
+#include <kamaelia/greylist/pg_store.hpp>
 #include <kamaelia/greylist/sqlite_store.hpp>
 #include <kamaelia/greylist/whitelist.hpp>
 
@@ -251,6 +252,13 @@ private:
 
 std::shared_ptr<engine> open_engine(scheduler& s, const settings& cfg) {
     if (cfg.database.empty()) throw store_error("greylist: no database file given");
+    if (pg_store::is_url(cfg.database)) {
+        // Several MX hosts on one PostgreSQL database.
+        pg_store::options po;
+        po.conninfo = cfg.database;
+        po.max_rows = cfg.max_rows;
+        return std::make_shared<sqlite_engine>(s, cfg, std::make_unique<pg_store>(po));
+    }
     sqlite_store::options o;
     o.path = cfg.database;
     o.sync_full = cfg.sync_full;

@@ -160,6 +160,8 @@ public:
     // Published messages for which skip(m) is true are not delivered to it.
     using skip_function = std::function<bool(const message&)>;
     subscribe_to(std::string name, skip_function skip);
+    // Both (a bridge to another backplane must never be cut off).
+    subscribe_to(std::string name, skip_function skip, delivery_policy overflow);
     subscribe_to(subscribe_to&&) = default; // before activation only
     ~subscribe_to() override;
 

@@ -1,0 +1,93 @@
+// The greylist in PostgreSQL, shared by several MX hosts (as sqlgrey's users
+// run it): one connection, prepared statements only, a versioned schema
+// migrated at open under an advisory lock (two hosts starting together do
+// not both migrate), and a schema version in the database that a newer
+// kamaelia may have raised: then this one refuses to start.
+//
+// Same contract as sqlite_store: the engine calls it from one thread,
+// inside begin()/commit(), and answers only after commit() returned (the
+// COMMIT is acknowledged, synchronous_commit as the server has it).
+// - find() is SELECT ... FOR UPDATE: a host deciding on a triplet holds its
+//   row until COMMIT, so two hosts never both pass from a stale row;
+// - save() of a new triplet is an upsert keeping the earliest first sighting:
+//   two hosts seeing one triplet for the first time at once give one row,
+//   not an error;
+// - a server that is down, restarting, read-only or full makes the call
+//   throw store_error (a temporary failure for the client); the next begin()
+//   reconnects, so a restarted server is used again without restarting
+//   the daemon.
+//
+// The connection string is a libpq URI (postgresql://[USER[:PASS]@]HOST[:PORT]/DB?...)
+// or keyword/value string; the password comes from it, PGPASSWORD or the
+// PGPASSFILE (~/.pgpass) file, as libpq does. Errors and logs name the
+// database as host:port/dbname, never with the password.
+#pragma once
+
+#include <kamaelia/greylist/store.hpp>
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+struct pg_conn;
+
+namespace kamaelia::greylist {
+
+class pg_store final : public store {
+public:
+    static constexpr int schema_version = 1;
+
+    struct options {
+        std::string conninfo;
+        std::size_t max_rows = 1'000'000;
+        std::chrono::seconds connect_timeout{5};
+        std::chrono::milliseconds statement_timeout{10'000};
+        bool read_only = false; // grey-db stats/export: never creates nor migrates
+    };
+
+    // Connects and creates or migrates the schema. store_error if the server
+    // cannot be reached, refuses us, or holds a newer schema.
+    explicit pg_store(const options& o);
+    ~pg_store() override;
+    pg_store(const pg_store&) = delete;
+    pg_store& operator=(const pg_store&) = delete;
+
+    void begin() override;
+    void commit() override;
+    void rollback() noexcept override;
+    std::optional<triplet_row> find(const triplet& k) override;
+    void save(const triplet& k, const triplet_row& r, bool known) override;
+    std::optional<client_row> find_client(const std::string& address) override;
+    void save_client(const std::string& address, const client_row& r) override;
+    std::size_t expire(std::int64_t now, const timing& t, std::size_t limit) override;
+    store_stats stats(const timing& t, unsigned awl_threshold) override;
+    void for_each(const std::function<void(const triplet&, const triplet_row&)>& f) override;
+    void for_each_client(const std::function<void(const std::string&, const client_row&)>& f) override;
+
+    // "host:port/dbname" (no password): what errors and logs show.
+    const std::string& name() const noexcept { return name_; }
+    std::uint64_t evicted() const noexcept { return evicted_; }
+    std::uint64_t reconnects() const noexcept { return reconnects_; }
+    // True if `text` names a PostgreSQL database (postgresql:// or postgres://).
+    static bool is_url(std::string_view text) noexcept;
+    // `text` with any password in a URL's user part removed (for messages).
+    static std::string redact(std::string_view text);
+
+private:
+    void connect();
+    void prepare_all();
+    void migrate();
+    void ensure_connected();
+    [[noreturn]] void fail(const char* what, const char* detail);
+
+    options opt_;
+    pg_conn* conn_ = nullptr;
+    std::string name_;
+    bool broken_ = false;
+    bool in_tx_ = false;
+    std::uint64_t rows_estimate_ = 0;
+    std::uint64_t evicted_ = 0;
+    std::uint64_t reconnects_ = 0;
+};
+
+} // namespace kamaelia::greylist

@@ -1,0 +1,133 @@
+// redis_bridge: a backplane spread over several processes or hosts through a
+// Redis pub/sub channel.
+//
+//   backplane chat("CHAT");
+//   chat.activate(s);
+//   redis_bridge bridge("CHAT", redis::parse_url("redis://10.0.0.5:6379"));
+//   bridge.activate(s);
+//
+// The backplane stays what it was - local publishers reach local
+// subscribers directly - and the bridge is one more subscriber and one more
+// publisher on it:
+// - everything published locally is published once to the Redis channel
+//   (the backplane's name unless the URL says ?channel=NAME), wrapped in a
+//   small envelope carrying this bridge's origin id (redis/envelope.hpp);
+// - everything Redis delivers on the channel is published on the local
+//   backplane, except the copies of our own messages (our origin id), which
+//   local subscribers already had: each local subscriber gets a local
+//   message exactly once. A plain payload (`redis-cli PUBLISH CHAT hello`,
+//   no envelope) reaches every local subscriber as it is.
+// Payloads are std::string, binary-safe; other payload types stay local
+// (counted in not_forwarded()). Order per publisher is kept: one
+// connection publishes, in the order the backplane fanned out.
+//
+// Guarantee: at most once, like Redis pub/sub itself. While Redis is down or
+// being reconnected, local delivery goes on; what could not be forwarded is
+// counted, the outage is logged once (and its end once), and the bridge
+// reconnects with exponential back-off. Nothing here blocks the scheduler:
+// the bridge is an ordinary component on two tcp_client children (one
+// subscribed connection, one publishing), driving hiredis's RESP reader and
+// command formatter. The password (redis/url.hpp) is never logged.
+//
+// Bounds: a message from Redis larger than max_payload closes the
+// connection (and reconnects); local messages larger than it are not
+// forwarded; at most queue_limit local messages wait for Redis (then the
+// oldest are dropped and counted).
+#pragma once
+
+#include <kamaelia/chassis/backplane.hpp>
+#include <kamaelia/core/component.hpp>
+#include <kamaelia/redis/envelope.hpp>
+#include <kamaelia/redis/url.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+
+namespace kamaelia {
+
+namespace redis::detail {
+class reply_reader;
+} // namespace redis::detail
+
+class redis_bridge : public component {
+public:
+    struct options {
+        duration connect_timeout = std::chrono::seconds(5); // connect + AUTH/SELECT/SUBSCRIBE
+        duration backoff_min = std::chrono::milliseconds(100);
+        duration backoff_max = std::chrono::seconds(5);
+        std::size_t max_payload = 1 << 20;
+        std::uint32_t queue_limit = 8192;   // local messages waiting for Redis
+        std::size_t batch_bytes = 64 << 10; // PUBLISH commands written per send
+    };
+
+    // `where` should have its password resolved (redis::resolve_password).
+    redis_bridge(std::string backplane_name, redis::url where);
+    redis_bridge(std::string backplane_name, redis::url where, options o);
+    redis_bridge(redis_bridge&&) = default; // before activation only
+    ~redis_bridge() override;
+
+    const std::string& backplane_name() const noexcept { return bp_name_; }
+    const std::string& channel() const noexcept { return channel_; }
+    const redis::origin_id& origin() const noexcept { return origin_; }
+    const redis::url& where() const noexcept { return url_; }
+
+    // True while subscribed and able to publish.
+    bool linked() const noexcept { return linked_; }
+    std::uint64_t forwarded() const noexcept { return forwarded_; }  // published to Redis
+    std::uint64_t received() const noexcept { return received_; }    // from Redis to local subscribers
+    std::uint64_t echoes() const noexcept { return echoes_; }        // our own copies, dropped
+    std::uint64_t not_forwarded() const noexcept;                    // lost on the way to Redis
+    std::uint64_t outages() const noexcept { return outages_; }
+    std::uint64_t connects() const noexcept { return connects_; }    // successful links, ever
+
+    std::string type_name() const override { return "redis_bridge"; }
+
+protected:
+    task main() override;
+
+private:
+    enum class side { pub, sub };
+    bool is_injected(const message& m);
+    void open_link();
+    void drop_link(std::string why); // by value: `why` may be a reader's error text, and the readers go
+    // Handles what a connection sent; false if the link had to be dropped.
+    bool take_pub_input();
+    void check_linked();
+    void count_failure_start(const std::string& why);
+
+    std::string bp_name_;
+    redis::url url_;
+    options opts_;
+    std::string channel_;
+    redis::origin_id origin_;
+
+    subscribe_to* local_ = nullptr;
+    component* pub_ = nullptr;
+    component* sub_ = nullptr;
+    std::unique_ptr<redis::detail::reply_reader> pub_reader_;
+    std::unique_ptr<redis::detail::reply_reader> sub_reader_;
+    std::size_t pub_handshake_ = 0; // replies still expected before PUBLISH replies
+    std::size_t sub_handshake_ = 0; // same, then the subscribe confirmation
+    bool subscribed_ = false;
+    bool linked_ = false;
+    bool in_outage_ = false;
+    time_point attempt_started_{};
+    time_point next_attempt_{};
+    time_point outage_since_{};
+    duration backoff_{};
+    std::uint64_t lost_at_outage_start_ = 0;
+    std::unordered_set<const void*> injected_; // payloads we put on the backplane, not yet seen back
+
+    std::uint64_t forwarded_ = 0;
+    std::uint64_t received_ = 0;
+    std::uint64_t echoes_ = 0;
+    std::uint64_t not_forwarded_ = 0;
+    std::uint64_t outages_ = 0;
+    std::uint64_t connects_ = 0;
+    std::uint64_t publish_errors_ = 0;
+};
+
+} // namespace kamaelia

@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""`kamaelia chat --backplane redis://...`: two chat daemons sharing one chat
+through a real redis-server (started here on a free loopback port, stopped by
+pid).
+
+A line said on one daemon reaches the clients of both, once each; a plain
+`redis-cli PUBLISH` reaches every client; the password comes from
+REDISCLI_AUTH or a 0600 file and never shows in the logs; the `backplane`
+config key works like the flag; Redis killed mid-chat: local delivery goes on,
+the outage is logged once, both daemons link again when it is back and the
+chat goes on.
+"""
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Daemon, chat_line, chat_sync  # noqa: E402
+
+t = harness.Tests("chat_redis")
+REDIS = shutil.which("redis-server")
+
+
+class Redis:
+    """A redis-server of our own: free loopback port, temp dir, stopped by pid."""
+
+    def __init__(self, password: str = "", port: int | None = None):
+        self.password = password
+        self.port = port or harness.free_port()
+        self.dir = tempfile.mkdtemp(prefix="kamaelia-it-redis-")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        argv = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log"), "--daemonize", "no"]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, preexec_fn=harness._pdeathsig)
+        deadline = time.monotonic() + harness.START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise harness.TestFailure("redis-server exited at start")
+                time.sleep(0.05)
+        raise harness.TestFailure("redis-server did not start")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()  # as a crash: no goodbye to the clients
+            self.proc.wait(timeout=harness.STOP_TIMEOUT)
+        self.proc = None
+
+    def cli(self, *args: str) -> str:
+        env = dict(os.environ)
+        if self.password:
+            env["REDISCLI_AUTH"] = self.password
+        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args], env=env,
+                           capture_output=True, timeout=harness.IO_TIMEOUT)
+        return r.stdout.decode(errors="replace").strip()
+
+    def url(self, auth: str = "") -> str:
+        return f"redis://{auth}127.0.0.1:{self.port}"
+
+    def close(self):
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@contextlib.contextmanager
+def two_daemons():
+    """Redis, daemons A and B bridged through it, clients a1, a2 on A and b1 on B (synced)."""
+    with Redis() as r, Daemon(k_bin(), "chat", "--backplane", r.url()) as a, \
+            Daemon(k_bin(), "chat", "--backplane", r.url()) as b:
+        t.require(linked(a) and linked(b), "both daemons bridged")
+        a1, a2, b1 = a.client(), a.client(), b.client()
+        try:
+            chat_sync([a1, a2, b1])
+            yield r, a, b, a1, a2, b1
+        finally:
+            for c in (a1, a2, b1):
+                c.close()
+
+
+def k_bin() -> str:
+    return t.kamaelia
+
+
+def linked(d: Daemon, count: int = 1) -> bool:
+    return d.wait_log("bridged to Redis", count=count) if count == 1 else d.wait_log("linked again", count=count - 1)
+
+
+def said(listener, sender, text) -> bool:
+    """Reads lines until `sender` said `text` (the others are skipped)."""
+    want = chat_line(sender, text)
+    while True:
+        if listener.read_line() == want:
+            return True
+
+
+def skip_without_redis() -> bool:
+    if REDIS is None:
+        t.note("redis-server is not installed (scripts/install-deps installs it): SKIPPED")
+        return True
+    return False
+
+
+@t.test
+def two_daemons_one_chat(k):
+    if skip_without_redis():
+        return
+    with two_daemons() as (r, a, b, a1, a2, b1):
+        a1.send_line("hello from A")
+        t.check(said(b1, a1, "hello from A"), "B's client hears A's")
+        t.check(said(a2, a1, "hello from A"), "A's other client hears it")
+        b1.send_line("hi, this is B")
+        t.check(said(a1, b1, "hi, this is B"), "A's clients hear B's")
+        t.check(said(a2, b1, "hi, this is B"), "both of them")
+        # Exactly once each: a marker after the lines, and nothing else between.
+        b1.send_line("marker")
+        t.eq(a2.read_line(), chat_line(b1, "marker"), "no duplicate before the marker")
+        # Order per publisher across the hosts.
+        for i in range(200):
+            a1.send_line(f"n{i}")
+        for i in range(200):
+            t.require(b1.read_line() == chat_line(a1, f"n{i}"), f"line {i} in order on B")
+        # Other programs may publish on the channel (no envelope).
+        t.eq(r.cli("PUBLISH", "CHAT", "from redis-cli"), "2", "two bridges subscribed")
+        for c in (a1, a2, b1):
+            while c.read_line().rstrip(b"\r\n") != b"from redis-cli":
+                pass  # what was said before it, not read yet
+        # ... once each: the next line is the next thing said.
+        b1.send_line("after the plain one")
+        for c in (a1, a2):
+            t.eq(c.read_line(), chat_line(b1, "after the plain one"), "the plain payload came once")
+
+
+@t.test
+def password_from_env_and_file_never_logged(k):
+    if skip_without_redis():
+        return
+    secret = "s3cret-for-the-test"
+    with Redis(password=secret) as r:
+        tmp = tempfile.mkdtemp(prefix="kamaelia-it-redispw-")
+        try:
+            pw = os.path.join(tmp, "redis.pw")
+            with open(pw, "w") as f:
+                f.write(secret + "\n")
+            os.chmod(pw, 0o600)
+            os.environ["REDISCLI_AUTH"] = secret
+            try:
+                a = Daemon(k, "chat", "--backplane", r.url())
+            finally:
+                del os.environ["REDISCLI_AUTH"]
+            with a, Daemon(k, "chat", "--backplane", r.url() + "?password-file=" + pw) as b:
+                t.require(linked(a) and linked(b), "linked with the password from env and from the file")
+                c1, c2 = a.client(), b.client()
+                chat_sync([c1, c2])
+                c1.send_line("authenticated")
+                t.check(said(c2, c1, "authenticated"), "the chat goes through")
+                c1.close()
+                c2.close()
+                t.check(secret not in a.stderr_text() and secret not in b.stderr_text(), "password not in the logs")
+            # A file others may read is refused at start-up.
+            os.chmod(pw, 0o644)
+            d = Daemon(k, "chat", "--backplane", r.url() + "?password-file=" + pw, expect_servers=0)
+            t.check(d.wait() not in (0, None), "a world-readable password file is refused")
+            t.check("chmod 600" in d.stderr_text(), "and it says why")
+            d.cleanup()
+            # A wrong password: the chat still serves locally, the outage is logged once.
+            os.environ["REDISCLI_AUTH"] = "wrong-one"
+            try:
+                w = Daemon(k, "chat", "--backplane", r.url())
+            finally:
+                del os.environ["REDISCLI_AUTH"]
+            with w:
+                t.check(w.wait_log("local delivery goes on"), "the refusal is logged")
+                time.sleep(1.0)
+                t.eq(w.log_text().count("local delivery goes on"), 1, "once per outage")
+                x, y = w.client(), w.client()
+                chat_sync([x, y])
+                x.send_line("local only")
+                t.check(said(y, x, "local only"), "local delivery goes on")
+                t.check("wrong-one" not in w.stderr_text(), "the wrong password is not logged either")
+                x.close()
+                y.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@t.test
+def backplane_config_key(k):
+    if skip_without_redis():
+        return
+    with Redis() as r:
+        tmp = tempfile.mkdtemp(prefix="kamaelia-it-redisconf-")
+        try:
+            cfg = os.path.join(tmp, "kamaelia.conf")
+            with open(cfg, "w") as f:
+                f.write(f"[chat]\nbackplane = {r.url()}/0?channel=ROOM\n")
+            with Daemon(k, "chat", "--config", cfg) as a, Daemon(k, "chat", "--backplane", r.url() + "?channel=ROOM") as b:
+                t.require(linked(a) and linked(b), "config key and flag both bridge")
+                c1, c2 = a.client(), b.client()
+                chat_sync([c1, c2])
+                c2.send_line("via ROOM")
+                t.check(said(c1, c2, "via ROOM"), "same channel from the config file")
+                c1.close()
+                c2.close()
+            bad = os.path.join(tmp, "bad.conf")
+            with open(bad, "w") as f:
+                f.write("[chat]\nbackplane = http://nowhere\n")
+            d = Daemon(k, "chat", "--config", bad, expect_servers=0)
+            t.check(d.wait() not in (0, None), "a bad URL is a start-up error")
+            d.cleanup()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@t.test
+def redis_restarted_mid_chat(k):
+    if skip_without_redis():
+        return
+    with two_daemons() as (r, a, b, a1, a2, b1):
+        a1.send_line("before")
+        t.check(said(b1, a1, "before"), "chat through Redis")
+        r.kill()
+        t.require(a.wait_log("local delivery goes on") and b.wait_log("local delivery goes on"), "outage logged")
+        a1.send_line("during")
+        t.check(said(a2, a1, "during"), "local delivery goes on while Redis is down")
+        time.sleep(1.0)
+        t.eq(a.log_text().count("local delivery goes on"), 1, "logged once per outage")
+        r.start()
+        t.require(a.wait_log("linked again") and b.wait_log("linked again"), "both link again")
+        t.check("messages not forwarded" in a.log_text(), "the loss is counted in the log")
+        # The link may come back on one side first: say things until B hears.
+        deadline = time.monotonic() + harness.IO_TIMEOUT
+        heard = False
+        i = 0
+        while not heard and time.monotonic() < deadline:
+            a1.send_line(f"after-{i}")
+            i += 1
+            try:
+                line = b1.read_line(timeout=0.5)
+            except harness.TestFailure:
+                continue
+            heard = line.startswith(a1.name.encode() + b" says after-")
+        t.check(heard, "the chat goes on after the restart")
+        b1.send_line("and back")
+        t.check(said(a1, b1, "and back"), "both ways")
+
+
+t.main()

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""`kamaelia policy --store postgresql://...`: two policy servers (two MX
+hosts) on one throwaway PostgreSQL 15 cluster started here (initdb as an
+unprivileged user, a free loopback port, stopped by pid).
+
+A triplet first seen at MX A passes at MX B after the delay; the database
+down gives no reply (Postfix answers 451 4.3.5), never a permit, and the
+server uses it again once it is back; `grey-db copy --to postgresql://`
+moves a SQLite greylist to PostgreSQL and `grey-db stats --store` reads it;
+two servers of one daemon naming different stores is a start-up error; the
+password never shows in the logs.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+t = harness.Tests("policy_pg")
+
+BASE = 1_800_000_000  # policy_test_time: the policy tests' clock
+
+
+def ask(c, client="203.0.114.7", sender="a@example.org", rcpt="u@example.net", at=None):
+    """One policy request at RCPT time: the action, or None if the server closed."""
+    lines = ["request=smtpd_access_policy", "protocol_state=RCPT", "protocol_name=ESMTP",
+             f"client_address={client}", "client_name=unknown", "helo_name=mx.example.org",
+             f"sender={sender}", f"recipient={rcpt}", "instance=i1"]
+    if at is not None:
+        lines.append(f"policy_test_time={at}")
+    c.send(("\n".join(lines) + "\n\n").encode())
+    try:
+        reply = c.read_until(b"\n\n")
+    except harness.Closed:
+        return None
+    return reply[len(b"action="):-2].decode()
+
+
+def policy(k, *args, data_dir=None):
+    argv = ["--bind", "127.0.0.1", "--port", "0"]
+    if data_dir:
+        return harness.Daemon(k, "policy", *argv, "--data-dir", data_dir, *args, raw=True)
+    return harness.Daemon(k, "policy", *argv, *args)
+
+
+def bindir() -> str:
+    try:
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, timeout=30).stdout.strip()
+        if out and os.path.exists(os.path.join(out, "initdb")):
+            return out
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "/usr/lib/postgresql/15/bin"
+
+
+class Postgres:
+    """initdb + postgres as `nobody` (when root) in a temp dir, on a free loopback port."""
+
+    def __init__(self):
+        self.bin = bindir()
+        self.dir = tempfile.mkdtemp(prefix="kamaelia-it-pg-")
+        self.as_user = os.getuid() == 0
+        if self.as_user:
+            shutil.chown(self.dir, "nobody", "nogroup")
+        os.chmod(self.dir, 0o700)
+        self.port = harness.free_port()
+        self.proc = None
+        r = subprocess.run(self.prefix() + [os.path.join(self.bin, "initdb"), "-D", self.dir + "/data", "-U", "kamaelia",
+                                            "--auth=trust", "-E", "UTF8"], capture_output=True, cwd="/", timeout=300)
+        if r.returncode != 0:
+            raise harness.TestFailure("initdb failed: " + r.stderr.decode(errors="replace")[-500:])
+        self.start()
+
+    def prefix(self):
+        return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if self.as_user else []
+
+    def start(self):
+        log = open(os.path.join(self.dir, "postgres.log"), "ab")
+        self.proc = subprocess.Popen(self.prefix() + [os.path.join(self.bin, "postgres"), "-D", self.dir + "/data", "-p",
+                                                      str(self.port), "-k", self.dir, "-c", "listen_addresses=127.0.0.1",
+                                                      "-c", "synchronous_commit=on"],
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
+                                     preexec_fn=harness._pdeathsig)
+        deadline = time.monotonic() + harness.START_TIMEOUT
+        while time.monotonic() < deadline:
+            r = subprocess.run([os.path.join(self.bin, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+                               cwd="/", timeout=30)
+            if r.returncode == 0:
+                return
+            if self.proc.poll() is not None:
+                raise harness.TestFailure("postgres exited at start")
+            time.sleep(0.1)
+        raise harness.TestFailure("postgres did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(timeout=harness.STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def url(self, db="postgres", password=""):
+        auth = f"kamaelia:{password}@" if password else "kamaelia@"
+        return f"postgresql://{auth}127.0.0.1:{self.port}/{db}"
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def available() -> bool:
+    if not os.path.exists(os.path.join(bindir(), "postgres")):
+        t.note("PostgreSQL server binaries are not installed (scripts/install-deps installs them): SKIPPED")
+        return False
+    return True
+
+
+@t.test
+def two_mx_hosts_one_database(k):
+    if not available():
+        return
+    with Postgres() as pg:
+        # A password in the URL (trust auth ignores it): it must never be logged.
+        url = pg.url(password="pw-not-in-logs")
+        with policy(k, "--store", url) as a, policy(k, "--store", url) as b:
+            ca, cb = a.client(), b.client()
+            t.check(ask(ca, at=BASE).startswith("DEFER_IF_PERMIT"), "first seen at MX A: greylisted")
+            t.check(ask(cb, at=BASE + 60).startswith("DEFER_IF_PERMIT"), "at MX B before the delay: still greylisted")
+            a2 = ask(cb, at=BASE + 301)
+            t.check(a2 is not None and a2.startswith("PREPEND X-Greylist: delayed 301"), f"passes at MX B: {a2}")
+            t.eq(ask(ca, at=BASE + 400), "DUNNO", "and then at MX A too")
+            # The database goes down: no permit, no reply (Postfix: 451 4.3.5).
+            pg.stop()
+            t.eq(ask(ca, sender="new@example.org", at=BASE + 500), None, "database down: the connection closes")
+            pg.start()
+            deadline = time.monotonic() + harness.IO_TIMEOUT
+            answer = None
+            while time.monotonic() < deadline and answer is None:
+                c = a.client()
+                answer = ask(c, sender="new@example.org", at=BASE + 600)
+                c.close()
+                if answer is None:
+                    time.sleep(0.5)
+            t.check(answer is not None and answer.startswith("DEFER_IF_PERMIT"), f"used again after a restart: {answer}")
+            ca.close()
+            cb.close()
+            for d in (a, b):
+                t.check("pw-not-in-logs" not in d.stderr_text(), "the password is not in the log")
+
+
+@t.test
+def grey_db_copy_to_postgresql(k):
+    if not available():
+        return
+    with Postgres() as pg:
+        tmp = tempfile.mkdtemp(prefix="kamaelia-it-greycopy-")
+        try:
+            data = os.path.join(tmp, "var")
+            with policy(k, data_dir=data) as d:  # a SQLite greylist with one triplet
+                c = d.client()
+                t.check(ask(c, at=BASE).startswith("DEFER_IF_PERMIT"), "greylisted in SQLite")
+                c.close()
+            r = harness.run([k, "grey-db", "copy", "--data-dir", data, "--to", pg.url()])
+            t.eq(r.returncode, 0, "copy: " + r.stdout.decode() + r.stderr.decode())
+            t.check(b"copied 1 triplets" in r.stdout, r.stdout.decode())
+            r = harness.run([k, "grey-db", "stats", "--store", pg.url()])
+            t.check(r.returncode == 0 and b"triplets            1" in r.stdout, r.stdout.decode() + r.stderr.decode())
+            # A server on the copied store knows the triplet: it passes after the delay.
+            with policy(k, "--store", pg.url()) as d:
+                c = d.client()
+                a = ask(c, at=BASE + 301)
+                t.check(a is not None and a.startswith("PREPEND"), f"the copied triplet passes: {a}")
+                c.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@t.test
+def different_stores_in_one_daemon_refused(k):
+    tmp = tempfile.mkdtemp(prefix="kamaelia-it-greyconf-")
+    try:
+        cfg = os.path.join(tmp, "k.conf")
+        with open(cfg, "w") as f:
+            f.write(f"[grey]\nport = 0\nbind = 127.0.0.1\nstore = {tmp}/one.sqlite\nallowed-domain = example.net\n"
+                    f"[policy]\nport = 0\nbind = 127.0.0.1\nstore = {tmp}/two.sqlite\n"
+                    "[chat]\nport = 0\nbind = 127.0.0.1\n[greeter]\nport = 0\nbind = 127.0.0.1\n"
+                    "[bbs]\nport = 0\nbind = 127.0.0.1\n")
+        d = harness.Daemon(k, "all", "--config", cfg, "--data-dir", os.path.join(tmp, "var"), raw=True, expect_servers=0)
+        t.check(d.wait() not in (0, None), "refused at start-up")
+        t.check("differs from" in d.stderr_text(), d.tail())
+        d.cleanup()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+t.main()
