@@ -59,6 +59,7 @@ inline constexpr std::uint32_t signal_hash = box_name::fnv1a("signal");
 namespace detail {
 struct send_waiter;
 struct ring;
+struct inbox_access;
 class linkage_table;
 } // namespace detail
 
@@ -135,6 +136,7 @@ public:
 
 private:
     friend class component;
+    friend struct detail::inbox_access; // the core's own awaiters outside component (ask)
     // Delivers if there is room; false when full.
     bool try_push(message& m);
     // Parks a sender (its message waits in `w` until there is room).
@@ -195,5 +197,13 @@ inline std::size_t inbox::parked_senders() const noexcept { return ring_ ? ring_
 inline std::uint32_t inbox::limit() const noexcept { return ring_ ? ring_->limit : default_inbox_limit; }
 inline bool inbox::full() const noexcept { return ring_ ? ring_->size >= ring_->limit : false; }
 inline const message& inbox::front() const noexcept { return ring_->slots[ring_->head]; }
+
+namespace detail {
+// The core's free awaitables (ask, in service.hpp) deliver like component
+// does; user components cannot reach try_push.
+struct inbox_access {
+    static bool try_push(inbox& i, message& m) { return i.try_push(m); }
+};
+} // namespace detail
 
 } // namespace kamaelia

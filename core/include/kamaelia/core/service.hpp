@@ -178,7 +178,7 @@ subtask<result<Rep>> ask(std::string_view name, Req req, ask_options opt = {}) {
     detail::reply_table& table = *slot.ticket.table;
     {
         message m(request<Req, Rep>(std::move(req), slot.ticket));
-        if (!target->try_push(m)) {
+        if (!detail::inbox_access::try_push(*target, m)) {
             // Full: wait for room like any sender (the request waits in our frame).
             component::send_awaiter room(self);
             room.w.msg = std::move(m);
