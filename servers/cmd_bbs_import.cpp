@@ -14,7 +14,7 @@ namespace bbs = kamaelia::bbs;
 namespace {
 
 std::string source;
-std::string data_dir = "./var";
+std::string data_dir = kd::default_data_dir(); // KAMAELIA_DATA_DIR, else ./var
 std::uint32_t iterations = bbs::default_kdf_iterations;
 
 int run() {
@@ -42,7 +42,7 @@ const kd::register_tool reg{{
     .setup =
         [](CLI::App& app) {
             app.add_option("dir", source, "the original's data directory (users.passwd, messages/)")->required();
-            app.add_option("--data-dir", data_dir, "the board's data directory (default ./var)");
+            app.add_option("--data-dir", data_dir, "the board's data directory (default $KAMAELIA_DATA_DIR, else ./var)");
             app.add_option("--kdf-iterations", iterations, "PBKDF2-SHA256 iterations (default 100000)");
         },
     .run = run,

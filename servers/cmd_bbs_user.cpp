@@ -17,7 +17,7 @@ namespace {
 
 std::string action;
 std::string name;
-std::string data_dir = "./var";
+std::string data_dir = kd::default_data_dir(); // KAMAELIA_DATA_DIR, else ./var
 std::uint32_t iterations = bbs::default_kdf_iterations;
 
 // Names are typed at a telnet prompt and shown to others: printable ASCII
@@ -81,7 +81,7 @@ const kd::register_tool reg{{
         [](CLI::App& app) {
             app.add_option("action", action, "add | passwd")->required()->check(CLI::IsMember({"add", "passwd"}));
             app.add_option("name", name, "the user's name")->required();
-            app.add_option("--data-dir", data_dir, "the board's data directory (default ./var)");
+            app.add_option("--data-dir", data_dir, "the board's data directory (default $KAMAELIA_DATA_DIR, else ./var)");
             app.add_option("--kdf-iterations", iterations, "PBKDF2-SHA256 iterations (default 100000)");
         },
     .run = run,

@@ -19,7 +19,7 @@ std::chrono::seconds parse_duration(const std::string& text, std::int64_t unit, 
 namespace {
 
 std::string command;
-std::string data_dir = "./var";
+std::string data_dir = kd::default_data_dir(); // KAMAELIA_DATA_DIR, else ./var
 std::string delay = "300", max_age = "35", retry_window = "2";
 unsigned awl = 5;
 
@@ -107,7 +107,7 @@ const kd::register_tool reg{{
             app.add_option("command", command, "stats, expire or export")
                 ->required()
                 ->check(CLI::IsMember({"stats", "expire", "export"}));
-            app.add_option("--data-dir", data_dir, "where greylist.sqlite is (default ./var)");
+            app.add_option("--data-dir", data_dir, "where greylist.sqlite is (default $KAMAELIA_DATA_DIR, else ./var)");
             app.add_option("--delay", delay, "the servers' --delay, seconds (what counts as passed)");
             app.add_option("--max-age", max_age, "the servers' --max-age, days");
             app.add_option("--retry-window", retry_window, "the servers' --retry-window, days");

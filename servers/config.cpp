@@ -1,9 +1,13 @@
 #include "config.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+
+extern char** environ;
 
 namespace kamaelia::daemon {
 
@@ -129,6 +133,126 @@ std::optional<double> config_file::get_seconds(const std::string& section, const
     if (v->value.empty() || *end || x < 0)
         throw config_error(where(*v) + ": " + key + " must be a number of seconds, got '" + v->value + "'");
     return x;
+}
+
+config_file config_file::empty(const std::string& path) {
+    config_file cf;
+    cf.path_ = path;
+    return cf;
+}
+
+void config_file::overlay(const config_values& over) {
+    for (const auto& [section, keys] : over)
+        for (const auto& [key, v] : keys) values_[section][key] = v;
+}
+
+std::string env_name(const std::string& section, const std::string& key) {
+    std::string n = "KAMAELIA_";
+    for (const std::string* part : {&section, &key}) {
+        if (part == &key) n += '_';
+        for (char c : *part) n += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return n;
+}
+
+std::optional<std::string> env_get(const std::vector<std::string>& env, const std::string& name) {
+    for (const auto& e : env)
+        if (e.size() > name.size() && e[name.size()] == '=' && e.compare(0, name.size(), name) == 0)
+            return e.substr(name.size() + 1);
+    return std::nullopt;
+}
+
+namespace {
+// KAMAELIA_GREY_..., KAMAELIA_KAMAELIA_...: a variable in a section's name space.
+bool in_a_section(const std::string& name, const config_keys_map& allowed) {
+    for (const auto& [section, keys] : allowed) {
+        std::string prefix = env_name(section, "");
+        if (name.compare(0, prefix.size(), prefix) == 0) return true;
+    }
+    return false;
+}
+} // namespace
+
+std::vector<std::string> env_ignored(const std::vector<std::string>& env, const config_keys_map& allowed) {
+    std::set<std::string> known = {env_config, env_data_dir};
+    for (const auto& [section, keys] : allowed)
+        for (const auto& key : keys) known.insert(env_name(section, key));
+    std::vector<std::string> out;
+    for (const auto& e : env) {
+        std::string name = e.substr(0, e.find('='));
+        if (name.compare(0, 9, "KAMAELIA_") == 0 && !known.count(name) && !in_a_section(name, allowed))
+            out.push_back(name);
+    }
+    return out;
+}
+
+config_values env_values(const std::vector<std::string>& env, const config_keys_map& allowed) {
+    // Every key's name; two keys with one name (section "a-b" key "c" and
+    // section "a" key "b-c") cannot be told apart: such a variable is refused.
+    std::map<std::string, std::pair<std::string, std::string>> names;
+    std::set<std::string> ambiguous;
+    for (const auto& [section, keys] : allowed)
+        for (const auto& key : keys) {
+            auto n = env_name(section, key);
+            if (!names.emplace(n, std::make_pair(section, key)).second) ambiguous.insert(n);
+        }
+    config_values out;
+    const std::string prefix = "KAMAELIA_";
+    for (const auto& e : env) {
+        if (e.compare(0, prefix.size(), prefix) != 0) continue;
+        auto eq = e.find('=');
+        std::string name = e.substr(0, eq);
+        std::string value = eq == std::string::npos ? "" : e.substr(eq + 1);
+        if (name == env_config) continue;
+        std::pair<std::string, std::string> sk;
+        if (name == env_data_dir) {
+            sk = {"kamaelia", "data-dir"};
+            if (!allowed.count("kamaelia") || !allowed.at("kamaelia").count("data-dir"))
+                throw config_error(name + ": no data directory to set here");
+            // Both spellings of one key must agree.
+            if (auto other = env_get(env, env_name("kamaelia", "data-dir")); other && *other != value)
+                throw config_error(name + " and " + env_name("kamaelia", "data-dir") + " disagree");
+        } else if (ambiguous.count(name)) {
+            throw config_error(name + ": names two config keys; use the config file for this one");
+        } else if (auto it = names.find(name); it != names.end()) {
+            sk = it->second;
+        } else if (in_a_section(name, allowed)) {
+            throw config_error(name + ": unknown environment variable (KAMAELIA_CONFIG, KAMAELIA_DATA_DIR or "
+                                      "KAMAELIA_<SECTION>_<KEY> for a config key, e.g. KAMAELIA_GREY_UPSTREAM)");
+        } else {
+            continue; // not ours by the rule (a build script's KAMAELIA_SOURCE_DIR): env_ignored names it
+        }
+        auto trimmed = trim(value);
+        out[sk.first][sk.second] = config_value{trimmed, 0, name};
+    }
+    return out;
+}
+
+std::vector<std::string> process_environment() {
+    std::vector<std::string> env;
+    for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
+    return env;
+}
+
+std::optional<config_file> load_config(const std::string& flag_path, const std::vector<std::string>& env,
+                                       const config_keys_map& allowed) {
+    std::optional<config_file> cf;
+    if (!flag_path.empty()) {
+        cf = config_file::load(flag_path, allowed);
+    } else if (auto p = env_get(env, env_config); p && !p->empty()) {
+        std::error_code ec;
+        if (std::filesystem::exists(*p, ec)) cf = config_file::load(*p, allowed);
+    }
+    auto ev = env_values(env, allowed);
+    if (ev.empty()) return cf;
+    if (!cf) cf = config_file::empty("(environment)");
+    cf->overlay(ev);
+    return cf;
+}
+
+std::string default_data_dir() {
+    const char* d = std::getenv(env_data_dir);
+    return d && *d ? d : "./var";
 }
 
 } // namespace kamaelia::daemon

@@ -18,6 +18,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -182,6 +183,14 @@ struct tool_module {
 
 std::vector<server_module>& server_modules();
 std::vector<tool_module>& tool_modules();
+// Every config section and its keys ([kamaelia] and one per server module).
+std::map<std::string, std::set<std::string>> config_keys();
+
+// Where a running daemon lists the addresses it listens on, one
+// "NAME ADDR:PORT" a line (IPv6 in brackets); `kamaelia health` reads it.
+inline std::filesystem::path listeners_path(const std::string& data_dir) {
+    return std::filesystem::path(data_dir) / "run" / "listeners";
+}
 
 // `static const kamaelia::daemon::register_server reg{{...}};` in a cmd_*.cpp.
 struct register_server {

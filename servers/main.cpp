@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -52,10 +54,15 @@ struct global_flags {
     std::optional<std::string> data_dir;
     std::optional<std::uint16_t> introspect; // the live graph, streamed (Introspector text protocol)
     std::optional<std::string> introspect_bind;
+    std::optional<double> stop_timeout;
 };
 
+} // namespace
+
+namespace kamaelia::daemon {
 std::map<std::string, std::set<std::string>> config_keys() {
-    std::map<std::string, std::set<std::string>> keys = {{"kamaelia", {"log-level", "log-file", "data-dir", "introspect", "introspect-bind"}}};
+    std::map<std::string, std::set<std::string>> keys = {
+        {"kamaelia", {"log-level", "log-file", "data-dir", "introspect", "introspect-bind", "stop-timeout"}}};
     for (const auto& m : kd::server_modules()) {
         auto& k = keys[m.name];
         k = kd::common_server_keys();
@@ -63,6 +70,15 @@ std::map<std::string, std::set<std::string>> config_keys() {
     }
     return keys;
 }
+} // namespace kamaelia::daemon
+
+namespace {
+
+using kd::config_keys;
+
+// Docker and podman send SIGKILL 10 s after SIGTERM unless told otherwise:
+// the default drain ends before that.
+constexpr double default_stop_timeout = 8;
 
 void add_server_flags(CLI::App* app, kd::server_flags& f) {
     app->add_option("--bind", f.bind, "address to listen on (0.0.0.0, ::, 127.0.0.1...)");
@@ -76,10 +92,12 @@ void add_server_flags(CLI::App* app, kd::server_flags& f) {
 }
 
 void add_global_flags(CLI::App* app, global_flags& g) {
-    app->add_option("--config", g.config, "config file (a section per server)");
+    app->add_option("--config", g.config, "config file (a section per server; default $KAMAELIA_CONFIG when that file exists)");
     app->add_option("--log-level", g.log_level, "trace, debug, info, warn, error, critical, off");
     app->add_option("--log-file", g.log_file, "log to this file instead of stderr (reopened on SIGHUP)");
-    app->add_option("--data-dir", g.data_dir, "where the servers keep their data (default ./var)");
+    app->add_option("--data-dir", g.data_dir, "where the servers keep their data (default $KAMAELIA_DATA_DIR, else ./var)");
+    app->add_option("--stop-timeout", g.stop_timeout,
+                    "seconds a stop waits for connections to finish before it closes them (default 8)");
     app->add_option("--introspect", g.introspect,
                     "stream the live component graph and its counters on this TCP port (see `kamaelia graph`)");
     app->add_option("--introspect-bind", g.introspect_bind, "address for --introspect (default 127.0.0.1)");
@@ -111,12 +129,47 @@ void raise_fd_limit() {
     }
 }
 
+// <data-dir>/run/listeners: "NAME ADDR:PORT" a line, for `kamaelia health`.
+// Written whole, then renamed into place, so a reader never sees half of it.
+void write_listeners(const std::string& data_dir, const std::vector<k::server_core*>& servers) {
+    auto path = kd::listeners_path(data_dir);
+    std::error_code ec;
+    std::filesystem::create_directories(path.parent_path(), ec);
+    auto tmp = path;
+    tmp += ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::trunc);
+        for (auto* s : servers) {
+            auto ep = s->local_endpoint();
+            auto a = ep.address();
+            f << s->server_name << ' ' << (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) << ':' << ep.port()
+              << '\n';
+        }
+        if (!f) {
+            spdlog::warn("cannot write {}: `kamaelia health` will not find the servers", tmp.string());
+            return;
+        }
+    }
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) spdlog::warn("cannot write {}: {}", path.string(), ec.message());
+}
+
 // Runs the given servers (and what they need) until SIGTERM/SIGINT.
 int serve(const std::vector<const kd::server_module*>& which, const std::map<std::string, kd::server_flags>& flags,
           const global_flags& g) {
+    // flag > environment > file > default: the flags are applied over `cf`,
+    // which holds the file with the environment layered on top.
     std::unique_ptr<kd::config_file> cf;
+    double stop_timeout = default_stop_timeout;
     try {
-        if (!g.config.empty()) cf = std::make_unique<kd::config_file>(kd::config_file::load(g.config, config_keys()));
+        if (auto c = kd::load_config(g.config, kd::process_environment(), config_keys()))
+            cf = std::make_unique<kd::config_file>(std::move(*c));
+        if (g.stop_timeout) {
+            if (*g.stop_timeout < 0) throw kd::config_error("--stop-timeout must not be negative");
+            stop_timeout = *g.stop_timeout;
+        } else if (cf) {
+            stop_timeout = cf->get_seconds("kamaelia", "stop-timeout").value_or(default_stop_timeout);
+        }
     } catch (const kd::config_error& e) {
         std::cerr << "kamaelia: " << e.what() << "\n";
         return 2;
@@ -137,6 +190,8 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
     }
     spdlog::set_level(lvl);
     spdlog::flush_on(spdlog::level::info);
+    for (const auto& name : kd::env_ignored(kd::process_environment(), config_keys()))
+        spdlog::warn("{}: not a config key (KAMAELIA_<SECTION>_<KEY>), ignored", name);
 
     std::string data_dir = g.data_dir.value_or(cf ? cf->get("kamaelia", "data-dir").value_or("./var") : "./var");
     std::error_code fec;
@@ -165,10 +220,14 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
                 s->bind_address = *b;
             rt.add_server(std::move(s));
         }
+        // The drain is bounded: no server waits longer than the stop timeout.
+        auto bound = std::chrono::duration_cast<k::duration>(std::chrono::duration<double>(stop_timeout));
         for (auto* s : rt.servers()) {
+            s->grace = std::min(s->grace, bound);
             s->activate(sched);
             s->listen(); // a busy port fails here, before anything runs
         }
+        write_listeners(data_dir, rt.servers());
     } catch (const kd::config_error& e) {
         std::cerr << "kamaelia: " << e.what() << "\n";
         return 2;
@@ -179,6 +238,7 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
     }
 
     asio::signal_set signals(sched.io(), SIGINT, SIGTERM, SIGHUP);
+    asio::steady_timer stop_timer(sched.io());
     std::function<void(const asio::error_code&, int)> on_signal = [&](const asio::error_code& ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
@@ -193,7 +253,9 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
             signals.async_wait(on_signal);
             return;
         }
-        spdlog::info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        spdlog::info("{}: stopping (connections get up to {}s to finish)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                     stop_timeout);
+        std::filesystem::remove(kd::listeners_path(data_dir), fec);
         rt.stopping();
         for (auto* s : rt.servers()) s->stop_serving();
         for (auto* c : rt.services())
@@ -202,10 +264,20 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
         signals.async_wait([&](const asio::error_code& e2, int) {
             if (!e2) sched.stop();
         });
+        // Nor does a drain that overruns the stop timeout (a service that
+        // does not finish): a second later everything stops, still exit 0.
+        stop_timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>(stop_timeout + 1)));
+        stop_timer.async_wait([&](const asio::error_code& e2) {
+            if (e2) return;
+            spdlog::warn("stop timeout: {}s passed, closing what is left", stop_timeout);
+            sched.stop();
+        });
     };
     signals.async_wait(on_signal);
     sched.run();
     signals.cancel();
+    stop_timer.cancel();
     bool failed = false;
     for (auto* s : rt.servers()) failed = failed || s->failed();
     spdlog::info("stopped");

@@ -107,14 +107,17 @@ def rss_kb(pid: int) -> int | None:
     return None
 
 
-def sanitizer_env(extra: str = "") -> dict:
+def sanitizer_env(extra: str = "", env_vars: dict | None = None) -> dict:
     """The environment for the daemon: ours, with sanitizer reports on stderr.
 
     `extra` is appended to ASAN_OPTIONS (e.g. a small quarantine for the
     memory-bound test, so that RSS measures the daemon and not ASan's
-    recycling of freed blocks).
+    recycling of freed blocks). KAMAELIA_* variables are the daemon's
+    configuration: none is inherited (a developer's KAMAELIA_CONFIG must not
+    change a test), only those in `env_vars` are set.
     """
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAMAELIA_")}
+    env.update(env_vars or {})
     asan = env.get("ASAN_OPTIONS", "")
     if extra:
         asan = f"{asan}:{extra}" if asan else extra
@@ -136,7 +139,8 @@ class Daemon:
     """
 
     def __init__(self, kamaelia: str, sub: str, *args: str, raw: bool = False, expect_servers: int | None = None,
-                 log_file: str | None = None, env_extra: str = "", start: bool = True, cwd: str | None = None):
+                 log_file: str | None = None, env_extra: str = "", start: bool = True, cwd: str | None = None,
+                 env_vars: dict | None = None):
         self.kamaelia = kamaelia
         self.sub = sub
         self.tmp = tempfile.mkdtemp(prefix=f"kamaelia-it-{sub}-")
@@ -150,6 +154,7 @@ class Daemon:
             self.argv += ["--data-dir", os.path.join(self.tmp, "var")]
         self.argv += list(args)
         self.env_extra = env_extra
+        self.env_vars = env_vars
         self.expect_servers = expect_servers if expect_servers is not None else (2 if sub == "all" else 1)
         self.proc: subprocess.Popen | None = None
         self.servers: dict[str, tuple[str, int]] = {}
@@ -162,7 +167,8 @@ class Daemon:
     def start(self) -> "Daemon":
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
-                                     cwd=self.cwd, env=sanitizer_env(self.env_extra), preexec_fn=_pdeathsig)
+                                     cwd=self.cwd, env=sanitizer_env(self.env_extra, self.env_vars),
+                                     preexec_fn=_pdeathsig)
         _live.append(self)
         if self.expect_servers:
             self.wait_listening(self.expect_servers)
@@ -321,13 +327,13 @@ class Daemon:
 
 
 def run(argv: list[str], timeout: float = IO_TIMEOUT, input: bytes | None = None, cwd: str | None = None,
-        env_extra: str = "") -> subprocess.CompletedProcess:
+        env_extra: str = "", env_vars: dict | None = None) -> subprocess.CompletedProcess:
     """Runs a short-lived command (a client, `kamaelia health`, a failing daemon) to completion.
 
     It runs in its own session; on timeout the whole group is killed.
     """
     p = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=sanitizer_env(env_extra),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=sanitizer_env(env_extra, env_vars),
                          start_new_session=True, preexec_fn=_pdeathsig)
     try:
         out, err = p.communicate(input=input, timeout=timeout)
