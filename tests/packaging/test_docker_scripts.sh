@@ -43,10 +43,22 @@ for port in 1600 1601 1700 2525 10023; do
   expect_line "^EXPOSE .*\\b$port/tcp" "exposes $port/tcp"
 done
 expect_line '^HEALTHCHECK .*' "has a health check"
-expect_line '^ +CMD \["kamaelia", "health", "127\.0\.0\.1:1601"\]|^HEALTHCHECK .*CMD .*kamaelia.*health' "health check runs kamaelia health"
+expect_line '^ +CMD \["kamaelia", "health"\]$' "health check runs kamaelia health (every listener)"
 expect_line '^STOPSIGNAL SIGTERM$' "stops with SIGTERM"
 expect_line '^ENTRYPOINT \["kamaelia"\]$' "entry point kamaelia"
-expect_line '^CMD \["all", "--data-dir", "/var/lib/kamaelia"\]$' "runs every server by default"
+expect_line '^CMD \["all"\]$' "runs every server by default"
+expect_line '^ENV KAMAELIA_CONFIG=/etc/kamaelia/kamaelia.conf' "KAMAELIA_CONFIG set"
+expect_line '^ +KAMAELIA_DATA_DIR=/var/lib/kamaelia$' "KAMAELIA_DATA_DIR set"
+expect_line '^RUN scripts/docker-build-stage ' "build stage runs scripts/docker-build-stage"
+grep -q -- '--build-only' "$src/scripts/docker-build-stage" || fail "the build stage installs more than the build needs"
+ok "the build stage runs install-deps --build-only"
+build_list=$("$src/scripts/install-deps" --list build)
+for p in clang postfix postgrey redis-server libcaf-dev swaks catch2 ccache; do
+  if grep -qx "$p" <<< "$build_list"; then fail "install-deps --list build has the test tool $p"; fi
+done
+grep -qx libsqlite3-dev <<< "$build_list" || fail "install-deps --list build lacks libsqlite3-dev"
+grep -qx libsqlite3-0 <<< "$("$src/scripts/install-deps" --list runtime)" || fail "no runtime list"
+ok "install-deps: the build list holds only the build's packages"
 # The USER line comes after the runtime stage's RUN (which needs root) and
 # the VOLUME after it (changes to a volume's directory after VOLUME are lost).
 last_run=$(grep -n '^RUN ' "$df" | tail -n1 | cut -d: -f1)
