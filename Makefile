@@ -1,6 +1,8 @@
 # make run    - install what is missing, build (Release), run every built-in server
 # make test   - install what is missing, build with ASan+UBSan and TSan, run every test
 # make bench  - Release build, then the benchmarks (BENCH=core|net|grey|bbs|mcast|all)
+# make container-test - build the image with podman and check it as users run it
+#               (root, ~15 minutes, not part of `make test`; docs/DEPLOY.md)
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 BENCH ?= core
@@ -10,7 +12,7 @@ RELEASE := build
 ASAN := build-asan
 TSAN := build-tsan
 
-.PHONY: all deps build run test test-asan test-tsan test-fuzz bench-smoke bench clean
+.PHONY: all deps build run test test-asan test-tsan test-fuzz bench-smoke bench container-test clean
 
 all: build
 
@@ -50,6 +52,10 @@ bench-smoke: build
 
 bench: build
 	scripts/bench $(BENCH)
+
+# Installs podman, runc, mmdebstrap... itself (install-deps --container-test).
+container-test:
+	scripts/container-test
 
 clean:
 	rm -rf $(RELEASE) $(ASAN) $(TSAN) build-fuzz
