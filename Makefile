@@ -5,6 +5,7 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 BENCH ?= core
 DATA_DIR ?= ./var
+CONSOLE_PORT ?= 8080
 CMAKE_GEN := -G Ninja
 RELEASE := build
 ASAN := build-asan
@@ -23,7 +24,8 @@ build: deps
 
 run: build
 	mkdir -p $(DATA_DIR)
-	./$(RELEASE)/bin/kamaelia all --data-dir $(DATA_DIR)
+	@echo "make run: the live console will be at http://127.0.0.1:$(CONSOLE_PORT)/"
+	./$(RELEASE)/bin/kamaelia all --data-dir $(DATA_DIR) --console $(CONSOLE_PORT) --console-bind 127.0.0.1
 
 # The ASan+UBSan run comes last so that CTest's summary closes the output.
 test: deps bench-smoke test-tsan test-fuzz test-asan

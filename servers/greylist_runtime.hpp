@@ -4,6 +4,7 @@
 #pragma once
 
 #include "daemon.hpp"
+#include "greylist_meter.hpp"
 
 #include <kamaelia/greylist/settings.hpp>
 
@@ -20,7 +21,9 @@ std::chrono::seconds parse_duration(const std::string& text, std::int64_t unit, 
 inline std::shared_ptr<greylist::engine> shared_greylist(runtime& rt, greylist::settings s) {
     return rt.shared<greylist::engine>("greylist", [&]() {
         if (s.database.empty()) s.database = (std::filesystem::path(rt.data_dir()) / "greylist.sqlite").string();
-        auto e = greylist::open_engine(rt.sched(), s); // store_error: the daemon exits with it
+        // Counted for the console's /metrics (greylist_meter.hpp).
+        std::shared_ptr<greylist::engine> e = std::make_shared<console::greylist_meter>(
+            greylist::open_engine(rt.sched(), s), console::greylist_counters_of(rt)); // store_error: the daemon exits with it
         rt.on_reload([w = std::weak_ptr<greylist::engine>(e)] {
             if (auto p = w.lock()) p->reload();
         });
