@@ -81,7 +81,9 @@ const kd::register_server reg{{
             rt.add_service(std::make_unique<kamaelia::backplane>(s->backplane_name, kamaelia::delivery_policy::fail));
             std::unique_ptr<kamaelia::component> source;
             if (spec.kind == ks::relay_source_spec::tcp) {
-                source = std::make_unique<kamaelia::tcp_client>(spec.host, spec.port);
+                auto client = std::make_unique<kamaelia::pipeline>(std::make_unique<kamaelia::tcp_client>(spec.host, spec.port),
+                                                                   ks::rechunk());
+                source = std::move(client);
             } else {
                 int fd = 0;
                 if (spec.kind == ks::relay_source_spec::file) {

@@ -102,6 +102,23 @@ task stream_reader::main() {
     }
 }
 
+task rechunk::main() {
+    control_watch cw;
+    for (;;) {
+        cw.poll(*this);
+        if (cw.stopping()) break;
+        while (auto chunk = recv<std::string>()) {
+            for (std::size_t at = 0; at < chunk->size(); at += size_) {
+                std::string piece = chunk->substr(at, size_);
+                co_await send(std::move(piece));
+            }
+        }
+        if (cw.finishing()) break;
+        co_await wait_any();
+    }
+    cw.forward_end(*this);
+}
+
 relay_server::relay_server() {
     server_name = "relay";
     port = 1800;

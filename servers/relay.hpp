@@ -41,6 +41,21 @@ private:
     std::uint64_t bytes_ = 0;
 };
 
+// Splits chunks larger than `size` (a TCP source reads up to 64 KiB at a
+// time), so that what a client can have queued is bounded in bytes, not only
+// in chunks.
+class rechunk : public component {
+public:
+    explicit rechunk(std::size_t size = 16 * 1024) : size_(size ? size : 1) {}
+    std::string type_name() const override { return "rechunk"; }
+
+protected:
+    task main() override;
+
+private:
+    std::size_t size_;
+};
+
 struct relay_server : server_core {
     std::string backplane_name = "RELAY"; // activate backplane(backplane_name, fail) first
     std::size_t subscriber_limit = 16;    // chunks queued per client before it is cut off

@@ -25,11 +25,11 @@ import harness  # noqa: E402
 from harness import Daemon  # noqa: E402
 
 t = harness.Tests("relay")
-STREAM_BYTES = 6 * 1024 * 1024  # well past what a non-reader's socket and queue can hold
+STREAM_BYTES = 16 * 1024 * 1024  # past what a non-reader can hold: kernel 4 MiB, adapter inbox 256 chunks, queue 16
 # The source is a live stream (a radio, a camera): it comes at a steady rate,
-# here 64 KiB every 50 ms, so that 99 Python readers on a loaded machine keep
+# here 64 KiB every 30 ms, so that 99 Python readers on a loaded machine keep
 # up; the one that does not read falls behind by megabytes and is cut off.
-PACE_S = 0.05
+PACE_S = 0.03
 
 
 def payload():
