@@ -19,6 +19,7 @@
 #include <kamaelia/util/console_echoer.hpp>
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 using namespace kamaelia;
@@ -50,7 +51,7 @@ int main() {
     server.activate(s);
     server.listen();
 
-    auto listener = pipeline(tcp_client("127.0.0.1", server.bound_port()), console_echoer("listener heard: "));
+    auto listener = pipeline(std::make_unique<tcp_client>("127.0.0.1", server.bound_port()), console_echoer("listener heard: "));
     auto source = pipeline(ticker(), publish_to("RADIO"));
     component::link({source, "signal"}, {radio, "control"});   // the source's end ends the clients
     component::link({listener, "signal"}, {server, "control"}); // the listener's end stops the server
