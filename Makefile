@@ -8,6 +8,7 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 BENCH ?= core
 DATA_DIR ?= ./var
+CONSOLE_PORT ?= 8080
 CMAKE_GEN := -G Ninja
 RELEASE := build
 ASAN := build-asan
@@ -27,7 +28,8 @@ build: deps
 
 run: build
 	mkdir -p $(DATA_DIR)
-	./$(RELEASE)/bin/kamaelia all --data-dir $(DATA_DIR)
+	@echo "make run: the live console will be at http://127.0.0.1:$(CONSOLE_PORT)/"
+	./$(RELEASE)/bin/kamaelia all --data-dir $(DATA_DIR) --console $(CONSOLE_PORT) --console-bind 127.0.0.1
 
 # The loop a developer runs between edits: a Release build with the tests (no
 # benchmarks, no examples, no sanitizers, no apt), then the unit and protocol

@@ -12,6 +12,7 @@
 #include "config.hpp"
 
 #include <kamaelia/core/component.hpp>
+#include <kamaelia/core/metrics.hpp>
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/net/server_core.hpp>
 
@@ -139,6 +140,14 @@ public:
         return p;
     }
 
+    // What GET /metrics reports: a module adds a collector for counters of
+    // its own (read on the scheduler thread when scraped).
+    metrics::registry& metrics() noexcept { return metrics_; }
+    // A check for /healthz: returns empty while healthy, else the reason
+    // (a store or backplane that cannot be reached).
+    void add_health_check(std::function<std::string()> f) { health_.push_back(std::move(f)); }
+    const std::vector<std::function<std::string()>>& health_checks() const noexcept { return health_; }
+
     const std::vector<server_core*>& servers() const noexcept { return servers_; }
     const std::vector<component*>& services() const noexcept { return services_; }
     void reload() {
@@ -158,6 +167,8 @@ private:
     std::vector<std::function<void()>> stop_;
     std::vector<std::shared_ptr<void>> kept_;
     std::vector<std::pair<std::string, std::shared_ptr<void>>> named_;
+    metrics::registry metrics_;
+    std::vector<std::function<std::string()>> health_;
     std::vector<std::unique_ptr<component>> owned_; // last member: destroyed first
 };
 

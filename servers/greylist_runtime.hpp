@@ -4,6 +4,7 @@
 #pragma once
 
 #include "daemon.hpp"
+#include "greylist_meter.hpp"
 
 #include <kamaelia/greylist/pg_store.hpp>
 #include <kamaelia/greylist/settings.hpp>
@@ -49,7 +50,9 @@ inline std::shared_ptr<greylist::engine> shared_greylist(runtime& rt, greylist::
                            greylist::pg_store::redact(*chosen) +
                            ", which another server of this daemon uses (one greylist per daemon: --greylist-store)");
     return rt.shared<greylist::engine>("greylist", [&]() {
-        auto e = greylist::open_engine(rt.sched(), s); // store_error: the daemon exits with it
+        // Counted for the console's /metrics (greylist_meter.hpp).
+        std::shared_ptr<greylist::engine> e = std::make_shared<console::greylist_meter>(
+            greylist::open_engine(rt.sched(), s), console::greylist_counters_of(rt)); // store_error: the daemon exits with it
         rt.on_reload([w = std::weak_ptr<greylist::engine>(e)] {
             if (auto p = w.lock()) p->reload();
         });

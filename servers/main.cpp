@@ -2,6 +2,7 @@
 // tool (each registers itself from its servers/cmd_*.cpp, see daemon.hpp);
 // `kamaelia all` runs every listening server in one process on one scheduler.
 #include "config.hpp"
+#include "console.hpp"
 #include "daemon.hpp"
 #include "greylist_runtime.hpp"
 
@@ -56,6 +57,9 @@ struct global_flags {
     std::optional<std::uint16_t> introspect; // the live graph, streamed (Introspector text protocol)
     std::optional<std::string> introspect_bind;
     std::optional<double> stop_timeout;
+    std::optional<std::uint16_t> console; // the live console over HTTP (graph page, /metrics, /healthz)
+    std::optional<std::string> console_bind;
+    std::optional<std::uint16_t> metrics_port; // /metrics and /healthz alone
 };
 
 } // namespace
@@ -63,7 +67,7 @@ struct global_flags {
 namespace kamaelia::daemon {
 std::map<std::string, std::set<std::string>> config_keys() {
     std::map<std::string, std::set<std::string>> keys = {
-        {"kamaelia", {"log-level", "log-file", "data-dir", "introspect", "introspect-bind", "stop-timeout", "greylist-store"}}};
+        {"kamaelia", {"log-level", "log-file", "data-dir", "introspect", "introspect-bind", "stop-timeout", "greylist-store", "console", "console-bind", "metrics-port"}}};
     for (const auto& m : kd::server_modules()) {
         auto& k = keys[m.name];
         k = kd::common_server_keys();
@@ -102,6 +106,10 @@ void add_global_flags(CLI::App* app, global_flags& g) {
     app->add_option("--introspect", g.introspect,
                     "stream the live component graph and its counters on this TCP port (see `kamaelia graph`)");
     app->add_option("--introspect-bind", g.introspect_bind, "address for --introspect (default 127.0.0.1)");
+    app->add_option("--console", g.console,
+                    "serve the live console (graph page, /metrics, /healthz, /api/graph) over HTTP on this port");
+    app->add_option("--console-bind", g.console_bind, "address for --console and --metrics-port (default 127.0.0.1)");
+    app->add_option("--metrics-port", g.metrics_port, "serve only /metrics and /healthz on this port");
 }
 
 // The introspection server: every connection gets its own introspector,
@@ -210,6 +218,16 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
         for (const auto* m : which) {
             static const kd::server_flags none;
             m->build(rt, flags.count(m->name) ? flags.at(m->name) : none);
+        }
+        std::optional<std::uint16_t> cport = g.console;
+        if (!cport && cf) cport = cf->get_port("kamaelia", "console");
+        std::optional<std::uint16_t> mport = g.metrics_port;
+        if (!mport && cf) mport = cf->get_port("kamaelia", "metrics-port");
+        if (cport || mport) {
+            if (cport) sched.set_profiling(true); // CPU time per component, shown on the page
+            std::string cbind = g.console_bind.value_or(cf ? cf->get("kamaelia", "console-bind").value_or("127.0.0.1")
+                                                           : "127.0.0.1");
+            k::console::start(rt, cbind, cport, mport);
         }
         std::optional<std::uint16_t> iport = g.introspect;
         if (!iport && cf) iport = cf->get_port("kamaelia", "introspect");

@@ -115,6 +115,10 @@ void server_core::reap_connections() {
                          c.info.id, c.info.name(), secs, c.csa->close_reason(), c.csa->bytes_in(), c.csa->bytes_out());
             auto pa = per_address_.find(c.info.peer);
             if (pa != per_address_.end() && --pa->second == 0) per_address_.erase(pa);
+            closed_traffic_.bytes_in += c.csa->bytes_in();
+            closed_traffic_.bytes_out += c.csa->bytes_out();
+            closed_traffic_.messages_in += c.csa->sent();
+            closed_traffic_.messages_out += c.csa->in("inbox").delivered();
             remove_child(*c.csa);
             remove_child(*c.handler);
             it = conns_.erase(it);
@@ -122,6 +126,17 @@ void server_core::reap_connections() {
             ++it;
         }
     }
+}
+
+server_core::traffic server_core::traffic_total() const {
+    traffic t = closed_traffic_;
+    for (const auto& [_, c] : conns_) {
+        t.bytes_in += c.csa->bytes_in();
+        t.bytes_out += c.csa->bytes_out();
+        t.messages_in += c.csa->sent();
+        t.messages_out += c.csa->in("inbox").delivered();
+    }
+    return t;
 }
 
 void server_core::sweep(time_point now) {

@@ -92,6 +92,8 @@ public:
     service_registry& services();
     bool in_scheduler_thread() const noexcept;
     const scheduler_stats& stats() const noexcept { return stats_; }
+    // Components queued to run now (for /metrics).
+    std::size_t run_queue_depth() const noexcept { return rq_size_; }
     // Measure per-component CPU time (costs two clock reads per resume).
     void set_profiling(bool on) noexcept { profiling_ = on; }
 

@@ -109,6 +109,13 @@ public:
     std::size_t connections() const noexcept { return conns_.size(); }
     std::uint64_t accepted_total() const noexcept { return accepted_; }
     std::uint64_t refused_total() const noexcept { return refused_; }
+    // Totals over every connection, open and closed (read when scraped:
+    // closed ones are added up as they are reaped, open ones walked here).
+    struct traffic {
+        std::uint64_t bytes_in = 0, bytes_out = 0;
+        std::uint64_t messages_in = 0, messages_out = 0; // chunks read / writes queued
+    };
+    traffic traffic_total() const;
     // Stop accepting, end every connection (graceful, then forced after grace).
     void stop_serving();
     // Called once listening (the daemon logs "listening on ADDR:PORT" here).
@@ -136,6 +143,7 @@ private:
     std::unordered_map<component*, conn> conns_; // keyed by the adapter
     std::unordered_map<std::string, std::size_t> per_address_;
     std::uint64_t accepted_ = 0, refused_ = 0, next_id_ = 0;
+    traffic closed_traffic_;
     std::uint64_t reaped_seen_ = 0; // children_finished_count() at the last reap
     bool accept_armed_ = false;
     bool stopping_ = false;

@@ -1,0 +1,428 @@
+#include "console.hpp"
+
+#include <kamaelia/chassis/backplane.hpp>
+#include <kamaelia/chassis/pipeline.hpp>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <sys/resource.h>
+
+#include <chrono>
+
+namespace kamaelia::console {
+
+using nlohmann::json;
+
+namespace {
+
+std::string type_of(const introspection::component_snapshot& c) {
+    // name() is type_id[_tag]
+    std::string suffix = "_" + std::to_string(c.id);
+    auto at = c.name.rfind(suffix);
+    return at == std::string::npos ? c.name : c.name.substr(0, at);
+}
+
+json node_json(const introspection::component_snapshot& c, bool server) {
+    json boxes = json::array();
+    for (const auto& b : c.boxes) {
+        json jb = {{"name", b.name}, {"kind", introspection::to_string(b.kind)}};
+        if (b.kind == introspection::box_kind::inbox) {
+            jb["depth"] = b.depth;
+            jb["limit"] = b.limit;
+            jb["delivered"] = b.delivered;
+            jb["parked"] = b.parked;
+        }
+        boxes.push_back(std::move(jb));
+    }
+    json j = {{"id", c.id},
+              {"name", c.name},
+              {"type", type_of(c)},
+              {"parent", c.parent},
+              {"state", introspection::to_string(c.state)},
+              {"failed", c.failed},
+              {"wakeups", c.wakeups},
+              {"sent", c.sent},
+              {"cpu_ns", c.cpu_ns},
+              {"boxes", std::move(boxes)}};
+    if (server) j["server"] = true;
+    return j;
+}
+
+std::string link_key(const introspection::link_snapshot& l) {
+    return std::to_string(l.source) + ":" + l.source_box + ">" + std::to_string(l.sink) + ":" + l.sink_box;
+}
+
+json link_json(const introspection::link_snapshot& l) {
+    return {{"key", link_key(l)},       {"source", l.source},      {"source_box", l.source_box},
+            {"sink", l.sink},           {"sink_box", l.sink_box},  {"passthrough", l.passthrough},
+            {"policy", to_string(l.policy)}};
+}
+
+std::string sse(std::string_view event, const std::string& data) {
+    std::string s = "event: ";
+    s += event;
+    s += "\ndata: ";
+    s += data; // JSON from nlohmann has no raw newlines
+    s += "\n\n";
+    return s;
+}
+
+} // namespace
+
+std::string graph_json(const introspection::graph& g, const std::set<std::uint32_t>& servers) {
+    json nodes = json::array(), links = json::array();
+    for (const auto& c : g.components) nodes.push_back(node_json(c, servers.count(c.id) != 0));
+    for (const auto& l : g.links) links.push_back(link_json(l));
+    return json{{"nodes", std::move(nodes)}, {"links", std::move(links)}}.dump();
+}
+
+// ---- json_differ --------------------------------------------------------------------
+
+std::string json_differ::update(const introspection::graph& g, const std::set<std::uint32_t>& servers) {
+    std::map<std::uint32_t, std::string> nodes;
+    std::map<std::string, std::string> links;
+    for (const auto& c : g.components) nodes.emplace(c.id, node_json(c, servers.count(c.id) != 0).dump());
+    for (const auto& l : g.links) links.emplace(link_key(l), link_json(l).dump());
+    std::string changed, gone, added, unlinked;
+    auto append = [](std::string& list, const std::string& item) {
+        if (!list.empty()) list += ',';
+        list += item;
+    };
+    for (const auto& [id, j] : nodes) {
+        auto it = nodes_.find(id);
+        if (it == nodes_.end() || it->second != j) append(changed, j);
+    }
+    for (const auto& [id, j] : nodes_)
+        if (!nodes.count(id)) append(gone, std::to_string(id));
+    for (const auto& [k, j] : links)
+        if (!links_.count(k)) append(added, j);
+    for (const auto& [k, j] : links_)
+        if (!links.count(k)) append(unlinked, json(k).dump());
+    nodes_ = std::move(nodes);
+    links_ = std::move(links);
+    ++frame_;
+    return "{\"frame\":" + std::to_string(frame_) + ",\"nodes\":[" + changed + "],\"gone\":[" + gone +
+           "],\"links\":[" + added + "],\"unlinked\":[" + unlinked + "]}";
+}
+
+std::string json_differ::full() const {
+    std::string nodes, links;
+    for (const auto& [id, j] : nodes_) {
+        if (!nodes.empty()) nodes += ',';
+        nodes += j;
+    }
+    for (const auto& [k, j] : links_) {
+        if (!links.empty()) links += ',';
+        links += j;
+    }
+    return "{\"frame\":" + std::to_string(frame_) + ",\"nodes\":[" + nodes + "],\"links\":[" + links + "]}";
+}
+
+// ---- the model ------------------------------------------------------------------------
+
+console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_counters> g)
+    : rt_(rt), greylist_(std::move(g)) {
+    rt.metrics().add([this](metrics::exposition& x) {
+        for (server_core* s : rt_.servers()) {
+            metrics::labels l = {{"server", s->server_name}};
+            auto t = s->traffic_total();
+            x.gauge("kamaelia_connections_open", "connections open now", l, static_cast<double>(s->connections()));
+            x.counter("kamaelia_connections_total", "connections accepted", l, static_cast<double>(s->accepted_total()));
+            x.counter("kamaelia_bytes_received_total", "bytes read from clients", l, static_cast<double>(t.bytes_in));
+            x.counter("kamaelia_bytes_sent_total", "bytes written to clients", l, static_cast<double>(t.bytes_out));
+            x.counter("kamaelia_messages_received_total", "chunks read from clients and passed to the protocol", l,
+                      static_cast<double>(t.messages_in));
+            x.counter("kamaelia_messages_sent_total", "chunks the protocol queued to clients", l,
+                      static_cast<double>(t.messages_out));
+            x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",
+                      {{"server", s->server_name}, {"reason", "refused"}}, static_cast<double>(s->refused_total()));
+            x.gauge("kamaelia_listening", "1 while the server accepts connections", l, s->listening() ? 1 : 0);
+        }
+        for (component* c : rt_.services()) {
+            auto* bp = dynamic_cast<backplane*>(c);
+            if (!bp) continue;
+            x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",
+                      {{"backplane", bp->backplane_name()}, {"reason", "overflow"}}, static_cast<double>(bp->dropped()));
+            x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",
+                      {{"backplane", bp->backplane_name()}, {"reason", "cut"}}, static_cast<double>(bp->cut_off()));
+            x.counter("kamaelia_backplane_published_total", "messages published", {{"backplane", bp->backplane_name()}},
+                      static_cast<double>(bp->published()));
+            x.gauge("kamaelia_backplane_subscribers", "subscribers now", {{"backplane", bp->backplane_name()}},
+                    static_cast<double>(bp->subscribers()));
+        }
+        const greylist_counters& g = *greylist_;
+        const char* outcome[] = {"pass", "whitelisted", "greylisted", "tempfail"};
+        const std::uint64_t values[] = {g.pass, g.whitelisted, g.greylisted, g.tempfail};
+        for (int i = 0; i < 4; ++i)
+            x.counter("kamaelia_greylist_decisions_total", "greylist decisions by outcome", {{"outcome", outcome[i]}},
+                      static_cast<double>(values[i]));
+        x.histogram("kamaelia_greylist_store_seconds",
+                    "time from asking the greylist to its durable answer (the store's round trip)", {}, g.store_seconds);
+        scheduler& s = rt_.sched();
+        x.gauge("kamaelia_scheduler_run_queue_depth", "components queued to run", {}, static_cast<double>(s.run_queue_depth()));
+        x.gauge("kamaelia_scheduler_components", "live components", {}, static_cast<double>(s.live()));
+        x.counter("kamaelia_scheduler_wakeups_total", "component resumes", {}, static_cast<double>(s.stats().resumes));
+        x.counter("kamaelia_scheduler_cycles_total", "scheduler loop cycles", {}, static_cast<double>(s.stats().cycles));
+        x.counter("kamaelia_scheduler_blocks_total", "times the scheduler slept in the kernel", {},
+                  static_cast<double>(s.stats().blocks));
+        rusage ru{};
+        getrusage(RUSAGE_SELF, &ru);
+        double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                     static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+        x.counter("kamaelia_process_cpu_seconds_total", "user and system CPU time of the daemon", {}, cpu);
+    });
+}
+
+std::set<std::uint32_t> console_model::server_ids() const {
+    std::set<std::uint32_t> ids;
+    for (server_core* s : rt_.servers()) ids.insert(s->id());
+    return ids;
+}
+
+console_model::totals console_model::now_totals() const {
+    totals t;
+    t.t = std::chrono::duration<double>(rt_.sched().now().time_since_epoch()).count();
+    for (server_core* s : rt_.servers()) {
+        auto tr = s->traffic_total();
+        t.messages += tr.messages_in + tr.messages_out;
+        t.drops += s->refused_total();
+    }
+    for (component* c : rt_.services())
+        if (auto* bp = dynamic_cast<backplane*>(c)) {
+            t.drops += bp->dropped() + bp->cut_off();
+            t.messages += bp->delivered();
+        }
+    t.gl[0] = greylist_->pass;
+    t.gl[1] = greylist_->whitelisted;
+    t.gl[2] = greylist_->greylisted;
+    t.gl[3] = greylist_->tempfail;
+    t.store_count = greylist_->store_seconds.count();
+    t.store_sum = greylist_->store_seconds.sum();
+    return t;
+}
+
+console_model::tick_events console_model::tick(bool with_graph) {
+    tick_events ev;
+    if (with_graph) {
+        ev.diff = sse("diff", differ_.update(introspection::snapshot(rt_.sched()), server_ids()));
+        differ_current_ = true;
+    } else {
+        differ_current_ = false; // nobody watches: the next watcher gets a fresh picture
+    }
+    totals t = now_totals();
+    double dt = have_last_ ? std::max(1e-3, t.t - last_.t) : 1;
+    json conns = json::object();
+    for (server_core* s : rt_.servers()) conns[s->server_name] = s->connections();
+    auto rate = [&](std::uint64_t now, std::uint64_t before) {
+        return have_last_ && now >= before ? static_cast<double>(now - before) / dt : 0.0;
+    };
+    json gl = {{"pass", rate(t.gl[0], last_.gl[0])},
+               {"whitelisted", rate(t.gl[1], last_.gl[1])},
+               {"greylisted", rate(t.gl[2], last_.gl[2])},
+               {"tempfail", rate(t.gl[3], last_.gl[3])}};
+    double store = 0;
+    if (have_last_ && t.store_count > last_.store_count)
+        store = (t.store_sum - last_.store_sum) / static_cast<double>(t.store_count - last_.store_count);
+    auto wall = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    json sample = {{"t", wall},
+                   {"connections", std::move(conns)},
+                   {"messages_per_s", rate(t.messages, last_.messages)},
+                   {"greylist_per_s", std::move(gl)},
+                   {"drops_per_s", rate(t.drops, last_.drops)},
+                   {"store_latency_s", store}};
+    std::string s = sample.dump();
+    history_.push_back(s);
+    while (history_.size() > 300) history_.pop_front(); // five minutes at one a second
+    ev.stats = sse("stats", s);
+    last_ = t;
+    have_last_ = true;
+    return ev;
+}
+
+std::string console_model::hello() {
+    if (!differ_current_) {
+        // Nobody was watching: bring the picture up to date first (a diff
+        // nobody receives; the next tick diffs against this).
+        differ_.update(introspection::snapshot(rt_.sched()), server_ids());
+        differ_current_ = true;
+    }
+    std::string hist = "[";
+    for (const auto& h : history_) {
+        if (hist.size() > 1) hist += ',';
+        hist += h;
+    }
+    hist += "]";
+    return sse("hello", "{\"graph\":" + differ_.full() + ",\"history\":" + hist + "}");
+}
+
+std::string console_model::graph_now() const {
+    return graph_json(introspection::snapshot(rt_.sched()), server_ids());
+}
+
+std::string console_model::metrics_text() const { return rt_.metrics().scrape(); }
+
+std::string console_model::health() const {
+    std::string why;
+    auto add = [&](const std::string& r) {
+        if (!why.empty()) why += "; ";
+        why += r;
+    };
+    for (server_core* s : rt_.servers())
+        if (!s->listening() || s->finished()) add(s->server_name + " is not listening");
+    for (component* c : rt_.services())
+        if (c->finished()) add(c->name() + " has stopped" + (c->failed() ? " (failed: " + c->error_text() + ")" : ""));
+    for (const auto& f : rt_.health_checks())
+        if (auto r = f(); !r.empty()) add(r);
+    return why;
+}
+
+std::string console_model::respond(const http::request& r, bool metrics_only) const {
+    const bool head = r.method == "HEAD";
+    auto reply = [&](int status, std::string_view type, const std::string& body) {
+        return http::format_response(status, type, head ? std::string_view() : std::string_view(body), r.keep_alive, {},
+                                     body.size());
+    };
+    std::string_view p = r.path();
+    if (p == "/metrics") return reply(200, "text/plain; version=0.0.4; charset=utf-8", metrics_text());
+    if (p == "/healthz") {
+        std::string why = health();
+        return why.empty() ? reply(200, "text/plain; charset=utf-8", "ok\n")
+                           : reply(503, "text/plain; charset=utf-8", why + "\n");
+    }
+    if (!metrics_only) {
+        if (p == "/api/graph") return reply(200, "application/json", graph_now());
+        if (const asset* a = find_asset(p)) {
+            return http::format_response(200, a->content_type, head ? std::string_view() : a->body, r.keep_alive, {},
+                                         a->body.size());
+        }
+    }
+    return reply(404, "text/plain; charset=utf-8", "not found\n");
+}
+
+// ---- the session ----------------------------------------------------------------------
+
+http_session::http_session(std::shared_ptr<console_model> m, bool metrics_only, http::parser_limits limits,
+                           duration idle)
+    : model_(std::move(m)), metrics_only_(metrics_only), limits_(limits), idle_(idle) {
+    add_inbox("events", "the console's events, while streaming");
+}
+
+task http_session::main() {
+    http::request_parser parser(limits_);
+    subscribe_to* sub = nullptr;
+    bool closing = false;
+    // A request must be complete within idle_ of the last answer (or the
+    // connection's start): slow or silent clients do not hold a slot.
+    time_point deadline = sched()->now() + idle_;
+    while (!closing) {
+        if (shutdown_requested()) break;
+        while (auto chunk = recv<std::string>()) {
+            if (sub) continue; // a streaming client has nothing more to say
+            if (parser.feed(*chunk) == http::parse_result::error) break;
+        }
+        if (parser.failed()) {
+            std::string why = parser.reason() + "\n";
+            co_await send(http::format_response(parser.status(), "text/plain; charset=utf-8", why, false));
+            break;
+        }
+        while (!sub && !closing) {
+            auto req = parser.next();
+            if (!req) break;
+            deadline = sched()->now() + idle_;
+            if (req->path() == "/events" && !metrics_only_ && req->method == "GET") {
+                co_await send(std::string("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                          "Cache-Control: no-store\r\nConnection: close\r\n"
+                                          "X-Content-Type-Options: nosniff\r\n\r\n") +
+                              model_->hello());
+                auto& s = add_child(std::make_unique<subscribe_to>(backplane_name, delivery_policy::fail));
+                s.in("inbox").set_limit(8);
+                in("events").set_limit(2);
+                link({s, "outbox"}, {*this, "events"});
+                s.activate(*sched());
+                sub = &s;
+            } else {
+                std::string out = model_->respond(*req, metrics_only_);
+                co_await send(std::move(out));
+                closing = !req->keep_alive;
+            }
+        }
+        if (closing) break;
+        if (sub) {
+            while (auto ev = recv<std::string>("events")) co_await send(std::move(*ev));
+            if (sub->finished()) break; // cut off (did not read) or the console stopped
+            co_await wait_events(ev_inbox | ev_children);
+            continue;
+        }
+        if (sched()->now() >= deadline) break;
+        co_await wait_events(ev_inbox, deadline - sched()->now());
+    }
+    if (sub && !sub->finished()) sub->stop();
+    send_forced(message(producer_finished()), "signal");
+}
+
+// ---- the hub ----------------------------------------------------------------------------
+
+task console_hub::main() {
+    while (!shutdown_requested()) {
+        std::size_t watchers = 0;
+        try {
+            watchers = backplane::find(*sched(), backplane_name).subscribers();
+        } catch (const std::exception&) {
+            // stopping: the backplane has gone first
+        }
+        auto ev = model_->tick(watchers > 0);
+        // Never wait for watchers: the backplane takes what it is given.
+        if (!ev.diff.empty()) try_send(std::move(ev.diff));
+        try_send(std::move(ev.stats));
+        co_await wait_any_for(interval_);
+        while (recv_message("inbox")) {
+        }
+    }
+    forward_shutdown();
+}
+
+// ---- the server -------------------------------------------------------------------------
+
+console_server::console_server(std::shared_ptr<console_model> m, bool metrics_only_port)
+    : model(std::move(m)), metrics_only(metrics_only_port) {
+    server_name = metrics_only ? "metrics" : "console";
+    bind_address = "127.0.0.1"; // it shows the daemon's insides: local by default
+    port = metrics_only ? 9100 : 8080;
+    max_connections = 64;
+    max_per_address = 0;
+    limits = http::parser_limits{};
+    protocol = [this](const connection_info&) {
+        return std::make_unique<http_session>(model, metrics_only, limits);
+    };
+}
+
+std::shared_ptr<greylist_counters> greylist_counters_of(daemon::runtime& rt) {
+    return rt.shared<greylist_counters>("console.greylist", [] { return std::make_shared<greylist_counters>(); });
+}
+
+void start(daemon::runtime& rt, const std::string& bind, std::optional<std::uint16_t> port,
+           std::optional<std::uint16_t> metrics_port) {
+    // The greylist wiring and the console share one counters struct.
+    auto model = rt.shared<console_model>("console.model",
+                                          [&] { return std::make_shared<console_model>(rt, greylist_counters_of(rt)); });
+    if (port) {
+        rt.add_service(std::make_unique<backplane>(backplane_name, delivery_policy::fail));
+        rt.add_service(std::make_unique<pipeline>(console_hub(model), publish_to(backplane_name)));
+    }
+    auto add = [&](std::uint16_t p, bool metrics_only) {
+        auto s = std::make_unique<console_server>(model, metrics_only);
+        s->port = p;
+        s->bind_address = bind;
+        std::string what = metrics_only ? "metrics" : "console";
+        s->on_listening = [what](const asio::ip::tcp::endpoint& ep) {
+            std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+            spdlog::info("{}: open http://{}:{}/", what, host, ep.port());
+        };
+        rt.add_server(std::move(s));
+    };
+    if (port) add(*port, false);
+    if (metrics_port) add(*metrics_port, true);
+}
+
+} // namespace kamaelia::console
