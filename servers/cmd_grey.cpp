@@ -36,6 +36,8 @@ struct grey_flags {
     std::vector<std::string> allowed_sender_nets;
     std::optional<std::uint64_t> max_message_size;
     std::optional<std::size_t> max_recipients;
+    std::optional<std::size_t> max_rcpt_attempts;
+    std::optional<unsigned> max_errors;
     std::optional<std::string> servername;
     std::optional<std::string> session_log;
     std::optional<double> upstream_backoff;
@@ -45,7 +47,7 @@ struct grey_flags {
 grey_flags gf;
 
 const std::set<std::string> grey_keys = {"upstream",        "delay",          "allowed-domain",   "allowed-sender",
-                                         "allowed-sender-net", "max-message-size", "max-recipients", "servername",
+                                         "allowed-sender-net", "max-message-size", "max-recipients", "max-rcpt-attempts", "max-errors", "servername",
                                          "serverid",        "session-log",    "debug-log",        "tls-cert",
                                          "tls-key",         "upstream-backoff", "x-greylist-header",
                                          "whitelisted-triple", "whitelisted-nonstandard-triple", "store"};
@@ -207,6 +209,12 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     if (gf.max_recipients) cfg.max_recipients = *gf.max_recipients;
     else if (cf) if (auto v = cf->get_uint("grey", "max-recipients")) cfg.max_recipients = *v;
     if (cfg.max_recipients == 0) throw kd::config_error("grey: max-recipients must be at least 1");
+    if (gf.max_rcpt_attempts) cfg.max_rcpt_attempts = *gf.max_rcpt_attempts;
+    else if (cf) if (auto v = cf->get_uint("grey", "max-rcpt-attempts")) cfg.max_rcpt_attempts = *v;
+    if (cfg.max_rcpt_attempts == 0) throw kd::config_error("grey: max-rcpt-attempts must be at least 1");
+    if (gf.max_errors) cfg.max_errors = *gf.max_errors;
+    else if (cf) if (auto v = cf->get_uint("grey", "max-errors")) cfg.max_errors = static_cast<unsigned>(*v);
+    if (cfg.max_errors == 0) throw kd::config_error("grey: max-errors must be at least 1");
     std::optional<double> backoff = gf.upstream_backoff;
     if (!backoff && cf) backoff = cf->get_seconds("grey", "upstream-backoff");
     if (backoff) {
@@ -273,6 +281,9 @@ const kd::register_server reg{{
                            "client network (CIDR or dotted prefix) that may relay, ungreylisted (repeatable)");
             app.add_option("--max-message-size", gf.max_message_size, "SIZE limit in bytes (default 10240000)");
             app.add_option("--max-recipients", gf.max_recipients, "recipients per message (default 100)");
+            app.add_option("--max-rcpt-attempts", gf.max_rcpt_attempts,
+                           "RCPT commands per session, deferred and refused ones too (default 1000)");
+            app.add_option("--max-errors", gf.max_errors, "errors before a session is closed with 421 (default 20)");
             app.add_option("--servername", gf.servername, "our name in replies and Received: (default: host name)");
             app.add_option("--session-log", gf.session_log, "one line per mail transaction to this file");
             app.add_option("--upstream-backoff", gf.upstream_backoff,

@@ -5,7 +5,6 @@
 #include "greylist_runtime.hpp"
 
 #include <kamaelia/greylist/policy.hpp>
-#include <kamaelia/greylist/unix_listener.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -140,12 +139,7 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     gs.database = kd::greylist_store(rt, policy_store, "policy");
     s->engine = kd::shared_greylist(rt, gs, "policy");
     auto unix_path = pick(pf.unix_path, cf ? cf->get("policy", "unix") : std::nullopt);
-    if (unix_path) {
-        // The TCP server is not started; the same protocol runs per UNIX connection.
-        rt.add_service(std::make_unique<gl::unix_listener>(rt.sched(), *unix_path, s->engine, s->style, s->max_line));
-        rt.keep(std::shared_ptr<policy_server>(s.release()));
-        return;
-    }
+    if (unix_path) s->unix_path = *unix_path; // instead of TCP, with the same caps and timeouts
     rt.add_server(std::move(s));
 }
 

@@ -113,11 +113,61 @@ TEST_CASE("smtp session: repeated errors end the session with 421", "[smtp]") {
     auto c = r.connect();
     c->read();
     std::string bad;
-    for (int i = 0; i < 10; ++i) bad += "BOGUS\r\n";
+    for (int i = 0; i < 19; ++i) bad += "BOGUS\r\n";
     c->write(bad);
+    auto out = c->read();
+    CHECK(out.find("421") == std::string::npos); // 20 by default, as Postfix's smtpd_hard_error_limit
+    CHECK_FALSE(c->sock.closed);
+    c->write("BOGUS\r\n");
+    out = c->read();
+    CHECK(out.find("421 4.7.0 mx.test Error: too many errors\r\n") != std::string::npos);
+    CHECK(c->sock.closed);
+}
+
+TEST_CASE("smtp session: recipient attempts are capped per session, deferred ones included", "[smtp][hostile]") {
+    rig r;
+    r.ctx->cfg.max_rcpt_attempts = 30;
+    r.ctx->cfg.max_errors = 1000; // the attempt cap alone
+    r.eng->rule = [](const greylist::request&) {
+        return greylist::decision{verdict::greylisted, std::chrono::seconds(300), {}, "new"};
+    };
+    auto c = r.connect();
+    c->read();
+    // One pipelined write: every RCPT deferred, over several transactions.
+    std::string cmds = "EHLO c.test\r\n";
+    for (int m = 0; m < 5; ++m) {
+        cmds += "MAIL FROM:<a" + std::to_string(m) + "@s.test>\r\n";
+        for (int i = 0; i < 10; ++i) cmds += "RCPT TO:<u" + std::to_string(i) + "@example.org>\r\n";
+        cmds += "RSET\r\n";
+    }
+    c->write(cmds);
+    for (int i = 0; i < 200; ++i) r.f.settle();
+    auto out = c->read();
+    std::size_t deferred = 0, capped = 0, p = 0;
+    while ((p = out.find("451 4.7.1", p)) != std::string::npos) ++deferred, ++p;
+    p = 0;
+    while ((p = out.find("452 4.5.3 Error: too many recipients", p)) != std::string::npos) ++capped, ++p;
+    CHECK(deferred == 30);
+    CHECK(capped == 20);
+    CHECK(r.eng->asked.size() == 30); // the greylist never heard of the rest
+}
+
+TEST_CASE("smtp session: past the attempt cap each RCPT is an error, so a client that keeps trying gets 421",
+          "[smtp][hostile]") {
+    rig r;
+    r.ctx->cfg.max_rcpt_attempts = 5;
+    r.ctx->cfg.max_errors = 3;
+    r.pass_all();
+    auto c = r.connect();
+    c->read();
+    std::string cmds = "EHLO c.test\r\nMAIL FROM:<a@s.test>\r\n";
+    for (int i = 0; i < 20; ++i) cmds += "RCPT TO:<u" + std::to_string(i) + "@example.org>\r\n";
+    c->write(cmds);
+    for (int i = 0; i < 200; ++i) r.f.settle();
     auto out = c->read();
     CHECK(out.find("421 4.7.0 mx.test Error: too many errors\r\n") != std::string::npos);
     CHECK(c->sock.closed);
+    CHECK(r.eng->asked.size() == 5);
 }
 
 TEST_CASE("smtp session: greylisting at RCPT, per recipient, the session stays open", "[smtp]") {

@@ -45,6 +45,10 @@ struct connected_socket_adapter::tls_state {
 };
 
 connected_socket_adapter::connected_socket_adapter(asio::ip::tcp::socket socket, csa_options options, start_tls tls)
+    : connected_socket_adapter(asio::generic::stream_protocol::socket(std::move(socket)), options, std::move(tls)) {}
+
+connected_socket_adapter::connected_socket_adapter(asio::generic::stream_protocol::socket socket, csa_options options,
+                                                   start_tls tls)
     : socket_(std::move(socket)), opt_(options), anchor_(*this) {
     asio::error_code ec;
     socket_.non_blocking(true, ec);
@@ -71,7 +75,7 @@ void connected_socket_adapter::close_socket() noexcept {
     anchor_.clear();
     asio::error_code ec;
     if (socket_.is_open()) {
-        socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+        socket_.shutdown(asio::socket_base::shutdown_both, ec);
         socket_.close(ec);
     }
 }
@@ -80,7 +84,7 @@ void connected_socket_adapter::arm_read(bool even_if_paused) {
     if (read_armed_ || readable_) return;
     if (!even_if_paused && (read_closed_ || read_paused_)) return;
     read_armed_ = true;
-    socket_.async_wait(asio::ip::tcp::socket::wait_read, [t = anchor_.token(), this](const asio::error_code&) {
+    socket_.async_wait(asio::socket_base::wait_read, [t = anchor_.token(), this](const asio::error_code&) {
         if (!*t) return; // the adapter is gone: `this` is not touched
         read_armed_ = false;
         readable_ = true; // on error too: the read reports it
@@ -89,7 +93,7 @@ void connected_socket_adapter::arm_read(bool even_if_paused) {
 }
 
 void connected_socket_adapter::arm_write() {
-    socket_.async_wait(asio::ip::tcp::socket::wait_write, [t = anchor_.token(), this](const asio::error_code&) {
+    socket_.async_wait(asio::socket_base::wait_write, [t = anchor_.token(), this](const asio::error_code&) {
         if (!*t) return;
         write_blocked_ = false;
         io_anchor::signal(t);

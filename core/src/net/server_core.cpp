@@ -1,5 +1,6 @@
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/net/server_core.hpp>
+#include <kamaelia/util/condition_log.hpp>
 
 #include "listen.hpp"
 
@@ -13,90 +14,100 @@ namespace kamaelia {
 
 namespace {
 
-using detail::endpoint_text;
-constexpr auto sweep_interval = std::chrono::seconds(1);
-constexpr auto accept_backoff = std::chrono::milliseconds(100);
+// Inactivity deadlines are checked to within a tick: coarse on purpose (a
+// 300 s timeout closing up to 1 s late costs nothing), finer for the short
+// timeouts tests use.
+duration wheel_tick(const std::optional<duration>& timeout) {
+    duration tick = std::chrono::seconds(1);
+    if (timeout) tick = std::clamp<duration>(*timeout / 4, std::chrono::milliseconds(10), tick);
+    return tick;
+}
 
 } // namespace
 
-server_core::server_core() : anchor_(*this) {}
+server_core::server_core() {
+    declare_inbox("_newconnection", "new_connection messages from the listener");
+}
 
 server_core::~server_core() {
-    anchor_.clear();
-    teardown_now(); // connection graphs and the frame go before the acceptor
-    pending_.clear();
-    acceptor_.reset();
+    teardown_now(); // connection graphs and the frame go before the listener
 }
 
 void server_core::listen() {
-    if (acceptor_) return;
-    asio::io_context& io = sched() ? sched()->io() : scheduler::default_scheduler().io();
-    auto acc = detail::open_acceptor(io, server_name, bind_address, port, reuse_address, backlog);
-    acceptor_ = std::move(acc);
-    if (on_listening) on_listening(acceptor_->local_endpoint());
+    if (listener_ || own_listener_) return;
+    listen_address where = unix_path.empty() ? listen_address::tcp(bind_address, port)
+                                             : listen_address::unix_socket(unix_path);
+    auto l = std::make_unique<listener>(std::move(where), socket_options, tls);
+    l->name_for_logs = server_name;
+    l->reuse_address = reuse_address;
+    l->tcp_nodelay = tcp_nodelay;
+    l->keepalive = keepalive;
+    l->backlog = backlog;
+    l->listen(sched() ? &sched()->io() : nullptr);
+    own_listener_ = std::move(l);
+    if (on_listening) on_listening(own_listener_->address());
 }
 
-bool server_core::listening() const noexcept { return acceptor_ && acceptor_->is_open(); }
+bool server_core::listening() const noexcept {
+    const listener* l = listener_ ? listener_ : own_listener_.get();
+    return l && l->listening();
+}
+
+std::string server_core::address_text() const {
+    const listener* l = listener_ ? listener_ : own_listener_.get();
+    if (!l) throw bad_state(server_name + " is not listening");
+    return l->address().text();
+}
 
 asio::ip::tcp::endpoint server_core::local_endpoint() const {
-    if (!acceptor_) throw bad_state(server_name + " is not listening");
-    return acceptor_->local_endpoint();
-}
-
-std::uint16_t server_core::bound_port() const { return local_endpoint().port(); }
-
-void server_core::start_accept() {
-    if (accept_armed_ || stopping_ || !acceptor_) return;
-    accept_armed_ = true;
-    acceptor_->async_accept([t = anchor_.token(), this](const asio::error_code& ec, asio::ip::tcp::socket s) {
-        if (!*t) return;
-        accept_armed_ = false;
-        if (!ec) {
-            pending_.push_back(std::move(s));
-        } else if (detail::accept_should_back_off(ec)) {
-            // Out of descriptors: back off instead of spinning on accept.
-            spdlog::warn("{}: accept failed ({}), pausing accepts", server_name, ec.message());
-            accept_paused_until_ = sched()->now() + accept_backoff;
-        } else if (ec != asio::error::operation_aborted) {
-            spdlog::warn("{}: accept failed: {}", server_name, ec.message());
-        }
-        io_anchor::signal(t);
-    });
-}
-
-void server_core::open_connection(asio::ip::tcp::socket s) {
-    ++accepted_;
-    connection_info info = detail::describe<connection_info>(s);
+    const listener* l = listener_ ? listener_ : own_listener_.get();
+    if (!l || l->address().is_unix()) throw bad_state(server_name + " is not listening on TCP");
     asio::error_code ec;
-    info.id = ++next_id_;
+    auto a = asio::ip::make_address(l->address().bind_address, ec);
+    return asio::ip::tcp::endpoint(a, l->address().port);
+}
+
+std::uint16_t server_core::bound_port() const {
+    const listener* l = listener_ ? listener_ : own_listener_.get();
+    if (!l) throw bad_state(server_name + " is not listening");
+    return l->address().port;
+}
+
+void server_core::open_connection(new_connection nc) {
+    ++accepted_;
+    connection_info& info = nc.info;
+    bool unix_socket = listener_->address().is_unix();
     if (conns_.size() >= max_connections ||
-        (max_per_address && per_address_[info.peer] >= max_per_address)) {
+        (max_per_address && !unix_socket && per_address_[info.peer] >= max_per_address)) {
         ++refused_;
-        spdlog::warn("{}: refused {} ({} connections open)", server_name, info.name(), conns_.size());
-        s.close(ec);
-        return;
+        // A flood of refusals is one condition, not a line each.
+        refusing_->occurred(sched()->now(), info.name() + ", " + std::to_string(conns_.size()) + " connections open");
+        return; // the adapter's destructor closes the socket
     }
-    if (tcp_nodelay) s.set_option(asio::ip::tcp::no_delay(true), ec);
-    if (keepalive) s.set_option(asio::socket_base::keep_alive(true), ec);
+    refusing_->cleared(sched()->now());
 
     std::unique_ptr<component> handler;
     try {
         handler = protocol(info);
     } catch (const std::exception& e) {
         spdlog::error("{}: protocol factory failed for {}: {}", server_name, info.name(), e.what());
-        s.close(ec);
         return;
     }
-    auto& csa = add_child(std::make_unique<connected_socket_adapter>(std::move(s), socket_options, start_tls{tls, true, {}}));
+    auto& csa = add_child(std::move(nc.csa));
     component& h = add_child(std::move(handler));
     link({csa, "outbox"}, {h, "inbox"});
     link({h, "outbox"}, {csa, "inbox"});
     link({h, "signal"}, {csa, "control"});
     link({csa, "signal"}, {h, "control"});
     if (h.has_box("serversignal") && h.find_box("serversignal").is_outbox()) link({h, "serversignal"}, {*this, "control"});
-    ++per_address_[info.peer];
-    spdlog::info("{}: connection {} from {}", server_name, info.id, info.name());
-    conns_.emplace(&csa, conn{&csa, &h, std::move(info), sched()->now()});
+    if (!unix_socket) ++per_address_[info.peer];
+    // At debug: the close line says who, how long and how much; a health
+    // probe (connect, close, not a byte) then stays out of the info log.
+    spdlog::debug("{}: connection {} from {}", server_name, info.id, info.name());
+    time_point now = sched()->now();
+    std::uint64_t id = info.id;
+    if (inactivity_timeout) deadlines_.schedule(id, now + *inactivity_timeout);
+    conns_.emplace(id, conn{&csa, &h, std::move(info), now});
     csa.activate(*sched());
     h.activate(*sched());
 }
@@ -111,8 +122,10 @@ void server_core::reap_connections() {
         conn& c = it->second;
         if (c.csa->finished() && c.handler->finished()) {
             auto secs = std::chrono::duration<double>(sched()->now() - c.opened).count();
-            spdlog::info("{}: connection {} from {} closed after {:.3f}s ({}, {} bytes in, {} out)", server_name,
-                         c.info.id, c.info.name(), secs, c.csa->close_reason(), c.csa->bytes_in(), c.csa->bytes_out());
+            bool probe = c.csa->bytes_in() == 0 && c.csa->bytes_out() == 0 && c.csa->close_reason() == "peer closed";
+            spdlog::log(probe ? spdlog::level::debug : spdlog::level::info,
+                        "{}: connection {} from {} closed after {:.3f}s ({}, {} bytes in, {} out)", server_name,
+                        c.info.id, c.info.name(), secs, c.csa->close_reason(), c.csa->bytes_in(), c.csa->bytes_out());
             auto pa = per_address_.find(c.info.peer);
             if (pa != per_address_.end() && --pa->second == 0) per_address_.erase(pa);
             closed_traffic_.bytes_in += c.csa->bytes_in();
@@ -121,8 +134,14 @@ void server_core::reap_connections() {
             closed_traffic_.messages_out += c.csa->in("inbox").delivered();
             remove_child(*c.csa);
             remove_child(*c.handler);
-            it = conns_.erase(it);
+            it = conns_.erase(it); // its wheel entry, if any, expires unanswered
         } else {
+            if (c.csa->finished() && !c.orphan_watch) {
+                // The socket is gone; a handler that ignores socket_shutdown
+                // must not leak: it gets the grace period, then is stopped.
+                c.orphan_watch = true;
+                deadlines_.schedule(it->first, sched()->now() + grace);
+            }
             ++it;
         }
     }
@@ -139,31 +158,42 @@ server_core::traffic server_core::traffic_total() const {
     return t;
 }
 
-void server_core::sweep(time_point now) {
-    for (auto& [_, c] : conns_) {
-        if (c.csa->finished()) {
-            // The socket is gone; a handler that ignores socket_shutdown
-            // must not leak: give it the grace period, then stop it.
-            if (!c.handler->finished() && now - c.csa->last_activity() > grace) c.handler->stop();
-            continue;
+void server_core::on_deadline(std::uint64_t id, time_point now) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return; // closed since
+    conn& c = it->second;
+    if (c.csa->finished()) {
+        if (c.handler->finished()) return;
+        if (!c.orphan_watch) {
+            c.orphan_watch = true;
+            deadlines_.schedule(id, now + grace);
+        } else if (now - c.csa->last_activity() >= grace) {
+            c.handler->stop();
+        } else {
+            deadlines_.schedule(id, c.csa->last_activity() + grace);
         }
-        // An adapter that has not run yet has no activity time: count from
-        // the accept (else a sweep right after it closes the newcomer).
-        time_point last = std::max(c.opened, c.csa->last_activity());
-        if (inactivity_timeout && now - last >= *inactivity_timeout) {
-            spdlog::info("{}: connection {} from {} idle for too long", server_name, c.info.id, c.info.name());
-            c.csa->in("control").push_forced(message(shutdown_microprocess("inactivity timeout")));
-        }
+        return;
+    }
+    if (!inactivity_timeout) return;
+    // An adapter that has not run yet has no activity time: count from the
+    // accept (else a deadline right after it closes the newcomer).
+    time_point last = std::max(c.opened, c.csa->last_activity());
+    if (now - last >= *inactivity_timeout) {
+        spdlog::info("{}: connection {} from {} idle for too long", server_name, c.info.id, c.info.name());
+        c.csa->in("control").push_forced(message(shutdown_microprocess("inactivity timeout")));
+    } else {
+        deadlines_.schedule(id, last + *inactivity_timeout);
     }
 }
 
 void server_core::begin_stop() {
     if (stopping_) return;
     stopping_ = true;
-    asio::error_code ec;
-    if (acceptor_) acceptor_->close(ec);
-    for (auto& s : pending_) s.close(ec);
-    pending_.clear();
+    if (listener_ && !listener_->finished())
+        listener_->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+    while (recv_message("_newconnection")) {
+        // accepted but not yet wired: their adapters close the sockets
+    }
     stop_deadline_ = sched()->now() + grace;
     spdlog::info("{}: stopping, {} connection(s) open", server_name, conns_.size());
     // Tell every graph: the handler finishes (and closes its socket through
@@ -182,8 +212,12 @@ void server_core::stop_serving() {
 task server_core::main() {
     if (!protocol) throw bad_state(server_name + ": no protocol factory");
     listen();
-    spdlog::info("{}: listening on {}", server_name, endpoint_text(acceptor_->local_endpoint()));
-    time_point next_sweep = sched()->now() + sweep_interval;
+    deadlines_ = timer_wheel<std::uint64_t>(wheel_tick(inactivity_timeout));
+    refusing_ = std::make_unique<condition_log>(server_name + ": refusing connections (connection caps reached)");
+    listener_ = &add_child(std::move(own_listener_));
+    link({*listener_, "protocolHandlerSignal"}, {*this, "_newconnection"});
+    listener_->activate(*sched());
+    spdlog::info("{}: listening on {}", server_name, listener_->address().text());
     for (;;) {
         while (auto m = recv_message("control")) {
             if (const ipc* c = m->peek<ipc>(); c && c->ends()) begin_stop();
@@ -191,17 +225,14 @@ task server_core::main() {
         while (auto m = recv_message("inbox")) {
             // "inbox" exists so a server can sit in a pipeline or seq; unused.
         }
-        for (auto& s : pending_) {
-            if (stopping_) break;
-            open_connection(std::move(s));
+        while (!stopping_) {
+            auto nc = recv<new_connection>("_newconnection");
+            if (!nc) break;
+            open_connection(std::move(*nc));
         }
-        pending_.clear();
         reap_connections();
         time_point now = sched()->now();
-        if (now >= next_sweep) {
-            sweep(now);
-            next_sweep = now + sweep_interval;
-        }
+        deadlines_.expire(now, [&](std::uint64_t id) { on_deadline(id, now); });
         if (stopping_) {
             if (conns_.empty()) break;
             if (now >= *stop_deadline_) {
@@ -216,19 +247,19 @@ task server_core::main() {
                 reap_connections();
                 break;
             }
-        } else if (accept_paused_until_ && now < *accept_paused_until_) {
-            // backing off after EMFILE
-        } else {
-            accept_paused_until_.reset();
-            start_accept();
+        } else if (listener_->finished()) {
+            // The listener cannot end on its own unless it failed: without
+            // it the server serves what it has, then stops.
+            spdlog::error("{}: the listener ended; stopping", server_name);
+            begin_stop();
+            continue;
         }
-        duration wait = next_sweep - now;
-        if (stopping_) wait = std::min<duration>(wait, *stop_deadline_ - now);
-        if (accept_paused_until_) wait = std::min<duration>(wait, *accept_paused_until_ - now);
+        std::optional<duration> wait;
+        if (auto next = deadlines_.next_deadline()) wait = std::max<duration>(*next - now, duration::zero());
+        if (stopping_) wait = std::min<duration>(wait.value_or(*stop_deadline_ - now), *stop_deadline_ - now);
         co_await wait_events(ev_inbox | ev_children | ev_external, wait);
     }
-    asio::error_code ec;
-    if (acceptor_) acceptor_->close(ec);
+    if (listener_ && !listener_->finished()) listener_->stop();
     spdlog::info("{}: stopped", server_name);
     send_forced(message(producer_finished()), "signal");
 }

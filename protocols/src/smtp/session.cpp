@@ -263,6 +263,13 @@ subtask<void> session::close_upstream() {
 
 subtask<void> session::handle_rcpt(const command& c) {
     const auto& cfg = ctx_->cfg;
+    // Every attempt counts, deferred ones too: else one pipelined write of
+    // RCPTs could add rows to the greylist without bound.
+    if (++rcpt_attempts_ > cfg.max_rcpt_attempts) {
+        say(452, "4.5.3 Error: too many recipients");
+        count_error();
+        co_return;
+    }
     if (!in_mail_) {
         say(503, "5.5.1 Error: need MAIL command");
         count_error();

@@ -1,4 +1,5 @@
-// The connected socket adapter (CSA): one TCP connection as a component.
+// The connected socket adapter (CSA): one connection (TCP or unix-domain)
+// as a component.
 //
 //   inbox   bytes to write (std::string)      outbox  bytes received (std::string)
 //   control producer_finished: flush, close   signal  producer_finished when the peer
@@ -24,6 +25,7 @@
 #include <kamaelia/core/io_anchor.hpp>
 #include <kamaelia/net/tls.hpp>
 
+#include <asio/generic/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
 
 #include <cstddef>
@@ -44,6 +46,8 @@ struct csa_options {
 class connected_socket_adapter : public component {
 public:
     // With tls.context set, the connection is TLS from its first byte.
+    connected_socket_adapter(asio::generic::stream_protocol::socket socket, csa_options options = {},
+                             start_tls tls = {});
     connected_socket_adapter(asio::ip::tcp::socket socket, csa_options options = {}, start_tls tls = {});
     ~connected_socket_adapter() override;
 
@@ -73,7 +77,7 @@ private:
     bool tls_busy() const noexcept; // start_tls queued or handshaking: hold input and output
     void close_socket() noexcept;
 
-    asio::ip::tcp::socket socket_;
+    asio::generic::stream_protocol::socket socket_;
     csa_options opt_;
     io_anchor anchor_;
     std::vector<std::string> queue_; // (a deque allocates even when empty)

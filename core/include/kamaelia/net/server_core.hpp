@@ -1,4 +1,5 @@
-// server_core: a TCP server that builds a component graph per connection.
+// server_core: a server that builds a component graph per connection, on a
+// TCP address or a unix-domain socket (plain or TLS).
 //
 //   struct greeter_server : kamaelia::server_core {
 //       greeter_server() {
@@ -22,15 +23,26 @@
 // socket is gone; it closes the connection by ending (its end message
 // reaches the adapter, which flushes and closes).
 //
+// Like Kamaelia's ServerCore composing a TCPServer, it composes a listener
+// (listener.hpp: the one accept loop) and takes the new_connection messages
+// it sends; the caps, the inactivity timeout, the grace period and the logs
+// below apply to every kind of listener alike.
+//
+// Inactivity: each adapter stamps the time of the last bytes received; a
+// coarse timer wheel (timer_wheel.hpp) holds one deadline per connection and
+// looks at a connection only when its deadline comes, so an idle server with
+// thousands of connections does not wake up.
+//
 // Stopping the server (shutdown_microprocess on control, or stop_serving())
 // stops accepting, tells every connection graph, waits up to `grace`, then
 // force-closes what is left.
 #pragma once
 
 #include <kamaelia/core/component.hpp>
-#include <kamaelia/core/io_anchor.hpp>
 #include <kamaelia/net/connected_socket_adapter.hpp>
 #include <kamaelia/net/connection_info.hpp>
+#include <kamaelia/net/listener.hpp>
+#include <kamaelia/net/timer_wheel.hpp>
 #include <kamaelia/net/tls.hpp>
 
 #include <asio/ip/tcp.hpp>
@@ -85,6 +97,7 @@ public:
     // ---- settings (defaults a subclass overrides) ------------------------
     std::string bind_address = "0.0.0.0"; // "::" for IPv6 (dual-stack where the system allows)
     std::uint16_t port = 1601;            // 0 picks a free port
+    std::string unix_path;                // set: listen on this unix-domain socket instead of TCP
     protocol_factory protocol;
     std::string server_name = "server";   // for logs
     bool reuse_address = true;
@@ -92,7 +105,8 @@ public:
     bool keepalive = false;
     int backlog = 1024;
     std::size_t max_connections = 10000;   // beyond it, new connections are closed at once
-    std::size_t max_per_address = 0;       // per client address (0: no cap)
+    std::size_t max_per_address = 0;       // per client address (0: no cap; not for unix sockets,
+                                           // whose clients have no address)
     std::optional<duration> inactivity_timeout; // silence from the peer that closes a connection
     duration grace = std::chrono::seconds(5);   // how long stopping waits for connections to end
     csa_options socket_options;
@@ -104,8 +118,10 @@ public:
     // in use", so a busy port fails loudly at start.
     void listen();
     bool listening() const noexcept;
-    asio::ip::tcp::endpoint local_endpoint() const;
-    std::uint16_t bound_port() const;
+    asio::ip::tcp::endpoint local_endpoint() const; // TCP only
+    std::uint16_t bound_port() const;               // 0 on a unix socket
+    // Where it listens ("127.0.0.1:1601", "unix:/run/x.sock"), once listening.
+    std::string address_text() const;
     std::size_t connections() const noexcept { return conns_.size(); }
     std::uint64_t accepted_total() const noexcept { return accepted_; }
     std::uint64_t refused_total() const noexcept { return refused_; }
@@ -119,7 +135,7 @@ public:
     // Stop accepting, end every connection (graceful, then forced after grace).
     void stop_serving();
     // Called once listening (the daemon logs "listening on ADDR:PORT" here).
-    std::function<void(const asio::ip::tcp::endpoint&)> on_listening;
+    std::function<void(const listen_address&)> on_listening;
 
 protected:
     task main() override;
@@ -130,24 +146,23 @@ private:
         component* handler;
         connection_info info;
         time_point opened;
+        bool orphan_watch = false; // the socket is gone; the handler has `grace` to end
     };
-    void start_accept();
-    void open_connection(asio::ip::tcp::socket s);
+    void open_connection(new_connection nc);
     void reap_connections();
-    void sweep(time_point now);
+    void on_deadline(std::uint64_t id, time_point now);
     void begin_stop();
 
-    std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
-    io_anchor anchor_;
-    std::vector<asio::ip::tcp::socket> pending_;
-    std::unordered_map<component*, conn> conns_; // keyed by the adapter
+    std::unique_ptr<listener> own_listener_; // until main() adopts it
+    listener* listener_ = nullptr;
+    std::unordered_map<std::uint64_t, conn> conns_; // keyed by connection id
     std::unordered_map<std::string, std::size_t> per_address_;
-    std::uint64_t accepted_ = 0, refused_ = 0, next_id_ = 0;
+    timer_wheel<std::uint64_t> deadlines_;
+    std::unique_ptr<condition_log> refusing_;
+    std::uint64_t accepted_ = 0, refused_ = 0;
     traffic closed_traffic_;
     std::uint64_t reaped_seen_ = 0; // children_finished_count() at the last reap
-    bool accept_armed_ = false;
     bool stopping_ = false;
-    std::optional<time_point> accept_paused_until_;
     std::optional<time_point> stop_deadline_;
 };
 

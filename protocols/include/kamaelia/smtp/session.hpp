@@ -90,6 +90,7 @@ private:
     bool body_8bit_ = false;
     std::vector<recipient> rcpts_;
     std::size_t accepted_ = 0;
+    std::size_t rcpt_attempts_ = 0; // RCPT commands this session, every outcome
     long long delayed_ = 0;      // longest greylist delay among the accepted recipients
     unsigned errors_ = 0;
     bool logged_ = false;        // a log line was written for this session
