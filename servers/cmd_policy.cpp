@@ -51,10 +51,12 @@ struct policy_flags {
         unix_path, sync;
     std::optional<unsigned> awl, ipv4cidr, ipv6cidr;
     std::optional<std::size_t> max_rows;
+    bool test_hooks = false; // command line only: never a config key
 } pf;
 
 struct policy_server : kamaelia::server_core {
-    std::shared_ptr<gl::engine> engine;
+    std::string greylist = gl::service_name;
+    bool test_hooks = false;
     gl::reply_style style;
     std::size_t max_line = 64 * 1024; // --max-line / max-line: the longest request, in bytes
     policy_server() {
@@ -62,7 +64,7 @@ struct policy_server : kamaelia::server_core {
         bind_address = "127.0.0.1"; // like postgrey: Postfix is local
         port = 10023;
         protocol = [this](const kamaelia::connection_info& peer) {
-            return std::make_unique<gl::policy_protocol>(engine, style, max_line, peer.name());
+            return std::make_unique<gl::policy_protocol>(greylist, style, max_line, peer.name(), test_hooks);
         };
     }
 };
@@ -87,6 +89,8 @@ void add_flags(CLI::App& app) {
     app.add_option("--ipv4cidr", pf.ipv4cidr, "client network size of the triplet for IPv4 (default 24)");
     app.add_option("--ipv6cidr", pf.ipv6cidr, "client network size of the triplet for IPv6 (default 64)");
     app.add_option("--max-rows", pf.max_rows, "cap on stored triplets (default 1000000)");
+    app.add_flag("--test-hooks", pf.test_hooks,
+                 "TESTS ONLY: honour policy_test_time in requests (sets a triplet's clock); never in production");
 }
 
 // default < config file < flag
@@ -132,11 +136,16 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
         s->style.greylist_text = *v;
     s->style.host = host_name();
     s->style.version = "kamaelia-" KAMAELIA_VERSION;
-    s->engine = kd::shared_greylist(rt, greylist_settings(cf));
+    s->greylist = kd::shared_greylist(rt, greylist_settings(cf));
+    s->test_hooks = pf.test_hooks;
+    if (pf.test_hooks)
+        spdlog::warn("policy: --test-hooks is ON: any client of this port can set the greylist's clock with "
+                     "policy_test_time. This is for tests and benchmarks only; never run it in production.");
     auto unix_path = pick(pf.unix_path, cf ? cf->get("policy", "unix") : std::nullopt);
     if (unix_path) {
         // The TCP server is not started; the same protocol runs per UNIX connection.
-        rt.add_service(std::make_unique<gl::unix_listener>(rt.sched(), *unix_path, s->engine, s->style, s->max_line));
+        rt.add_service(std::make_unique<gl::unix_listener>(rt.sched(), *unix_path, s->greylist, s->style, s->max_line,
+                                                           s->test_hooks));
         rt.keep(std::shared_ptr<policy_server>(s.release()));
         return;
     }

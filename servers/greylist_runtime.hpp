@@ -1,10 +1,13 @@
-// The greylist as the daemon's servers share it: one engine and one
-// database (<data-dir>/greylist.sqlite) per process, whichever of `grey`
-// and `policy` asks first builds it; SIGHUP reloads its whitelist files.
+// The greylist as the daemon's servers share it: one greylist service and
+// one database (<data-dir>/greylist.sqlite) per process, whichever of `grey`
+// and `policy` asks first starts it; SIGHUP reloads its whitelist files.
 #pragma once
 
 #include "daemon.hpp"
 
+#include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/core/services.hpp>
+#include <kamaelia/greylist/service.hpp>
 #include <kamaelia/greylist/settings.hpp>
 
 #include <filesystem>
@@ -17,15 +20,21 @@ namespace kamaelia::daemon {
 // suffix s, m, h or d ("48h"). Throws config_error.
 std::chrono::seconds parse_duration(const std::string& text, std::int64_t unit, const std::string& what);
 
-inline std::shared_ptr<greylist::engine> shared_greylist(runtime& rt, greylist::settings s) {
-    return rt.shared<greylist::engine>("greylist", [&]() {
+// Starts the greylist service once (store_error: the daemon exits with it)
+// and returns the name it is registered under, for ask().
+inline std::string shared_greylist(runtime& rt, greylist::settings s) {
+    auto name = rt.shared<std::string>("greylist", [&]() {
         if (s.database.empty()) s.database = (std::filesystem::path(rt.data_dir()) / "greylist.sqlite").string();
-        auto e = greylist::open_engine(rt.sched(), s); // store_error: the daemon exits with it
-        rt.on_reload([w = std::weak_ptr<greylist::engine>(e)] {
-            if (auto p = w.lock()) p->reload();
+        auto svc = std::make_unique<greylist::service>(s);
+        component& c = rt.add_service(std::move(svc)); // stopped after the servers
+        rt.sched().services().register_service(greylist::service_name, c, "inbox");
+        rt.on_reload([&rt] {
+            if (auto* sv = rt.sched().services().find(greylist::service_name))
+                sv->comp->in("reload").push_forced(message(greylist::reload_whitelists{}));
         });
-        return e;
+        return std::make_shared<std::string>(greylist::service_name);
     });
+    return *name;
 }
 
 } // namespace kamaelia::daemon

@@ -1,6 +1,7 @@
 #include <kamaelia/greylist/unix_listener.hpp>
 
 #include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/core/service.hpp>
 #include <kamaelia/greylist/policy.hpp>
 
 #include <asio/local/stream_protocol.hpp>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <ctime>
+#include <deque>
 #include <filesystem>
 #include <list>
 #include <system_error>
@@ -20,16 +22,40 @@ namespace {
 
 using unix_socket = asio::local::stream_protocol::socket;
 
+struct session;
+
+// Queries waiting for the listener component to ask the greylist service.
+struct ask_queue {
+    component* owner = nullptr; // the listener; cleared when it goes
+    std::deque<std::pair<std::weak_ptr<session>, policy_query>> items;
+    void push(std::weak_ptr<session> s, policy_query q) {
+        if (!owner) return;
+        items.emplace_back(std::move(s), std::move(q));
+        owner->signal_external();
+    }
+};
+
 struct session : std::enable_shared_from_this<session> {
     unix_socket sock;
     policy_conversation conv;
-    std::shared_ptr<engine> eng;
+    std::shared_ptr<ask_queue> asks;
     std::string out;
     char buf[4096];
     bool closed = false;
 
-    session(unix_socket s, std::shared_ptr<engine> e, const reply_style& style, std::size_t max)
-        : sock(std::move(s)), conv(style, max), eng(std::move(e)) {}
+    session(unix_socket s, std::shared_ptr<ask_queue> a, const reply_style& style, std::size_t max, bool hooks)
+        : sock(std::move(s)), conv(style, max, hooks), asks(std::move(a)) {}
+
+    void answered(const policy_query& q, const decision& d) {
+        if (closed) return;
+        std::string o = conv.answer(d, std::time(nullptr));
+        if (spdlog::should_log(spdlog::level::debug)) log_policy_decision(q.req, d, o);
+        if (o.empty()) {
+            spdlog::debug("policy: unix client: no answer for {} -> {}: {}", q.req.sender, q.req.recipient, d.reason);
+            return close();
+        }
+        write(std::move(o));
+    }
 
     void close() {
         if (closed) return;
@@ -61,20 +87,23 @@ struct session : std::enable_shared_from_this<session> {
             spdlog::warn("policy: unix client: closing: {}", st.text);
             return close();
         case policy_conversation::reply: return write(std::move(st.text));
-        case policy_conversation::ask:
-            eng->decide(st.query.req, [self = shared_from_this(), q = st.query](decision d) {
-                if (self->closed) return;
-                std::string o = self->conv.answer(d, std::time(nullptr));
-                if (spdlog::should_log(spdlog::level::debug)) log_policy_decision(q.req, d, o);
-                if (o.empty()) {
-                    spdlog::error("policy: unix client: no answer for {} -> {}: {}", q.req.sender, q.req.recipient,
-                                  d.reason);
-                    return self->close();
-                }
-                self->write(std::move(o));
-            });
-            return;
+        case policy_conversation::ask: return asks->push(weak_from_this(), std::move(st.query));
         }
+    }
+};
+
+// Asks the greylist service for one unix client's query (a child of the listener).
+struct unix_asker : component {
+    std::string service;
+    std::weak_ptr<session> client;
+    policy_query q;
+    unix_asker(std::string svc, std::weak_ptr<session> c, policy_query query)
+        : service(std::move(svc)), client(std::move(c)), q(std::move(query)) {}
+    task main() override {
+        check question{q.req};
+        auto r = co_await ask(service, std::move(question));
+        decision d = r ? std::move(*r) : decision{verdict::tempfail, {}, {}, r.error().text};
+        if (auto s = client.lock()) s->answered(q, d);
     }
 };
 
@@ -82,20 +111,22 @@ struct session : std::enable_shared_from_this<session> {
 
 struct unix_listener::impl {
     asio::local::stream_protocol::acceptor acceptor;
-    std::shared_ptr<engine> eng;
+    std::string service;
+    std::shared_ptr<ask_queue> asks = std::make_shared<ask_queue>();
     reply_style style;
     std::size_t max;
+    bool hooks;
     std::list<std::weak_ptr<session>> sessions;
     std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
-    impl(asio::io_context& io, std::shared_ptr<engine> e, reply_style s, std::size_t m)
-        : acceptor(io), eng(std::move(e)), style(std::move(s)), max(m) {}
+    impl(asio::io_context& io, std::string svc, reply_style s, std::size_t m, bool h)
+        : acceptor(io), service(std::move(svc)), style(std::move(s)), max(m), hooks(h) {}
 
     void accept() {
         acceptor.async_accept([this, alive = alive](const asio::error_code& ec, unix_socket s) {
             if (!*alive || ec == asio::error::operation_aborted || !acceptor.is_open()) return;
             if (!ec) {
-                auto sess = std::make_shared<session>(std::move(s), eng, style, max);
+                auto sess = std::make_shared<session>(std::move(s), asks, style, max, hooks);
                 sessions.remove_if([](const std::weak_ptr<session>& w) { return w.expired(); });
                 sessions.push_back(sess);
                 sess->read();
@@ -105,9 +136,11 @@ struct unix_listener::impl {
     }
 };
 
-unix_listener::unix_listener(scheduler& s, std::string path, std::shared_ptr<engine> e, reply_style style,
-                             std::size_t max_request)
-    : path_(std::move(path)), impl_(std::make_unique<impl>(s.io(), std::move(e), std::move(style), max_request)) {
+unix_listener::unix_listener(scheduler& s, std::string path, std::string service, reply_style style,
+                             std::size_t max_request, bool test_hooks)
+    : path_(std::move(path)),
+      impl_(std::make_unique<impl>(s.io(), std::move(service), std::move(style), max_request, test_hooks)) {
+    impl_->asks->owner = this;
     namespace fs = std::filesystem;
     std::error_code fec;
     if (fs::is_socket(path_, fec)) {
@@ -131,6 +164,7 @@ unix_listener::unix_listener(scheduler& s, std::string path, std::shared_ptr<eng
 
 unix_listener::~unix_listener() {
     *impl_->alive = false;
+    impl_->asks->owner = nullptr;
     asio::error_code ec;
     impl_->acceptor.close(ec);
     for (auto& w : impl_->sessions)
@@ -145,7 +179,15 @@ std::size_t unix_listener::sessions() const noexcept {
 
 task unix_listener::main() {
     impl_->accept();
-    while (!shutdown_requested()) co_await wait_any();
+    while (!shutdown_requested()) {
+        auto& q = impl_->asks->items;
+        while (!q.empty()) {
+            add_child(unix_asker(impl_->service, std::move(q.front().first), std::move(q.front().second))).activate();
+            q.pop_front();
+        }
+        children_done();
+        co_await wait_events(ev_inbox | ev_external | ev_children);
+    }
     asio::error_code ec;
     impl_->acceptor.close(ec);
     for (auto& w : impl_->sessions)

@@ -22,8 +22,9 @@ public:
     // Binds now (a stale socket file is replaced, a busy one refused; mode
     // 0666 like postgrey's --socketmode) and throws std::system_error naming
     // the path when it cannot.
-    unix_listener(scheduler& s, std::string path, std::shared_ptr<engine> e, reply_style style = {},
-                  std::size_t max_request = 64 * 1024);
+    // Each query is asked of the greylist service registered as `service`.
+    unix_listener(scheduler& s, std::string path, std::string service, reply_style style = {},
+                  std::size_t max_request = 64 * 1024, bool test_hooks = false);
     ~unix_listener() override;
     const std::string& path() const noexcept { return path_; }
     std::size_t sessions() const noexcept;
