@@ -7,6 +7,7 @@
 // kamaelia/smtp/greylist_conf.hpp), translated here into [grey] keys with
 // the original line numbers.
 #include "daemon.hpp"
+#include "console.hpp"
 #include "greylist_runtime.hpp"
 
 #include <kamaelia/greylist/settings.hpp>
@@ -233,13 +234,14 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     if (cfg.allowed_domains.empty())
         spdlog::warn("grey: no --allowed-domain: every recipient will be refused (550 5.7.1), except for allowed senders");
 
-    // The engine, shared with `policy` under `kamaelia all` (whichever asks
+    // The greylist service, shared with `policy` under `kamaelia all` (whichever asks
     // first sets its timings); it reloads its whitelist files on SIGHUP.
     kamaelia::greylist::settings gs;
     if (auto d = gf.delay ? gf.delay : file("delay")) gs.delay = kd::parse_duration(*d, 1, "grey: delay"); // 300, 5m
     try {
         gs.database = kd::greylist_store(rt, gf.store, "grey");
-        s->ctx->engine = kd::shared_greylist(rt, gs, "grey");
+        s->ctx->greylist = kd::shared_greylist(rt, gs, "grey");
+        s->ctx->meter = console::greylist_counters_of(rt).get(); // kept alive by the runtime
     } catch (const kamaelia::greylist::store_error& e) {
         throw std::runtime_error(std::string("grey: ") + e.what());
     }

@@ -2,6 +2,7 @@
 // drop-in (default 127.0.0.1:10023, or --unix PATH):
 //   smtpd_recipient_restrictions = ..., check_policy_service inet:127.0.0.1:10023
 #include "daemon.hpp"
+#include "console.hpp"
 #include "greylist_runtime.hpp"
 
 #include <kamaelia/greylist/policy.hpp>
@@ -50,10 +51,13 @@ struct policy_flags {
         unix_path, sync;
     std::optional<unsigned> awl, ipv4cidr, ipv6cidr;
     std::optional<std::size_t> max_rows;
+    bool test_hooks = false; // command line only: never a config key
 } pf;
 
 struct policy_server : kamaelia::server_core {
-    std::shared_ptr<gl::engine> engine;
+    std::string greylist = gl::service_name;
+    gl::meter* meter = nullptr;
+    bool test_hooks = false;
     gl::reply_style style;
     std::size_t max_line = 64 * 1024; // --max-line / max-line: the longest request, in bytes
     policy_server() {
@@ -61,7 +65,7 @@ struct policy_server : kamaelia::server_core {
         bind_address = "127.0.0.1"; // like postgrey: Postfix is local
         port = 10023;
         protocol = [this](const kamaelia::connection_info& peer) {
-            return std::make_unique<gl::policy_protocol>(engine, style, max_line, peer.name());
+            return std::make_unique<gl::policy_protocol>(greylist, style, max_line, peer.name(), test_hooks, meter);
         };
     }
 };
@@ -90,6 +94,8 @@ void add_flags(CLI::App& app) {
     app.add_option("--max-rows", pf.max_rows, "cap on stored triplets (default 1000000)");
     app.add_option("--store", policy_store,
                    "greylist store: postgresql://HOST/DB (several hosts) or a SQLite file (default <data-dir>/greylist.sqlite)");
+    app.add_flag("--test-hooks", pf.test_hooks,
+                 "TESTS ONLY: honour policy_test_time in requests (sets a triplet's clock); never in production");
 }
 
 // default < config file < flag
@@ -137,7 +143,12 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     s->style.version = "kamaelia-" KAMAELIA_VERSION;
     gl::settings gs = greylist_settings(cf);
     gs.database = kd::greylist_store(rt, policy_store, "policy");
-    s->engine = kd::shared_greylist(rt, gs, "policy");
+    s->greylist = kd::shared_greylist(rt, gs, "policy");
+    s->meter = console::greylist_counters_of(rt).get(); // kept alive by the runtime
+    s->test_hooks = pf.test_hooks;
+    if (pf.test_hooks)
+        spdlog::warn("policy: --test-hooks is ON: any client of this port can set the greylist's clock with "
+                     "policy_test_time. This is for tests and benchmarks only; never run it in production.");
     auto unix_path = pick(pf.unix_path, cf ? cf->get("policy", "unix") : std::nullopt);
     if (unix_path) s->unix_path = *unix_path; // instead of TCP, with the same caps and timeouts
     rt.add_server(std::move(s));

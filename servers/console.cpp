@@ -158,7 +158,7 @@ console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_count
             x.counter("kamaelia_greylist_decisions_total", "greylist decisions by outcome", {{"outcome", outcome[i]}},
                       static_cast<double>(values[i]));
         x.histogram("kamaelia_greylist_store_seconds",
-                    "time from asking the greylist to its durable answer (the store's round trip)", {}, g.store_seconds);
+                    "time from asking the greylist to its durable answer (the store's round trip)", {}, g.ask_seconds);
         scheduler& s = rt_.sched();
         x.gauge("kamaelia_scheduler_run_queue_depth", "components queued to run", {}, static_cast<double>(s.run_queue_depth()));
         x.gauge("kamaelia_scheduler_components", "live components", {}, static_cast<double>(s.live()));
@@ -197,8 +197,8 @@ console_model::totals console_model::now_totals() const {
     t.gl[1] = greylist_->whitelisted;
     t.gl[2] = greylist_->greylisted;
     t.gl[3] = greylist_->tempfail;
-    t.store_count = greylist_->store_seconds.count();
-    t.store_sum = greylist_->store_seconds.sum();
+    t.store_count = greylist_->ask_seconds.count();
+    t.store_sum = greylist_->ask_seconds.sum();
     return t;
 }
 

@@ -27,18 +27,17 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <kamaelia/greylist/meter.hpp>
+
 #include <string>
 
 namespace kamaelia::console {
 
 inline constexpr const char* backplane_name = "kamaelia.console";
 
-// Greylist decisions and their latency, counted by a wrapper around the
-// greylist engine (see greylist_meter in console.cpp).
-struct greylist_counters {
-    std::uint64_t pass = 0, whitelisted = 0, greylisted = 0, tempfail = 0;
-    metrics::histogram store_seconds;
-};
+// Greylist decisions and their latency, counted by the servers that ask
+// the greylist (greylist/meter.hpp).
+using greylist_counters = greylist::meter;
 
 // The graph as JSON, with diffs between snapshots (the JSON twin of
 // introspection::text_differ).

@@ -1,12 +1,15 @@
-// The greylist as the daemon's servers share it: one engine and one
-// database (<data-dir>/greylist.sqlite) per process, whichever of `grey`
-// and `policy` asks first builds it; SIGHUP reloads its whitelist files.
+// The greylist as the daemon's servers share it: one greylist service and
+// one store per process (whichever of `grey` and `policy` asks first starts
+// it); SIGHUP reloads its whitelist files. The store is <data-dir>/greylist.sqlite,
+// or what --store / --greylist-store name (a postgresql:// URL: several MX hosts).
 #pragma once
 
 #include "daemon.hpp"
-#include "greylist_meter.hpp"
 
+#include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/core/services.hpp>
 #include <kamaelia/greylist/pg_store.hpp>
+#include <kamaelia/greylist/service.hpp>
 #include <kamaelia/greylist/settings.hpp>
 
 #include <filesystem>
@@ -39,25 +42,28 @@ inline std::string greylist_store(runtime& rt, const std::optional<std::string>&
     return (std::filesystem::path(rt.data_dir()) / "greylist.sqlite").string();
 }
 
-// One greylist per daemon: `grey` and `policy` under `kamaelia all` share
-// it, so two of them naming different stores is a start-up error.
-inline std::shared_ptr<greylist::engine> shared_greylist(runtime& rt, greylist::settings s,
-                                                         const std::string& who = "greylist") {
+// Starts the greylist service once (store_error: the daemon exits with it)
+// and returns the name it is registered under, for ask(). `grey` and
+// `policy` under `kamaelia all` share it, so two of them naming different
+// stores is a start-up error.
+inline std::string shared_greylist(runtime& rt, greylist::settings s, const std::string& who = "greylist") {
     if (s.database.empty()) s.database = (std::filesystem::path(rt.data_dir()) / "greylist.sqlite").string();
     auto chosen = rt.shared<std::string>("greylist-store", [&] { return std::make_shared<std::string>(s.database); });
     if (*chosen != s.database)
         throw config_error(who + ": greylist store " + greylist::pg_store::redact(s.database) + " differs from " +
                            greylist::pg_store::redact(*chosen) +
                            ", which another server of this daemon uses (one greylist per daemon: --greylist-store)");
-    return rt.shared<greylist::engine>("greylist", [&]() {
-        // Counted for the console's /metrics (greylist_meter.hpp).
-        std::shared_ptr<greylist::engine> e = std::make_shared<console::greylist_meter>(
-            greylist::open_engine(rt.sched(), s), console::greylist_counters_of(rt)); // store_error: the daemon exits with it
-        rt.on_reload([w = std::weak_ptr<greylist::engine>(e)] {
-            if (auto p = w.lock()) p->reload();
+    auto name = rt.shared<std::string>("greylist", [&]() {
+        auto svc = std::make_unique<greylist::service>(s);
+        component& c = rt.add_service(std::move(svc)); // stopped after the servers
+        rt.sched().services().register_service(greylist::service_name, c, "inbox");
+        rt.on_reload([&rt] {
+            if (auto* sv = rt.sched().services().find(greylist::service_name))
+                sv->comp->in("reload").push_forced(message(greylist::reload_whitelists{}));
         });
-        return e;
+        return std::make_shared<std::string>(greylist::service_name);
     });
+    return *name;
 }
 
 } // namespace kamaelia::daemon

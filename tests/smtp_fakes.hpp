@@ -1,11 +1,13 @@
-// Test doubles for the SMTP proxy: a greylist engine answered by hand (or
+// Test doubles for the SMTP proxy: a greylist service answered by hand (or
 // by a rule) and an in-process upstream MTA that records what it receives.
 #pragma once
 
 #include "fixture.hpp"
 
 #include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/core/service.hpp>
 #include <kamaelia/greylist/decision.hpp>
+#include <kamaelia/greylist/service.hpp>
 
 #include <deque>
 #include <functional>
@@ -15,30 +17,39 @@
 
 namespace kamaelia::test {
 
-// Decisions wait until answer() (or, with a rule, until the scheduler's next
-// cycle): like the real engine, `done` never runs inside decide().
-struct fake_engine : greylist::engine {
-    scheduler* sched = nullptr;
+// A greylist service answered by hand (or by a rule, at once), registered
+// on the fixture's scheduler as greylist::service_name.
+struct fake_engine : component {
     std::function<greylist::decision(const greylist::request&)> rule; // unset: answer by hand
     std::vector<greylist::request> asked;
-    std::deque<std::function<void(greylist::decision)>> waiting;
+    std::deque<request<greylist::check>> waiting;
 
-    void decide(const greylist::request& r, std::function<void(greylist::decision)> done) override {
-        asked.push_back(r);
-        if (rule && sched) {
-            auto d = rule(r);
-            sched->post([done = std::move(done), d]() mutable { done(d); });
-        } else {
-            waiting.push_back(std::move(done));
+    task main() override {
+        while (!shutdown_requested()) {
+            while (auto r = recv<request<greylist::check>>()) {
+                asked.push_back(r->body.r);
+                if (rule) {
+                    r->reply(rule(r->body.r));
+                } else {
+                    waiting.push_back(std::move(*r));
+                }
+            }
+            co_await wait_any();
         }
     }
-    // Answers the oldest waiting decision.
+    // Answers the oldest waiting request.
     void answer(greylist::verdict v, long wait = 0, long delayed = 0) {
-        auto f = std::move(waiting.front());
+        auto r = std::move(waiting.front());
         waiting.pop_front();
-        f(greylist::decision{v, std::chrono::seconds(wait), std::chrono::seconds(delayed), "test"});
+        r.reply(greylist::decision{v, std::chrono::seconds(wait), std::chrono::seconds(delayed), "test"});
     }
 };
+
+inline fake_engine* start_fake_greylist(fixture& f) {
+    auto& e = f.spawn<fake_engine>();
+    f.sched.services().register_service(greylist::service_name, e, "inbox");
+    return &e;
+}
 
 // What a fake MTA saw, kept after the connection object is gone.
 struct mta_log {

@@ -6,6 +6,8 @@
 #include <kamaelia/greylist/policy.hpp>
 #include <kamaelia/greylist/policy_request.hpp>
 
+#include <kamaelia/core/service.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <deque>
@@ -30,18 +32,28 @@ decision make(verdict v, int wait = 0, int delayed = 0, bool first = false) {
 }
 
 // Answers from a script, through the scheduler like the real engine.
-struct scripted_engine : engine {
-    scheduler& s;
+// A greylist service answering from a script (tempfail once it runs out).
+struct scripted_engine : component {
     std::deque<decision> script;
-    std::vector<request> asked;
-    explicit scripted_engine(scheduler& sc) : s(sc) {}
-    void decide(const request& r, std::function<void(decision)> done) override {
-        asked.push_back(r);
-        decision d = script.empty() ? make(verdict::tempfail) : script.front();
-        if (!script.empty()) script.pop_front();
-        s.post([done = std::move(done), d]() mutable { done(d); });
+    std::vector<greylist::request> asked;
+    task main() override {
+        while (!shutdown_requested()) {
+            while (auto r = recv<kamaelia::request<check>>()) {
+                asked.push_back(r->body.r);
+                decision d = script.empty() ? make(verdict::tempfail) : script.front();
+                if (!script.empty()) script.pop_front();
+                r->reply(d);
+            }
+            co_await wait_any();
+        }
     }
 };
+
+scripted_engine* start_scripted(test::fixture& f) {
+    auto& e = f.spawn<scripted_engine>();
+    f.sched.services().register_service(service_name, e, "inbox");
+    return &e;
+}
 
 } // namespace
 
@@ -93,8 +105,14 @@ TEST_CASE("policy query: RCPT only, required attributes, policy_test_time", "[po
     CHECK_FALSE(to_query(parse_policy_request("request=other\n\n").request).ask);
     CHECK_FALSE(to_query(parse_policy_request("request=smtpd_access_policy\nsender=a@b\n\n").request).ask);
     CHECK(with("protocol_state=rcpt\n").ask); // the first value (and case) wins
-    CHECK(with("policy_test_time=1800000000\n").req.test_time == 1800000000);
-    CHECK(with("policy_test_time=junk\n").req.test_time == 0);
+    // A test hook: honoured only when the daemon runs with --test-hooks.
+    CHECK(with("policy_test_time=1800000000\n").req.test_time == 0);
+    auto hooked = [](std::string extra) { return to_query(parse_policy_request(extra + rcpt_request).request, true); };
+    CHECK(hooked("policy_test_time=1800000000\n").req.test_time == 1800000000);
+    CHECK(hooked("policy_test_time=junk\n").req.test_time == 0);
+    CHECK(hooked("policy_test_time=9223372036854775807\n").req.test_time == 0); // out of range: ignored
+    CHECK(hooked("policy_test_time=99999999999999999999\n").req.test_time == 0);
+    CHECK(hooked("policy_test_time=-5\n").req.test_time == 0);
     CHECK(with("etrn_domain=\n").etrn_domain);
     // the null sender is a sender
     auto n = to_query(parse_policy_request("request=smtpd_access_policy\nprotocol_state=RCPT\n"
@@ -148,9 +166,9 @@ TEST_CASE("policy conversation: split input, keep-alive, header once per instanc
 
 TEST_CASE("policy component: answers, keeps the connection, closes on a store failure", "[policy]") {
     test::fixture f;
-    auto eng = std::make_shared<scripted_engine>(f.sched);
+    auto* eng = start_scripted(f);
     eng->script = {make(verdict::greylisted, 300), make(verdict::pass, 0, 301, true), make(verdict::tempfail)};
-    test::embedded_connection c(f, std::make_unique<policy_protocol>(eng, reply_style{}, 4096, "test"));
+    test::embedded_connection c(f, std::make_unique<policy_protocol>(service_name, reply_style{}, 4096, "test"));
     c.write(rcpt_request);
     CHECK(c.read() == "action=DEFER_IF_PERMIT Greylisted, see http://postgrey.schweikert.ch/help/example.net.html\n\n");
     c.write(rcpt_request.substr(0, 10));
@@ -169,8 +187,8 @@ TEST_CASE("policy component: answers, keeps the connection, closes on a store fa
 
 TEST_CASE("policy component: an oversized request closes without a reply", "[policy]") {
     test::fixture f;
-    auto eng = std::make_shared<scripted_engine>(f.sched);
-    test::embedded_connection c(f, std::make_unique<policy_protocol>(eng, reply_style{}, 256, "test"));
+    auto* eng = start_scripted(f);
+    test::embedded_connection c(f, std::make_unique<policy_protocol>(service_name, reply_style{}, 256, "test"));
     c.write("x=" + std::string(1000, 'y'));
     CHECK(c.read().empty());
     CHECK(c.sock.closed);
@@ -179,11 +197,49 @@ TEST_CASE("policy component: an oversized request closes without a reply", "[pol
 
 TEST_CASE("policy component: the peer closing ends it after the pending answer", "[policy]") {
     test::fixture f;
-    auto eng = std::make_shared<scripted_engine>(f.sched);
+    auto* eng = start_scripted(f);
     eng->script = {make(verdict::whitelisted)};
-    test::embedded_connection c(f, std::make_unique<policy_protocol>(eng, reply_style{}, 4096, "test"));
+    test::embedded_connection c(f, std::make_unique<policy_protocol>(service_name, reply_style{}, 4096, "test"));
     c.write(rcpt_request);
     c.close_input();
     CHECK(c.read() == "action=DUNNO\n\n");
     CHECK(c.sock.closed);
+}
+
+TEST_CASE("policy parser: linear work however the request is split (issue 14, defect 7)", "[policy][hostile]") {
+    // A 63 KB request of short attributes, delivered two lines per read.
+    std::string req = "request=smtpd_access_policy\nprotocol_state=RCPT\n";
+    std::vector<std::string> lines;
+    for (int i = 0; req.size() < 63 * 1024; ++i) {
+        std::string l = "x" + std::to_string(i) + "=v\n";
+        req += l;
+    }
+    req += "\n";
+    policy_conversation c({}, 64 * 1024);
+    std::size_t pos = 0, chunks = 0;
+    policy_conversation::step st;
+    while (pos < req.size()) {
+        std::size_t end = pos;
+        for (int n = 0; n < 2 && end < req.size(); ++n) end = req.find('\n', end) + 1;
+        c.feed(std::string_view(req).substr(pos, end - pos));
+        pos = end;
+        ++chunks;
+        st = c.next();
+        if (st.what != policy_conversation::need_input) break;
+    }
+    CHECK(chunks > 4000);
+    CHECK(st.what == policy_conversation::reply); // complete (no recipient: DUNNO)
+    // Each byte is examined a bounded number of times (newline search + line checks).
+    CHECK(c.parse_steps() <= 3 * req.size());
+    CHECK(c.buffered() == 0);
+}
+
+TEST_CASE("policy parser: a repeated attribute keeps its first value, found by hash", "[policy][hostile]") {
+    std::string req;
+    for (int i = 0; i < 5000; ++i) req += "sender=s" + std::to_string(i) + "\n";
+    req += "\n";
+    auto r = parse_policy_request(req, 1 << 20);
+    REQUIRE(r.status == policy_parse::complete);
+    CHECK(*r.request.get("sender") == "s0");
+    CHECK(r.request.attributes.size() == 1);
 }

@@ -1,4 +1,4 @@
-// The proxy's SMTP session with a fake greylist engine, an in-process
+// The proxy's SMTP session with a fake greylist service, an in-process
 // upstream MTA and the manual clock.
 #include "embedded.hpp"
 #include "smtp_fakes.hpp"
@@ -17,7 +17,7 @@ namespace {
 
 struct rig {
     test::fixture f;
-    std::shared_ptr<test::fake_engine> eng = std::make_shared<test::fake_engine>();
+    test::fake_engine* eng = test::start_fake_greylist(f);
     std::shared_ptr<test::mta_log> mta = std::make_shared<test::mta_log>();
     std::shared_ptr<proxy_context> ctx = std::make_shared<proxy_context>();
     std::function<void(test::fake_mta&)> tweak;
@@ -25,10 +25,8 @@ struct rig {
     std::vector<std::string> log;
 
     rig() {
-        eng->sched = &f.sched;
         ctx->cfg.server_name = "mx.test";
         ctx->cfg.allowed_domains = {"example.org"};
-        ctx->engine = eng;
         ctx->make_upstream = [this] {
             ++upstreams;
             auto m = std::make_unique<test::fake_mta>(mta);

@@ -40,7 +40,7 @@ def ask(c, **kw):
 
 
 def policy(k, *args, data_dir=None, **kw):
-    argv = ["--bind", "127.0.0.1", "--port", "0"]
+    argv = ["--bind", "127.0.0.1", "--port", "0", "--test-hooks"]  # the tests step time with policy_test_time
     if data_dir:
         return harness.Daemon(k, "policy", *argv, "--data-dir", data_dir, *args, raw=True, **kw)
     return harness.Daemon(k, "policy", *argv, *args, **kw)

@@ -1,19 +1,18 @@
 #include <kamaelia/greylist/policy.hpp>
 
+#include <kamaelia/core/service.hpp>
+
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <ctime>
 
 namespace kamaelia::greylist {
 
-policy_protocol::policy_protocol(std::shared_ptr<engine> e, reply_style style, std::size_t max_request,
-                                 std::string peer)
-    : engine_(std::move(e)), conv_(std::move(style), max_request), slot_(std::make_shared<slot>(slot{this, {}})),
-      peer_(std::move(peer)) {}
-
-policy_protocol::~policy_protocol() {
-    slot_->owner = nullptr; // a decision still on its way finds nobody
-}
+policy_protocol::policy_protocol(std::string service, reply_style style, std::size_t max_request, std::string peer,
+                                 bool test_hooks, meter* m)
+    : service_(std::move(service)), conv_(std::move(style), max_request, test_hooks), peer_(std::move(peer)),
+      meter_(m) {}
 
 void log_policy_decision(const request& r, const decision& d, const std::string& action) {
     static const char* names[] = {"pass", "whitelisted", "greylisted", "tempfail"};
@@ -37,19 +36,20 @@ task policy_protocol::main() {
             if (st.what == policy_conversation::reply) {
                 out = std::move(st.text);
             } else {
-                slot_->d.reset();
-                auto s = slot_;
-                engine_->decide(st.query.req, [s](decision d) {
-                    s->d = std::move(d);
-                    if (s->owner) s->owner->signal_external();
-                });
-                while (!slot_->d) co_await wait_external();
-                out = conv_.answer(*slot_->d, std::time(nullptr));
-                if (spdlog::should_log(spdlog::level::debug)) log_policy_decision(st.query.req, *slot_->d, out);
+                check question{st.query.req};
+                auto asked = std::chrono::steady_clock::now();
+                auto r = co_await ask(service_, std::move(question));
+                // The service layer failing (ended, shutting down) is a tempfail like a store error.
+                decision d = r ? std::move(*r) : decision{verdict::tempfail, {}, {}, r.error().text};
+                if (meter_)
+                    meter_->count(d, std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count());
+                out = conv_.answer(d, std::time(nullptr));
+                if (spdlog::should_log(spdlog::level::debug)) log_policy_decision(st.query.req, d, out);
                 if (out.empty()) {
                     // No reply: Postfix retries, then applies its default action (451 4.3.5).
-                    spdlog::error("policy: {}: no answer for {} -> {}: {}", peer_, st.query.req.sender,
-                                  st.query.req.recipient, slot_->d->reason);
+                    // The store's outage itself is logged by the service, once.
+                    spdlog::debug("policy: {}: no answer for {} -> {}: {}", peer_, st.query.req.sender,
+                                  st.query.req.recipient, d.reason);
                     closing = true;
                     break;
                 }

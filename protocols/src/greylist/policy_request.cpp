@@ -2,59 +2,77 @@
 
 #include <kamaelia/greylist/triplet.hpp>
 
+#include <kamaelia/greylist/rules.hpp>
+
+#include <charconv>
 #include <cstdlib>
 
 namespace kamaelia::greylist {
 
 const std::string* policy_request::get(std::string_view name) const {
-    for (const auto& [k, v] : attributes)
-        if (k == name) return &v;
-    return nullptr;
+    auto it = index_.find(name);
+    return it == index_.end() ? nullptr : &attributes[it->second].second;
 }
 
-policy_parse_result parse_policy_request(std::string_view buf, std::size_t max_size) {
+void policy_request::add(std::string_view name, std::string_view value) {
+    auto [it, fresh] = index_.try_emplace(std::string(name), attributes.size());
+    if (fresh) attributes.emplace_back(it->first, std::string(value));
+}
+
+policy_parse_result policy_parser::next() {
     policy_parse_result r;
-    std::size_t pos = 0;
+    auto fail = [&](policy_parse what, std::string why) {
+        r.status = what;
+        r.error = std::move(why);
+        buf_.clear();
+        pos_ = scan_ = req_bytes_ = 0;
+        req_ = {};
+        return r;
+    };
+    auto too_large = [&] { return fail(policy_parse::too_large, "request longer than " + std::to_string(max_) + " bytes"); };
     for (;;) {
-        auto nl = buf.find('\n', pos);
-        if (nl == std::string_view::npos) {
-            if (buf.size() > max_size) {
-                r.status = policy_parse::too_large;
-                r.error = "request longer than " + std::to_string(max_size) + " bytes";
-                r.request = {};
+        // Only the bytes after the last complete line are searched: a line
+        // is scanned once, whatever the reads it arrived in.
+        std::size_t nl = buf_.find('\n', pos_ + scan_);
+        if (nl == std::string::npos) {
+            steps_ += buf_.size() - pos_ - scan_;
+            scan_ = buf_.size() - pos_;
+            if (req_bytes_ + scan_ > max_) return too_large();
+            if (pos_ > 0 && pos_ >= buf_.size() / 2) { // drop what was parsed (amortised linear)
+                buf_.erase(0, pos_);
+                pos_ = 0;
             }
             return r; // incomplete
         }
-        if (nl + 1 > max_size) {
-            r.status = policy_parse::too_large;
-            r.error = "request longer than " + std::to_string(max_size) + " bytes";
-            r.request = {};
-            return r;
-        }
-        std::string_view line = buf.substr(pos, nl - pos);
-        pos = nl + 1;
+        steps_ += nl + 1 - pos_ - scan_;
+        scan_ = 0;
+        std::size_t len = nl + 1 - pos_;
+        if (req_bytes_ + len > max_) return too_large();
+        req_bytes_ += len;
+        std::string_view line(buf_.data() + pos_, nl - pos_);
+        pos_ = nl + 1;
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (line.empty()) {
             r.status = policy_parse::complete;
-            r.consumed = pos;
+            r.consumed = req_bytes_;
+            r.request = std::move(req_);
+            req_ = {};
+            req_bytes_ = 0;
             return r;
         }
-        if (line.find('\0') != std::string_view::npos) {
-            r.status = policy_parse::malformed;
-            r.error = "NUL byte in a request";
-            r.request = {};
-            return r;
-        }
+        steps_ += line.size();
+        if (line.find('\0') != std::string_view::npos) return fail(policy_parse::malformed, "NUL byte in a request");
         auto eq = line.find('=');
-        if (eq == std::string_view::npos || eq == 0) {
-            r.status = policy_parse::malformed;
-            r.error = eq == 0 ? "attribute without a name" : "line without '='";
-            r.request = {};
-            return r;
-        }
-        auto name = line.substr(0, eq);
-        if (!r.request.get(name)) r.request.attributes.emplace_back(std::string(name), std::string(line.substr(eq + 1)));
+        if (eq == std::string_view::npos || eq == 0)
+            return fail(policy_parse::malformed, eq == 0 ? "attribute without a name" : "line without '='");
+        req_.add(line.substr(0, eq), line.substr(eq + 1));
     }
+}
+
+policy_parse_result parse_policy_request(std::string_view buf, std::size_t max_size) {
+    policy_parser p(max_size);
+    p.feed(buf);
+    return p.next();
 }
 
 namespace {
@@ -70,7 +88,7 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 } // namespace
 
-policy_query to_query(const policy_request& r) {
+policy_query to_query(const policy_request& r, bool test_hooks) {
     policy_query q;
     auto* type = r.get("request");
     if (!type || *type != "smtpd_access_policy") {
@@ -96,10 +114,10 @@ policy_query to_query(const policy_request& r) {
     if (auto* v = r.get("client_name")) q.req.client_name = *v == "unknown" ? std::string() : *v;
     if (auto* v = r.get("helo_name")) q.req.helo = *v;
     if (auto* v = r.get("instance")) q.req.instance = *v;
-    if (auto* v = r.get("policy_test_time")) {
-        char* end = nullptr;
-        long long t = std::strtoll(v->c_str(), &end, 10);
-        if (end && *end == 0 && t > 0) q.req.test_time = t;
+    if (auto* v = test_hooks ? r.get("policy_test_time") : nullptr) {
+        std::int64_t t = 0;
+        auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), t);
+        if (ec == std::errc() && end == v->data() + v->size() && t > 0 && t <= max_time) q.req.test_time = t;
     }
     q.etrn_domain = r.get("etrn_domain") != nullptr;
     return q;
@@ -158,25 +176,17 @@ std::string policy_action(const decision& d, const policy_query& q, const reply_
 
 policy_conversation::step policy_conversation::next() {
     step st;
-    auto r = parse_policy_request(std::string_view(buf_).substr(pos_), max_);
+    auto r = parser_.next();
     switch (r.status) {
-    case policy_parse::incomplete:
-        if (pos_ > 0) { // keep the buffer small: drop what was consumed
-            buf_.erase(0, pos_);
-            pos_ = 0;
-        }
-        return st;
+    case policy_parse::incomplete: return st;
     case policy_parse::too_large:
     case policy_parse::malformed:
         st.what = close;
         st.text = r.error;
-        buf_.clear();
-        pos_ = 0;
         return st;
     case policy_parse::complete: break;
     }
-    pos_ += r.consumed;
-    pending_ = to_query(r.request);
+    pending_ = to_query(r.request, test_hooks_);
     if (!pending_.ask) {
         st.what = reply;
         st.text = "action=DUNNO\n\n";

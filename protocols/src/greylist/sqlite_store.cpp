@@ -79,7 +79,8 @@ sqlite_store::sqlite_store(const options& o) : opt_(o) {
             if (rc != SQLITE_ROW) fail(rc, "switch to WAL");
             if (mode != "wal") throw store_error("greylist database " + o.path + ": cannot use WAL (journal mode " + mode + ")");
             exec(o.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-            migrate();
+            migrate(); // also a real write: an unwritable database fails here, not at the first request
+            check_sound();
         } else {
             sqlite3_stmt* s = prepare("PRAGMA user_version");
             rc = sqlite3_step(s);
@@ -162,16 +163,29 @@ void sqlite_store::migrate() {
             throw store_error("greylist database " + opt_.path + " has schema version " + std::to_string(v) +
                               ", newer than this kamaelia's " + std::to_string(schema_version));
         for (int i = v; i < schema_version; ++i) exec(migrations[i]);
-        if (v != schema_version) {
-            // PRAGMA takes no parameters; the value is our own constant.
-            std::string set = "PRAGMA user_version=" + std::to_string(schema_version);
-            exec(set.c_str());
-        }
+        // Written at every start (PRAGMA takes no parameters; the value is our
+        // own constant): the start-up proves the database takes a commit.
+        std::string set = "PRAGMA user_version=" + std::to_string(schema_version);
+        exec(set.c_str());
         exec("COMMIT");
     } catch (...) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         throw;
     }
+}
+
+void sqlite_store::check_sound() {
+    if (sqlite3_db_readonly(db_, "main") == 1)
+        throw store_error("greylist database " + opt_.path + " is not writable (opened read-only: check its "
+                          "permissions, its directory and chattr +i)");
+    sqlite3_stmt* s = prepare("PRAGMA quick_check");
+    int rc = sqlite3_step(s);
+    std::string verdict = rc == SQLITE_ROW ? column_text(s, 0) : std::string();
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW) fail(rc, "quick_check");
+    if (verdict != "ok")
+        throw store_error("greylist database " + opt_.path + " is corrupt (quick_check: " + verdict +
+                          "); move it aside to start with an empty one");
 }
 
 void sqlite_store::count_rows() {

@@ -1,4 +1,5 @@
 #include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/core/service.hpp>
 #include <kamaelia/net/tcp_client.hpp>
 #include <kamaelia/smtp/session.hpp>
 #include <kamaelia/smtp/trace.hpp>
@@ -21,15 +22,10 @@ std::string upstream_refusal(const reply& r) {
            " " + r.text() + "\r\n";
 }
 
-struct pending_decision {
-    bool ready = false;
-    greylist::decision d;
-};
-
 } // namespace
 
 session::session(std::shared_ptr<proxy_context> ctx, connection_info peer)
-    : ctx_(std::move(ctx)), peer_(std::move(peer)), anchor_(*this), reader_(ctx_->cfg.max_command_line) {
+    : ctx_(std::move(ctx)), peer_(std::move(peer)), reader_(ctx_->cfg.max_command_line) {
     declare_inbox("up_in", "bytes and end messages from the upstream connection");
     declare_outbox("up_out", "bytes to the upstream connection");
     declare_outbox("up_stop", "control of the upstream connection");
@@ -40,7 +36,6 @@ session::session(std::shared_ptr<proxy_context> ctx, connection_info peer)
 }
 
 session::~session() {
-    anchor_.clear();
     teardown_now();
 }
 
@@ -299,30 +294,32 @@ subtask<void> session::handle_rcpt(const command& c) {
         q.sender = sender_;
         q.recipient = c.address;
         q.instance = txn_id();
-        auto st = std::make_shared<pending_decision>();
-        if (ctx_->engine) {
-            ctx_->engine->decide(q, [st, t = anchor_.token()](greylist::decision d) {
-                st->d = std::move(d);
-                st->ready = true;
-                io_anchor::signal(t);
-            });
-            // The engine answers exactly once; the bound only guards against a wedged store.
-            const time_point deadline = sched()->now() + std::chrono::minutes(2);
-            while (!st->ready && sched()->now() < deadline) co_await wait_events(ev_external, deadline - sched()->now());
+        greylist::decision d{greylist::verdict::tempfail, {}, {}, "no greylist"};
+        if (!ctx_->greylist.empty()) {
+            // The service answers exactly once; the bound only guards against a wedged store.
+            greylist::check question{std::move(q)};
+            auto asked = std::chrono::steady_clock::now();
+            auto r = co_await ask(ctx_->greylist, std::move(question), within(std::chrono::minutes(2)));
+            if (r) {
+                d = std::move(*r);
+            } else {
+                d.reason = r.error().text;
+            }
+            if (ctx_->meter)
+                ctx_->meter->count(d, std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count());
         }
-        if (!st->ready) st->d = {greylist::verdict::tempfail, {}, {}, "no answer from the greylist"};
-        switch (st->d.what) {
+        switch (d.what) {
         case greylist::verdict::pass:
         case greylist::verdict::whitelisted:
             r.accepted = true;
             // Like postgrey, X-Greylist: goes on the mail that passed first, not on every later one.
-            if (st->d.first_pass) delayed_ = std::max<long long>(delayed_, st->d.delayed.count());
+            if (d.first_pass) delayed_ = std::max<long long>(delayed_, d.delayed.count());
             break;
         case greylist::verdict::greylisted:
             r.greylisted = true;
             rcpts_.push_back(r);
             say(451, "4.7.1 <" + c.address + ">: Recipient address rejected: Greylisted, please try again in " +
-                           std::to_string(std::max<long long>(st->d.wait.count(), 1)) + " seconds");
+                           std::to_string(std::max<long long>(d.wait.count(), 1)) + " seconds");
             co_return;
         case greylist::verdict::tempfail:
             rcpts_.push_back(r);

@@ -4,8 +4,9 @@
 //   struct check { triplet t; using reply_type = decision; };
 //
 //   // the asker, any component's coroutine:
-//   auto d = co_await ask("greylist", check{t});              // waits while the service is full
-//   auto e = co_await ask("greylist", check{t}, within(2s));  // ... or a timeout error
+//   check c{t};
+//   auto d = co_await ask("greylist", std::move(c));              // waits while the service is full
+//   auto e = co_await ask("greylist", std::move(c2), within(2s)); // ... or a timeout error
 //   if (!d) log(d.error().text); else act(*d);
 //
 //   // the service, an ordinary component (or a threaded_component for
@@ -48,9 +49,12 @@
 
 namespace kamaelia {
 
-// The reply type of a request type: Req::reply_type, or a specialisation.
+// The reply type of a request type: Req::reply_type, or a specialisation
+// (empty otherwise, so ask() drops out of overload sets quietly).
+template <class Req, class = void>
+struct reply_of {};
 template <class Req>
-struct reply_of {
+struct reply_of<Req, std::void_t<typename Req::reply_type>> {
     using type = typename Req::reply_type;
 };
 template <class Req>
@@ -160,8 +164,13 @@ result<Rep> take(reply_slot<Rep>& s) {
 // Sends `req` to the service registered as `name` on the asker's scheduler
 // and resumes with its answer or an error. Call it from a component's
 // coroutine: `auto r = co_await ask("name", req);`.
-template <class Req, class Rep = reply_of_t<Req>>
-subtask<result<Rep>> ask(std::string_view name, Req req, ask_options opt = {}) {
+//
+// g++ 12 destroys class temporaries inside a co_await expression wrongly:
+// pass a named request (`check c{...}; co_await ask("x", std::move(c));`),
+// never `ask("x", check{...})` when the request owns memory. The request is
+// taken by reference and moved into the message before the first suspension.
+template <class R, class Req = std::remove_cvref_t<R>, class Rep = reply_of_t<Req>>
+subtask<result<Rep>> ask(std::string_view name, R&& req, ask_options opt = {}) {
     component* self = co_await detail::current_component{};
     const service_registry::service* svc = detail::registry_of(*self).find(name);
     if (!svc) co_return service_error{service_errc::unknown_service, "no service \"" + std::string(name) + "\""};
@@ -177,7 +186,7 @@ subtask<result<Rep>> ask(std::string_view name, Req req, ask_options opt = {}) {
     slot.open(*self);
     detail::reply_table& table = *slot.ticket.table;
     {
-        message m(request<Req, Rep>(std::move(req), slot.ticket));
+        message m(request<Req, Rep>(Req(std::forward<R>(req)), slot.ticket));
         if (!detail::inbox_access::try_push(*target, m)) {
             // Full: wait for room like any sender (the request waits in our frame).
             component::send_awaiter room(self);

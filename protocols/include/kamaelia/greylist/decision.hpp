@@ -1,15 +1,10 @@
-// The greylist as the SMTP proxy and the policy server see it: ask about one
-// (client, sender, recipient) and hear back once the answer is durable.
-//
-// The answer comes asynchronously because the store writes (SQLite, on its
-// own thread) before it answers; `done` always runs on the scheduler thread
-// of the caller, never inside decide() itself, and exactly once -- also
-// when the store fails (verdict::tempfail) or is shutting down.
+// The greylist as the SMTP proxy and the policy server see it: a question
+// about one (client, sender, recipient) and its answer, given once the
+// answer is durable. They ask the greylist service (greylist/service.hpp).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <string>
 
 namespace kamaelia::greylist {
@@ -40,15 +35,6 @@ struct decision {
     std::string reason;                // for logs and headers ("early retry", "new", "store locked", ...)
     // Added by the greylist branch:
     bool first_pass = false;           // pass: the first one of this triplet (postgrey prepends X-Greylist then)
-};
-
-class engine {
-public:
-    virtual ~engine() = default;
-    virtual void decide(const request& r, std::function<void(decision)> done) = 0;
-    // Re-reads the whitelist files (SIGHUP); on an error the old lists stay
-    // and the error is logged. Call it on the engine's scheduler thread.
-    virtual void reload() {}
 };
 
 } // namespace kamaelia::greylist

@@ -1,6 +1,7 @@
 // The Postfix policy server's per-connection component (a postgrey
 // drop-in): name=value lines up to an empty line, one "action=..." reply,
-// keep-alive. Wire it to a connected_socket_adapter (server_core does).
+// keep-alive. Wire it to a connected_socket_adapter (server_core does). It
+// asks the greylist service (greylist/service.hpp) registered as `service`.
 //
 // Greylisted: DEFER_IF_PERMIT <text>; first pass: PREPEND X-Greylist: ...
 // (once per Postfix `instance`); otherwise, whitelisted, or outside the RCPT
@@ -11,7 +12,9 @@
 
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/greylist/decision.hpp>
+#include <kamaelia/greylist/meter.hpp>
 #include <kamaelia/greylist/policy_request.hpp>
+#include <kamaelia/greylist/service.hpp>
 
 #include <memory>
 #include <optional>
@@ -21,22 +24,20 @@ namespace kamaelia::greylist {
 
 class policy_protocol : public component {
 public:
-    policy_protocol(std::shared_ptr<engine> e, reply_style style = {}, std::size_t max_request = 64 * 1024,
-                    std::string peer = {});
-    ~policy_protocol() override;
+    // `m`, when given, counts the answers (the console's /metrics); it must
+    // outlive the component.
+    explicit policy_protocol(std::string service = service_name, reply_style style = {},
+                             std::size_t max_request = 64 * 1024, std::string peer = {}, bool test_hooks = false,
+                             meter* m = nullptr);
 
 protected:
     task main() override;
 
 private:
-    struct slot {
-        component* owner;
-        std::optional<decision> d;
-    };
-    std::shared_ptr<engine> engine_;
+    std::string service_;
     policy_conversation conv_;
-    std::shared_ptr<slot> slot_;
     std::string peer_;
+    meter* meter_;
 };
 
 // Logs a decision the way postgrey does (one line, debug level).

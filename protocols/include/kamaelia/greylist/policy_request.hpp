@@ -5,15 +5,23 @@
 // `action=...` line and an empty line. Lines end in LF (a CR before it is
 // dropped). Names hold no '=', values no NUL; unknown names are kept but
 // ignored; a repeated name keeps its first value.
+//
+// Parsing is incremental and linear: each byte is looked at once however
+// the request is split into reads, and a repeated name is found by a hash
+// lookup (a hostile client sending 63 KB two lines at a time costs what one
+// 63 KB write costs).
 #pragma once
 
 #include <kamaelia/greylist/decision.hpp>
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -23,6 +31,15 @@ struct policy_request {
     std::vector<std::pair<std::string, std::string>> attributes;
     // The first value of `name`, or nullptr when absent.
     const std::string* get(std::string_view name) const;
+    // Adds an attribute unless the name is already there (the first wins).
+    void add(std::string_view name, std::string_view value);
+
+private:
+    struct hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    std::unordered_map<std::string, std::size_t, hash, std::equal_to<>> index_;
 };
 
 enum class policy_parse {
@@ -43,6 +60,28 @@ struct policy_parse_result {
 // than `max_size` bytes is too_large, also while still incomplete.
 policy_parse_result parse_policy_request(std::string_view buf, std::size_t max_size = 64 * 1024);
 
+// The incremental form: feed() what arrives, next() the requests in it.
+class policy_parser {
+public:
+    explicit policy_parser(std::size_t max_size = 64 * 1024) : max_(max_size) {}
+    void feed(std::string_view bytes) { buf_.append(bytes); }
+    // complete (consumed = the request's bytes), incomplete, too_large or
+    // malformed (then the parser is spent: the connection closes).
+    policy_parse_result next();
+    std::size_t buffered() const noexcept { return buf_.size() - pos_; }
+    // Bytes examined so far (the linear-work test counts them).
+    std::uint64_t steps() const noexcept { return steps_; }
+
+private:
+    std::size_t max_;
+    std::string buf_;
+    std::size_t pos_ = 0;       // start of the first line not yet parsed
+    std::size_t scan_ = 0;      // bytes after pos_ already searched for a newline
+    std::size_t req_bytes_ = 0; // bytes of the request in progress parsed so far
+    policy_request req_;
+    std::uint64_t steps_ = 0;
+};
+
 // What the policy server does with a parsed request.
 struct policy_query {
     bool ask = false;          // false: answer DUNNO without asking the greylist
@@ -50,7 +89,10 @@ struct policy_query {
     request req;               // when ask
     bool etrn_domain = false;  // the request carried etrn_domain (postgrey then prefixes "4.2.0 ")
 };
-policy_query to_query(const policy_request& r);
+// policy_test_time (postgrey's test hook) is honoured only when `test_hooks`
+// is set, which only the command line's --test-hooks does; otherwise it is
+// ignored like any attribute we do not know.
+policy_query to_query(const policy_request& r, bool test_hooks = false);
 
 // Text substitutions of postgrey's --greylist-text: %s seconds left, %r the
 // recipient's domain, %% a percent sign.
@@ -84,22 +126,22 @@ public:
         policy_query query;
     };
 
-    explicit policy_conversation(reply_style style = {}, std::size_t max_request = 64 * 1024)
-        : style_(std::move(style)), max_(max_request) {}
+    explicit policy_conversation(reply_style style = {}, std::size_t max_request = 64 * 1024, bool test_hooks = false)
+        : style_(std::move(style)), parser_(max_request), test_hooks_(test_hooks) {}
 
-    void feed(std::string_view bytes) { buf_.append(bytes); }
+    void feed(std::string_view bytes) { parser_.feed(bytes); }
     // The next request's step; one request at a time (call answer() after an ask).
     step next();
     // The reply bytes for the last ask ("action=...\n\n"), or empty when the
     // connection must close without a reply (the store failed).
     std::string answer(const decision& d, std::time_t now);
-    std::size_t buffered() const noexcept { return buf_.size() - pos_; }
+    std::size_t buffered() const noexcept { return parser_.buffered(); }
+    std::uint64_t parse_steps() const noexcept { return parser_.steps(); }
 
 private:
     reply_style style_;
-    std::size_t max_;
-    std::string buf_;
-    std::size_t pos_ = 0;
+    policy_parser parser_;
+    bool test_hooks_;
     policy_query pending_;
     std::string header_instance_; // the instance that got X-Greylist last
 };

@@ -10,7 +10,9 @@
 //   - the first retry at or after first + delay passes ("first pass": the
 //     policy server prepends X-Greylist once).
 //
-// Times are seconds since the Unix epoch.
+// Times are seconds since the Unix epoch. Every difference of two times is
+// taken with span(), which saturates instead of overflowing: a row may come
+// from a damaged database, and a clock may jump.
 #pragma once
 
 #include <kamaelia/greylist/decision.hpp>
@@ -19,6 +21,17 @@
 #include <optional>
 
 namespace kamaelia::greylist {
+
+// The latest time accepted from outside (9999-12-31T23:59:59Z); later ones
+// are refused where they enter (a test hook, a configuration).
+inline constexpr std::int64_t max_time = 253'402'300'799;
+
+// a - b, saturated to the int64 range (never undefined behaviour).
+inline std::int64_t span(std::int64_t a, std::int64_t b) noexcept {
+    std::int64_t r;
+    if (__builtin_sub_overflow(a, b, &r)) return b > 0 ? INT64_MIN : INT64_MAX;
+    return r;
+}
 
 struct timing {
     std::int64_t delay = 300;
@@ -52,7 +65,7 @@ struct triplet_outcome {
 triplet_outcome judge_triplet(const std::optional<triplet_row>& row, std::int64_t now, const timing& t);
 
 // A row's passed state ("last was successful").
-inline bool has_passed(const triplet_row& r, const timing& t) { return r.last - r.first >= t.delay; }
+inline bool has_passed(const triplet_row& r, const timing& t) { return span(r.last, r.first) >= t.delay; }
 
 // Client auto-whitelist (postgrey --auto-whitelist-clients=N): a client
 // with >= N counted passes skips greylisting. `threshold` 0 turns it off.
@@ -67,8 +80,8 @@ std::optional<client_row> bump_client(const std::optional<client_row>& row, std:
 // Whether a row may be deleted at `now` (batched expiry): passed rows after
 // max_age without use, unpassed ones once their retry window is over.
 inline bool expired(const triplet_row& r, std::int64_t now, const timing& t) {
-    if (now - r.last > t.max_age) return true;
-    return !has_passed(r, t) && now - r.first > t.retry_window && now - r.last > t.retry_window;
+    if (span(now, r.last) > t.max_age) return true;
+    return !has_passed(r, t) && span(now, r.first) > t.retry_window && span(now, r.last) > t.retry_window;
 }
 
 } // namespace kamaelia::greylist

@@ -13,10 +13,6 @@
 #include <string>
 #include <vector>
 
-namespace kamaelia {
-class scheduler;
-}
-
 namespace kamaelia::greylist {
 
 struct settings {
@@ -46,10 +42,5 @@ class store_error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
-
-// Opens (creating or migrating) the store and returns the engine, ready to
-// decide on `s`'s thread. A locked, corrupt or unwritable database throws
-// store_error with a message naming the file.
-std::shared_ptr<engine> open_engine(scheduler& s, const settings& cfg);
 
 } // namespace kamaelia::greylist

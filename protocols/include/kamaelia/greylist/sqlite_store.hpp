@@ -30,7 +30,8 @@ public:
     };
 
     // Opens, creates or migrates. Throws store_error naming the file when it
-    // is locked, corrupt, not a database, from a newer version or unwritable.
+    // is locked, corrupt (PRAGMA quick_check), not a database, from a newer
+    // version or unwritable (a start-up commit proves it takes writes).
     explicit sqlite_store(const options& o);
     ~sqlite_store() override;
     sqlite_store(const sqlite_store&) = delete;
@@ -54,13 +55,14 @@ public:
     // SQLite's synchronous setting in force (1 NORMAL, 2 FULL).
     int synchronous();
     // Thread-safe: makes a long statement on the store's thread give up.
-    void interrupt() noexcept;
+    void interrupt() noexcept override;
 
 private:
     void close() noexcept;
     [[noreturn]] void fail(int rc, const char* what);
     void exec(const char* sql);
     void migrate();
+    void check_sound(); // writable and PRAGMA quick_check = ok, or store_error
     sqlite3_stmt* prepare(const char* sql);
     void count_rows();
 

@@ -1,4 +1,4 @@
-// Where the greylist keeps its rows. The engine calls a store from ONE
+// Where the greylist keeps its rows. The service calls a store from ONE
 // thread (its database thread), always inside begin()/commit(): a batch of
 // decisions is one transaction, and the answers go out only after commit()
 // returned (a decision is durable before it is answered).
@@ -56,6 +56,9 @@ public:
     // Every triplet, in key order (grey-db export).
     virtual void for_each(const std::function<void(const triplet&, const triplet_row&)>& f) = 0;
     virtual void for_each_client(const std::function<void(const std::string&, const client_row&)>& f) = 0;
+    // Thread-safe: makes a long statement on the store's thread give up
+    // (the service calls it when it is stopped).
+    virtual void interrupt() noexcept {}
 };
 
 } // namespace kamaelia::greylist

@@ -5,6 +5,8 @@
 
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/greylist/decision.hpp>
+#include <kamaelia/greylist/meter.hpp>
+#include <kamaelia/greylist/service.hpp>
 #include <kamaelia/net/tls.hpp>
 #include <kamaelia/smtp/network.hpp>
 
@@ -71,7 +73,10 @@ struct upstream_health {
 
 struct proxy_context {
     proxy_settings cfg;
-    std::shared_ptr<greylist::engine> engine;
+    // The greylist service asked at RCPT (registered on the session's
+    // scheduler; greylist/service.hpp). Empty: no greylist, RCPT tempfails.
+    std::string greylist = greylist::service_name;
+    greylist::meter* meter = nullptr; // counts the answers (the console's /metrics); may be null
     upstream_health health;
     // Makes the upstream connection (default: a tcp_client to the upstream);
     // tests put an in-process SMTP server here.

@@ -20,7 +20,6 @@
 #pragma once
 
 #include <kamaelia/core/component.hpp>
-#include <kamaelia/core/io_anchor.hpp>
 #include <kamaelia/greylist/decision.hpp>
 #include <kamaelia/net/connection_info.hpp>
 #include <kamaelia/smtp/command.hpp>
@@ -78,7 +77,6 @@ private:
 
     std::shared_ptr<proxy_context> ctx_;
     connection_info peer_;
-    io_anchor anchor_;
     line_reader reader_;
     std::string out_;            // replies not yet written
     std::string helo_;

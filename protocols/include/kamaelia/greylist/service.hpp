@@ -1,0 +1,72 @@
+// The greylist as a service: whitelists, the timing rules and the store on
+// one database thread, asked by `grey`, `policy` and tests alike:
+//
+//   auto d = co_await ask(greylist::service_name, greylist::check{req});
+//   // d: a decision (pass, whitelisted, greylisted, tempfail), or an error
+//   // from the service layer (ended, timed out): treat it as tempfail.
+//
+// The thread takes every request queued, judges them in ONE transaction,
+// commits, and only then answers (group commit: eight connections' eight
+// decisions share a commit; an answer is durable before it is sent). A
+// failing store answers tempfail for that batch and is logged once per
+// outage (then rate-limited with a count, then when it ends); the process
+// never dies of it. When idle it expires old rows in small transactions.
+#pragma once
+
+#include <kamaelia/core/threaded_component.hpp>
+#include <kamaelia/greylist/decision.hpp>
+#include <kamaelia/greylist/settings.hpp>
+#include <kamaelia/greylist/store.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace kamaelia {
+class scheduler;
+}
+
+namespace kamaelia::greylist {
+
+inline constexpr const char* service_name = "greylist";
+
+// A question for the greylist service.
+struct check {
+    request r;
+    using reply_type = decision;
+};
+
+// Sent to the service's "reload" inbox (SIGHUP): re-read the whitelist files;
+// on an error the old lists stay and the error is logged.
+struct reload_whitelists {};
+
+class whitelist;
+
+class service final : public threaded_component {
+public:
+    // Opens (creating or migrating) the SQLite store named in `cfg` and
+    // builds the whitelists: store_error naming the file if either fails.
+    explicit service(const settings& cfg);
+    service(const settings& cfg, std::unique_ptr<store> st);
+    ~service() override;
+    std::string type_name() const override { return "greylist_service"; }
+
+    // Counters (read after the thread ended, or as a rough live figure).
+    std::uint64_t decisions() const noexcept { return decisions_; }
+    std::uint64_t commits() const noexcept { return commits_; }
+
+protected:
+    void thread_main() override;
+    void interrupt() noexcept override;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+    std::uint64_t decisions_ = 0, commits_ = 0;
+};
+
+// Makes the service, registers it as `name` on `s` and activates it there
+// (the scheduler owns it). store_error as for the constructor.
+service& start_service(scheduler& s, const settings& cfg, const std::string& name = service_name);
+
+} // namespace kamaelia::greylist
