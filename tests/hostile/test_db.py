@@ -6,9 +6,6 @@ temporary failure for that request only (policy: no reply and the
 connection closed, so Postfix answers 451 4.3.5 — docs/POLICY.md), the
 process never dies of it, and it works again when the cause goes away.
 
-Needs the services fix of defect 1: registered DISABLED unless the build was
-configured with -DKAMAELIA_HOSTILE_DB=ON (see CMakeLists.txt here).
-
 - read-only: the daemon runs as `nobody` (setpriv) on a database owned by
   root (a mode of 444 means nothing to root);
 - damaged: a sound database whose table pages are overwritten (the header

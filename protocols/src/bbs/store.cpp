@@ -179,12 +179,33 @@ store::store(const std::string& path) : path_(path) {
         exec("PRAGMA synchronous = FULL"); // a commit that returned is on disk
         exec("PRAGMA foreign_keys = ON");
         exec(schema);
+        check_sound();
         stmts_.resize(q_count);
     } catch (...) {
         sqlite3_close(db_);
         db_ = nullptr;
         throw;
     }
+}
+
+// At start-up, not at a user's first post: a board that cannot write or is
+// damaged refuses to start with the reason, instead of failing its users.
+void store::check_sound() {
+    if (sqlite3_db_readonly(db_, "main") == 1)
+        throw store_error("board database " + path_ + " is not writable (opened read-only: check its permissions, "
+                          "its directory and chattr +i)");
+    exec("BEGIN IMMEDIATE; COMMIT"); // takes the write lock: a file that cannot be written fails here
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, "PRAGMA quick_check", -1, &st, nullptr) != SQLITE_OK)
+        throw store_error("board database " + path_ + ": " + sqlite3_errmsg(db_));
+    int rc = sqlite3_step(st);
+    std::string verdict = rc == SQLITE_ROW ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0)) : "";
+    std::string err = rc == SQLITE_ROW ? "" : sqlite3_errmsg(db_);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) throw store_error("board database " + path_ + ": quick_check failed: " + err);
+    if (verdict != "ok")
+        throw store_error("board database " + path_ + " is corrupt (quick_check: " + verdict +
+                          "); move it aside to start with an empty one");
 }
 
 store::~store() {

@@ -105,6 +105,7 @@ private:
     class statement;
     statement& stmt(int which);
     void exec(const char* sql);
+    void check_sound(); // writable and not corrupt, or store_error
     std::vector<std::int64_t> replies_of(std::int64_t id);
 
     std::string path_;
