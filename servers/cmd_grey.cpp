@@ -241,7 +241,7 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     try {
         gs.database = kd::greylist_store(rt, gf.store, "grey");
         s->ctx->greylist = kd::shared_greylist(rt, gs, "grey");
-        s->ctx->meter = console::greylist_counters_of(rt).get(); // kept alive by the runtime
+        s->ctx->meter = kamaelia::console::greylist_counters_of(rt).get(); // kept alive by the runtime
     } catch (const kamaelia::greylist::store_error& e) {
         throw std::runtime_error(std::string("grey: ") + e.what());
     }

@@ -144,7 +144,7 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     gl::settings gs = greylist_settings(cf);
     gs.database = kd::greylist_store(rt, policy_store, "policy");
     s->greylist = kd::shared_greylist(rt, gs, "policy");
-    s->meter = console::greylist_counters_of(rt).get(); // kept alive by the runtime
+    s->meter = kamaelia::console::greylist_counters_of(rt).get(); // kept alive by the runtime
     s->test_hooks = pf.test_hooks;
     if (pf.test_hooks)
         spdlog::warn("policy: --test-hooks is ON: any client of this port can set the greylist's clock with "

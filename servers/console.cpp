@@ -415,10 +415,7 @@ void start(daemon::runtime& rt, const std::string& bind, std::optional<std::uint
         s->port = p;
         s->bind_address = bind;
         std::string what = metrics_only ? "metrics" : "console";
-        s->on_listening = [what](const asio::ip::tcp::endpoint& ep) {
-            std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
-            spdlog::info("{}: open http://{}:{}/", what, host, ep.port());
-        };
+        s->on_listening = [what](const listen_address& a) { spdlog::info("{}: open http://{}/", what, a.text()); };
         rt.add_server(std::move(s));
     };
     if (port) add(*port, false);
