@@ -54,6 +54,7 @@ private:
     subtask<void> handle_command(std::string_view line);
     subtask<void> handle_rcpt(const command& c);
     subtask<void> handle_data();
+    subtask<void> relay_envelope(); // DATA's upstream part, bounded by up_deadline_
     subtask<void> finish_message();
     subtask<std::optional<reply>> upstream_reply(duration timeout);
     subtask<std::optional<reply>> open_upstream();
@@ -64,7 +65,10 @@ private:
     void reply_raw(std::string wire) { out_ += wire; }
     void data_line(const line_reader::line& l);
     void poison(int code, std::string text);
+    void stop_mid_transaction(); // 421 4.3.2, the transaction logged, the session ends
     void drop_upstream(std::string why);
+    void read_control();         // the socket's end messages and the server's stop, into the flags below
+    bool stop_due() const;       // a stop's grace for a message in flight has run out
     bool drain_upstream_idle();  // handles what the upstream says between transactions
     bool take_upstream_input();  // one message from up_in: bytes to the reply reader, an end marks it lost
     void upstream_lost(std::string why);
@@ -98,6 +102,9 @@ private:
     unsigned txn_ = 0;
     bool done_ = false;
     bool stopping_ = false;      // the server is stopping: 421 once no message is in flight
+    std::optional<time_point> stop_at_; // ...and 421 4.3.2 even mid-DATA from then on
+    bool client_gone_ = false;   // the socket is closed: nothing can be written
+    bool client_eof_ = false;    // the client half-closed: answer what it sent, then end
 
     // DATA
     bool in_data_ = false;
@@ -113,6 +120,9 @@ private:
     extensions up_ext_;
     bool up_lost_ = false;       // the connection went away (found in up_in)
     std::string up_lost_why_;
+    bool up_timed_out_ = false;  // ...because it did not answer in time
+    bool stop_cut_ = false;      // a wait on the upstream was cut by the stop's grace
+    std::optional<time_point> up_deadline_; // bounds the whole relay from DATA to 354
 };
 
 } // namespace kamaelia::smtp
