@@ -381,6 +381,21 @@ def upstream_stalling_at_the_final_dot_gives_451(k):
 
 
 @t.test
+def upstream_timeouts_are_range_checked(k):
+    tmp = tempfile.mkdtemp(prefix="kamaelia-it-grey-timeouts-")
+    try:
+        conf = os.path.join(tmp, "k.conf")
+        with open(conf, "w") as f:
+            f.write("[grey]\nupstream-data-timeout = 0\n")
+        for args in (["--upstream-timeout", "1e12"], ["--upstream-data-timeout", "-5"], ["--config", conf]):
+            r = subprocess.run([k, "grey", "--port", "0", "--data-dir", tmp, *args], capture_output=True, timeout=60)
+            t.eq(r.returncode, 2, f"refused at start: {args}")
+            t.check(b"must be 1 to 86400 seconds" in r.stderr, f"says why: {r.stderr[-200:]!r}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@t.test
 def stop_mid_data_says_421(k):
     # A stop's grace ending while the client is in DATA: 421 4.3.2, logged, never a bare EOF.
     mta = RecordingMTA()
