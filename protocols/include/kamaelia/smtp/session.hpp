@@ -13,6 +13,10 @@
 // upstream's 354, streams the body through unchanged (still dot-stuffed;
 // bare CR or LF rejects the message: SMTP smuggling) and answers the final
 // dot with the upstream's own reply -- 250 only when the upstream said 250.
+// While the client waits on the upstream, the upstream timeouts of
+// proxy_settings govern (451 4.4.1 when they run out), not the idle timer;
+// a stop lets a message in flight finish within its grace, then says
+// 421 4.3.2 -- the transaction is logged either way, never a bare close.
 // The upstream connection is a child whose outbox and signal both arrive
 // in "up_in"; "up_out" writes to it and "up_stop" closes it. STARTTLS
 // (offered when the context has a TLS context) sends kamaelia::start_tls
