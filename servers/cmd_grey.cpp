@@ -42,6 +42,8 @@ struct grey_flags {
     std::optional<std::string> servername;
     std::optional<std::string> session_log;
     std::optional<double> upstream_backoff;
+    std::optional<double> upstream_timeout;
+    std::optional<double> upstream_data_timeout;
     std::optional<std::string> x_greylist_header;
     std::optional<std::string> store;
 };
@@ -50,7 +52,7 @@ grey_flags gf;
 const std::set<std::string> grey_keys = {"upstream",        "delay",          "allowed-domain",   "allowed-sender",
                                          "allowed-sender-net", "max-message-size", "max-recipients", "max-rcpt-attempts", "max-errors", "servername",
                                          "serverid",        "session-log",    "debug-log",        "tls-cert",
-                                         "tls-key",         "upstream-backoff", "x-greylist-header",
+                                         "tls-key",         "upstream-backoff", "upstream-timeout", "upstream-data-timeout", "x-greylist-header",
                                          "whitelisted-triple", "whitelisted-nonstandard-triple", "store"};
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -171,10 +173,22 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     auto& cfg = s->ctx->cfg;
     if (s->max_line < 512) throw kd::config_error("grey: max-line must be at least 512 (RFC 5321)");
     cfg.max_command_line = s->max_line;
-    // The session keeps its own idle timer (it says 421 4.4.2); the
-    // server's sweep is only a backstop.
+    // The session keeps its own idle timer (it says 421 4.4.2) and its
+    // upstream timers (451 4.4.1); the server's sweep is only a backstop,
+    // set past the longest of them so a client waiting on us is not cut.
     if (s->inactivity_timeout) cfg.idle_timeout = *s->inactivity_timeout;
-    s->inactivity_timeout = cfg.idle_timeout + std::chrono::seconds(30);
+    auto seconds_of = [&](std::optional<double> flag, const char* key) -> std::optional<kamaelia::duration> {
+        if (!flag && cf) flag = cf->get_seconds("grey", key);
+        if (!flag) return std::nullopt;
+        if (!(*flag >= 1 && *flag <= 86400)) throw kd::config_error(std::string("grey: ") + key + " must be 1 to 86400 seconds");
+        return std::chrono::duration_cast<kamaelia::duration>(std::chrono::duration<double>(*flag));
+    };
+    if (auto t = seconds_of(gf.upstream_timeout, "upstream-timeout")) cfg.upstream_timeout = *t;
+    if (auto t = seconds_of(gf.upstream_data_timeout, "upstream-data-timeout")) cfg.upstream_reply_timeout = *t;
+    s->inactivity_timeout = cfg.longest_wait() + std::chrono::seconds(30);
+    // A message in DATA at a stop gets the grace less a margin, then 421 4.3.2
+    // (the server forces what is left when the whole grace is over).
+    s->ctx->server_grace = [srv = s.get()] { return srv->grace; };
 
     cfg.server_name = gf.servername.value_or(file("servername").value_or(kamaelia::host_name()));
     if (auto v = file("serverid")) cfg.server_id = *v;
@@ -290,6 +304,10 @@ const kd::register_server reg{{
             app.add_option("--session-log", gf.session_log, "one line per mail transaction to this file");
             app.add_option("--upstream-backoff", gf.upstream_backoff,
                            "seconds to defer at once after the upstream failed (doubling, default 1)");
+            app.add_option("--upstream-timeout", gf.upstream_timeout,
+                           "seconds to wait for each upstream reply before the final dot (default 300, RFC 5321)");
+            app.add_option("--upstream-data-timeout", gf.upstream_data_timeout,
+                           "seconds to wait for the upstream's reply to the final dot (default 600, RFC 5321)");
             app.add_option("--x-greylist-header", gf.x_greylist_header, "add X-Greylist: to delayed mail (yes/no)");
             app.add_option("--store", gf.store,
                            "greylist store: postgresql://HOST/DB (several MX hosts) or a SQLite file "

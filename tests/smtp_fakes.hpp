@@ -72,6 +72,7 @@ struct fake_mta : component {
     bool refuse = false; // behaves like a refused connection
     bool die_in_data = false;        // the connection breaks after the first data line
     bool close_after_message = false; // says 421 and closes once a message is taken
+    bool stall_at_dot = false;       // takes the message, then never answers its final dot
     explicit fake_mta(std::shared_ptr<mta_log> l) : log(std::move(l)) {}
 
     task main() override {
@@ -80,7 +81,7 @@ struct fake_mta : component {
             co_return;
         }
         ++log->connections;
-        co_await send(greeting);
+        if (!greeting.empty()) co_await send(greeting); // empty: connects, never greets
         std::string buf, msg;
         bool in_data = false;
         int rcpts_ok = 0; // a real MTA refuses DATA without an accepted recipient
@@ -99,6 +100,7 @@ struct fake_mta : component {
                         rcpts_ok = 0;
                         log->messages.push_back(msg);
                         msg.clear();
+                        if (stall_at_dot) continue;
                         co_await send(final_reply);
                         if (close_after_message) {
                             co_await send(std::string("421 4.4.2 fake.test idle timeout\r\n"));

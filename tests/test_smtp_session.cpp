@@ -406,6 +406,105 @@ TEST_CASE("smtp session: shutdown says 421 4.3.2 to idle sessions, lets DATA fin
     CHECK(r.mta->quits == 1);
 }
 
+TEST_CASE("smtp session: an upstream that stalls after the final dot gives 451 4.4.1 after its own timeout, "
+          "not the client's idle one (manual clock)", "[smtp]") {
+    rig r;
+    r.pass_all();
+    r.ctx->cfg.idle_timeout = std::chrono::seconds(20);
+    r.ctx->cfg.upstream_reply_timeout = std::chrono::seconds(600);
+    r.tweak = [](test::fake_mta& m) { m.stall_at_dot = true; };
+    auto c = r.connect();
+    c->read();
+    c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
+    CHECK(c->read().find("354 ") != std::string::npos);
+    c->write("Subject: x\r\n\r\nbody\r\n.\r\n");
+    // Well past the client's idle timeout (and the old idle + 30 s cut): it is waiting on us.
+    r.f.advance(std::chrono::seconds(60));
+    r.f.advance(std::chrono::seconds(300));
+    r.f.advance(std::chrono::seconds(239));
+    CHECK(c->read().empty());
+    CHECK_FALSE(c->sock.closed);
+    CHECK(r.log.empty());
+    r.f.advance(std::chrono::seconds(2));
+    CHECK(c->read() == "451 4.4.1 Upstream did not answer in time, message not delivered; please try again later\r\n");
+    CHECK_FALSE(c->sock.closed);
+    REQUIRE(r.log.size() == 1);
+    CHECK(r.log[0].find("| <a@s.test> | <u@example.org> | FAILED | upstream timeout:") != std::string::npos);
+    CHECK(r.ctx->delivered == 0);
+    // The client's idle timer starts again from the reply, not from its final dot.
+    r.f.advance(std::chrono::seconds(10));
+    CHECK(c->read().empty());
+    c->write("QUIT\r\n");
+    CHECK(c->read() == "221 2.0.0 Bye\r\n");
+}
+
+TEST_CASE("smtp session: an upstream that stalls in the envelope gives 451 4.4.1 after --upstream-timeout",
+          "[smtp]") {
+    rig r;
+    r.pass_all();
+    r.ctx->cfg.idle_timeout = std::chrono::seconds(20);
+    r.ctx->cfg.upstream_timeout = std::chrono::seconds(120);
+    r.tweak = [](test::fake_mta& m) { m.greeting.clear(); }; // connects, never says 220
+    auto c = r.connect();
+    c->read();
+    c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
+    r.f.advance(std::chrono::seconds(100));
+    auto before = c->read();
+    CHECK(before.find("451") == std::string::npos);
+    CHECK_FALSE(c->sock.closed);
+    r.f.advance(std::chrono::seconds(200)); // connect (30 s) + 120 s for the greeting
+    auto out = c->read();
+    CHECK(out.find("451 4.4.1 Upstream mail server unavailable") != std::string::npos);
+    CHECK_FALSE(c->sock.closed);
+    REQUIRE(r.log.size() == 1);
+    CHECK(r.log[0].find("FAILED | upstream unavailable") != std::string::npos);
+}
+
+TEST_CASE("smtp session: a stop whose grace ends mid-DATA says 421 4.3.2 and logs the transaction",
+          "[smtp]") {
+    rig r;
+    r.pass_all();
+    r.ctx->cfg.stop_grace = std::chrono::seconds(30);
+    SECTION("the client is still sending") {
+        auto c = r.connect();
+        c->read();
+        c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
+        CHECK(c->read().find("354 ") != std::string::npos);
+        c->write("part one\r\n");
+        c->handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+        r.f.settle(); // the grace counts from here
+        r.f.advance(std::chrono::seconds(20));
+        c->write("part two\r\n");
+        CHECK(c->read().empty());
+        CHECK_FALSE(c->sock.closed);
+        r.f.advance(std::chrono::seconds(11));
+        CHECK(starts(c->read(), "421 4.3.2 mx.test Service shutting down"));
+        CHECK(c->sock.closed);
+        CHECK(r.mta->messages.empty());
+        REQUIRE(r.log.size() == 1);
+        CHECK(r.log[0].find("| FAILED | server stopping during DATA") != std::string::npos);
+    }
+    SECTION("the client waits on the upstream's reply to its final dot") {
+        r.tweak = [](test::fake_mta& m) { m.stall_at_dot = true; };
+        auto c = r.connect();
+        c->read();
+        c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
+        CHECK(c->read().find("354 ") != std::string::npos);
+        c->write("body\r\n.\r\n");
+        r.f.settle();
+        c->handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+        r.f.advance(std::chrono::seconds(1));
+        r.f.advance(std::chrono::seconds(20));
+        CHECK(c->read().empty());
+        r.f.advance(std::chrono::seconds(10));
+        CHECK(starts(c->read(), "421 4.3.2 mx.test Service shutting down"));
+        CHECK(c->sock.closed);
+        REQUIRE(r.log.size() == 1);
+        CHECK(r.log[0].find("| FAILED | server stopping during DATA") != std::string::npos);
+        CHECK(r.ctx->delivered == 0);
+    }
+}
+
 TEST_CASE("smtp session: a client that leaves during DATA delivers nothing", "[smtp]") {
     rig r;
     r.pass_all();

@@ -28,13 +28,14 @@ DELAY = 2  # greylist delay of these tests (seconds)
 class RecordingMTA:
     """A tiny upstream SMTP server that keeps the raw bytes of every DATA."""
 
-    def __init__(self, port: int = 0, final: bytes = b"250 2.0.0 Ok: queued as TEST1"):
+    def __init__(self, port: int = 0, final: bytes = b"250 2.0.0 Ok: queued as TEST1", stall: bool = False):
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.srv.bind(("127.0.0.1", port))
         self.srv.listen(16)
         self.port = self.srv.getsockname()[1]
         self.final = final
+        self.stall = stall  # takes each message, then never answers its final dot
         self.messages: list[bytes] = []
         self.commands: list[bytes] = []
         self.stop = False
@@ -75,6 +76,10 @@ class RecordingMTA:
                             break
                         data += l
                     self.messages.append(data)
+                    if self.stall:
+                        while f.readline():  # silent until the proxy gives up and closes
+                            pass
+                        return
                     c.sendall(self.final + b"\r\n")
                 elif verb == b"QUIT":
                     c.sendall(b"221 bye\r\n")
@@ -345,6 +350,70 @@ def shutdown_says_421(k):
                 d.signal(signal.SIGTERM)
                 t.check(c.read_line().startswith(b"421 4.3.2"), "421 4.3.2 to an idle session")
             t.eq(d.wait(), 0, "clean exit")
+    finally:
+        mta.close()
+
+
+@t.test
+def upstream_stalling_at_the_final_dot_gives_451(k):
+    # Issue 14 defect 5: the client waiting on us is not cut by its idle
+    # timeout; the upstream's own timeout gives 451 4.4.1, and it is logged.
+    mta = RecordingMTA(stall=True)
+    try:
+        with grey(k, mta.port, "--allowed-sender-net", "127.0.0.1", "--idle-timeout", "1",
+                  "--upstream-data-timeout", "4") as d:
+            with d.client() as c:
+                c.read_line()
+                c.send(b"EHLO client.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n")
+                c.read_until(b"354 ")
+                c.read_line()
+                c.send(b"Subject: stall\r\n\r\nbody\r\n.\r\n")
+                start = time.monotonic()
+                line = c.read_line(timeout=60)
+                t.check(line.startswith(b"451 4.4.1 "), f"451 4.4.1 after the upstream's timeout, got {line!r}")
+                t.check(time.monotonic() - start >= 3.5, "not before --upstream-data-timeout")
+                c.send(b"QUIT\r\n")
+                t.check(c.read_line().startswith(b"221 "), "the session goes on after the 451")
+            t.check(d.wait_log(r"\| FAILED \| upstream timeout"), "session log: FAILED upstream timeout")
+            t.eq(len(mta.messages), 1, "the upstream had the message (and never answered)")
+    finally:
+        mta.close()
+
+
+@t.test
+def upstream_timeouts_are_range_checked(k):
+    tmp = tempfile.mkdtemp(prefix="kamaelia-it-grey-timeouts-")
+    try:
+        conf = os.path.join(tmp, "k.conf")
+        with open(conf, "w") as f:
+            f.write("[grey]\nupstream-data-timeout = 0\n")
+        for args in (["--upstream-timeout", "1e12"], ["--upstream-data-timeout", "-5"], ["--config", conf]):
+            r = subprocess.run([k, "grey", "--port", "0", "--data-dir", tmp, *args], capture_output=True, timeout=60)
+            t.eq(r.returncode, 2, f"refused at start: {args}")
+            t.check(b"must be 1 to 86400 seconds" in r.stderr, f"says why: {r.stderr[-200:]!r}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@t.test
+def stop_mid_data_says_421(k):
+    # A stop's grace ending while the client is in DATA: 421 4.3.2, logged, never a bare EOF.
+    mta = RecordingMTA()
+    try:
+        d = grey(k, mta.port, "--allowed-sender-net", "127.0.0.1")
+        with d:
+            with d.client() as c:
+                c.read_line()
+                c.send(b"EHLO client.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n")
+                c.read_until(b"354 ")
+                c.read_line()
+                c.send(b"Subject: half a message\r\n\r\n")
+                d.signal(signal.SIGTERM)
+                line = c.read_line(timeout=60)
+                t.check(line.startswith(b"421 4.3.2 "), f"421 4.3.2 when the grace ends mid-DATA, got {line!r}")
+            t.check(d.wait_log(r"\| FAILED \| server stopping during DATA"), "session log: the transaction")
+            t.eq(d.wait(), 0, "clean exit")
+            t.eq(mta.messages, [], "nothing delivered")
     finally:
         mta.close()
 

@@ -146,6 +146,7 @@ void session::drop_upstream(std::string why) {
     up_ext_ = {};
     up_lost_ = false;
     up_lost_why_.clear();
+    up_timed_out_ = false;
     while (recv_message("up_in")) {
     }
 }
@@ -179,18 +180,43 @@ bool session::drain_upstream_idle() {
     return up_ != nullptr;
 }
 
+void session::read_control() {
+    while (auto m = recv_message("control")) {
+        const ipc* c = m->peek<ipc>();
+        if (!c) continue;
+        if (c->stops()) {
+            if (!stopping_) stop_at_ = sched()->now() + ctx_->stop_grace();
+            stopping_ = true;
+        } else if (c->kind == ipc_kind::producer_finished) client_eof_ = true;
+        else if (c->finishes()) client_gone_ = true;
+    }
+}
+
+bool session::stop_due() const { return stop_at_ && sched()->now() >= *stop_at_; }
+
 subtask<std::optional<reply>> session::upstream_reply(duration timeout) {
-    const time_point deadline = sched()->now() + timeout;
+    time_point deadline = sched()->now() + timeout;
+    if (up_deadline_) deadline = std::min(deadline, *up_deadline_);
     for (;;) {
         if (auto r = up_reader_.next()) co_return r;
         if (up_lost_) co_return std::nullopt;
         if (take_upstream_input()) continue;
+        // The client waits on us: its idle timer does not run, a stop's grace does.
+        read_control();
+        if (stop_due()) {
+            stop_cut_ = true;
+            upstream_lost("server stopping");
+            co_return std::nullopt;
+        }
         auto left = deadline - sched()->now();
         if (left <= duration::zero()) {
             upstream_lost("upstream did not answer in time");
+            up_timed_out_ = true;
             co_return std::nullopt;
         }
-        co_await wait_for("up_in", left);
+        if (stop_at_) left = std::min<duration>(left, *stop_at_ - sched()->now());
+        // Woken at least each second to see a stop arriving on "control".
+        co_await wait_for("up_in", std::min<duration>(left, std::chrono::seconds(1)));
     }
 }
 
@@ -211,17 +237,17 @@ subtask<std::optional<reply>> session::open_upstream() {
     link({*up_, "signal"}, {*this, "up_in"});
     up_->activate(*sched());
     std::string why;
-    auto greeting = co_await upstream_reply(cfg.upstream_connect_timeout + std::chrono::minutes(5));
+    auto greeting = co_await upstream_reply(cfg.upstream_connect_timeout + cfg.upstream_timeout);
     if (!greeting || greeting->code != 220) {
         why = greeting ? "greeting " + std::to_string(greeting->code) + " " + greeting->text() : up_lost_why_;
     } else {
         bool sent = co_await send("EHLO " + cfg.server_name + "\r\n", "up_out");
-        auto ehlo = co_await upstream_reply(std::chrono::minutes(5));
+        auto ehlo = co_await upstream_reply(cfg.upstream_timeout);
         if (sent && ehlo && ehlo->code == 250) {
             up_ext_ = parse_ehlo(*ehlo);
         } else if (sent && ehlo && ehlo->code >= 500) {
             bool sent2 = co_await send("HELO " + cfg.server_name + "\r\n", "up_out");
-            auto helo = co_await upstream_reply(std::chrono::minutes(5));
+            auto helo = co_await upstream_reply(cfg.upstream_timeout);
             if (!sent2 || !helo || helo->code != 250)
                 why = helo ? "HELO refused: " + helo->text() : up_lost_why_;
         } else {
@@ -344,7 +370,17 @@ subtask<void> session::handle_data() {
         co_return;
     }
     co_await flush(); // the envelope's replies go out before we wait on the upstream
+    up_deadline_ = sched()->now() + ctx_->cfg.upstream_connect_timeout + 2 * ctx_->cfg.upstream_timeout;
+    co_await relay_envelope();
+    up_deadline_.reset();
+}
+
+subtask<void> session::relay_envelope() {
     auto refused = co_await open_upstream();
+    if (stop_cut_) {
+        stop_mid_transaction();
+        co_return;
+    }
     if (refused) {
         reply_raw(refused->wire());
         reset_transaction(result::failed, "upstream unavailable");
@@ -389,7 +425,7 @@ subtask<void> session::handle_data() {
         bool ok = co_await send(std::move(env), "up_out");
         lost = !ok;
         for (std::size_t i = 0; i <= expected && !lost; ++i) {
-            auto r = co_await upstream_reply(std::chrono::minutes(5));
+            auto r = co_await upstream_reply(ctx_->cfg.upstream_timeout);
             if (!r) lost = true;
             else if (i == expected) go = std::move(r);
             else if (i >= xfwd && !r->positive() && !failure) failure = std::move(r);
@@ -404,31 +440,37 @@ subtask<void> session::handle_data() {
             auto e = env.find("\r\n", p);
             bool ok = co_await send(env.substr(p, e + 2 - p), "up_out");
             p = e + 2;
-            auto r = co_await upstream_reply(std::chrono::minutes(5));
+            auto r = co_await upstream_reply(ctx_->cfg.upstream_timeout);
             if (!ok || !r) lost = true;
             else if (i >= xfwd && !r->positive() && !failure) failure = *r;
             if (failure && i == xfwd) break; // MAIL refused: no point in RCPTs
         }
         if (!lost && !failure) {
             bool ok = co_await send(std::string("DATA\r\n"), "up_out");
-            auto r = co_await upstream_reply(std::chrono::minutes(5));
+            auto r = co_await upstream_reply(ctx_->cfg.upstream_timeout);
             if (!ok || !r) lost = true;
             else go = std::move(r);
         }
     }
+    if (lost && stop_cut_) {
+        stop_mid_transaction();
+        co_return;
+    }
     if (lost) {
         std::string why = up_lost_why_;
+        bool timed_out = up_timed_out_;
         drop_upstream(why);
         ctx_->health.failed(sched()->now(), ctx_->cfg);
-        say(451, "4.4.2 Upstream connection lost, please try again later");
-        reset_transaction(result::failed, "upstream lost: " + why);
+        if (timed_out) say(451, "4.4.1 Upstream did not answer in time, please try again later");
+        else say(451, "4.4.2 Upstream connection lost, please try again later");
+        reset_transaction(result::failed, (timed_out ? "upstream timeout: " : "upstream lost: ") + why);
         co_return;
     }
     if (failure) {
         // Every recipient is delivered or none: the client hears the refusal.
         if (up_) {
             bool sent = co_await send(std::string("RSET\r\n"), "up_out");
-            auto r = co_await upstream_reply(std::chrono::minutes(5));
+            auto r = co_await upstream_reply(ctx_->cfg.upstream_timeout);
             if (!sent || !r || r->code != 250) drop_upstream("RSET failed");
         }
         reply_raw(upstream_refusal(*failure));
@@ -458,6 +500,16 @@ subtask<void> session::handle_data() {
     poison_code_ = 0;
     reader_.set_limit(ctx_->cfg.max_text_line);
     say(354, "End data with <CR><LF>.<CR><LF>");
+}
+
+void session::stop_mid_transaction() {
+    // The stop's grace ran out with a message in flight: nothing is
+    // delivered (no final dot reaches the upstream), the client hears why.
+    drop_upstream("server stopping during DATA");
+    reset_transaction(result::failed, "server stopping during DATA");
+    reader_.set_limit(ctx_->cfg.max_command_line);
+    say(421, "4.3.2 " + ctx_->cfg.server_name + " Service shutting down, closing transmission channel");
+    done_ = true;
 }
 
 void session::poison(int code, std::string text) {
@@ -510,11 +562,21 @@ subtask<void> session::finish_message() {
             r = std::move(got);
         }
     }
+    if (!r && stop_cut_) {
+        stop_mid_transaction();
+        co_return;
+    }
     if (!r) {
         std::string why = up_lost_why_.empty() ? std::string("connection lost") : up_lost_why_;
+        bool timed_out = up_timed_out_;
         drop_upstream(why);
-        say(451, "4.4.2 Upstream connection lost, message not delivered; please try again later");
-        reset_transaction(result::failed, "upstream lost: " + why);
+        if (timed_out) {
+            ctx_->health.failed(sched()->now(), ctx_->cfg);
+            say(451, "4.4.1 Upstream did not answer in time, message not delivered; please try again later");
+        } else {
+            say(451, "4.4.2 Upstream connection lost, message not delivered; please try again later");
+        }
+        reset_transaction(result::failed, (timed_out ? "upstream timeout: " : "upstream lost: ") + why);
         co_return;
     }
     // The client hears the upstream's own answer: 250 only if the upstream took it.
@@ -670,21 +732,19 @@ task session::main() {
     const auto& cfg = ctx_->cfg;
     say(220, cfg.server_name + " ESMTP " + cfg.server_id);
     time_point last_input = sched()->now();
-    bool client_gone = false; // the socket is closed: nothing can be written
-    bool client_eof = false;  // the client half-closed: answer what it sent, then end
+    bool& client_gone = client_gone_;
+    bool& client_eof = client_eof_;
     while (!done_) {
         // Control: the socket's end messages, or the server stopping.
-        while (auto m = recv_message("control")) {
-            const ipc* c = m->peek<ipc>();
-            if (!c) continue;
-            if (c->stops()) stopping_ = true;
-            else if (c->kind == ipc_kind::producer_finished) client_eof = true;
-            else if (c->finishes()) client_gone = true;
-        }
+        read_control();
         if (client_eof && !client_gone && in("inbox").empty()) {
             // Everything it sent has been answered (below, in an earlier round).
             if (in_data_) drop_upstream("client closed during DATA");
             reset_transaction(result::none, "client disconnected");
+            break;
+        }
+        if (in_data_ && stop_due() && !client_gone) {
+            stop_mid_transaction();
             break;
         }
         if (stopping_ && !in_data_) {
@@ -734,6 +794,8 @@ task session::main() {
                 co_await handle_command(line);
                 if (stopping_ && !in_data_) break;
             }
+            // Time spent waiting on the upstream is not the client's idleness.
+            last_input = sched()->now();
             if (in_data_ && !up_buf_.empty() && up_ && !up_lost_ && !poison_code_) {
                 std::string b = std::move(up_buf_);
                 up_buf_.clear();
@@ -752,7 +814,8 @@ task session::main() {
             say(421, "4.4.2 " + cfg.server_name + " Error: timeout exceeded");
             break;
         }
-        co_await wait_any_for(idle);
+        if (in_data_ && stop_at_) idle = std::min<duration>(idle, *stop_at_ - sched()->now());
+        co_await wait_any_for(std::max<duration>(idle, duration::zero()));
     }
     // A session without any mail still gets its line (the original's "None" sender).
     if (!logged_) log_result("None", "NO MAIL", client_gone || client_eof ? "client disconnected" : "session ended");

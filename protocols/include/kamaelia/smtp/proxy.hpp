@@ -10,6 +10,7 @@
 #include <kamaelia/net/tls.hpp>
 #include <kamaelia/smtp/network.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
@@ -48,10 +49,26 @@ struct proxy_settings {
     std::size_t max_text_line = 1001;              // 1000 + a stuffed dot
     duration idle_timeout = std::chrono::minutes(5);          // RFC 5321 §4.5.3.2: at least 5 minutes
     duration upstream_connect_timeout = std::chrono::seconds(30);
+    // While the session waits on the upstream, RFC 5321 §4.5.3.2's timers
+    // govern, not the client's idle timeout: each reply to the greeting,
+    // EHLO, MAIL, RCPT, DATA or RSET waits up to upstream_timeout (the whole
+    // relay from DATA to 354 at most connect + 2 x that), the final dot's
+    // reply up to upstream_reply_timeout. A timeout is 451 4.4.1 to the client.
+    duration upstream_timeout = std::chrono::minutes(5);
     duration upstream_reply_timeout = std::chrono::minutes(10); // the final dot may take that long
+    // A stop lets a message in DATA finish for this long, then the client
+    // gets 421 4.3.2 (set below the server's grace, which then forces).
+    duration stop_grace = std::chrono::seconds(55);
     duration upstream_backoff_min = std::chrono::seconds(1);  // after a failure, DATA is deferred at once...
     duration upstream_backoff_max = std::chrono::minutes(1);  // ...for a doubling period up to this
     bool x_greylist_header = true;                 // X-Greylist: on mail that was delayed
+
+    // The longest a session may rightly go without bytes from its client:
+    // idle, or waiting on the upstream for it. The server's inactivity sweep
+    // (a backstop) must not fire before.
+    duration longest_wait() const {
+        return std::max({idle_timeout, upstream_reply_timeout, upstream_connect_timeout + 2 * upstream_timeout});
+    }
 };
 
 // The upstream's health, shared by the sessions of a proxy.
@@ -89,6 +106,15 @@ struct proxy_context {
     // session answers 220, sends kamaelia::start_tls to its socket adapter,
     // drops every byte that came in clear and forgets the session state.
     std::shared_ptr<tls_context> tls;
+    // The server's grace period, read at a stop (the daemon may shorten it
+    // after building the server): a message in DATA gets it less a margin,
+    // then 421 4.3.2 before the server forces what is left. Unset: cfg.stop_grace.
+    std::function<duration()> server_grace;
+    duration stop_grace() const {
+        if (!server_grace) return cfg.stop_grace;
+        duration g = server_grace();
+        return g > std::chrono::seconds(2) ? g - std::chrono::seconds(1) : g / 2;
+    }
     std::uint64_t next_session = 0;
     std::uint64_t delivered = 0, deferred = 0, rejected = 0; // counters for logs and tests
 };

@@ -13,6 +13,10 @@
 // upstream's 354, streams the body through unchanged (still dot-stuffed;
 // bare CR or LF rejects the message: SMTP smuggling) and answers the final
 // dot with the upstream's own reply -- 250 only when the upstream said 250.
+// While the client waits on the upstream, the upstream timeouts of
+// proxy_settings govern (451 4.4.1 when they run out), not the idle timer;
+// a stop lets a message in flight finish within its grace, then says
+// 421 4.3.2 -- the transaction is logged either way, never a bare close.
 // The upstream connection is a child whose outbox and signal both arrive
 // in "up_in"; "up_out" writes to it and "up_stop" closes it. STARTTLS
 // (offered when the context has a TLS context) sends kamaelia::start_tls
@@ -53,6 +57,7 @@ private:
     subtask<void> handle_command(std::string_view line);
     subtask<void> handle_rcpt(const command& c);
     subtask<void> handle_data();
+    subtask<void> relay_envelope(); // DATA's upstream part, bounded by up_deadline_
     subtask<void> finish_message();
     subtask<std::optional<reply>> upstream_reply(duration timeout);
     subtask<std::optional<reply>> open_upstream();
@@ -63,7 +68,10 @@ private:
     void reply_raw(std::string wire) { out_ += wire; }
     void data_line(const line_reader::line& l);
     void poison(int code, std::string text);
+    void stop_mid_transaction(); // 421 4.3.2, the transaction logged, the session ends
     void drop_upstream(std::string why);
+    void read_control();         // the socket's end messages and the server's stop, into the flags below
+    bool stop_due() const;       // a stop's grace for a message in flight has run out
     bool drain_upstream_idle();  // handles what the upstream says between transactions
     bool take_upstream_input();  // one message from up_in: bytes to the reply reader, an end marks it lost
     void upstream_lost(std::string why);
@@ -96,6 +104,9 @@ private:
     unsigned txn_ = 0;
     bool done_ = false;
     bool stopping_ = false;      // the server is stopping: 421 once no message is in flight
+    std::optional<time_point> stop_at_; // ...and 421 4.3.2 even mid-DATA from then on
+    bool client_gone_ = false;   // the socket is closed: nothing can be written
+    bool client_eof_ = false;    // the client half-closed: answer what it sent, then end
 
     // DATA
     bool in_data_ = false;
@@ -111,6 +122,9 @@ private:
     extensions up_ext_;
     bool up_lost_ = false;       // the connection went away (found in up_in)
     std::string up_lost_why_;
+    bool up_timed_out_ = false;  // ...because it did not answer in time
+    bool stop_cut_ = false;      // a wait on the upstream was cut by the stop's grace
+    std::optional<time_point> up_deadline_; // bounds the whole relay from DATA to 354
 };
 
 } // namespace kamaelia::smtp
