@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <stdexcept>
 
 namespace kd = kamaelia::daemon;
 namespace bbs = kamaelia::bbs;
@@ -70,7 +71,8 @@ const kd::register_server reg{{
             try {
                 board = bbs::board::open(rt.sched(), path, cfg);
             } catch (const bbs::store_error& e) {
-                throw kd::config_error(std::string("bbs: ") + e.what());
+                // Not a configuration mistake: the database itself (exit 1, like the greylist's).
+                throw std::runtime_error(std::string("bbs: ") + e.what());
             }
             rt.keep(board);
             spdlog::info("bbs: data in {} (kdf iterations {}, at most {} sessions)", path, cfg.kdf_iterations,

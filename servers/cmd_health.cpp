@@ -5,6 +5,7 @@
 #include "daemon.hpp"
 
 #include <asio/connect.hpp>
+#include <asio/local/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 
@@ -21,8 +22,22 @@ std::string config_path;
 std::string data_dir;
 double timeout_s = 3;
 
+// A unix-domain listener ("unix:PATH"): connect, close.
+bool probe_unix(const std::string& what, const std::string& path) {
+    asio::io_context io;
+    asio::local::stream_protocol::socket sock(io);
+    asio::error_code ec;
+    sock.connect(asio::local::stream_protocol::endpoint(path), ec); // a local connect does not wait on a network
+    if (ec) {
+        std::cerr << "kamaelia health: " << what << ": " << ec.message() << "\n";
+        return false;
+    }
+    return true;
+}
+
 // Connects and closes without sending a byte.
 bool probe(const std::string& what) {
+    if (what.rfind("unix:", 0) == 0) return probe_unix(what, what.substr(5));
     auto hp = kd::split_host_port(what);
     if (!hp) {
         std::cerr << "kamaelia health: expected HOST:PORT, got " << what << "\n";

@@ -148,12 +148,8 @@ void write_listeners(const std::string& data_dir, const std::vector<k::server_co
     tmp += ".tmp";
     {
         std::ofstream f(tmp, std::ios::trunc);
-        for (auto* s : servers) {
-            auto ep = s->local_endpoint();
-            auto a = ep.address();
-            f << s->server_name << ' ' << (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) << ':' << ep.port()
-              << '\n';
-        }
+        // "127.0.0.1:10023", "[::]:1601" or "unix:/run/policy.sock"
+        for (auto* s : servers) f << s->server_name << ' ' << s->address_text() << '\n';
         if (!f) {
             spdlog::warn("cannot write {}: `kamaelia health` will not find the servers", tmp.string());
             return;

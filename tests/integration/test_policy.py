@@ -210,7 +210,7 @@ def corrupt_database_is_a_clear_error(k):
 def unix_socket(k):
     d = harness.Daemon(k, "policy", expect_servers=0, start=False)
     path = os.path.join(d.tmp, "policy.sock")
-    d.argv += ["--unix", path]
+    d.argv += ["--unix", path, "--test-hooks"]  # the test steps time with policy_test_time
     with d:
         d.start()
         t.check(d.wait_log("listening on unix:"), "listening line")

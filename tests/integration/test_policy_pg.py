@@ -44,7 +44,7 @@ def ask(c, client="203.0.114.7", sender="a@example.org", rcpt="u@example.net", a
 
 
 def policy(k, *args, data_dir=None):
-    argv = ["--bind", "127.0.0.1", "--port", "0"]
+    argv = ["--bind", "127.0.0.1", "--port", "0", "--test-hooks"]  # the tests step time with policy_test_time
     if data_dir:
         return harness.Daemon(k, "policy", *argv, "--data-dir", data_dir, *args, raw=True)
     return harness.Daemon(k, "policy", *argv, *args)

@@ -203,6 +203,7 @@ void store::check_sound() {
     std::string err = rc == SQLITE_ROW ? "" : sqlite3_errmsg(db_);
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW) throw store_error("board database " + path_ + ": quick_check failed: " + err);
+    if (verdict.size() > 200) verdict = verdict.substr(0, 200) + "..."; // the first of its complaints
     if (verdict != "ok")
         throw store_error("board database " + path_ + " is corrupt (quick_check: " + verdict +
                           "); move it aside to start with an empty one");
