@@ -1,6 +1,8 @@
 #include <kamaelia/bbs/board.hpp>
 #include <kamaelia/core/scheduler.hpp>
 
+#include <kamaelia/util/log_limiter.hpp>
+
 #include <spdlog/spdlog.h>
 
 namespace kamaelia::bbs {
@@ -59,6 +61,16 @@ void board::reply(std::function<void(bool committed)> fn) {
     }
 }
 
+namespace {
+log_limiter& worker_log() {
+    thread_local log_limiter l("bbs: database unusable, sessions told to try again later", std::chrono::seconds(10));
+    return l;
+}
+} // namespace
+
+void note_worker_failure(const std::string& what) { worker_log().fail(what); }
+void note_worker_success() { worker_log().ok(); }
+
 void board::run_batch(std::vector<work_queue::job>& jobs) {
     std::vector<std::function<void(bool)>> replies;
     std::size_t i = 0;
@@ -80,10 +92,11 @@ void board::run_batch(std::vector<work_queue::job>& jobs) {
         }
     } catch (const std::exception& e) {
         batch_replies = nullptr;
-        spdlog::error("bbs: database: a batch of {} jobs failed: {}", i, e.what());
+        note_worker_failure(std::string("a batch of ") + std::to_string(i) + " jobs failed: " + e.what());
         db_->rollback();
     }
-    if (!committed && !replies.empty()) spdlog::error("bbs: database: {} jobs not committed; their sessions are told", replies.size());
+    if (committed) note_worker_success();
+    else if (!replies.empty()) note_worker_failure(std::to_string(replies.size()) + " jobs not committed; their sessions are told");
     if (!replies.empty())
         sched_.post([replies = std::move(replies), committed] {
             for (auto& r : replies) r(committed);

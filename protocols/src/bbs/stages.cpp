@@ -153,9 +153,10 @@ struct replier {
         try {
             work();
         } catch (const std::exception& e) {
-            spdlog::error("bbs: {}: {}", what, e.what());
+            note_worker_failure(std::string(what) + ": " + e.what());
             failed = true;
         }
+        if (!failed) note_worker_success();
         b->reply([js = js, token = token, failed](bool committed) {
             js->done = true;
             js->failed = failed || !committed;

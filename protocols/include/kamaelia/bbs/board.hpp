@@ -46,6 +46,12 @@ struct settings {
     duration failure_window = std::chrono::minutes(15); // ... within this long lock it for this long
 };
 
+// The board's database and hashing failures, logged when an outage starts,
+// then rate-limited with a count, then when it ends (never a line per job).
+// One limiter per worker thread, so no lock: call it on the worker.
+void note_worker_failure(const std::string& what);
+void note_worker_success();
+
 class board {
 public:
     // Opens the store at `path` and starts the database and KDF threads.
