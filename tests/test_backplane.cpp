@@ -1,4 +1,4 @@
-// backplane, publish_to, subscribe_to (spec §2.6, §11 "Backplane").
+// backplane, publish_to, subscribe_to (docs/ORIGINAL.md, Chassis: backplane).
 #include <kamaelia/chassis/backplane.hpp>
 #include <kamaelia/core/services.hpp>
 

@@ -1,5 +1,5 @@
 // The core contract: scheduling, wake-ups, boxes, links, flow control,
-// sub-tasks, failures and life cycle (spec §11 "Core").
+// sub-tasks, failures and life cycle (docs/ORIGINAL.md, Core).
 #include "fixture.hpp"
 
 #include <kamaelia/core/services.hpp>

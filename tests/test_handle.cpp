@@ -1,4 +1,4 @@
-// handle and background: ordinary code talking to a running graph (spec §1.12).
+// handle and background: ordinary code talking to a running graph (docs/ORIGINAL.md, Core: embedding).
 #include "fixture.hpp"
 #include "thread_support.hpp"
 

@@ -1,5 +1,5 @@
 // Introspection: graph snapshots, the Introspector text protocol, Graphviz
-// (spec §6, §8.12).
+// (docs/ORIGINAL.md, Introspection).
 #include "fixture.hpp"
 #include "thread_support.hpp"
 

@@ -1,4 +1,4 @@
-// fanout, two_way_splitter, router, tpipe (spec §2.7).
+// fanout, two_way_splitter, router, tpipe (docs/ORIGINAL.md, Utilities: splitters).
 #include <kamaelia/chassis/tpipe.hpp>
 #include <kamaelia/util/fanout.hpp>
 #include <kamaelia/util/pure_transformer.hpp>

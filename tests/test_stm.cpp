@@ -1,4 +1,4 @@
-// STM: versioned check-out and all-or-nothing commit (spec §1.11, §11).
+// STM: versioned check-out and all-or-nothing commit (docs/ORIGINAL.md, Core: STM).
 #include "fixture.hpp"
 #include "thread_support.hpp"
 

@@ -1,6 +1,6 @@
 // threaded_component: blocking code on its own thread with the component API
-// (spec §1.7, §11 "Threaded component: same API, data precedes control,
-// exception surfaces").
+// (docs/ORIGINAL.md, Core: threaded components): same API, data precedes
+// control, an exception surfaces.
 #include "fixture.hpp"
 #include "thread_support.hpp"
 

@@ -1,4 +1,4 @@
-// Utility components (spec §2.8): transformers, sources, sinks, console,
+// Utility components (docs/ORIGINAL.md, Utilities): transformers, sources, sinks, console,
 // rate limiting, timed shutdown, one-shots.
 #include <kamaelia/util/console_echoer.hpp>
 #include <kamaelia/util/console_reader.hpp>

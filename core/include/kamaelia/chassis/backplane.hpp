@@ -1,5 +1,5 @@
 // Backplane: named publish/subscribe (Kamaelia's Backplane, PublishTo,
-// SubscribeTo; spec §2.6).
+// SubscribeTo; docs/ORIGINAL.md, Chassis).
 //
 //   scheduler s;
 //   backplane chat("CHAT");

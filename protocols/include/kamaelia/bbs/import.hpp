@@ -1,4 +1,4 @@
-// Moving an old board over: the original's data directory (spec §5) is a
+// Moving an old board over: the original's data directory (docs/ORIGINAL.md, example systems) is a
 // JSON object of name → clear-text password in `users.passwd` and one JSON
 // file per message in `messages/` ({"message": id, "date", "from", "to",
 // "subject", "reply-to": [ids], "__body__": text}; dot-files such as

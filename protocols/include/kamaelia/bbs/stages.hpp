@@ -1,5 +1,5 @@
 // The bulletin board's per-connection protocol: the EuroPython 2009
-// tutorial's seq of four stages (spec §5), finished.
+// tutorial's seq of four stages (docs/ORIGINAL.md, example systems), finished.
 //
 //   pipeline(telnet_lines(), seq(authenticator, user_retriever,
 //                                message_board_ui, state_saver_logout))
