@@ -307,7 +307,9 @@ struct driver : component {
         for (int i = 0; i < askers; ++i) add_child(one(this, i)).activate();
         while (!children_done()) co_await wait_children_or_inbox();
         if (after) after->set();
-        service->in("control").push_forced(message(ipc{ipc_kind::shutdown_microprocess, {}, 0}));
+        // By name: a service that failed has been reaped (and left the registry) already.
+        if (auto* sv = sched()->services().find("doubler"))
+            sv->comp->in("control").push_forced(message(ipc{ipc_kind::shutdown_microprocess, {}, 0}));
     }
 };
 
