@@ -23,6 +23,13 @@ thread_local bool counting = false;
 thread_local std::size_t allocations = 0;
 } // namespace
 
+// AddressSanitizer brings its own operator new/delete (it checks that they
+// pair); replacing them here would mix the two, so under ASan the count is
+// not taken and the no-allocation test says so. The plain and TSan builds run it.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool counting_allocations = false;
+#else
+constexpr bool counting_allocations = true;
 void* operator new(std::size_t n) {
     if (counting) ++allocations;
     if (void* p = std::malloc(n ? n : 1)) return p;
@@ -30,6 +37,7 @@ void* operator new(std::size_t n) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#endif
 
 using namespace kamaelia;
 using namespace std::chrono_literals;
@@ -255,7 +263,10 @@ TEST_CASE("ask: no heap allocation per request on the common path", "[service]")
     auto& a = f.spawn<loop_asker>(2000);
     f.settle();
     CHECK(a.sum == 2 * (1999 * 2000 / 2));
-    CHECK(a.counted == 0);
+    if (counting_allocations)
+        CHECK(a.counted == 0);
+    else
+        WARN("AddressSanitizer build: allocations are not counted here (the Release and TSan builds count them)");
 }
 
 // ---- across threads ----------------------------------------------------------------
