@@ -1,14 +1,13 @@
 // The listener and server_core's connection bookkeeping: the timer wheel on
 // a manual clock, server_core on a unix socket (echo, inactivity timeout
 // driven by the manual clock, the per-connection caps), and the accept
-// back-off under descriptor exhaustion, logged as one condition.
+// back-off under descriptor exhaustion, logged as one condition (log_limiter).
 #include "fixture.hpp"
 #include "net_support.hpp"
 
 #include <kamaelia/net/listener.hpp>
 #include <kamaelia/net/server_core.hpp>
 #include <kamaelia/net/timer_wheel.hpp>
-#include <kamaelia/util/condition_log.hpp>
 #include <kamaelia/util/pure_transformer.hpp>
 
 #include <asio/local/stream_protocol.hpp>
@@ -136,20 +135,6 @@ TEST_CASE("timer_wheel: a key rescheduled while expiring lands at its new deadli
     CHECK(expire_all(w, at(8s)) == std::vector<int>{9});
 }
 
-TEST_CASE("condition_log: a repeating condition is three kinds of line, not one per occurrence", "[net][log]") {
-    log_capture cap;
-    condition_log log("test: accept failed", 60s);
-    CHECK(log.occurred(at(0s), "Too many open files"));
-    for (int i = 1; i < 600; ++i) CHECK_FALSE(log.occurred(at(i * 100ms)));
-    CHECK(log.occurred(at(60s))); // a summary with the count
-    CHECK(cap.count("600 more time(s)") == 1);
-    CHECK(log.cleared(at(61s)));
-    CHECK_FALSE(log.cleared(at(62s)));
-    CHECK(log.lines() == 3);
-    CHECK(cap.count("test: accept failed") == 3);
-    CHECK(cap.count("over after") == 1);
-}
-
 TEST_CASE("server_core on a unix socket: echo, then the inactivity timeout on the manual clock", "[net][listener]") {
     fixture f;
     std::string path = temp_socket_path("echo");
@@ -255,7 +240,7 @@ TEST_CASE("listener: out of descriptors it pauses, logs the start once, and the 
     ::setrlimit(RLIMIT_NOFILE, &old);
     f.advance(100ms);
     REQUIRE(run_until(f.sched, [&] { return sink.items.size() == 3; }));
-    CHECK(cap.count("over after") == 1);
+    CHECK(cap.count("recovered after") == 1);
     CHECK(cap.count("emfile-test: accept failed") == 2);
     l.stop();
     f.settle();

@@ -68,7 +68,7 @@ def flood_past_max_connections(k):
             t.check(not bad, f"existing clients still answered after the flood (not: {bad[:10]})")
             # One condition, not a line per refused connection (a flood must
             # not flood the log): its start names the first one refused.
-            t.check(d.wait_log(r"greeter: refusing connections \(connection caps reached\) \(127\.0\.0\.1:\d+"),
+            t.check(d.wait_log(r"greeter: refusing connections \(connection caps reached\): 127\.0\.0\.1:\d+"),
                     "the log records that connections are refused")
             starts = len(re.findall(r"refusing connections", d.log_text()))
             t.check(starts <= 2, f"refusals are logged as one condition, not each ({starts} lines)")

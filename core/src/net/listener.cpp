@@ -1,6 +1,6 @@
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/net/listener.hpp>
-#include <kamaelia/util/condition_log.hpp>
+#include <kamaelia/util/log_limiter.hpp>
 
 #include "listen.hpp"
 
@@ -47,7 +47,8 @@ void listener::listen(asio::io_context* on) {
         acceptor_ = detail::open_acceptor(io, name_for_logs, where_.bind_address, where_.port, reuse_address, backlog);
         bound_.port = bound_port();
     }
-    backoff_ = std::make_unique<condition_log>(name_for_logs + ": accept failed, pausing accepts");
+    backoff_ = std::make_unique<log_limiter>(name_for_logs + ": accept failed, pausing accepts", std::chrono::seconds(60),
+                                             nullptr, spdlog::level::warn);
 }
 
 bool listener::listening() const noexcept { return acceptor_ && acceptor_->is_open(); }
@@ -90,7 +91,7 @@ bool listener::accept_one(new_connection& out) {
         if (detail::accept_should_back_off(ec)) {
             // Out of descriptors: pause instead of spinning on accept.
             ++failures_;
-            backoff_->occurred(sched()->now(), ec.message());
+            backoff_->fail(ec.message(), sched()->now());
             paused_until_ = sched()->now() + accept_backoff;
             return false;
         }
@@ -98,7 +99,7 @@ bool listener::accept_one(new_connection& out) {
         if (ec != asio::error::operation_aborted) spdlog::debug("{}: accept failed: {}", name_for_logs, ec.message());
         return true;
     }
-    backoff_->cleared(sched()->now());
+    backoff_->ok(sched()->now());
     ++accepted_;
     out.info = detail::describe(s, where_);
     out.info.id = accepted_;

@@ -1,6 +1,6 @@
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/net/server_core.hpp>
-#include <kamaelia/util/condition_log.hpp>
+#include <kamaelia/util/log_limiter.hpp>
 
 #include "listen.hpp"
 
@@ -81,10 +81,10 @@ void server_core::open_connection(new_connection nc) {
         (max_per_address && !unix_socket && per_address_[info.peer] >= max_per_address)) {
         ++refused_;
         // A flood of refusals is one condition, not a line each.
-        refusing_->occurred(sched()->now(), info.name() + ", " + std::to_string(conns_.size()) + " connections open");
+        refusing_->fail(info.name() + ", " + std::to_string(conns_.size()) + " connections open", sched()->now());
         return; // the adapter's destructor closes the socket
     }
-    refusing_->cleared(sched()->now());
+    refusing_->ok(sched()->now());
 
     std::unique_ptr<component> handler;
     try {
@@ -213,7 +213,8 @@ task server_core::main() {
     if (!protocol) throw bad_state(server_name + ": no protocol factory");
     listen();
     deadlines_ = timer_wheel<std::uint64_t>(wheel_tick(inactivity_timeout));
-    refusing_ = std::make_unique<condition_log>(server_name + ": refusing connections (connection caps reached)");
+    refusing_ = std::make_unique<log_limiter>(server_name + ": refusing connections (connection caps reached)",
+                                              std::chrono::seconds(60), nullptr, spdlog::level::warn);
     listener_ = &add_child(std::move(own_listener_));
     link({*listener_, "protocolHandlerSignal"}, {*this, "_newconnection"});
     listener_->activate(*sched());

@@ -40,7 +40,7 @@
 
 namespace kamaelia {
 
-class condition_log;
+class log_limiter;
 
 // Where a listener listens: a TCP address and port, or a unix socket path.
 struct listen_address {
@@ -102,7 +102,7 @@ private:
     std::shared_ptr<tls_context> tls_;
     std::unique_ptr<asio::basic_socket_acceptor<asio::generic::stream_protocol>> acceptor_;
     io_anchor anchor_;
-    std::unique_ptr<condition_log> backoff_;
+    std::unique_ptr<log_limiter> backoff_;
     std::optional<time_point> paused_until_;
     std::uint64_t accepted_ = 0, failures_ = 0;
     bool armed_ = false, readable_ = true;

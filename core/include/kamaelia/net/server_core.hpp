@@ -158,7 +158,7 @@ private:
     std::unordered_map<std::uint64_t, conn> conns_; // keyed by connection id
     std::unordered_map<std::string, std::size_t> per_address_;
     timer_wheel<std::uint64_t> deadlines_;
-    std::unique_ptr<condition_log> refusing_;
+    std::unique_ptr<log_limiter> refusing_;
     std::uint64_t accepted_ = 0, refused_ = 0;
     traffic closed_traffic_;
     std::uint64_t reaped_seen_ = 0; // children_finished_count() at the last reap

@@ -9,7 +9,14 @@
 //   db.ok();                                              // "... recovered after 42 s (2,995 failures)"
 //
 // Not thread-safe: one owner (a component, or a service's thread). The clock
-// is injectable (a kamaelia::clock_source, e.g. a manual_clock in tests).
+// is injectable (a kamaelia::clock_source, e.g. a manual_clock in tests), or
+// a component passes its scheduler's time to each call:
+//
+//   log_limiter backoff{"greeter: accept failed, pausing accepts", std::chrono::seconds(60)};
+//   backoff.fail(ec.message(), sched()->now());   ...   backoff.ok(sched()->now());
+//
+// The one rate-limited logger of the tree: the listener's accept back-off,
+// server_core's refusals, the greylist and board store outages.
 #pragma once
 
 #include <kamaelia/core/scheduler.hpp>
@@ -38,8 +45,8 @@ public:
         : subject_(std::move(subject)), interval_(interval), clock_(clock), level_(level) {}
 
     // The condition happened (again). `detail` says how (the error text).
-    event fail(std::string_view detail) {
-        time_point now = this->now();
+    event fail(std::string_view detail) { return fail(detail, now()); }
+    event fail(std::string_view detail, time_point now) {
         ++total_;
         if (!active_) {
             active_ = true;
@@ -60,10 +67,11 @@ public:
     }
 
     // The condition is seen absent (a success): ends an outage, if one was on.
-    event ok() {
+    event ok() { return active_ ? ok(now()) : event::none; }
+    event ok(time_point now) {
         if (!active_) return event::none;
         active_ = false;
-        spdlog::info("{}: recovered after {} s ({} failures)", subject_, seconds(now() - since_), count_);
+        spdlog::info("{}: recovered after {} s ({} failures)", subject_, seconds(now - since_), count_);
         return event::ended;
     }
 
