@@ -199,7 +199,15 @@ TEST_CASE("server_core on a unix socket: the connection cap applies, and a live 
     REQUIRE(run_until(f.sched, [&] { return srv.finished(); }));
 }
 
-TEST_CASE("listener: out of descriptors it pauses, logs the start once, and the end", "[net][listener][hostile]") {
+TEST_CASE("listener: out of descriptors it pauses, logs the start once, and the end",
+          "[net][listener][hostile][descriptors]") {
+#if defined(KAMAELIA_UBSAN_VPTR)
+    // UBSan's vptr check reads a vtable through a pipe it opens for the purpose;
+    // with every descriptor taken it cannot, and reports each virtual call as bad.
+    // `make test` runs this case in the ThreadSanitizer build instead.
+    WARN("skipped: UBSan's vptr check needs free descriptors");
+    return;
+#endif
     log_capture cap;
     fixture f;
     std::string path = temp_socket_path("emfile");
