@@ -22,6 +22,27 @@ ok "compose.yaml: two kamaelia hosts, redis, postgres"
 grep -q 'stop_grace_period: 1m0s\|stop_grace_period: 60s' "$work/compose.resolved" || fail "no stop_grace_period"
 grep -q 'KAMAELIA_KAMAELIA_STOP_TIMEOUT' "$work/compose.resolved" || fail "no stop timeout for the daemon"
 ok "compose.yaml: the stop grace period outlasts the daemon's stop timeout"
+# Every KAMAELIA_* variable the compose file sets is one the daemon knows: an
+# unknown one stops the daemon at start-up ("unknown environment variable").
+bin=${KAMAELIA_BINARY_DIR:+$KAMAELIA_BINARY_DIR/bin/kamaelia}
+if [ -x "${bin:-}" ]; then
+  mapfile -t vars < <(sed -n "s/^ *\(KAMAELIA_[A-Z0-9_]*\): *[\"']\{0,1\}\([^\"']*\)[\"']\{0,1\} *\$/\1=\2/p" "$work/compose.resolved" | sort -u)
+  [ "${#vars[@]}" -ge 5 ] || fail "found only ${#vars[@]} KAMAELIA_ variables in compose.yaml"
+  mkdir -p "$work/data"
+  # Only greeter runs (on a free loopback port); the rest is parsed and checked.
+  env -i PATH="$PATH" "${vars[@]}" KAMAELIA_DATA_DIR="$work/data" \
+    "$bin" greeter --bind 127.0.0.1 --port 0 > "$work/env.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do
+    grep -q "listening on" "$work/env.log" && break
+    kill -0 "$pid" 2> /dev/null || break
+    sleep 0.1
+  done
+  kill -TERM "$pid" 2> /dev/null || true
+  wait "$pid" || true
+  grep -q "listening on" "$work/env.log" || fail "greeter did not start with compose.yaml's environment: $(cat "$work/env.log")"
+  ok "compose.yaml: the daemon accepts each of its ${#vars[@]} KAMAELIA_ variables"
+fi
 # The check itself refuses a broken file.
 sed 's/^services:/servics:/' "$src/compose.yaml" > "$work/broken.yaml"
 if docker-compose -f "$work/broken.yaml" config -q 2> /dev/null; then fail "docker-compose accepted a broken file"; fi
