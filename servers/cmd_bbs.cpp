@@ -75,6 +75,12 @@ const kd::register_server reg{{
                 throw std::runtime_error(std::string("bbs: ") + e.what());
             }
             rt.keep(board);
+            // SIGTERM: the store service answers what it holds queued and ends
+            // (sessions still open are then told to try again later).
+            std::weak_ptr<bbs::board> stopping = board;
+            rt.on_stop([stopping] {
+                if (auto b = stopping.lock()) b->stop_services();
+            });
             spdlog::info("bbs: data in {} (kdf iterations {}, at most {} sessions)", path, cfg.kdf_iterations,
                          cfg.max_sessions);
             s->protocol = [board, framer_max](const kamaelia::connection_info& peer) {

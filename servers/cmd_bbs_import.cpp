@@ -3,6 +3,7 @@
 #include "daemon.hpp"
 
 #include <kamaelia/bbs/import.hpp>
+#include <kamaelia/bbs/sqlite_store.hpp>
 
 #include <filesystem>
 #include <iostream>
@@ -24,7 +25,7 @@ int run() {
     }
     try {
         std::filesystem::create_directories(data_dir);
-        bbs::store db((std::filesystem::path(data_dir) / "bbs.sqlite").string());
+        bbs::sqlite_store db((std::filesystem::path(data_dir) / "bbs.sqlite").string());
         bbs::import_report r = bbs::import_original(source, db, iterations);
         for (const auto& w : r.warnings) std::cerr << "kamaelia bbs-import: warning: " << w << "\n";
         std::cout << "imported " << r.users_added << " user(s) (" << r.users_skipped << " skipped), "

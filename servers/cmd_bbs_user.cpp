@@ -4,7 +4,7 @@
 #include "daemon.hpp"
 
 #include <kamaelia/bbs/password.hpp>
-#include <kamaelia/bbs/store.hpp>
+#include <kamaelia/bbs/sqlite_store.hpp>
 
 #include <filesystem>
 #include <iostream>
@@ -52,7 +52,7 @@ int run() {
     }
     try {
         std::filesystem::create_directories(data_dir);
-        bbs::store db((std::filesystem::path(data_dir) / "bbs.sqlite").string());
+        bbs::sqlite_store db((std::filesystem::path(data_dir) / "bbs.sqlite").string());
         bbs::password_hash h = bbs::hash_password(password, iterations);
         if (action == "add") {
             if (!db.add_user(name, h)) {

@@ -1,7 +1,7 @@
 // The board's store, password hashing and the importer, without a scheduler.
 #include <kamaelia/bbs/import.hpp>
 #include <kamaelia/bbs/password.hpp>
-#include <kamaelia/bbs/store.hpp>
+#include <kamaelia/bbs/sqlite_store.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -60,7 +60,7 @@ TEST_CASE("bbs password: PBKDF2 with a random salt, verified in constant time", 
 }
 
 TEST_CASE("bbs store: users are found case-insensitively, names kept as registered", "[bbs]") {
-    bbs::store db(":memory:");
+    bbs::sqlite_store db(":memory:");
     CHECK(db.add_user("Harry", bbs::hash_password("pw", 1)));
     CHECK_FALSE(db.add_user("harry", bbs::hash_password("other", 1))); // taken
     auto u = db.find_user("HARRY");
@@ -75,7 +75,7 @@ TEST_CASE("bbs store: users are found case-insensitively, names kept as register
 }
 
 TEST_CASE("bbs store: SQL metacharacters are data, never SQL", "[bbs]") {
-    bbs::store db(":memory:");
+    bbs::sqlite_store db(":memory:");
     std::string evil = "x'); DROP TABLE messages; --";
     CHECK(db.add_user(evil, bbs::hash_password("pw", 1)));
     REQUIRE(db.find_user(evil));
@@ -91,7 +91,7 @@ TEST_CASE("bbs store: SQL metacharacters are data, never SQL", "[bbs]") {
 }
 
 TEST_CASE("bbs store: read marks order browsing, unread first", "[bbs]") {
-    bbs::store db(":memory:");
+    bbs::sqlite_store db(":memory:");
     db.add_user("a", bbs::hash_password("pw", 1));
     db.add_user("b", bbs::hash_password("pw", 1));
     auto a = db.find_user("a")->id, b = db.find_user("b")->id;
@@ -115,7 +115,7 @@ TEST_CASE("bbs store: read marks order browsing, unread first", "[bbs]") {
 }
 
 TEST_CASE("bbs store: replies keep their references, only authors delete", "[bbs]") {
-    bbs::store db(":memory:");
+    bbs::sqlite_store db(":memory:");
     db.add_user("a", bbs::hash_password("pw", 1));
     db.add_user("b", bbs::hash_password("pw", 1));
     auto a = db.find_user("a")->id, b = db.find_user("b")->id;
@@ -140,16 +140,16 @@ TEST_CASE("bbs store: a file database keeps what was committed", "[bbs]") {
     auto path = (t.p / "bbs.sqlite").string();
     std::int64_t id;
     {
-        bbs::store db(path);
+        bbs::sqlite_store db(path);
         db.add_user("a", bbs::hash_password("pw", 1));
         id = db.post(msg(1, "a", "kept", "body"));
     }
-    bbs::store db(path);
+    bbs::sqlite_store db(path);
     CHECK(db.find_user("a"));
     auto m = db.read(1, id);
     REQUIRE(m);
     CHECK(m->subject == "kept");
-    CHECK_THROWS_AS(bbs::store((t.p / "no" / "such" / "dir.sqlite").string()), bbs::store_error);
+    CHECK_THROWS_AS(bbs::sqlite_store((t.p / "no" / "such" / "dir.sqlite").string()), bbs::store_error);
 }
 
 TEST_CASE("bbs import: the original's users.passwd and messages/", "[bbs]") {
@@ -162,7 +162,7 @@ TEST_CASE("bbs import: the original's users.passwd and messages/", "[bbs]") {
     write(t.p / "messages" / "1",
           R"({"message": "1", "date": "Fri Jun 26 2009", "from": "harry", "to": "all", "subject": "hi", "reply-to": [], "__body__": "hello\nworld"})");
     write(t.p / "messages" / "2", "{not json");
-    bbs::store db(":memory:");
+    bbs::sqlite_store db(":memory:");
     db.add_user("Dick", bbs::hash_password("old", 1));
     auto r = bbs::import_original(t.p, db, 1);
     CHECK(r.users_added == 1);

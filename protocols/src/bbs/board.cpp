@@ -1,108 +1,66 @@
 #include <kamaelia/bbs/board.hpp>
+#include <kamaelia/bbs/sqlite_store.hpp>
+#include <kamaelia/core/errors.hpp>
+#include <kamaelia/core/ipc.hpp>
 #include <kamaelia/core/scheduler.hpp>
-
-#include <kamaelia/util/log_limiter.hpp>
+#include <kamaelia/core/services.hpp>
 
 #include <spdlog/spdlog.h>
 
 namespace kamaelia::bbs {
 
-board::board(scheduler& s, std::unique_ptr<store> db, settings cfg, bool threaded)
-    : sched_(s), cfg_(cfg), db_(std::move(db)) {
-    if (threaded) {
-        kdf_thread_ = std::make_unique<work_queue>("bbs-kdf");
-        db_thread_ = std::make_unique<work_queue>("bbs-db", [this](std::vector<work_queue::job>& jobs) { run_batch(jobs); });
-    }
-}
+board::board(scheduler& s, settings cfg) : sched_(s), cfg_(cfg) {}
 
-board::~board() {
-    // The threads first: queued jobs still use the store.
-    db_thread_.reset();
-    kdf_thread_.reset();
-}
+board::~board() = default;
 
 std::shared_ptr<board> board::open(scheduler& s, const std::string& path, settings cfg) {
-    return std::shared_ptr<board>(new board(s, std::make_unique<store>(path), cfg, true));
+    return open(s, std::make_unique<sqlite_store>(path), cfg);
+}
+
+std::shared_ptr<board> board::open(scheduler& s, std::unique_ptr<store> db, settings cfg) {
+    std::shared_ptr<board> b(new board(s, cfg));
+    component& st = s.spawn(std::make_unique<bbs::store_service>(std::move(db)));
+    s.services().register_service(b->store_name_, st, "inbox");
+    component& kdf = s.spawn(std::make_unique<bbs::kdf_service>());
+    s.services().register_service(b->kdf_name_, kdf, "inbox");
+    return b;
 }
 
 std::shared_ptr<board> board::inline_board(scheduler& s, std::unique_ptr<store> db, settings cfg) {
-    return std::shared_ptr<board>(new board(s, std::move(db), cfg, false));
+    std::shared_ptr<board> b(new board(s, cfg));
+    component& st = s.spawn(std::make_unique<inline_store_service>(std::move(db)));
+    s.services().register_service(b->store_name_, st, "inbox");
+    component& kdf = s.spawn(std::make_unique<inline_kdf_service>());
+    s.services().register_service(b->kdf_name_, kdf, "inbox");
+    return b;
 }
 
-void board::on_db(std::function<void(store&)> job) {
-    if (!db_thread_) {
-        job(*db_);
-        return;
-    }
-    db_thread_->submit([this, job = std::move(job)] { job(*db_); });
+template <class T>
+T* board::service_as(const std::string& name) const {
+    const service_registry::service* sv = sched_.services().find(name);
+    return sv ? dynamic_cast<T*>(sv->comp) : nullptr;
 }
 
-void board::on_kdf(std::function<void()> job) {
-    if (!kdf_thread_) {
-        job();
-        return;
-    }
-    kdf_thread_->submit(std::move(job));
+void board::stop_services() {
+    for (const std::string* name : {&store_name_, &kdf_name_})
+        if (const service_registry::service* sv = sched_.services().find(*name))
+            sv->comp->in("control").push_forced(message(shutdown_microprocess("the board is stopping")));
 }
 
-namespace {
-// The replies of the batch the database thread is running (only ever set
-// on that thread).
-thread_local std::vector<std::function<void(bool)>>* batch_replies = nullptr;
-} // namespace
-
-void board::reply(std::function<void(bool committed)> fn) {
-    if (batch_replies) {
-        batch_replies->push_back(std::move(fn));
-    } else if (!db_thread_) {
-        fn(true);
-    } else {
-        sched_.post([fn = std::move(fn)] { fn(true); });
-    }
+store& board::inline_store() {
+    auto* st = service_as<inline_store_service>(store_name_);
+    if (!st) throw bad_state("bbs: the store belongs to its service's thread (not an inline board)");
+    return st->db();
 }
 
-namespace {
-log_limiter& worker_log() {
-    thread_local log_limiter l("bbs: database unusable, sessions told to try again later", std::chrono::seconds(10));
-    return l;
+std::size_t board::db_pending() const {
+    auto* st = service_as<bbs::store_service>(store_name_);
+    return st ? st->pending() : 0;
 }
-} // namespace
 
-void note_worker_failure(const std::string& what) { worker_log().fail(what); }
-void note_worker_success() { worker_log().ok(); }
-
-void board::run_batch(std::vector<work_queue::job>& jobs) {
-    std::vector<std::function<void(bool)>> replies;
-    std::size_t i = 0;
-    bool committed = false;
-    try {
-        db_->begin();
-        batch_replies = &replies;
-        for (; i < jobs.size(); ++i) {
-            jobs[i](); // never throws: a job reports its own failure in its reply
-            if (!db_->in_transaction()) { // SQLite rolled back (an I/O error): the batch is lost
-                ++i;
-                break;
-            }
-        }
-        batch_replies = nullptr;
-        if (db_->in_transaction()) {
-            db_->commit();
-            committed = true;
-        }
-    } catch (const std::exception& e) {
-        batch_replies = nullptr;
-        note_worker_failure(std::string("a batch of ") + std::to_string(i) + " jobs failed: " + e.what());
-        db_->rollback();
-    }
-    if (committed) note_worker_success();
-    else if (!replies.empty()) note_worker_failure(std::to_string(replies.size()) + " jobs not committed; their sessions are told");
-    if (!replies.empty())
-        sched_.post([replies = std::move(replies), committed] {
-            for (auto& r : replies) r(committed);
-        });
-    // What the batch did not reach runs alone, each in its own transaction.
-    for (; i < jobs.size(); ++i) jobs[i]();
+std::size_t board::kdf_pending() const {
+    auto* k = service_as<bbs::kdf_service>(kdf_name_);
+    return k ? k->pending() : 0;
 }
 
 namespace {

@@ -1,7 +1,7 @@
 #include <kamaelia/bbs/stages.hpp>
 #include <kamaelia/chassis/pipeline.hpp>
 #include <kamaelia/chassis/seq.hpp>
-#include <kamaelia/core/io_anchor.hpp>
+#include <kamaelia/core/service.hpp>
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/protocols/printable.hpp>
 #include <kamaelia/protocols/telnet.hpp>
@@ -32,9 +32,7 @@ bool has_control_chars(std::string_view s) noexcept { return !is_printable_text(
 
 // ---- stage: output ------------------------------------------------------------
 
-stage::~stage() {
-    if (token_) *token_ = nullptr; // late replies find nobody
-}
+stage::~stage() = default;
 
 void stage::say(std::string_view line) {
     // Stored text from elsewhere (an import) cannot steer the terminal either.
@@ -122,66 +120,49 @@ subtask<std::optional<std::string>> stage::ask(std::string_view prompt_text) {
 
 // ---- stage: jobs ---------------------------------------------------------------
 
-subtask<bool> stage::await_job(const std::shared_ptr<stage_job>& js) {
-    for (;;) {
-        if (js->done) break;
-        scan_control();
-        if (gone()) {
-            s_->over = true;
-            co_return false;
-        }
-        co_await wait_events(ev_external | ev_control);
-    }
-    if (js->failed) {
+bool stage::client_gone(component& c) {
+    auto& self = static_cast<stage&>(c);
+    self.scan_control();
+    return self.gone();
+}
+
+void stage::service_failed(const service_error& e) {
+    s_->over = true;
+    scan_control();
+    if (gone()) return; // nobody to tell
+    spdlog::debug("bbs: a session from {} was not served: {}", s_->peer.name(), e.text);
+    say("error: the board could not do that just now; please try again later");
+}
+
+subtask<bool> stage::on_db(const std::function<void(store&)>& job) {
+    if (client_gone(*this)) {
         s_->over = true;
-        say("error: the board could not do that just now; please try again later");
+        co_return false;
+    }
+    store_job j{job};
+    ask_options opt;
+    opt.cancel_if = &stage::client_gone;
+    result<job_done> r = co_await kamaelia::ask(board().store_service(), std::move(j), opt);
+    if (!r) {
+        service_failed(r.error());
         co_return false;
     }
     co_return true;
 }
 
-namespace {
-// Runs a job on a worker and always replies to the stage, failed or not.
-struct replier {
-    bbs::board* b;
-    std::shared_ptr<stage_job> js;
-    std::shared_ptr<component*> token;
-    const char* what;
-    template <class F>
-    void operator()(F&& work) const {
-        bool failed = false;
-        try {
-            work();
-        } catch (const std::exception& e) {
-            note_worker_failure(std::string(what) + ": " + e.what());
-            failed = true;
-        }
-        if (!failed) note_worker_success();
-        b->reply([js = js, token = token, failed](bool committed) {
-            js->done = true;
-            js->failed = failed || !committed;
-            io_anchor::signal(token);
-        });
+subtask<std::optional<kdf_answer>> stage::on_kdf(kdf_request& req) {
+    if (client_gone(*this)) {
+        s_->over = true;
+        co_return std::nullopt;
     }
-};
-} // namespace
-
-subtask<bool> stage::on_db(const std::function<void(store&)>& job) {
-    if (!token_) token_ = std::make_shared<component*>(this);
-    auto js = std::make_shared<stage_job>();
-    board().on_db([r = replier{&board(), js, token_, "database"}, job](store& db) {
-        r([&] { job(db); });
-    });
-    bool ok = co_await await_job(js);
-    co_return ok;
-}
-
-subtask<bool> stage::on_kdf(const std::function<void()>& job) {
-    if (!token_) token_ = std::make_shared<component*>(this);
-    auto js = std::make_shared<stage_job>();
-    board().on_kdf([r = replier{&board(), js, token_, "password hashing"}, job] { r(job); });
-    bool ok = co_await await_job(js);
-    co_return ok;
+    ask_options opt;
+    opt.cancel_if = &stage::client_gone;
+    result<kdf_answer> r = co_await kamaelia::ask(board().kdf_service(), std::move(req), opt);
+    if (!r) {
+        service_failed(r.error());
+        co_return std::nullopt;
+    }
+    co_return std::move(*r);
 }
 
 task stage::main() {
@@ -216,22 +197,23 @@ subtask<> authenticator::run() {
         bool ok = co_await on_db(find);
         if (!ok) co_return;
         // Unknown names cost a KDF run too: timing does not tell who exists.
-        password_hash stored = *user ? (*user)->password : decoy_hash(cfg().kdf_iterations);
-        auto good = std::make_shared<bool>(false);
-        std::function<void()> check = [good, stored, p = *password] { *good = verify_password(p, stored); };
-        ok = co_await on_kdf(check);
-        if (!ok) co_return;
-        if (*good && *user) {
-            if (stored.iterations != cfg().kdf_iterations) {
+        kdf_request check;
+        check.password = *password;
+        check.stored = *user ? (*user)->password : decoy_hash(cfg().kdf_iterations);
+        const std::uint32_t stored_cost = check.stored.iterations;
+        std::optional<kdf_answer> verdict = co_await on_kdf(check);
+        if (!verdict) co_return;
+        if (verdict->match && *user) {
+            if (stored_cost != cfg().kdf_iterations) {
                 // The configured cost changed since this hash was made: the
                 // password is at hand now, so rehash it at the new cost.
-                auto fresh = std::make_shared<password_hash>();
-                std::function<void()> rehash = [fresh, p = *password, n = cfg().kdf_iterations] {
-                    *fresh = hash_password(p, n);
-                };
-                ok = co_await on_kdf(rehash);
-                if (!ok) co_return;
-                std::function<void(store&)> save = [fresh, n = *name](store& db) { db.set_password(n, *fresh); };
+                kdf_request rehash;
+                rehash.password = *password;
+                rehash.rehash_at = cfg().kdf_iterations;
+                std::optional<kdf_answer> fresh = co_await on_kdf(rehash);
+                if (!fresh) co_return;
+                auto hash = std::make_shared<password_hash>(std::move(fresh->fresh));
+                std::function<void(store&)> save = [hash, n = *name](store& db) { db.set_password(n, *hash); };
                 ok = co_await on_db(save);
                 if (!ok) co_return;
             }

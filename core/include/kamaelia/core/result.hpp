@@ -20,7 +20,7 @@ enum class service_errc : std::uint8_t {
     full,            // the service's inbox was full and the asker asked not to wait
     timeout,         // no answer within the time the asker gave
     service_ended,   // the service ended (or dropped the request) without answering
-    cancelled,       // the asker was told to stop while it waited for room
+    cancelled,       // the asker was told to stop while it waited for room, or its cancel_if gave up
     failed,          // the service answered with an error (its text says which)
 };
 

@@ -40,6 +40,7 @@
 #include <kamaelia/core/task.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <coroutine>
 #include <optional>
 #include <string>
@@ -112,6 +113,12 @@ struct ask_options {
     std::optional<duration> within;
     // The service's inbox is full: service_errc::full at once instead of waiting.
     bool fail_if_full = false;
+    // Also wake on "control" while the answer is awaited, and give up
+    // (service_errc::cancelled; the late answer is dropped) once this says
+    // so: for an asker that must notice its client leaving meanwhile. It is
+    // called on the asker's thread before each wait and must take what it
+    // reads from "control" (else it is called again at once).
+    bool (*cancel_if)(component&) = nullptr;
 };
 
 inline ask_options within(duration d) { return ask_options{d, false}; }
@@ -207,8 +214,14 @@ subtask<result<Rep>> ask(std::string_view name, R&& req, ask_options opt = {}) {
     // arrives meanwhile (an I/O completion of the same component) is raised
     // again before we return, so it is not lost.
     bool other_signal = false;
+    const std::uint8_t events = component::ev_external | (opt.cancel_if ? component::ev_control : 0);
     for (;;) {
         if (table.ready(slot.ticket)) break;
+        if (opt.cancel_if && opt.cancel_if(*self)) {
+            slot.close();
+            if (other_signal) self->signal_external();
+            co_return service_error{service_errc::cancelled, "gave up waiting for \"" + std::string(name) + "\""};
+        }
         std::optional<duration> left;
         if (deadline) {
             time_point now = sched.now();
@@ -220,7 +233,7 @@ subtask<result<Rep>> ask(std::string_view name, R&& req, ask_options opt = {}) {
             left = *deadline - now;
         }
         if (!table.start_waiting(slot.ticket)) break;
-        auto w = self->wait_events(component::ev_external, left);
+        auto w = self->wait_events(events, left);
         co_await w;
         if (!table.stop_waiting(slot.ticket) && (!deadline || sched.now() < *deadline)) other_signal = true;
     }

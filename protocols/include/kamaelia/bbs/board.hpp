@@ -1,32 +1,28 @@
-// The bulletin board every session shares: its settings, the store behind
-// ONE database thread, a worker for password hashing, the login throttle
-// and the count of open sessions.
+// The bulletin board every session shares: its settings, the services its
+// sessions ask (the store behind one database thread, PBKDF2 on another:
+// service.hpp), the login throttle and the count of open sessions.
 //
-//   auto b = bbs::board::open(sched, "var/bbs.sqlite", settings);  // threads started
-//   b->on_db([](bbs::store& db) { ... });   // runs on the database thread
+//   auto b = bbs::board::open(sched, "var/bbs.sqlite", settings);  // services started
+//   auto r = co_await ask(b->store_service(), std::move(job));     // from a session's stage
 //
-// Sessions never touch the store themselves: they hand a job to the
-// database thread and are woken (scheduler::post, on their own thread)
-// when it is done. The database thread takes every job waiting and runs
-// them in one transaction (group commit: one fsync for all of them); their
-// replies go out only once it has committed, so an acknowledged post is on
-// disk. In tests a board can run jobs inline on the caller's thread
-// (board::inline_board), which keeps stage tests deterministic.
+// Sessions never touch the store themselves: they ask the store service
+// and resume with its answer, which comes only once the job's transaction
+// has committed. In tests the services can run inline, as ordinary
+// components on the scheduler's thread (board::inline_board), which keeps
+// stage tests deterministic.
 #pragma once
 
+#include <kamaelia/bbs/service.hpp>
 #include <kamaelia/bbs/store.hpp>
-#include <kamaelia/bbs/work_queue.hpp>
 #include <kamaelia/core/component.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
-#include <vector>
 
 namespace kamaelia {
 class scheduler;
@@ -46,19 +42,19 @@ struct settings {
     duration failure_window = std::chrono::minutes(15); // ... within this long lock it for this long
 };
 
-// The board's database and hashing failures, logged when an outage starts,
-// then rate-limited with a count, then when it ends (never a line per job).
-// One limiter per worker thread, so no lock: call it on the worker.
-void note_worker_failure(const std::string& what);
-void note_worker_success();
-
 class board {
 public:
-    // Opens the store at `path` and starts the database and KDF threads.
+    // Starts the store and KDF services on `s` (each on a thread of its own,
+    // registered under store_service_name and kdf_service_name) behind the
+    // SQLite store at `path` (store_error if it cannot be opened), or
+    // behind any other store.
     static std::shared_ptr<board> open(scheduler& s, const std::string& path, settings cfg);
-    // Runs every job inline on the calling thread (tests): the same code
-    // paths, deterministic order, no threads.
+    static std::shared_ptr<board> open(scheduler& s, std::unique_ptr<store> db, settings cfg);
+    // The same services as ordinary components on the scheduler's thread
+    // (tests): the same code paths, deterministic order, no threads.
     static std::shared_ptr<board> inline_board(scheduler& s, std::unique_ptr<store> db, settings cfg);
+    // The services are components of the scheduler: they end with it, or
+    // with stop_services(). The board does not touch them when it goes.
     ~board();
     board(const board&) = delete;
     board& operator=(const board&) = delete;
@@ -66,15 +62,14 @@ public:
     const settings& config() const noexcept { return cfg_; }
     scheduler& sched() noexcept { return sched_; }
 
-    // Runs `job` on the database thread (it owns the store there).
-    void on_db(std::function<void(store&)> job);
-    // Runs `job` on the KDF worker.
-    void on_kdf(std::function<void()> job);
-    // From a worker: runs `fn(committed)` on the scheduler's thread. From
-    // a database job, once the job's transaction has committed (committed
-    // false: it was lost, nothing it wrote is there); elsewhere at once
-    // with true.
-    void reply(std::function<void(bool committed)> fn);
+    // The names to ask(): the store (store_job) and the KDF (kdf_request).
+    const std::string& store_service() const noexcept { return store_name_; }
+    const std::string& kdf_service() const noexcept { return kdf_name_; }
+    // Tells both services to stop (the daemon, on SIGTERM); idempotent.
+    void stop_services();
+    // An inline board's store, for a test to look at between steps
+    // (bad_state on a threaded board: its store belongs to its thread).
+    store& inline_store();
 
     // ---- sessions (scheduler thread) ---------------------------------------
     // Counts a session while the returned ticket lives.
@@ -99,28 +94,27 @@ public:
     void note_failure(const std::string& name, const std::string& address);
     void note_success(const std::string& name, const std::string& address);
 
-    // Jobs queued or running on the database thread, the KDF worker (0 inline).
-    std::size_t db_pending() const { return db_thread_ ? db_thread_->pending() : 0; }
-    std::size_t kdf_pending() const { return kdf_thread_ ? kdf_thread_->pending() : 0; }
+    // Jobs queued or running in the store service, the KDF service (0 inline).
+    std::size_t db_pending() const;
+    std::size_t kdf_pending() const;
 
 private:
-    board(scheduler& s, std::unique_ptr<store> db, settings cfg, bool threaded);
+    board(scheduler& s, settings cfg);
+    template <class T>
+    T* service_as(const std::string& name) const;
     struct failures {
         unsigned count = 0;
         time_point first{};
     };
     void prune(time_point now);
-    void run_batch(std::vector<work_queue::job>& jobs);
 
     scheduler& sched_;
     settings cfg_;
-    std::unique_ptr<store> db_;
+    std::string store_name_ = store_service_name;
+    std::string kdf_name_ = kdf_service_name;
     std::size_t sessions_ = 0;
     std::uint64_t sessions_total_ = 0;
     std::unordered_map<std::string, failures> failures_;
-    // Declared last: destroyed (drained and joined) before the store closes.
-    std::unique_ptr<work_queue> kdf_thread_;
-    std::unique_ptr<work_queue> db_thread_;
 };
 
 } // namespace kamaelia::bbs

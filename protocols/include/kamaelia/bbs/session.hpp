@@ -15,12 +15,12 @@
 namespace kamaelia::bbs {
 
 struct session {
-    session(std::shared_ptr<bbs::board> b, connection_info p, std::shared_ptr<detail::line_state> l)
+    session(std::shared_ptr<bbs::board> b, connection_info p, std::shared_ptr<kamaelia::detail::line_state> l)
         : board(std::move(b)), peer(std::move(p)), line(std::move(l)), counted(board->enter()) {}
 
     std::shared_ptr<bbs::board> board;
     connection_info peer;
-    std::shared_ptr<detail::line_state> line; // the client's line ending (from the framer)
+    std::shared_ptr<kamaelia::detail::line_state> line; // the client's line ending (from the framer)
     board::ticket counted;                    // the board counts this session while it lives
 
     // Written by the authenticator.

@@ -9,8 +9,9 @@
 // share one typed `session`. seq forwards control to the active stage, so a
 // client that goes away ends the stage waiting for it, and the whole graph
 // with it; input typed ahead (a password before its prompt) is carried to
-// the next stage. A stage that waits on the database or the KDF is woken by
-// the reply and also by its control (the client leaving).
+// the next stage. A stage asks the board's store and KDF services
+// (service.hpp) and resumes with the answer, or early when its client
+// leaves (ask's cancel_if: the late answer is dropped).
 //
 // Dialogue (strings kept from the original): `login: `, `password: `
 // (telnet echo off meanwhile), `Login Failed!` / `Login Successful`,
@@ -19,8 +20,10 @@
 // `You have N message(s) waiting`, `Goodbye!`.
 #pragma once
 
+#include <kamaelia/bbs/service.hpp>
 #include <kamaelia/bbs/session.hpp>
 #include <kamaelia/core/component.hpp>
+#include <kamaelia/core/result.hpp>
 #include <kamaelia/core/task.hpp>
 
 #include <cstddef>
@@ -32,14 +35,8 @@
 
 namespace kamaelia::bbs {
 
-// A job handed to a worker: set on the scheduler thread by its reply.
-struct stage_job {
-    bool done = false;
-    bool failed = false;
-};
-
 // What every stage does: buffered output, line input with limits and an
-// idle timeout, and jobs on the board's threads awaited without blocking.
+// idle timeout, and requests to the board's services awaited without blocking.
 class stage : public component {
 public:
     explicit stage(std::shared_ptr<bbs::session> s) : s_(std::move(s)) {}
@@ -67,14 +64,15 @@ protected:
     // control characters (the client is told which).
     subtask<std::optional<std::string>> ask(std::string_view prompt_text);
 
-    // ---- jobs ----------------------------------------------------------------
-    // Runs `job` on the database thread (or the KDF worker) and resumes when
-    // it is done: true; false if the client went away meanwhile or the job
-    // failed (then s.over is set and the client told).
+    // ---- the board's services ----------------------------------------------
+    // Asks the store service to run `job` and resumes once its transaction
+    // has committed: true; false if the client went away meanwhile or the
+    // store failed (then s.over is set and the client told to try later).
     // g++ 12 may destroy temporaries in a co_await expression twice: pass
     // a named job (and named strings below), never a lambda in place.
     subtask<bool> on_db(const std::function<void(store&)>& job);
-    subtask<bool> on_kdf(const std::function<void()>& job);
+    // Asks the KDF service; nullopt as on_db's false.
+    subtask<std::optional<kdf_answer>> on_kdf(kdf_request& req);
 
     // An end message seen on control: the client has gone or its input ended.
     bool input_ended() const noexcept { return end_.has_value(); }
@@ -83,10 +81,12 @@ protected:
     std::shared_ptr<bbs::session> s_;
 
 private:
-    subtask<bool> await_job(const std::shared_ptr<stage_job>& js);
     void scan_control();
+    // ask()'s cancel_if: the client has gone.
+    static bool client_gone(component& c);
+    // After an ask that did not answer: sets s.over, tells the client unless it has gone.
+    void service_failed(const service_error& e);
 
-    std::shared_ptr<component*> token_; // what replies from the workers wake
     std::string out_;
     std::optional<ipc> end_;
 };

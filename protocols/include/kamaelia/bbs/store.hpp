@@ -1,24 +1,22 @@
-// The bulletin board's SQLite store: users, messages, replies, read marks.
+// The bulletin board's store: users, messages, replies, read marks.
 //
-// Blocking and single-threaded: the board uses it from its one database
-// thread (see board.hpp); the command-line tools (bbs-user, bbs-import) use
-// it directly. WAL journal, synchronous=FULL: a call that returned has been
-// committed and fsynced, so an acknowledged post survives kill -9 (and a
-// power cut). Every statement is prepared once with bound parameters.
+// An interface: the board reaches it only through its store service (see
+// service.hpp), so the engine behind it is a start-up choice. The SQLite one
+// is sqlite_store.hpp; a PostgreSQL one can follow with no change to the
+// sessions. Blocking and single-threaded: the service calls it from its one
+// thread; the command-line tools (bbs-user, bbs-import) call it directly.
+// A call that returned outside a transaction has been committed durably.
+// Failures throw store_error.
 #pragma once
 
 #include <kamaelia/bbs/password.hpp>
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
-
-struct sqlite3;
-struct sqlite3_stmt;
 
 namespace kamaelia::bbs {
 
@@ -54,63 +52,49 @@ std::string format_date(std::int64_t unix_seconds);
 
 class store {
 public:
-    // Opens or creates the database (":memory:" for tests). Throws store_error.
-    explicit store(const std::string& path);
-    ~store();
+    virtual ~store() = default;
+    store() = default;
     store(const store&) = delete;
     store& operator=(const store&) = delete;
 
-    const std::string& path() const noexcept { return path_; }
-
     // ---- users -------------------------------------------------------------
-    std::optional<user_record> find_user(std::string_view name);
+    virtual std::optional<user_record> find_user(std::string_view name) = 0;
     // False if the name (case-insensitively) is taken.
-    bool add_user(std::string_view name, const password_hash& pw);
+    virtual bool add_user(std::string_view name, const password_hash& pw) = 0;
     // False if there is no such user.
-    bool set_password(std::string_view name, const password_hash& pw);
-    void note_login(std::int64_t user_id, std::int64_t when);
-    void note_logout(std::int64_t user_id, std::int64_t when);
-    std::size_t user_count();
+    virtual bool set_password(std::string_view name, const password_hash& pw) = 0;
+    virtual void note_login(std::int64_t user_id, std::int64_t when) = 0;
+    virtual void note_logout(std::int64_t user_id, std::int64_t when) = 0;
+    virtual std::size_t user_count() = 0;
 
     // ---- messages ------------------------------------------------------------
-    // Inserts and commits; returns the new id. reply_to ids need not exist.
-    // The author has read it.
-    std::int64_t post(const message_record& m);
+    // Inserts; returns the new id. reply_to ids need not exist. The author
+    // has read it.
+    virtual std::int64_t post(const message_record& m) = 0;
     // Browsing, one message at a time (never the whole board in memory):
     // the oldest message `user_id` has not read with an id above `after`,
     // and the oldest one already read above `after`. Index lookups.
-    std::optional<std::int64_t> next_unread(std::int64_t user_id, std::int64_t after);
-    std::optional<std::int64_t> next_read(std::int64_t user_id, std::int64_t after);
-    std::size_t unread_count(std::int64_t user_id);
-    std::size_t read_count(std::int64_t user_id);
+    virtual std::optional<std::int64_t> next_unread(std::int64_t user_id, std::int64_t after) = 0;
+    virtual std::optional<std::int64_t> next_read(std::int64_t user_id, std::int64_t after) = 0;
+    virtual std::size_t unread_count(std::int64_t user_id) = 0;
+    virtual std::size_t read_count(std::int64_t user_id) = 0;
     // The message, marked read by `user_id` (nullopt if it is gone).
-    std::optional<message_record> read(std::int64_t user_id, std::int64_t message_id);
+    virtual std::optional<message_record> read(std::int64_t user_id, std::int64_t message_id) = 0;
     // Only the author may delete; replies to it keep their In-Reply-To.
-    delete_result remove(std::int64_t user_id, std::int64_t message_id);
-    std::size_t message_count();
-    std::vector<message_record> all_messages(); // by id (tests, tools)
+    virtual delete_result remove(std::int64_t user_id, std::int64_t message_id) = 0;
+    virtual std::size_t message_count() = 0;
+    virtual std::vector<message_record> all_messages() = 0; // by id (tests, tools)
 
-    // ---- transactions (the importer groups its inserts) -------------------
-    void begin();
-    void commit();
-    void rollback() noexcept;
-    // A transaction is open (false again if SQLite rolled it back itself,
-    // as it does on some I/O errors).
-    bool in_transaction() const noexcept;
+    // ---- transactions (the service groups a batch; the importer its inserts)
+    virtual void begin() = 0;
+    virtual void commit() = 0;
+    virtual void rollback() noexcept = 0;
+    // A transaction is open (false again if the engine rolled it back by
+    // itself, as SQLite does on some I/O errors).
+    virtual bool in_transaction() const noexcept = 0;
 
-    // Thread-safe: makes a running statement on the database thread fail.
-    void interrupt() noexcept;
-
-private:
-    class statement;
-    statement& stmt(int which);
-    void exec(const char* sql);
-    void check_sound(); // writable and not corrupt, or store_error
-    std::vector<std::int64_t> replies_of(std::int64_t id);
-
-    std::string path_;
-    sqlite3* db_ = nullptr;
-    std::vector<std::unique_ptr<statement>> stmts_;
+    // Thread-safe: makes a running statement on the store's thread fail.
+    virtual void interrupt() noexcept = 0;
 };
 
 } // namespace kamaelia::bbs

@@ -1,4 +1,4 @@
-#include <kamaelia/bbs/store.hpp>
+#include <kamaelia/bbs/sqlite_store.hpp>
 
 #include <sqlite3.h>
 
@@ -112,7 +112,7 @@ const char* const sql_text[q_count] = {
 } // namespace
 
 // A prepared statement, reset after every use (RAII through `use`).
-class store::statement {
+class sqlite_store::statement {
 public:
     statement(sqlite3* db, const char* sql) : db_(db) {
         if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st_, nullptr) != SQLITE_OK)
@@ -164,7 +164,7 @@ private:
     sqlite3_stmt* st_ = nullptr;
 };
 
-store::store(const std::string& path) : path_(path) {
+sqlite_store::sqlite_store(const std::string& path) : path_(path) {
     int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              nullptr);
     if (rc != SQLITE_OK) {
@@ -190,7 +190,7 @@ store::store(const std::string& path) : path_(path) {
 
 // At start-up, not at a user's first post: a board that cannot write or is
 // damaged refuses to start with the reason, instead of failing its users.
-void store::check_sound() {
+void sqlite_store::check_sound() {
     if (sqlite3_db_readonly(db_, "main") == 1)
         throw store_error("board database " + path_ + " is not writable (opened read-only: check its permissions, "
                           "its directory and chattr +i)");
@@ -209,12 +209,12 @@ void store::check_sound() {
                           "); move it aside to start with an empty one");
 }
 
-store::~store() {
+sqlite_store::~sqlite_store() {
     stmts_.clear(); // finalize before closing
     if (db_) sqlite3_close(db_);
 }
 
-void store::exec(const char* sql) {
+void sqlite_store::exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
         std::string why = err ? err : sqlite3_errmsg(db_);
@@ -223,27 +223,27 @@ void store::exec(const char* sql) {
     }
 }
 
-store::statement& store::stmt(int which) {
+sqlite_store::statement& sqlite_store::stmt(int which) {
     auto& s = stmts_[static_cast<std::size_t>(which)];
     if (!s) s = std::make_unique<statement>(db_, sql_text[which]);
     return *s;
 }
 
-void store::begin() { exec("BEGIN IMMEDIATE"); }
-void store::commit() { exec("COMMIT"); }
-void store::rollback() noexcept {
+void sqlite_store::begin() { exec("BEGIN IMMEDIATE"); }
+void sqlite_store::commit() { exec("COMMIT"); }
+void sqlite_store::rollback() noexcept {
     try {
         exec("ROLLBACK");
     } catch (...) {
     }
 }
-bool store::in_transaction() const noexcept { return db_ && !sqlite3_get_autocommit(db_); }
+bool sqlite_store::in_transaction() const noexcept { return db_ && !sqlite3_get_autocommit(db_); }
 
-void store::interrupt() noexcept {
+void sqlite_store::interrupt() noexcept {
     if (db_) sqlite3_interrupt(db_);
 }
 
-std::optional<user_record> store::find_user(std::string_view name) {
+std::optional<user_record> sqlite_store::find_user(std::string_view name) {
     statement::use q(stmt(q_find_user));
     q.bind(1, user_key(name));
     if (!q.step()) return std::nullopt;
@@ -257,7 +257,7 @@ std::optional<user_record> store::find_user(std::string_view name) {
     return u;
 }
 
-bool store::add_user(std::string_view name, const password_hash& pw) {
+bool sqlite_store::add_user(std::string_view name, const password_hash& pw) {
     statement::use q(stmt(q_add_user));
     q.bind(1, name).bind(2, user_key(name)).blob(3, pw.salt).blob(4, pw.hash);
     q.bind(5, static_cast<std::int64_t>(pw.iterations)).bind(6, static_cast<std::int64_t>(std::time(nullptr)));
@@ -265,30 +265,30 @@ bool store::add_user(std::string_view name, const password_hash& pw) {
     return q.changes() == 1;
 }
 
-bool store::set_password(std::string_view name, const password_hash& pw) {
+bool sqlite_store::set_password(std::string_view name, const password_hash& pw) {
     statement::use q(stmt(q_set_password));
     q.blob(1, pw.salt).blob(2, pw.hash).bind(3, static_cast<std::int64_t>(pw.iterations)).bind(4, user_key(name));
     q.run();
     return q.changes() == 1;
 }
 
-void store::note_login(std::int64_t user_id, std::int64_t when) {
+void sqlite_store::note_login(std::int64_t user_id, std::int64_t when) {
     statement::use q(stmt(q_note_login));
     q.bind(1, when).bind(2, user_id).run();
 }
 
-void store::note_logout(std::int64_t user_id, std::int64_t when) {
+void sqlite_store::note_logout(std::int64_t user_id, std::int64_t when) {
     statement::use q(stmt(q_note_logout));
     q.bind(1, when).bind(2, user_id).run();
 }
 
-std::size_t store::user_count() {
+std::size_t sqlite_store::user_count() {
     statement::use q(stmt(q_user_count));
     q.step();
     return static_cast<std::size_t>(q.i64(0));
 }
 
-std::int64_t store::post(const message_record& m) {
+std::int64_t sqlite_store::post(const message_record& m) {
     // A savepoint: its own transaction in autocommit mode, nested inside
     // the importer's.
     { statement::use(stmt(q_savepoint)).run(); }
@@ -321,35 +321,35 @@ std::int64_t store::post(const message_record& m) {
     }
 }
 
-std::optional<std::int64_t> store::next_unread(std::int64_t user_id, std::int64_t after) {
+std::optional<std::int64_t> sqlite_store::next_unread(std::int64_t user_id, std::int64_t after) {
     statement::use q(stmt(q_next_unread));
     q.bind(1, user_id).bind(2, after);
     if (!q.step()) return std::nullopt;
     return q.i64(0);
 }
 
-std::optional<std::int64_t> store::next_read(std::int64_t user_id, std::int64_t after) {
+std::optional<std::int64_t> sqlite_store::next_read(std::int64_t user_id, std::int64_t after) {
     statement::use q(stmt(q_next_read));
     q.bind(1, user_id).bind(2, after);
     if (!q.step()) return std::nullopt;
     return q.i64(0);
 }
 
-std::size_t store::read_count(std::int64_t user_id) {
+std::size_t sqlite_store::read_count(std::int64_t user_id) {
     statement::use q(stmt(q_read_count));
     q.bind(1, user_id);
     q.step();
     return static_cast<std::size_t>(q.i64(0));
 }
 
-std::size_t store::unread_count(std::int64_t user_id) {
+std::size_t sqlite_store::unread_count(std::int64_t user_id) {
     // Read marks exist only for messages that exist (they go with their
     // message): a difference of two counts, no scan joining the two.
     std::size_t total = message_count(), seen = read_count(user_id);
     return total > seen ? total - seen : 0;
 }
 
-std::vector<std::int64_t> store::replies_of(std::int64_t id) {
+std::vector<std::int64_t> sqlite_store::replies_of(std::int64_t id) {
     std::vector<std::int64_t> out;
     statement::use q(stmt(q_replies_of));
     q.bind(1, id);
@@ -372,7 +372,7 @@ message_record row_to_message(const Q& q) {
 }
 } // namespace
 
-std::optional<message_record> store::read(std::int64_t user_id, std::int64_t message_id) {
+std::optional<message_record> sqlite_store::read(std::int64_t user_id, std::int64_t message_id) {
     std::optional<message_record> m;
     {
         statement::use q(stmt(q_get));
@@ -386,7 +386,7 @@ std::optional<message_record> store::read(std::int64_t user_id, std::int64_t mes
     return m;
 }
 
-delete_result store::remove(std::int64_t user_id, std::int64_t message_id) {
+delete_result sqlite_store::remove(std::int64_t user_id, std::int64_t message_id) {
     {
         statement::use q(stmt(q_author_of));
         q.bind(1, message_id);
@@ -398,13 +398,13 @@ delete_result store::remove(std::int64_t user_id, std::int64_t message_id) {
     return q.changes() == 1 ? delete_result::deleted : delete_result::not_found;
 }
 
-std::size_t store::message_count() {
+std::size_t sqlite_store::message_count() {
     statement::use q(stmt(q_message_count));
     q.step();
     return static_cast<std::size_t>(q.i64(0));
 }
 
-std::vector<message_record> store::all_messages() {
+std::vector<message_record> sqlite_store::all_messages() {
     std::vector<message_record> out;
     {
         statement::use q(stmt(q_all));

@@ -1,0 +1,151 @@
+// The board's blocking work as services, reached by request/reply
+// (kamaelia/core/service.hpp), as the greylist is:
+//
+//   bbs::store_job j{[&](bbs::store& db) { n = db.unread_count(id); }};
+//   auto r = co_await ask(board.store_service(), std::move(j));   // r: job_done, or an error
+//   bbs::kdf_request k{password, stored};
+//   auto v = co_await ask(board.kdf_service(), std::move(k));     // v: kdf_answer, or an error
+//
+// The store service owns the store (any bbs::store: SQLite today) and runs
+// on one thread. It takes every job queued (up to 512), runs them in ONE
+// transaction, commits, and only then answers (group commit: one fsync for
+// many sessions' writes; an acknowledged post is on disk). A job that throws
+// is answered with an error and the batch goes on; a batch SQLite rolled
+// back by itself is answered with errors whole, and the jobs it did not
+// reach run one transaction each. Failures are logged when an outage starts,
+// then rate-limited with a count, and when it ends; sessions tell their
+// clients to try again later. The process never dies of it.
+//
+// The KDF service computes PBKDF2 on a thread of its own, so a login never
+// stalls a post. Both are bounded (their inboxes and the thread's queues);
+// a stopped service answers what was queued (the store runs it first) and
+// every later ask gets service_ended.
+//
+// For deterministic tests the same services run as ordinary components on
+// the scheduler's thread (inline_store_service, inline_kdf_service): the same
+// batch code, no threads.
+#pragma once
+
+#include <kamaelia/bbs/password.hpp>
+#include <kamaelia/bbs/store.hpp>
+#include <kamaelia/core/service.hpp>
+#include <kamaelia/core/threaded_component.hpp>
+#include <kamaelia/util/log_limiter.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kamaelia::bbs {
+
+inline constexpr const char* store_service_name = "bbs.store";
+inline constexpr const char* kdf_service_name = "bbs.kdf";
+
+// The store's answer: the job ran and its transaction committed.
+struct job_done {};
+
+// Work on the store, run on its thread inside the batch's transaction. The
+// job keeps its results in what it captures (shared with the asker, which
+// reads them once answered).
+struct store_job {
+    std::function<void(store&)> run;
+    using reply_type = job_done;
+};
+
+struct kdf_answer {
+    bool match = false;  // verify: the password is right
+    password_hash fresh; // rehash: the new hash
+};
+// Check `password` against `stored`, or (rehash_at > 0) make a fresh hash
+// of it at that cost.
+struct kdf_request {
+    std::string password;
+    password_hash stored;
+    std::uint32_t rehash_at = 0;
+    using reply_type = kdf_answer;
+};
+
+namespace detail {
+// The batch logic both store services share: answers every request.
+class store_batch {
+public:
+    static constexpr std::size_t max_batch = 512;
+    using request_type = kamaelia::request<store_job, job_done>;
+    void run(store& db, std::vector<request_type>& batch);
+
+private:
+    void run_alone(store& db, request_type& r);
+    std::vector<unsigned char> failed_;
+    log_limiter outage_{"bbs: database unusable, sessions told to try again later", std::chrono::seconds(10)};
+};
+// Answers one KDF request (an error if OpenSSL fails).
+void answer_kdf(kamaelia::request<kdf_request, kdf_answer>& r, log_limiter& log);
+} // namespace detail
+
+// The store behind one database thread.
+class store_service final : public threaded_component {
+public:
+    explicit store_service(std::unique_ptr<store> db);
+    ~store_service() override;
+    std::string type_name() const override { return "bbs_store_service"; }
+    // Jobs queued for the thread or running (thread-safe; a rough live figure).
+    std::size_t pending() { return data_ready("inbox") + busy_.load(std::memory_order_relaxed); }
+
+protected:
+    void thread_main() override;
+    void interrupt() noexcept override;
+
+private:
+    std::unique_ptr<store> db_;
+    detail::store_batch batch_;
+    std::atomic<std::size_t> busy_{0};
+};
+
+// PBKDF2 on a thread of its own.
+class kdf_service final : public threaded_component {
+public:
+    kdf_service();
+    ~kdf_service() override;
+    std::string type_name() const override { return "bbs_kdf_service"; }
+    std::size_t pending() { return data_ready("inbox") + busy_.load(std::memory_order_relaxed); }
+
+protected:
+    void thread_main() override;
+
+private:
+    std::atomic<std::size_t> busy_{0};
+    log_limiter log_{"bbs: password hashing failed, sessions told to try again later", std::chrono::seconds(10)};
+};
+
+// The same two on the scheduler's thread (tests): deterministic, no threads.
+class inline_store_service final : public component {
+public:
+    explicit inline_store_service(std::unique_ptr<store> db) : db_(std::move(db)) {}
+    std::string type_name() const override { return "bbs_inline_store_service"; }
+    // Direct access between scheduler steps (tests only).
+    store& db() noexcept { return *db_; }
+
+protected:
+    task main() override;
+
+private:
+    std::unique_ptr<store> db_;
+    detail::store_batch batch_;
+};
+
+class inline_kdf_service final : public component {
+public:
+    std::string type_name() const override { return "bbs_inline_kdf_service"; }
+
+protected:
+    task main() override;
+
+private:
+    log_limiter log_{"bbs: password hashing failed, sessions told to try again later", std::chrono::seconds(10)};
+};
+
+} // namespace kamaelia::bbs
