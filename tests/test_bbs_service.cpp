@@ -100,7 +100,8 @@ protected:
         out_->answered = true;
         out_->ok = static_cast<bool>(r);
         if (!r) out_->code = r.error().code;
-        out_->commits_before_answer = probe_->commits;
+        // The store belongs to the service: after a failure it may be gone.
+        if (r) out_->commits_before_answer = probe_->commits;
     }
 
 private:
