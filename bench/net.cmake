@@ -5,3 +5,5 @@ add_executable(bench_asio_greeter_peer ${CMAKE_CURRENT_LIST_DIR}/asio_greeter_pe
 target_link_libraries(bench_asio_greeter_peer PRIVATE kamaelia_asio)
 add_executable(bench_net_load_client ${CMAKE_CURRENT_LIST_DIR}/net_load_client.cpp)
 target_link_libraries(bench_net_load_client PRIVATE kamaelia_asio)
+add_executable(bench_asio_relay_peer ${CMAKE_CURRENT_LIST_DIR}/asio_relay_peer.cpp)
+target_link_libraries(bench_asio_relay_peer PRIVATE kamaelia_asio)

@@ -48,6 +48,20 @@
 //       that was published (completeness). value = in-order deliveries/s,
 //       summed over subscribers, inside [WARMUP, WARMUP+SECS]; ok=0 if any
 //       subscriber lost, duplicated, reordered or never received a message.
+//
+//   net_load_client relay HOST PORTFILE SUBS SECS [WINDOW_BYTES=262144] [WARMUP=1]
+//       The source and SUBS readers of a streaming splitter (`kamaelia relay
+//       --source tcp://...` or bench/asio_relay_peer.cpp). Listens on HOST:0
+//       for the relay's source connection and prints "source PORT"; waits
+//       (30 s at most) for PORTFILE to hold "PORT PID" of the relay started
+//       with that source, accepts its connection (10 s), connects SUBS
+//       readers, sends a preamble of single bytes until every reader has one,
+//       then the stream (byte i = i mod 251) as fast as WINDOW_BYTES allows:
+//       at most that many bytes written but not yet received by the slowest
+//       reader (below what a relay holds for a client before cutting it
+//       off). Every read is checked against the reader's position. value =
+//       bytes/s received, summed over readers, inside [WARMUP, WARMUP+SECS];
+//       ok=0 if a reader saw a wrong byte, was cut off or got nothing.
 #include "proc_probes.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -834,6 +848,213 @@ int mode_fanout(proto kind, tcp::endpoint ep, tcp::endpoint ep2, int nsubs, doub
     return good ? 0 : 1;
 }
 
+// ---- relay: one source, SUBS readers ----------------------------------------------
+
+// The stream is byte i = i mod 251 (a prime: no chunk size lines up with
+// it), so a reader checks the first and last byte of every read against its
+// position in O(1): a lost, repeated or reordered piece shows.
+constexpr unsigned relay_period = 251;
+
+struct relay_reader {
+    std::unique_ptr<tcp::socket> s;
+    std::vector<char> buf;
+    long long start = -1; // the stream offset of its first byte (known from the preamble)
+    long long got = 0;    // bytes received
+    long long bad = 0;
+    bool closed = false;  // by the server, before the end of the run
+    long long pos() const { return start < 0 ? -1 : start + got; }
+};
+
+struct relay_state {
+    std::vector<relay_reader> readers;
+    long long sent = 0;       // source bytes written
+    bool data_phase = false, stopping = false, waiting = false, preamble_ok = false;
+    std::unique_ptr<asio::steady_timer> wake;
+    long long min_pos() const {
+        long long m = -1;
+        for (auto& r : readers)
+            if (!r.closed && r.start >= 0 && (m < 0 || r.pos() < m)) m = r.pos();
+        return m < 0 ? sent : m;
+    }
+    long long total() const {
+        long long t = 0;
+        for (auto& r : readers) t += r.got;
+        return t;
+    }
+    void poke() {
+        if (waiting) {
+            waiting = false;
+            wake->cancel();
+        }
+    }
+};
+
+awaitable<void> relay_read(relay_state& st, std::size_t idx) {
+    relay_reader& r = st.readers[idx];
+    r.buf.resize(64 * 1024);
+    asio::error_code ec;
+    while (!st.stopping) {
+        std::size_t n = co_await r.s->async_read_some(asio::buffer(r.buf), asio::redirect_error(use_aw, ec));
+        if (ec) {
+            if (!st.stopping) r.closed = true;
+            break;
+        }
+        if (r.start < 0) r.start = static_cast<unsigned char>(r.buf[0]); // preamble: offset < 251
+        long long at = r.pos();
+        if (static_cast<unsigned char>(r.buf[0]) != at % relay_period ||
+            static_cast<unsigned char>(r.buf[n - 1]) != (at + static_cast<long long>(n) - 1) % relay_period)
+            ++r.bad;
+        r.got += static_cast<long long>(n);
+        st.poke();
+    }
+    st.poke();
+}
+
+// The source: a preamble of single bytes (20 ms apart) until every reader has
+// one, so every reader's offset is known; then as fast as the window allows:
+// at most WINDOW bytes written but not yet received by the slowest reader,
+// below what either relay holds for a client before cutting it off.
+awaitable<void> relay_source(relay_state& st, tcp::socket& src, long long window) {
+    auto ex = co_await asio::this_coro::executor;
+    asio::error_code ec;
+    std::string pattern(relay_period * 263, '\0'); // any 64 KiB from any phase
+    for (std::size_t i = 0; i < pattern.size(); ++i) pattern[i] = static_cast<char>(i % relay_period);
+    asio::steady_timer tick(ex);
+    while (!std::all_of(st.readers.begin(), st.readers.end(), [](const relay_reader& r) { return r.start >= 0; })) {
+        if (st.sent >= relay_period - 1 || st.stopping) co_return; // ~5 s: some reader never got the stream
+        co_await asio::async_write(src, asio::buffer(pattern.data() + st.sent, 1), asio::redirect_error(use_aw, ec));
+        if (ec) co_return;
+        ++st.sent;
+        tick.expires_after(std::chrono::milliseconds(20));
+        co_await tick.async_wait(asio::redirect_error(use_aw, ec));
+    }
+    st.preamble_ok = true;
+    st.data_phase = true;
+    while (!st.stopping) {
+        long long allowed = window - (st.sent - st.min_pos());
+        if (allowed <= 0) {
+            st.waiting = true;
+            st.wake->expires_at(clk::time_point::max());
+            co_await st.wake->async_wait(asio::redirect_error(use_aw, ec));
+            continue;
+        }
+        std::size_t k = static_cast<std::size_t>(std::min<long long>(allowed, 64 * 1024));
+        std::size_t phase = static_cast<std::size_t>(st.sent % relay_period);
+        co_await asio::async_write(src, asio::buffer(pattern.data() + phase, k), asio::redirect_error(use_aw, ec));
+        if (ec) break;
+        st.sent += static_cast<long long>(k);
+    }
+}
+
+struct relay_timeline {
+    long long d0 = 0, d1 = 0, s0 = 0, s1 = 0;
+    cpu_mark m0, m1;
+};
+
+// From the end of the preamble: warm-up, the measured window, then the end.
+awaitable<void> run_relay_timeline(relay_state& st, relay_timeline& tl, tcp::socket& src, double warm, double secs) {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    asio::error_code ec;
+    auto deadline = clk::now() + std::chrono::seconds(6);
+    while (!st.data_phase && !st.stopping && clk::now() < deadline) {
+        t.expires_after(std::chrono::milliseconds(5));
+        co_await t.async_wait(asio::redirect_error(use_aw, ec));
+    }
+    if (st.data_phase) {
+        t.expires_after(std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(warm)));
+        co_await t.async_wait(asio::redirect_error(use_aw, ec));
+        tl.m0 = cpu_mark::now();
+        tl.d0 = st.total();
+        tl.s0 = st.sent;
+        t.expires_after(std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(secs)));
+        co_await t.async_wait(asio::redirect_error(use_aw, ec));
+        tl.m1 = cpu_mark::now();
+        tl.d1 = st.total();
+        tl.s1 = st.sent;
+    }
+    st.stopping = true;
+    st.poke();
+    src.close(ec);
+    for (auto& r : st.readers) r.s->close(ec);
+}
+
+// Waits (bounded) for PORTFILE to hold "PORT PID": the relay under test,
+// started by the script once this program's source port is known.
+bool wait_port_file(const std::string& path, unsigned short& port, double secs) {
+    auto deadline = clk::now() + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(secs));
+    while (clk::now() < deadline) {
+        std::ifstream f(path);
+        long p = 0;
+        std::string pid;
+        if (f >> p >> pid && p > 0 && p < 65536) {
+            port = static_cast<unsigned short>(p);
+            setenv("SERVER_PID", pid.c_str(), 1);
+            return true;
+        }
+        usleep(20000);
+    }
+    return false;
+}
+
+int mode_relay(const std::string& host, const std::string& port_file, int nsubs, double secs, long long window,
+               double warm) {
+    asio::io_context io(1);
+    auto addr = asio::ip::make_address(host);
+    tcp::acceptor acc(io, tcp::endpoint(addr, 0));
+    std::printf("source %u\n", static_cast<unsigned>(acc.local_endpoint().port()));
+    std::fflush(stdout);
+    auto fail = [](const char* why) {
+        std::printf("relay value=0 unit=B/s ok=0 error=%s\n", why);
+        return 1;
+    };
+    unsigned short port = 0;
+    if (!wait_port_file(port_file, port, 30)) return fail("no-server");
+    // The relay connects to its source when it starts (before it listens).
+    tcp::socket src(io);
+    asio::steady_timer limit(io, std::chrono::seconds(10));
+    limit.async_wait([&](const asio::error_code& e) {
+        if (!e) acc.close();
+    });
+    asio::error_code ec = asio::error::timed_out;
+    acc.async_accept(src, [&](const asio::error_code& e) {
+        limit.cancel();
+        ec = e;
+    });
+    io.run();
+    io.restart();
+    if (ec) return fail("no-source-connection");
+    src.set_option(tcp::no_delay(true), ec);
+    relay_state st;
+    st.wake = std::make_unique<asio::steady_timer>(io);
+    std::vector<std::unique_ptr<tcp::socket>> socks;
+    if (open_connections(io, tcp::endpoint(addr, port), nsubs, socks) != nsubs) return fail("connect");
+    st.readers.resize(socks.size());
+    for (std::size_t i = 0; i < socks.size(); ++i) {
+        st.readers[i].s = std::move(socks[i]);
+        asio::co_spawn(io, relay_read(st, i), asio::detached);
+    }
+    asio::co_spawn(io, relay_source(st, src, window), asio::detached);
+    relay_timeline tl;
+    asio::co_spawn(io, run_relay_timeline(st, tl, src, warm, secs), asio::detached);
+    io.run();
+    long long bad = 0, closed = 0, min_got = -1, max_got = 0;
+    for (auto& r : st.readers) {
+        bad += r.bad;
+        closed += r.closed ? 1 : 0;
+        min_got = min_got < 0 ? r.got : std::min(min_got, r.got);
+        max_got = std::max(max_got, r.got);
+    }
+    double w = std::chrono::duration<double>(tl.m1.at - tl.m0.at).count();
+    bool good = st.preamble_ok && bad == 0 && closed == 0 && w > 0 && tl.d1 > tl.d0 && min_got > 0;
+    std::printf("relay value=%.0f unit=B/s ok=%d subs=%d window_bytes=%lld window_s=%.3f source_bytes_per_s=%.0f "
+                "bad=%lld cut=%lld min_sub_bytes=%lld max_sub_bytes=%lld preamble=%d server_cpu_pct=%.0f "
+                "client_cpu_pct=%.0f\n",
+                w > 0 ? double(tl.d1 - tl.d0) / w : 0.0, good ? 1 : 0, nsubs, window, w,
+                w > 0 ? double(tl.s1 - tl.s0) / w : 0.0, bad, closed, min_got, max_got, st.preamble_ok ? 1 : 0,
+                server_pct(tl.m0, tl.m1), self_pct(tl.m0, tl.m1));
+    return good ? 0 : 1;
+}
+
 int mode_freeport() {
     asio::io_context io;
     tcp::acceptor a(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
@@ -846,8 +1067,9 @@ int usage(const char* argv0) {
                  "usage: %s freeport\n"
                  "       %s rr|rr-ref HOST PORT CONNS SECS [WARMUP=1]\n"
                  "       %s hold HOST PORT CONNS IDLE_SECS          (SERVER_PID=pid)\n"
-                 "       %s fanout chat|redis HOST PORT SUBS SECS [PAYLOAD=32] [WINDOW=1000] [WARMUP=1] [PORT2]\n",
-                 argv0, argv0, argv0, argv0);
+                 "       %s fanout chat|redis HOST PORT SUBS SECS [PAYLOAD=32] [WINDOW=1000] [WARMUP=1] [PORT2]\n"
+                 "       %s relay HOST PORTFILE SUBS SECS [WINDOW_BYTES=262144] [WARMUP=1]\n",
+                 argv0, argv0, argv0, argv0, argv0);
     return 2;
 }
 
@@ -865,6 +1087,9 @@ int main(int argc, char** argv) {
             return mode_rr(endpoint(2), std::atoi(argv[4]), std::atof(argv[5]), argc > 6 ? std::atof(argv[6]) : 1.0,
                            mode == "rr-ref");
         if (mode == "hold" && argc >= 6) return mode_hold(endpoint(2), std::atoi(argv[4]), std::atof(argv[5]));
+        if (mode == "relay" && argc >= 6)
+            return mode_relay(argv[2], argv[3], std::atoi(argv[4]), std::atof(argv[5]),
+                              argc > 6 ? std::atoll(argv[6]) : 256 * 1024, argc > 7 ? std::atof(argv[7]) : 1.0);
         if (mode == "fanout" && argc >= 7) {
             std::string p = argv[2];
             if (p != "chat" && p != "redis") return usage(argv[0]);
