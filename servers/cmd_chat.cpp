@@ -30,7 +30,14 @@ void bridge_backplane(kd::runtime& rt, const std::string& section, const std::st
         throw kd::config_error(section + ": backplane: empty password in the URL");
     spdlog::info("{}: backplane {} bridged to {} channel {}", section, name, u.display(),
                  u.channel.empty() ? name : u.channel);
-    rt.add_service(std::make_unique<kamaelia::redis_bridge>(name, std::move(u)));
+    auto bridge = std::make_unique<kamaelia::redis_bridge>(name, std::move(u));
+    // /healthz: 503 while the bridge is not linked (Redis down, or not yet
+    // reached at start); read from the bridge's flag, never a probe of ours.
+    rt.add_health_check([linked = bridge->link_state(), why = section + ": backplane " + name + " is not linked to Redis " +
+                                                           bridge->where().display()] {
+        return linked->load(std::memory_order_relaxed) ? std::string() : why;
+    });
+    rt.add_service(std::move(bridge));
 }
 
 const kd::register_server reg{{

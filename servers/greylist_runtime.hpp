@@ -55,6 +55,12 @@ inline std::string shared_greylist(runtime& rt, greylist::settings s, const std:
                            ", which another server of this daemon uses (one greylist per daemon: --greylist-store)");
     auto name = rt.shared<std::string>("greylist", [&]() {
         auto svc = std::make_unique<greylist::service>(s);
+        // /healthz: the database thread's last finding (a batch, expiry or
+        // its idle probe), read without waiting for the database.
+        rt.add_health_check([h = svc->health(), db = greylist::pg_store::redact(s.database)] {
+            std::string e = h->error();
+            return e.empty() ? e : "greylist store " + db + " unusable: " + e;
+        });
         component& c = rt.add_service(std::move(svc)); // stopped after the servers
         rt.sched().services().register_service(greylist::service_name, c, "inbox");
         rt.on_reload([&rt] {

@@ -42,6 +42,8 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.error
+import urllib.request
 
 # Liveness deadlines (seconds). Generous on purpose: they only decide when a
 # hung test gives up, never whether a correct daemon passes.
@@ -701,3 +703,36 @@ def chat_sync(clients, sender: "Client | None" = None, token: str = "sync", time
     for c in listeners:
         j = c.buf.find(b"\n", c.buf.find(done))
         c.buf = c.buf[j + 1:]
+
+
+def healthz(port: int, host: str = "127.0.0.1") -> tuple[int, str]:
+    """GET /healthz on a console port: (status, body)."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=IO_TIMEOUT) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def wait_healthz(port: int, status: int, timeout: float = 60.0) -> tuple[int, str]:
+    """Polls /healthz until it answers `status` or `timeout` passes; the last answer."""
+    deadline = time.monotonic() + timeout
+    got = healthz(port)
+    while got[0] != status and time.monotonic() < deadline:
+        time.sleep(0.2)
+        got = healthz(port)
+    return got
+
+
+def check_healthz_follows(t: "Tests", port: int, what: str, stop, start, reason_has: list[str],
+                          reason_lacks: list[str] = ()) -> None:
+    """/healthz is 200 with `what` up, 503 naming it (`reason_has`, none of
+    `reason_lacks`) once `stop()` took it down, 200 again after `start()`."""
+    t.eq(wait_healthz(port, 200), (200, "ok\n"), f"/healthz: 200 while {what} is up")
+    stop()
+    status, body = wait_healthz(port, 503)
+    t.eq(status, 503, f"/healthz: 503 once {what} is down")
+    t.check(all(w in body for w in reason_has), f"the reason names {what}: {body!r}")
+    t.check(not any(w in body for w in reason_lacks), f"the reason keeps secrets out: {body!r}")
+    start()
+    t.eq(wait_healthz(port, 200), (200, "ok\n"), f"/healthz: 200 again once {what} is back")

@@ -235,6 +235,21 @@ def backplane_config_key(k):
 
 
 @t.test
+def healthz_follows_redis(k):
+    if skip_without_redis():
+        return
+    with Redis() as r, Daemon(k_bin(), "chat", "--backplane", r.url(), "--console", "0", expect_servers=2) as d:
+        t.require(linked(d), "bridged")
+        _, cport = d.address("console")
+
+        def back():
+            r.start()
+            t.require(d.wait_log("linked again"), "linked again")
+
+        harness.check_healthz_follows(t, cport, "the Redis link", r.kill, back, ["not linked to Redis", str(r.port)])
+
+
+@t.test
 def redis_restarted_mid_chat(k):
     if skip_without_redis():
         return

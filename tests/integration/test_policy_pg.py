@@ -8,7 +8,9 @@ down gives no reply (Postfix answers 451 4.3.5), never a permit, and the
 server uses it again once it is back; `grey-db copy --to postgresql://`
 moves a SQLite greylist to PostgreSQL and `grey-db stats --store` reads it;
 two servers of one daemon naming different stores is a start-up error; the
-password never shows in the logs.
+password never shows in the logs; the console's /healthz answers 503 with the
+reason while the database is down and 200 again once it is back, with no mail
+going through (the database thread's idle probe).
 """
 
 import os
@@ -162,6 +164,20 @@ def two_mx_hosts_one_database(k):
             cb.close()
             for d in (a, b):
                 t.check("pw-not-in-logs" not in d.stderr_text(), "the password is not in the log")
+
+
+@t.test
+def healthz_follows_the_database(k):
+    if not available():
+        return
+    with Postgres() as pg:
+        url = pg.url(password="pw-not-in-logs")
+        with harness.Daemon(k, "policy", "--bind", "127.0.0.1", "--port", "0", "--store", url, "--console", "0",
+                            expect_servers=2) as d:
+            _, cport = d.address("console")
+            # No mail goes through: the database thread's idle probe notices.
+            harness.check_healthz_follows(t, cport, "the database", pg.stop, pg.start,
+                                          ["greylist store", str(pg.port)], ["pw-not-in-logs"])
 
 
 @t.test

@@ -85,6 +85,7 @@ struct service::impl {
     std::unique_ptr<store> db;
     std::shared_ptr<const whitelist> lists;
     log_limiter outage{"greylist: database unusable, answering tempfail", std::chrono::seconds(10)};
+    std::shared_ptr<store_health> health = std::make_shared<store_health>();
 
     impl(const settings& c, std::unique_ptr<store> st) : cfg(c), db(std::move(st)), lists(build_whitelist(c, true)) {
         t.delay = cfg.delay.count();
@@ -92,6 +93,7 @@ struct service::impl {
         t.max_age = cfg.max_age.count();
         if (cfg.expire_interval < std::chrono::milliseconds(100)) cfg.expire_interval = std::chrono::milliseconds(100);
         if (cfg.expire_batch == 0) cfg.expire_batch = 1;
+        if (cfg.health_interval < std::chrono::milliseconds(100)) cfg.health_interval = std::chrono::milliseconds(100);
     }
 
     std::int64_t now() const {
@@ -142,13 +144,16 @@ struct service::impl {
             for (auto& rq : batch) out.push_back(judge(rq.body.r, rq.body.r.test_time ? rq.body.r.test_time : at));
             db->commit();
             outage.ok();
+            health->set({});
         } catch (const std::exception& e) {
             db->rollback();
             outage.fail(e.what());
+            health->set(e.what());
             out.assign(batch.size(), tempfail(e.what()));
         } catch (...) {
             db->rollback();
             outage.fail("unknown error");
+            health->set("unknown error");
             out.assign(batch.size(), tempfail("greylist store failed"));
         }
         for (std::size_t i = 0; i < batch.size(); ++i) batch[i].reply(std::move(out[i]));
@@ -161,11 +166,26 @@ struct service::impl {
             std::size_t n = db->expire(now(), t, cfg.expire_batch);
             db->commit();
             if (n) spdlog::debug("greylist: expired {} rows", n);
+            health->set({});
             return n >= cfg.expire_batch;
         } catch (const std::exception& e) {
             db->rollback();
+            health->set(e.what());
             spdlog::debug("greylist: expiry postponed: {}", e.what()); // the outage itself is logged by requests
             return false;
+        }
+    }
+
+    // An empty transaction when idle, so that /healthz sees a store that went
+    // away (or came back) while no mail came: PostgreSQL reconnects in begin().
+    void probe() {
+        try {
+            db->begin();
+            db->commit();
+            health->set({});
+        } catch (const std::exception& e) {
+            db->rollback();
+            health->set(e.what());
         }
     }
 
@@ -194,11 +214,14 @@ service::~service() {
 
 void service::interrupt() noexcept { impl_->db->interrupt(); }
 
+std::shared_ptr<const store_health> service::health() const noexcept { return impl_->health; }
+
 void service::thread_main() {
     impl& m = *impl_;
     std::vector<impl::request_type> batch;
     std::vector<decision> out;
     auto next_expiry = std::chrono::steady_clock::now() + m.cfg.expire_interval;
+    auto next_probe = std::chrono::steady_clock::now() + m.cfg.health_interval;
     while (!shutdown_requested()) {
         while (recv_message("reload")) m.reload();
         if (data_ready("inbox")) {
@@ -211,12 +234,21 @@ void service::thread_main() {
             decisions_ += batch.size();
             ++commits_;
             batch.clear();
+            next_probe = std::chrono::steady_clock::now() + m.cfg.health_interval; // the batch was the probe
         }
         // Expiry also runs under constant load: one small transaction
         // between batches when it is due (again at once while rows remain).
         auto now = std::chrono::steady_clock::now();
-        if (now >= next_expiry) next_expiry = m.expire_some() ? now : now + m.cfg.expire_interval;
-        if (!data_ready("inbox") && !data_ready("reload")) wait(next_expiry - std::chrono::steady_clock::now());
+        if (now >= next_expiry) {
+            next_expiry = m.expire_some() ? now : now + m.cfg.expire_interval;
+            next_probe = now + m.cfg.health_interval;
+        }
+        if (now >= next_probe) {
+            m.probe();
+            next_probe = now + m.cfg.health_interval;
+        }
+        if (!data_ready("inbox") && !data_ready("reload"))
+            wait(std::min(next_expiry, next_probe) - std::chrono::steady_clock::now());
     }
 }
 

@@ -101,6 +101,7 @@ void redis_bridge::drop_link(std::string why) {
     pub_reader_.reset();
     sub_reader_.reset();
     linked_ = subscribed_ = false;
+    link_state_->store(false, std::memory_order_relaxed);
     pub_handshake_ = sub_handshake_ = 0;
     while (recv_message("pub_in")) {
     }
@@ -124,6 +125,7 @@ void redis_bridge::drop_link(std::string why) {
 void redis_bridge::check_linked() {
     if (linked_ || !pub_ || pub_handshake_ != 0 || !subscribed_) return;
     linked_ = true;
+    link_state_->store(true, std::memory_order_relaxed);
     ++connects_;
     backoff_ = opts_.backoff_min;
     if (in_outage_) {

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace kamaelia {
@@ -42,6 +43,26 @@ struct reload_whitelists {};
 
 class whitelist;
 
+// The store as the database thread last found it: empty while its last use
+// (a batch, an expiry round, or an empty transaction when the thread has been
+// idle for health_interval) succeeded, else that error. Any thread may read
+// it without waiting for the database (the daemon's /healthz does).
+class store_health {
+public:
+    std::string error() const {
+        std::lock_guard lock(m_);
+        return error_;
+    }
+    void set(std::string e) {
+        std::lock_guard lock(m_);
+        error_ = std::move(e);
+    }
+
+private:
+    mutable std::mutex m_;
+    std::string error_;
+};
+
 class service final : public threaded_component {
 public:
     // Opens (creating or migrating) the SQLite store named in `cfg` and
@@ -54,6 +75,8 @@ public:
     // Counters (read after the thread ended, or as a rough live figure).
     std::uint64_t decisions() const noexcept { return decisions_; }
     std::uint64_t commits() const noexcept { return commits_; }
+    // The store's health (see store_health); the handle outlives the service.
+    std::shared_ptr<const store_health> health() const noexcept;
 
 protected:
     void thread_main() override;

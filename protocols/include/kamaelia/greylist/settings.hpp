@@ -34,6 +34,7 @@ struct settings {
     std::function<std::chrono::system_clock::time_point()> clock; // empty: the system clock (tests inject one)
     std::chrono::milliseconds expire_interval{60000};  // between expiry rounds on the database thread (>= 100 ms)
     std::size_t expire_batch = 1000;                   // rows deleted per expiry transaction
+    std::chrono::milliseconds health_interval{2000};   // an idle database thread probes the store this often
     std::chrono::milliseconds busy_timeout{100};       // a locked database fails after this (then: tempfail)
     bool default_whitelists = true;                    // postgrey's postmaster@ and abuse@ recipients
 };

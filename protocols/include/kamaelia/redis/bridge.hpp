@@ -40,6 +40,7 @@
 #include <kamaelia/redis/envelope.hpp>
 #include <kamaelia/redis/url.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -76,6 +77,9 @@ public:
 
     // True while subscribed and able to publish.
     bool linked() const noexcept { return linked_; }
+    // The same, for another thread (the daemon's /healthz); the handle
+    // outlives the bridge.
+    std::shared_ptr<const std::atomic<bool>> link_state() const noexcept { return link_state_; }
     std::uint64_t forwarded() const noexcept { return forwarded_; }  // published to Redis
     std::uint64_t received() const noexcept { return received_; }    // from Redis to local subscribers
     std::uint64_t echoes() const noexcept { return echoes_; }        // our own copies, dropped
@@ -113,6 +117,7 @@ private:
     std::size_t sub_handshake_ = 0; // same, then the subscribe confirmation
     bool subscribed_ = false;
     bool linked_ = false;
+    std::shared_ptr<std::atomic<bool>> link_state_ = std::make_shared<std::atomic<bool>>(false);
     bool in_outage_ = false;
     time_point attempt_started_{};
     time_point next_attempt_{};
