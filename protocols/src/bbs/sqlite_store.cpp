@@ -1,7 +1,5 @@
 #include <kamaelia/bbs/sqlite_store.hpp>
 
-#include <sqlite3.h>
-
 #include <array>
 #include <cctype>
 #include <ctime>
@@ -111,137 +109,50 @@ const char* const sql_text[q_count] = {
 
 } // namespace
 
-// A prepared statement, reset after every use (RAII through `use`).
-class sqlite_store::statement {
-public:
-    statement(sqlite3* db, const char* sql) : db_(db) {
-        if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st_, nullptr) != SQLITE_OK)
-            throw store_error(std::string("sqlite: cannot prepare: ") + sqlite3_errmsg(db) + " in: " + sql);
-    }
-    ~statement() { sqlite3_finalize(st_); }
+using statement = sqlite::statement;
 
-    struct use {
-        statement& s;
-        explicit use(statement& st) : s(st) {}
-        ~use() {
-            sqlite3_reset(s.st_);
-            sqlite3_clear_bindings(s.st_);
-        }
-        use& bind(int i, std::int64_t v) {
-            s.check(sqlite3_bind_int64(s.st_, i, v));
-            return *this;
-        }
-        use& bind(int i, std::string_view v) {
-            s.check(sqlite3_bind_text(s.st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-            return *this;
-        }
-        use& blob(int i, std::string_view v) {
-            s.check(sqlite3_bind_blob(s.st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-            return *this;
-        }
-        // True while there is a row.
-        bool step() {
-            int rc = sqlite3_step(s.st_);
-            if (rc == SQLITE_ROW) return true;
-            if (rc == SQLITE_DONE) return false;
-            throw store_error(std::string("sqlite: ") + sqlite3_errmsg(s.db_));
-        }
-        void run() { step(); }
-        std::int64_t i64(int col) const { return sqlite3_column_int64(s.st_, col); }
-        std::string text(int col) const {
-            auto* p = static_cast<const char*>(sqlite3_column_blob(s.st_, col));
-            int n = sqlite3_column_bytes(s.st_, col);
-            return p ? std::string(p, static_cast<std::size_t>(n)) : std::string();
-        }
-        int changes() const { return sqlite3_changes(s.db_); }
-    };
+namespace {
 
-private:
-    void check(int rc) {
-        if (rc != SQLITE_OK) throw store_error(std::string("sqlite: cannot bind: ") + sqlite3_errmsg(db_));
-    }
-    sqlite3* db_;
-    sqlite3_stmt* st_ = nullptr;
-};
-
-sqlite_store::sqlite_store(const std::string& path) : path_(path) {
-    int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
-    if (rc != SQLITE_OK) {
-        std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
-        sqlite3_close(db_);
-        db_ = nullptr;
-        throw store_error("cannot open " + path + ": " + why);
-    }
-    try {
-        sqlite3_busy_timeout(db_, 5000); // a tool writing while the daemon runs waits its turn
-        exec("PRAGMA journal_mode = WAL");
-        exec("PRAGMA synchronous = FULL"); // a commit that returned is on disk
-        exec("PRAGMA foreign_keys = ON");
-        exec(schema);
-        check_sound();
-        stmts_.resize(q_count);
-    } catch (...) {
-        sqlite3_close(db_);
-        db_ = nullptr;
-        throw;
-    }
+sqlite::database::options db_options() {
+    sqlite::database::options d;
+    d.label = "board";
+    d.busy_timeout_ms = 5000; // a tool writing while the daemon runs waits its turn
+    return d;
 }
 
-// At start-up, not at a user's first post: a board that cannot write or is
-// damaged refuses to start with the reason, instead of failing its users.
-void sqlite_store::check_sound() {
-    if (sqlite3_db_readonly(db_, "main") == 1)
-        throw store_error("board database " + path_ + " is not writable (opened read-only: check its permissions, "
-                          "its directory and chattr +i)");
-    exec("BEGIN IMMEDIATE; COMMIT"); // takes the write lock: a file that cannot be written fails here
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db_, "PRAGMA quick_check", -1, &st, nullptr) != SQLITE_OK)
-        throw store_error("board database " + path_ + ": " + sqlite3_errmsg(db_));
-    int rc = sqlite3_step(st);
-    std::string verdict = rc == SQLITE_ROW ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0)) : "";
-    std::string err = rc == SQLITE_ROW ? "" : sqlite3_errmsg(db_);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW) throw store_error("board database " + path_ + ": quick_check failed: " + err);
-    if (verdict.size() > 200) verdict = verdict.substr(0, 200) + "..."; // the first of its complaints
-    if (verdict != "ok")
-        throw store_error("board database " + path_ + " is corrupt (quick_check: " + verdict +
-                          "); move it aside to start with an empty one");
+[[noreturn]] void raise(const std::string& message) { throw store_error(message); }
+
+} // namespace
+
+sqlite_store::sqlite_store(const std::string& path) : path_(path), db_(path, db_options(), raise) {
+    db_.exec("PRAGMA journal_mode = WAL");
+    db_.exec("PRAGMA synchronous = FULL"); // a commit that returned is on disk
+    db_.exec("PRAGMA foreign_keys = ON");
+    db_.exec(schema);
+    // At start-up, not at a user's first post: a board that cannot write or
+    // is damaged refuses to start with the reason instead of failing its users.
+    db_.check_sound();
+    stmts_.resize(q_count);
 }
 
-sqlite_store::~sqlite_store() {
-    stmts_.clear(); // finalize before closing
-    if (db_) sqlite3_close(db_);
-}
+sqlite_store::~sqlite_store() = default;
 
-void sqlite_store::exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-        std::string why = err ? err : sqlite3_errmsg(db_);
-        sqlite3_free(err);
-        throw store_error("sqlite: " + why + " (" + path_ + ")");
-    }
-}
-
-sqlite_store::statement& sqlite_store::stmt(int which) {
+statement& sqlite_store::stmt(int which) {
     auto& s = stmts_[static_cast<std::size_t>(which)];
     if (!s) s = std::make_unique<statement>(db_, sql_text[which]);
     return *s;
 }
 
-void sqlite_store::begin() { exec("BEGIN IMMEDIATE"); }
-void sqlite_store::commit() { exec("COMMIT"); }
+void sqlite_store::begin() { db_.exec("BEGIN IMMEDIATE"); }
+void sqlite_store::commit() { db_.exec("COMMIT"); }
 void sqlite_store::rollback() noexcept {
     try {
-        exec("ROLLBACK");
+        db_.exec("ROLLBACK");
     } catch (...) {
     }
 }
-bool sqlite_store::in_transaction() const noexcept { return db_ && !sqlite3_get_autocommit(db_); }
-
-void sqlite_store::interrupt() noexcept {
-    if (db_) sqlite3_interrupt(db_);
-}
+bool sqlite_store::in_transaction() const noexcept { return db_.in_transaction(); }
+void sqlite_store::interrupt() noexcept { db_.interrupt(); }
 
 std::optional<user_record> sqlite_store::find_user(std::string_view name) {
     statement::use q(stmt(q_find_user));
@@ -262,14 +173,14 @@ bool sqlite_store::add_user(std::string_view name, const password_hash& pw) {
     q.bind(1, name).bind(2, user_key(name)).blob(3, pw.salt).blob(4, pw.hash);
     q.bind(5, static_cast<std::int64_t>(pw.iterations)).bind(6, static_cast<std::int64_t>(std::time(nullptr)));
     q.run();
-    return q.changes() == 1;
+    return db_.changes() == 1;
 }
 
 bool sqlite_store::set_password(std::string_view name, const password_hash& pw) {
     statement::use q(stmt(q_set_password));
     q.blob(1, pw.salt).blob(2, pw.hash).bind(3, static_cast<std::int64_t>(pw.iterations)).bind(4, user_key(name));
     q.run();
-    return q.changes() == 1;
+    return db_.changes() == 1;
 }
 
 void sqlite_store::note_login(std::int64_t user_id, std::int64_t when) {
@@ -298,7 +209,7 @@ std::int64_t sqlite_store::post(const message_record& m) {
             statement::use q(stmt(q_post));
             q.bind(1, m.date).bind(2, m.author_id).bind(3, m.from).bind(4, m.to).bind(5, m.subject).bind(6, m.body);
             q.run();
-            id = sqlite3_last_insert_rowid(db_);
+            id = db_.last_insert_rowid();
         }
         std::int64_t pos = 0;
         for (std::int64_t r : m.reply_to) {
@@ -395,7 +306,7 @@ delete_result sqlite_store::remove(std::int64_t user_id, std::int64_t message_id
     }
     statement::use q(stmt(q_delete));
     q.bind(1, message_id).bind(2, user_id).run();
-    return q.changes() == 1 ? delete_result::deleted : delete_result::not_found;
+    return db_.changes() == 1 ? delete_result::deleted : delete_result::not_found;
 }
 
 std::size_t sqlite_store::message_count() {

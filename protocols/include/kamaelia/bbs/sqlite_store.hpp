@@ -5,12 +5,11 @@
 #pragma once
 
 #include <kamaelia/bbs/store.hpp>
+#include <kamaelia/sqlite/database.hpp>
 
 #include <memory>
 #include <string>
 #include <vector>
-
-struct sqlite3;
 
 namespace kamaelia::bbs {
 
@@ -46,15 +45,12 @@ public:
     void interrupt() noexcept override;
 
 private:
-    class statement;
-    statement& stmt(int which);
-    void exec(const char* sql);
-    void check_sound(); // writable and not corrupt, or store_error
+    sqlite::statement& stmt(int which);
     std::vector<std::int64_t> replies_of(std::int64_t id);
 
     std::string path_;
-    sqlite3* db_ = nullptr;
-    std::vector<std::unique_ptr<statement>> stmts_;
+    sqlite::database db_;
+    std::vector<std::unique_ptr<sqlite::statement>> stmts_; // after db_: finalized before it closes
 };
 
 } // namespace kamaelia::bbs

@@ -8,12 +8,10 @@
 #pragma once
 
 #include <kamaelia/greylist/store.hpp>
+#include <kamaelia/sqlite/database.hpp>
 
 #include <memory>
 #include <string>
-
-struct sqlite3;
-struct sqlite3_stmt;
 
 namespace kamaelia::greylist {
 
@@ -58,27 +56,16 @@ public:
     void interrupt() noexcept override;
 
 private:
-    void close() noexcept;
-    [[noreturn]] void fail(int rc, const char* what);
-    void exec(const char* sql);
+    bool open_schema(); // WAL, migration and soundness; read-only: the version only
     void migrate();
-    void check_sound(); // writable and PRAGMA quick_check = ok, or store_error
-    sqlite3_stmt* prepare(const char* sql);
     void count_rows();
 
     options opt_;
-    sqlite3* db_ = nullptr;
-    sqlite3_stmt* begin_ = nullptr;
-    sqlite3_stmt* commit_ = nullptr;
-    sqlite3_stmt* rollback_ = nullptr;
-    sqlite3_stmt* find_ = nullptr;
-    sqlite3_stmt* insert_ = nullptr;
-    sqlite3_stmt* update_ = nullptr;
-    sqlite3_stmt* find_client_ = nullptr;
-    sqlite3_stmt* save_client_ = nullptr;
-    sqlite3_stmt* expire_ = nullptr;
-    sqlite3_stmt* expire_clients_ = nullptr;
-    sqlite3_stmt* evict_ = nullptr;
+    sqlite::database db_;
+    bool schema_ready_ = open_schema(); // before the statements, which need the tables
+    // Declared after db_: finalized before it closes.
+    sqlite::statement begin_, commit_, rollback_, find_, insert_, update_, find_client_, save_client_, expire_,
+        expire_clients_, evict_, count_;
     std::uint64_t rows_ = 0;
     std::uint64_t evicted_ = 0;
     bool in_tx_ = false;
