@@ -193,7 +193,7 @@ bool connected_socket_adapter::flush() {
         std::array<asio::const_buffer, 16> bufs;
         std::size_t n = 0;
         for (std::size_t i = head_; i < queue_.size() && n < bufs.size(); ++i, ++n) {
-            const std::string& s = queue_[i];
+            const out_chunk& s = queue_[i];
             std::size_t off = (i == head_) ? head_offset_ : 0;
             bufs[n] = asio::buffer(s.data() + off, s.size() - off);
         }
@@ -220,8 +220,7 @@ void connected_socket_adapter::consume(std::size_t wrote) {
         std::size_t left = queue_[head_].size() - head_offset_;
         if (wrote >= left) {
             wrote -= left;
-            queue_[head_].clear();
-            queue_[head_].shrink_to_fit();
+            queue_[head_] = out_chunk{}; // frees its bytes (or its share) now
             ++head_;
             head_offset_ = 0;
         } else {
@@ -238,12 +237,12 @@ void connected_socket_adapter::consume(std::size_t wrote) {
 
 bool connected_socket_adapter::flush_tls() {
     while (!write_blocked_ && head_ < queue_.size()) {
-        std::string& head = queue_[head_];
+        out_chunk& head = queue_[head_];
         if (!tls_->write_retry) {
             // Join small chunks into one record (a retry must offer the same bytes).
             std::size_t i = head_ + 1;
             while (i < queue_.size() && head.size() - head_offset_ + queue_[i].size() <= tls_record) {
-                head += queue_[i];
+                head.owned().append(queue_[i].data(), queue_[i].size());
                 ++i;
             }
             if (i > head_ + 1) queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(head_ + 1),
@@ -314,10 +313,16 @@ task connected_socket_adapter::main() {
         while (queued_bytes_ < opt_.high_watermark && !tls_busy()) {
             auto m = recv_message("inbox");
             if (!m) break;
-            if (std::string* s = const_cast<std::string*>(m->peek<std::string>())) {
+            if (const std::string* s = m->peek<std::string>()) {
                 if (s->empty()) continue;
                 queued_bytes_ += s->size();
-                queue_.push_back(m->take<std::string>());
+                // A large shared payload is kept by reference: take() would
+                // copy it for every subscriber of a fan-out. A small one is
+                // copied: sharing chat lines measured 8-13 % slower.
+                if (m->is_shared() && s->size() >= share_from_bytes)
+                    queue_.push_back(out_chunk{{}, m->take_shared<std::string>()});
+                else
+                    queue_.push_back(out_chunk{m->take<std::string>(), {}});
             } else if (m->peek<start_tls>()) {
                 auto st = m->take<start_tls>();
                 if (tls_ || !st.context) {

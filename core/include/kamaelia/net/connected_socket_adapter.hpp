@@ -80,7 +80,23 @@ private:
     asio::generic::stream_protocol::socket socket_;
     csa_options opt_;
     io_anchor anchor_;
-    std::vector<std::string> queue_; // (a deque allocates even when empty)
+    // A chunk to write: bytes of its own, or a share of a payload many
+    // subscribers hold (a backplane's fan-out), written from that one copy.
+    struct out_chunk {
+        std::string own;
+        shared<std::string> ref;
+        const char* data() const noexcept { return ref ? ref->data() : own.data(); }
+        std::size_t size() const noexcept { return ref ? ref->size() : own.size(); }
+        std::string& owned() { // to change it (TLS joins small chunks)
+            if (ref) {
+                own.assign(*ref);
+                ref = {};
+            }
+            return own;
+        }
+    };
+    std::vector<out_chunk> queue_; // (a deque allocates even when empty)
+    static constexpr std::size_t share_from_bytes = 1024;
     std::size_t head_ = 0;           // first unwritten chunk
     std::size_t head_offset_ = 0;    // bytes of it already written
     std::size_t queued_bytes_ = 0;
