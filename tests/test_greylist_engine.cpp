@@ -503,3 +503,30 @@ TEST_CASE("engine: an unwritable database is refused at start with a clear messa
     std::system(("chattr -i '" + d.db() + "'").c_str());
     CHECK(refused);
 }
+
+TEST_CASE("greylist store_health: the database thread's finding, read from another thread without waiting",
+          "[grey][threads]") {
+    store_health h;
+    CHECK(h.error().empty());
+    h.set("database is locked");
+    CHECK(h.error() == "database is locked");
+    h.set({});
+    CHECK(h.error().empty());
+
+    // A writer flipping the finding while a reader polls: every answer is one
+    // of the values written, never a torn or invented one (TSan checks the rest).
+    std::atomic<bool> done{false};
+    std::thread writer([&] {
+        for (int i = 0; i < 2000; ++i) h.set(i % 2 ? "store down " + std::to_string(i % 7) : std::string());
+        done = true;
+    });
+    std::size_t reads = 0, bad = 0;
+    while (!done || reads < 100) {
+        std::string e = h.error();
+        if (!e.empty() && e.rfind("store down ", 0) != 0) ++bad;
+        ++reads;
+    }
+    writer.join();
+    CHECK(bad == 0);
+    CHECK(h.error() == "store down 4"); // the last write: i = 1999, 1999 % 7 == 4
+}

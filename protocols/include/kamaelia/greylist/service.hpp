@@ -13,6 +13,7 @@
 // never dies of it. When idle it expires old rows in small transactions.
 #pragma once
 
+#include <kamaelia/core/stm.hpp>
 #include <kamaelia/core/threaded_component.hpp>
 #include <kamaelia/greylist/decision.hpp>
 #include <kamaelia/greylist/settings.hpp>
@@ -20,7 +21,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 
 namespace kamaelia {
@@ -45,22 +45,31 @@ class whitelist;
 
 // The store as the database thread last found it: empty while its last use
 // (a batch, an expiry round, or an empty transaction when the thread has been
-// idle for health_interval) succeeded, else that error. Any thread may read
-// it without waiting for the database (the daemon's /healthz does).
+// idle for health_interval) succeeded, else that error. Shared through STM
+// (Kamaelia's way for threads to share state): the daemon's /healthz reads it
+// without waiting for the database.
 class store_health {
 public:
+    // Never blocks: while the database thread commits a change, the answer
+    // is what was read last. Called from one thread (the health check).
     std::string error() const {
-        std::lock_guard lock(m_);
-        return error_;
+        try {
+            seen_ = *state_.checkout("error");
+        } catch (const stm::busy_retry&) {
+        }
+        return seen_;
     }
+    // The database thread; a commit only when the finding changes.
     void set(std::string e) {
-        std::lock_guard lock(m_);
-        error_ = std::move(e);
+        if (e == written_) return;
+        written_ = e;
+        state_.atomically({"error"}, [&](auto& c) { c["error"].set(std::move(e)); });
     }
 
 private:
-    mutable std::mutex m_;
-    std::string error_;
+    mutable stm::store<std::string> state_;
+    mutable std::string seen_;
+    std::string written_;
 };
 
 class service final : public threaded_component {
