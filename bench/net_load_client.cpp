@@ -98,6 +98,8 @@ namespace {
 using asio::awaitable;
 using asio::ip::tcp;
 using clk = std::chrono::steady_clock;
+
+clk::duration seconds_of(double s) { return std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(s)); }
 constexpr auto use_aw = asio::use_awaitable;
 
 // ---- process probes ----------------------------------------------------------
@@ -295,8 +297,8 @@ int mode_rr(tcp::endpoint ep, int conns, double secs, double warm, bool ref_shap
         asio::co_spawn(io, ref_shape ? rr_ref_worker(*socks[i], i, st) : rr_worker(*socks[i], i, st), asio::detached);
     cpu_mark m0, m1;
     long long ns0 = -1, ns1 = -1;
-    asio::steady_timer t_start(io, std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(warm)));
-    asio::steady_timer t_end(io, std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(warm + secs)));
+    asio::steady_timer t_start(io, seconds_of(warm));
+    asio::steady_timer t_end(io, seconds_of(warm + secs));
     t_start.async_wait([&](const asio::error_code&) {
         st.measuring = true;
         m0 = cpu_mark::now();
@@ -753,25 +755,44 @@ struct fanout_timeline {
     bool drained = false;
 };
 
-awaitable<void> run_timeline(fanout_state& st, fanout_timeline& tl, tcp::socket& pub, double warm, double secs) {
-    asio::steady_timer t(co_await asio::this_coro::executor);
+// The measured part of a run: polls every 5 ms (for `bound` s at most) until
+// ready(), then after `warm` s calls at_start() and `secs` s later at_end().
+// False (and neither called) if it never got ready.
+template <class Ready, class Start, class End>
+awaitable<bool> measured_window(asio::steady_timer& t, double bound, Ready ready, double warm, double secs,
+                                Start at_start, End at_end) {
     asio::error_code ec;
-    auto sync_deadline = clk::now() + std::chrono::seconds(11);
-    while (!st.data_phase && clk::now() < sync_deadline) {
+    auto deadline = clk::now() + seconds_of(bound);
+    while (!ready() && clk::now() < deadline) {
         t.expires_after(std::chrono::milliseconds(5));
         co_await t.async_wait(asio::redirect_error(use_aw, ec));
     }
-    if (st.data_phase) {
-        t.expires_after(std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(warm)));
-        co_await t.async_wait(asio::redirect_error(use_aw, ec));
-        tl.m0 = cpu_mark::now();
-        tl.d0 = st.total_delivered();
-        tl.p0 = st.published;
-        t.expires_after(std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(secs)));
-        co_await t.async_wait(asio::redirect_error(use_aw, ec));
-        tl.m1 = cpu_mark::now();
-        tl.d1 = st.total_delivered();
-        tl.p1 = st.published;
+    if (!ready()) co_return false;
+    t.expires_after(seconds_of(warm));
+    co_await t.async_wait(asio::redirect_error(use_aw, ec));
+    at_start();
+    t.expires_after(seconds_of(secs));
+    co_await t.async_wait(asio::redirect_error(use_aw, ec));
+    at_end();
+    co_return true;
+}
+
+awaitable<void> run_timeline(fanout_state& st, fanout_timeline& tl, tcp::socket& pub, double warm, double secs) {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    asio::error_code ec;
+    bool measured = co_await measured_window(
+        t, 11, [&] { return st.data_phase; }, warm, secs,
+        [&] {
+            tl.m0 = cpu_mark::now();
+            tl.d0 = st.total_delivered();
+            tl.p0 = st.published;
+        },
+        [&] {
+            tl.m1 = cpu_mark::now();
+            tl.d1 = st.total_delivered();
+            tl.p1 = st.published;
+        });
+    if (measured) {
         st.stop_publishing = true;
         st.poke();
         auto drain_deadline = clk::now() + std::chrono::seconds(5);
@@ -955,23 +976,18 @@ struct relay_timeline {
 awaitable<void> run_relay_timeline(relay_state& st, relay_timeline& tl, tcp::socket& src, double warm, double secs) {
     asio::steady_timer t(co_await asio::this_coro::executor);
     asio::error_code ec;
-    auto deadline = clk::now() + std::chrono::seconds(6);
-    while (!st.data_phase && !st.stopping && clk::now() < deadline) {
-        t.expires_after(std::chrono::milliseconds(5));
-        co_await t.async_wait(asio::redirect_error(use_aw, ec));
-    }
-    if (st.data_phase) {
-        t.expires_after(std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(warm)));
-        co_await t.async_wait(asio::redirect_error(use_aw, ec));
-        tl.m0 = cpu_mark::now();
-        tl.d0 = st.total();
-        tl.s0 = st.sent;
-        t.expires_after(std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(secs)));
-        co_await t.async_wait(asio::redirect_error(use_aw, ec));
-        tl.m1 = cpu_mark::now();
-        tl.d1 = st.total();
-        tl.s1 = st.sent;
-    }
+    co_await measured_window(
+        t, 6, [&] { return st.data_phase; }, warm, secs,
+        [&] {
+            tl.m0 = cpu_mark::now();
+            tl.d0 = st.total();
+            tl.s0 = st.sent;
+        },
+        [&] {
+            tl.m1 = cpu_mark::now();
+            tl.d1 = st.total();
+            tl.s1 = st.sent;
+        });
     st.stopping = true;
     st.poke();
     src.close(ec);
@@ -981,7 +997,7 @@ awaitable<void> run_relay_timeline(relay_state& st, relay_timeline& tl, tcp::soc
 // Waits (bounded) for PORTFILE to hold "PORT PID": the relay under test,
 // started by the script once this program's source port is known.
 bool wait_port_file(const std::string& path, unsigned short& port, double secs) {
-    auto deadline = clk::now() + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(secs));
+    auto deadline = clk::now() + seconds_of(secs);
     while (clk::now() < deadline) {
         std::ifstream f(path);
         long p = 0;
