@@ -92,7 +92,7 @@ void redis_bridge::open_link() {
 
 void redis_bridge::drop_link(std::string why) {
     if (!pub_ && !sub_) return;
-    bool was_linked = linked_;
+    bool was_linked = linked();
     // Removing a client closes its socket; what it still held is lost (at
     // most once) and whatever it had already sent us is discarded below.
     if (pub_) remove_child(*pub_);
@@ -100,8 +100,8 @@ void redis_bridge::drop_link(std::string why) {
     pub_ = sub_ = nullptr;
     pub_reader_.reset();
     sub_reader_.reset();
-    linked_ = subscribed_ = false;
-    link_state_->store(false, std::memory_order_relaxed);
+    subscribed_ = false;
+    linked_->store(false, std::memory_order_relaxed);
     pub_handshake_ = sub_handshake_ = 0;
     while (recv_message("pub_in")) {
     }
@@ -123,9 +123,8 @@ void redis_bridge::drop_link(std::string why) {
 }
 
 void redis_bridge::check_linked() {
-    if (linked_ || !pub_ || pub_handshake_ != 0 || !subscribed_) return;
-    linked_ = true;
-    link_state_->store(true, std::memory_order_relaxed);
+    if (linked() || !pub_ || pub_handshake_ != 0 || !subscribed_) return;
+    linked_->store(true, std::memory_order_relaxed);
     ++connects_;
     backoff_ = opts_.backoff_min;
     if (in_outage_) {
@@ -202,7 +201,7 @@ task redis_bridge::main() {
         if (cw.ended() || local_->finished()) break;
         time_point now = sched()->now();
         if (!pub_ && now >= next_attempt_) open_link();
-        if (pub_ && !linked_ && now - attempt_started_ > opts_.connect_timeout + opts_.connect_timeout)
+        if (pub_ && !linked() && now - attempt_started_ > opts_.connect_timeout + opts_.connect_timeout)
             drop_link("no answer in time");
 
         // Redis -> local subscribers.
@@ -266,7 +265,7 @@ task redis_bridge::main() {
         if (pub_) (void)take_pub_input();
 
         // Local publishers -> Redis: many PUBLISH commands per write.
-        if (linked_) {
+        if (linked()) {
             std::string batch;
             std::uint64_t count = 0;
             while (batch.size() < opts_.batch_bytes) {
@@ -303,7 +302,7 @@ task redis_bridge::main() {
         if (!pub_) {
             duration left = next_attempt_ - now;
             if (left > duration::zero()) co_await wait_any_for(left);
-        } else if (!linked_) {
+        } else if (!linked()) {
             duration left = attempt_started_ + 2 * opts_.connect_timeout - now;
             if (left > duration::zero()) co_await wait_any_for(left);
         } else {

@@ -76,10 +76,10 @@ public:
     const redis::url& where() const noexcept { return url_; }
 
     // True while subscribed and able to publish.
-    bool linked() const noexcept { return linked_; }
+    bool linked() const noexcept { return linked_->load(std::memory_order_relaxed); }
     // The same, for another thread (the daemon's /healthz); the handle
     // outlives the bridge.
-    std::shared_ptr<const std::atomic<bool>> link_state() const noexcept { return link_state_; }
+    std::shared_ptr<const std::atomic<bool>> link_state() const noexcept { return linked_; }
     std::uint64_t forwarded() const noexcept { return forwarded_; }  // published to Redis
     std::uint64_t received() const noexcept { return received_; }    // from Redis to local subscribers
     std::uint64_t echoes() const noexcept { return echoes_; }        // our own copies, dropped
@@ -116,8 +116,7 @@ private:
     std::size_t pub_handshake_ = 0; // replies still expected before PUBLISH replies
     std::size_t sub_handshake_ = 0; // same, then the subscribe confirmation
     bool subscribed_ = false;
-    bool linked_ = false;
-    std::shared_ptr<std::atomic<bool>> link_state_ = std::make_shared<std::atomic<bool>>(false);
+    std::shared_ptr<std::atomic<bool>> linked_ = std::make_shared<std::atomic<bool>>(false);
     bool in_outage_ = false;
     time_point attempt_started_{};
     time_point next_attempt_{};
