@@ -17,22 +17,20 @@ std::shared_ptr<board> board::open(scheduler& s, const std::string& path, settin
     return open(s, std::make_unique<sqlite_store>(path), cfg);
 }
 
-std::shared_ptr<board> board::open(scheduler& s, std::unique_ptr<store> db, settings cfg) {
+template <class StoreService, class KdfService>
+std::shared_ptr<board> board::with_services(scheduler& s, std::unique_ptr<store> db, settings cfg) {
     std::shared_ptr<board> b(new board(s, cfg));
-    component& st = s.spawn(std::make_unique<bbs::store_service>(std::move(db)));
-    s.services().register_service(b->store_name_, st, "inbox");
-    component& kdf = s.spawn(std::make_unique<bbs::kdf_service>());
-    s.services().register_service(b->kdf_name_, kdf, "inbox");
+    s.services().register_service(b->store_name_, s.spawn<StoreService>(std::move(db)), "inbox");
+    s.services().register_service(b->kdf_name_, s.spawn<KdfService>(), "inbox");
     return b;
 }
 
+std::shared_ptr<board> board::open(scheduler& s, std::unique_ptr<store> db, settings cfg) {
+    return with_services<bbs::store_service, bbs::kdf_service>(s, std::move(db), cfg);
+}
+
 std::shared_ptr<board> board::inline_board(scheduler& s, std::unique_ptr<store> db, settings cfg) {
-    std::shared_ptr<board> b(new board(s, cfg));
-    component& st = s.spawn(std::make_unique<inline_store_service>(std::move(db)));
-    s.services().register_service(b->store_name_, st, "inbox");
-    component& kdf = s.spawn(std::make_unique<inline_kdf_service>());
-    s.services().register_service(b->kdf_name_, kdf, "inbox");
-    return b;
+    return with_services<inline_store_service, inline_kdf_service>(s, std::move(db), cfg);
 }
 
 template <class T>

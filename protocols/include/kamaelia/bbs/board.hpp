@@ -100,6 +100,9 @@ public:
 
 private:
     board(scheduler& s, settings cfg);
+    // A board whose two services are StoreService (owning `db`) and KdfService.
+    template <class StoreService, class KdfService>
+    static std::shared_ptr<board> with_services(scheduler& s, std::unique_ptr<store> db, settings cfg);
     template <class T>
     T* service_as(const std::string& name) const;
     struct failures {
