@@ -320,9 +320,9 @@ task connected_socket_adapter::main() {
                 // copy it for every subscriber of a fan-out. A small one is
                 // copied: sharing chat lines measured 8-13 % slower.
                 if (m->is_shared() && s->size() >= share_from_bytes)
-                    queue_.push_back(out_chunk{{}, m->take_shared<std::string>()});
+                    queue_.emplace_back(std::string(), m->take_shared<std::string>());
                 else
-                    queue_.push_back(out_chunk{m->take<std::string>(), {}});
+                    queue_.emplace_back(m->take<std::string>());
             } else if (m->peek<start_tls>()) {
                 auto st = m->take<start_tls>();
                 if (tls_ || !st.context) {
