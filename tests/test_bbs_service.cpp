@@ -4,13 +4,13 @@
 // the deterministic fixture where they can be; [threads] where the thread
 // is the point.
 #include "embedded.hpp"
+#include "telnet_support.hpp"
 
 #include <kamaelia/bbs/board.hpp>
 #include <kamaelia/bbs/service.hpp>
 #include <kamaelia/bbs/sqlite_store.hpp>
 #include <kamaelia/bbs/stages.hpp>
 #include <kamaelia/core/service.hpp>
-#include <kamaelia/protocols/telnet.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -20,7 +20,9 @@
 #include <thread>
 
 namespace bbs = kamaelia::bbs;
+using kamaelia::test::contains;
 using kamaelia::test::fixture;
+using kamaelia::test::text;
 using namespace std::chrono_literals;
 
 namespace {
@@ -116,15 +118,6 @@ bbs::settings fast_settings() {
     s.kdf_iterations = 1;
     return s;
 }
-
-std::string text(const std::string& raw) {
-    std::string out;
-    kamaelia::telnet_decoder d;
-    d.feed(raw, out);
-    return out;
-}
-
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
 template <class Pred>
 bool pump_until(fixture& f, Pred done) {

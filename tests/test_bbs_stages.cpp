@@ -2,11 +2,11 @@
 // an in-memory connection (tests/embedded.hpp), the store in memory, jobs
 // run inline (deterministic), the clock manual.
 #include "embedded.hpp"
+#include "telnet_support.hpp"
 
 #include <kamaelia/bbs/board.hpp>
 #include <kamaelia/bbs/sqlite_store.hpp>
 #include <kamaelia/bbs/stages.hpp>
-#include <kamaelia/protocols/telnet.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -17,7 +17,9 @@
 
 namespace bbs = kamaelia::bbs;
 using kamaelia::test::embedded_connection;
+using kamaelia::test::contains;
 using kamaelia::test::fixture;
+using kamaelia::test::text;
 using namespace std::chrono_literals;
 
 namespace {
@@ -47,16 +49,6 @@ kamaelia::connection_info peer(std::string addr = "127.0.0.1", std::uint16_t por
     ci.local_port = 1600;
     return ci;
 }
-
-// What a terminal shows: telnet commands removed.
-std::string text(const std::string& raw) {
-    std::string out;
-    kamaelia::telnet_decoder d;
-    d.feed(raw, out);
-    return out;
-}
-
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
 struct client {
     fixture& f;
