@@ -107,28 +107,23 @@ statement::use::~use() {
     sqlite3_clear_bindings(s_.st_);
 }
 
-statement::use& statement::use::bind(int i, std::int64_t v) {
-    int rc = sqlite3_bind_int64(s_.st_, i, v);
+statement::use& statement::use::bound(int rc) {
     if (rc != SQLITE_OK) s_.db_.fail(rc, "bind");
     return *this;
 }
 
+statement::use& statement::use::bind(int i, std::int64_t v) { return bound(sqlite3_bind_int64(s_.st_, i, v)); }
+
 statement::use& statement::use::bind(int i, std::string_view v) {
-    int rc = sqlite3_bind_text(s_.st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    if (rc != SQLITE_OK) s_.db_.fail(rc, "bind");
-    return *this;
+    return bound(sqlite3_bind_text(s_.st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
 }
 
 statement::use& statement::use::bind_ref(int i, std::string_view v) {
-    int rc = sqlite3_bind_text(s_.st_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-    if (rc != SQLITE_OK) s_.db_.fail(rc, "bind");
-    return *this;
+    return bound(sqlite3_bind_text(s_.st_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
 }
 
 statement::use& statement::use::blob(int i, std::string_view v) {
-    int rc = sqlite3_bind_blob(s_.st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    if (rc != SQLITE_OK) s_.db_.fail(rc, "bind");
-    return *this;
+    return bound(sqlite3_bind_blob(s_.st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
 }
 
 bool statement::use::step(std::string_view what) {

@@ -100,6 +100,7 @@ public:
         std::string text(int col) const; // TEXT or BLOB, embedded NULs kept
 
     private:
+        use& bound(int rc); // a bind's result: fails unless SQLITE_OK
         statement& s_;
     };
 
