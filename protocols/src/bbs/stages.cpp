@@ -36,38 +36,21 @@ stage::~stage() = default;
 
 void stage::say(std::string_view line) {
     // Stored text from elsewhere (an import) cannot steer the terminal either.
-    out_ += telnet::escape(printable_text(line)); // a data 0xFF is IAC IAC on the wire
-    out_ += s_->line ? s_->line->ending : std::string("\r\n");
+    write(telnet::escape(printable_text(line))); // a data 0xFF is IAC IAC on the wire
+    write(s_->line ? std::string_view(s_->line->ending) : std::string_view("\r\n"));
 }
 
-void stage::prompt(std::string_view p) { out_ += p; }
-void stage::raw(std::string_view bytes) { out_ += bytes; }
+void stage::prompt(std::string_view p) { write(p); }
+void stage::raw(std::string_view bytes) { write(bytes); }
 
 subtask<bool> stage::flush() {
-    if (out_.empty() || gone()) {
-        out_.clear();
-        co_return !gone();
-    }
-    std::string chunk = std::move(out_);
-    out_.clear();
-    bool sent = co_await send(std::move(chunk));
-    co_return sent;
+    // A stopped session writes nothing more, as one whose socket closed.
+    if (gone()) discard_output();
+    bool sent = co_await line_session::flush();
+    co_return sent && !gone();
 }
 
-// ---- stage: control and input ---------------------------------------------------
-
-void stage::scan_control() {
-    while (auto m = recv_message("control")) {
-        const ipc* i = m->peek<ipc>();
-        if (!i || !i->ends()) continue;
-        // Keep the strongest: a stop or the socket gone beats "input ended".
-        if (!end_ || i->stops() || i->kind == ipc_kind::socket_shutdown) end_ = *i;
-    }
-}
-
-bool stage::gone() const noexcept {
-    return end_ && (end_->stops() || end_->kind == ipc_kind::socket_shutdown);
-}
+// ---- stage: input ----------------------------------------------------------------
 
 subtask<std::optional<std::string>> stage::read_line() {
     bool flushed = co_await flush();
@@ -76,12 +59,12 @@ subtask<std::optional<std::string>> stage::read_line() {
     for (;;) {
         if (auto line = recv<std::string>()) co_return std::move(*line);
         scan_control();
-        if (end_) {
+        if (const auto& end = end_message()) {
             s_->over = true;
-            if (end_->kind == ipc_kind::protocol_error && !gone()) {
+            if (end->kind == ipc_kind::protocol_error && !gone()) {
                 // The framer refused the input (a line past its hard limit).
                 say("");
-                say(end_->text.empty() ? std::string("error: the input broke the protocol") : end_->text);
+                say(end->text.empty() ? std::string("error: the input broke the protocol") : end->text);
                 bool f = co_await flush();
                 (void)f;
             }

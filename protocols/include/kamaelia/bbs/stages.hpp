@@ -25,6 +25,7 @@
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/core/result.hpp>
 #include <kamaelia/core/task.hpp>
+#include <kamaelia/protocols/line_session.hpp>
 
 #include <cstddef>
 #include <functional>
@@ -35,9 +36,10 @@
 
 namespace kamaelia::bbs {
 
-// What every stage does: buffered output, line input with limits and an
-// idle timeout, and requests to the board's services awaited without blocking.
-class stage : public component {
+// What every stage does: a line session (buffered output, the connection's
+// end messages; protocols/line_session.hpp) with line input under limits and
+// an idle timeout, and requests to the board's services awaited without blocking.
+class stage : public line_session {
 public:
     explicit stage(std::shared_ptr<bbs::session> s) : s_(std::move(s)) {}
     ~stage() override;
@@ -75,20 +77,17 @@ protected:
     subtask<std::optional<kdf_answer>> on_kdf(kdf_request& req);
 
     // An end message seen on control: the client has gone or its input ended.
-    bool input_ended() const noexcept { return end_.has_value(); }
-    bool gone() const noexcept;
+    bool input_ended() const noexcept { return end_message().has_value(); }
+    // Stopped, or the socket closed: nothing more is written.
+    bool gone() const noexcept { return stop_seen() || socket_closed(); }
 
     std::shared_ptr<bbs::session> s_;
 
 private:
-    void scan_control();
     // ask()'s cancel_if: the client has gone.
     static bool client_gone(component& c);
     // After an ask that did not answer: sets s.over, tells the client unless it has gone.
     void service_failed(const service_error& e);
-
-    std::string out_;
-    std::optional<ipc> end_;
 };
 
 class authenticator : public stage {
