@@ -380,6 +380,24 @@ TEST_CASE("smtp session: idle clients get 421 4.4.2 (manual clock)", "[smtp]") {
     CHECK(c->sock.closed);
 }
 
+TEST_CASE("smtp session: a client idle in DATA gets 421 4.4.2; the upstream gets no message and no QUIT inside it",
+          "[smtp]") {
+    rig r;
+    r.pass_all();
+    auto c = r.connect();
+    c->read();
+    c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
+    CHECK(c->read().find("354 ") != std::string::npos);
+    c->write("Subject: half\r\n");
+    r.f.advance(std::chrono::minutes(6));
+    CHECK(starts(c->read(), "421 4.4.2 mx.test"));
+    CHECK(c->sock.closed);
+    CHECK(r.mta->messages.empty());
+    CHECK(r.mta->bytes.find("QUIT") == std::string::npos); // it would be body text there
+    REQUIRE(r.log.size() == 1);
+    CHECK(r.log[0].find(" | <a@s.test> | <u@example.org> | ABANDONED | timeout") != std::string::npos);
+}
+
 TEST_CASE("smtp session: shutdown says 421 4.3.2 to idle sessions, lets DATA finish", "[smtp]") {
     rig r;
     r.pass_all();
