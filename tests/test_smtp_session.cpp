@@ -53,6 +53,13 @@ struct rig {
 
 bool starts(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
+// Past the greeting, through one recipient's envelope, to the upstream's 354.
+void reach_data(test::embedded_connection& c) {
+    c.read();
+    c.write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
+    CHECK(c.read().find("354 ") != std::string::npos);
+}
+
 } // namespace
 
 TEST_CASE("smtp session: greeting, EHLO, the simple verbs, QUIT", "[smtp]") {
@@ -385,9 +392,7 @@ TEST_CASE("smtp session: a client idle in DATA gets 421 4.4.2; the upstream gets
     rig r;
     r.pass_all();
     auto c = r.connect();
-    c->read();
-    c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
-    CHECK(c->read().find("354 ") != std::string::npos);
+    reach_data(*c);
     c->write("Subject: half\r\n");
     r.f.advance(std::chrono::minutes(6));
     CHECK(starts(c->read(), "421 4.4.2 mx.test"));
@@ -432,9 +437,7 @@ TEST_CASE("smtp session: an upstream that stalls after the final dot gives 451 4
     r.ctx->cfg.upstream_reply_timeout = std::chrono::seconds(600);
     r.tweak = [](test::fake_mta& m) { m.stall_at_dot = true; };
     auto c = r.connect();
-    c->read();
-    c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
-    CHECK(c->read().find("354 ") != std::string::npos);
+    reach_data(*c);
     c->write("Subject: x\r\n\r\nbody\r\n.\r\n");
     // Well past the client's idle timeout (and the old idle + 30 s cut): it is waiting on us.
     r.f.advance(std::chrono::seconds(60));
@@ -573,9 +576,7 @@ TEST_CASE("smtp session: the upstream breaking during DATA is a 4xx, never a 250
     r.pass_all();
     r.tweak = [](test::fake_mta& m) { m.die_in_data = true; };
     auto c = r.connect();
-    c->read();
-    c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
-    CHECK(c->read().find("354 ") != std::string::npos);
+    reach_data(*c);
     c->write("Subject: x\r\n\r\nbody\r\n");
     c->write("more\r\n.\r\n");
     CHECK(starts(c->read(), "451 4.4.2 Upstream connection lost, message not delivered"));
