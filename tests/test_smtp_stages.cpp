@@ -182,8 +182,7 @@ TEST_CASE("smtp envelope: the upstream gets XFORWARD, MAIL and the accepted reci
     full.xforward_attrs = {"NAME", "ADDR", "PORT", "PROTO", "HELO"};
     u = relay_commands(e, full, 40000);
     REQUIRE(u.xforward);
-    CHECK(u.commands[0] ==
-          "XFORWARD NAME=[UNAVAILABLE] ADDR=192.0.2.1 PORT=40000 PROTO=ESMTP HELO=c.test\r\n");
+    CHECK(u.commands[0] == "XFORWARD NAME=[UNAVAILABLE] ADDR=192.0.2.1 PORT=40000 PROTO=ESMTP HELO=c.test\r\n");
     CHECK(u.commands[1] == "MAIL FROM:<a@b.test> SIZE=100 BODY=8BITMIME\r\n");
 }
 
@@ -214,7 +213,7 @@ TEST_CASE("smtp DATA stage: bare LF or CR, long lines and size refuse the messag
         CHECK(b.refused());
         CHECK(b.refusal_code() == 554);
         CHECK(b.refusal() == "5.6.11 Error: bare CR or LF in message (SMTP smuggling protection)");
-        CHECK(b.pending() == 0); // nothing more goes upstream
+        CHECK(b.pending() == 0);          // nothing more goes upstream
         CHECK_FALSE(b.is_end(text("."))); // after a bare LF: smuggled, not the end
         CHECK_FALSE(b.take(text("x")));   // refused once; the first reason stays
         CHECK(b.is_end(text(".")));

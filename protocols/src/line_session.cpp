@@ -24,8 +24,7 @@ void line_session::scan_control() {
 }
 
 bool line_session::stop_seen() const noexcept {
-    return seen(ipc_kind::shutdown_microprocess) || seen(ipc_kind::server_shutdown) ||
-           seen(ipc_kind::component_error);
+    return seen(ipc_kind::shutdown_microprocess) || seen(ipc_kind::server_shutdown) || seen(ipc_kind::component_error);
 }
 
 } // namespace kamaelia

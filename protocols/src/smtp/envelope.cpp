@@ -9,7 +9,9 @@
 namespace kamaelia::smtp {
 
 envelope::envelope(proxy_context& ctx, std::string client, std::uint64_t session_id)
-    : ctx_(ctx), client_(std::move(client)), session_(session_id) {}
+    : ctx_(ctx),
+      client_(std::move(client)),
+      session_(session_id) {}
 
 std::string envelope::id() const {
     char buf[32];
@@ -21,8 +23,7 @@ std::string envelope::id() const {
 
 bool envelope::client_allowed() const {
     const auto& c = ctx_.cfg;
-    if (std::find(c.allowed_senders.begin(), c.allowed_senders.end(), client_) != c.allowed_senders.end())
-        return true;
+    if (std::find(c.allowed_senders.begin(), c.allowed_senders.end(), client_) != c.allowed_senders.end()) return true;
     for (const auto& n : c.allowed_sender_nets)
         if (n.contains(client_)) return true;
     return false;
@@ -78,13 +79,17 @@ answer envelope::mail(const command& c) {
         } else if (k == "SIZE") {
             std::uint64_t n = 0;
             auto r = std::from_chars(v.data(), v.data() + v.size(), n);
-            if (v.empty() || r.ptr != v.data() + v.size() || r.ec != std::errc()) bad = "501 5.5.4 Bad SIZE value";
-            else size = n;
+            if (v.empty() || r.ptr != v.data() + v.size() || r.ec != std::errc())
+                bad = "501 5.5.4 Bad SIZE value";
+            else
+                size = n;
         } else if (k == "BODY") {
             std::string u = v;
             for (char& ch : u) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-            if (u == "8BITMIME") eightbit = true;
-            else if (u != "7BIT") bad = "501 5.5.4 Bad BODY value";
+            if (u == "8BITMIME")
+                eightbit = true;
+            else if (u != "7BIT")
+                bad = "501 5.5.4 Bad BODY value";
         } else {
             bad = "555 5.5.4 Unsupported option: " + k;
         }
@@ -142,8 +147,7 @@ answer envelope::rcpt_decided(const std::string& address, const greylist::decisi
         rcpts_.push_back(std::move(r));
         return {451, "4.7.1 <" + address + ">: Recipient address rejected: Greylisted, please try again in " +
                          std::to_string(std::max<long long>(d.wait.count(), 1)) + " seconds"};
-    case greylist::verdict::tempfail:
-        break;
+    case greylist::verdict::tempfail: break;
     }
     rcpts_.push_back(std::move(r));
     return {451, "4.3.0 <" + address + ">: Temporary failure, please try again later"};
@@ -169,7 +173,8 @@ void envelope::log(std::string_view sender, std::string_view result, std::string
     }
     auto now = std::chrono::system_clock::now();
     std::time_t secs = ctx_.wall_clock ? ctx_.wall_clock() : std::chrono::system_clock::to_time_t(now);
-    int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
+    int ms =
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
     ctx_.log_line(log_stamp(secs, ms) + " | " + helo_ + " | " + client_ + " | " + std::string(sender) + " | " + rc +
                   " | " + std::string(result) + " | " + std::string(detail));
     logged_ = true;
@@ -188,9 +193,12 @@ void envelope::end(outcome r, std::string detail) {
         }
         static const char* names[] = {"ABANDONED", "ACCEPTED", "DEFERRED", "REJECTED", "FAILED"};
         log("<" + sender_ + ">", names[static_cast<int>(r)], detail);
-        if (r == outcome::accepted) ++ctx_.delivered;
-        else if (r == outcome::deferred) ++ctx_.deferred;
-        else if (r == outcome::rejected) ++ctx_.rejected;
+        if (r == outcome::accepted)
+            ++ctx_.delivered;
+        else if (r == outcome::deferred)
+            ++ctx_.deferred;
+        else if (r == outcome::rejected)
+            ++ctx_.rejected;
     }
     in_mail_ = false;
     sender_.clear();

@@ -58,9 +58,12 @@ subtask<void> session::relay_envelope() {
         lost = !ok;
         for (std::size_t i = 0; i <= expected && !lost; ++i) {
             auto r = co_await upstream_reply(ctx_->cfg.upstream_timeout);
-            if (!r) lost = true;
-            else if (i == expected) go = std::move(r);
-            else if (i >= xfwd && !r->positive() && !failure) failure = std::move(r);
+            if (!r)
+                lost = true;
+            else if (i == expected)
+                go = std::move(r);
+            else if (i >= xfwd && !r->positive() && !failure)
+                failure = std::move(r);
         }
         if (!lost && failure && go && go->code == 354) {
             drop_upstream("envelope refused, DATA accepted: aborted");
@@ -70,15 +73,19 @@ subtask<void> session::relay_envelope() {
         for (std::size_t i = 0; i < expected && !lost; ++i) {
             bool ok = co_await send(std::string(u.commands[i]), "up_out");
             auto r = co_await upstream_reply(ctx_->cfg.upstream_timeout);
-            if (!ok || !r) lost = true;
-            else if (i >= xfwd && !r->positive() && !failure) failure = *r;
+            if (!ok || !r)
+                lost = true;
+            else if (i >= xfwd && !r->positive() && !failure)
+                failure = *r;
             if (failure && i == xfwd) break; // MAIL refused: no point in RCPTs
         }
         if (!lost && !failure) {
             bool ok = co_await send(std::string("DATA\r\n"), "up_out");
             auto r = co_await upstream_reply(ctx_->cfg.upstream_timeout);
-            if (!ok || !r) lost = true;
-            else go = std::move(r);
+            if (!ok || !r)
+                lost = true;
+            else
+                go = std::move(r);
         }
     }
     if (lost && stop_cut_) {
@@ -90,8 +97,10 @@ subtask<void> session::relay_envelope() {
         bool timed_out = up_timed_out_;
         drop_upstream(why);
         ctx_->health.failed(sched()->now(), ctx_->cfg);
-        if (timed_out) say(451, "4.4.1 Upstream did not answer in time, please try again later");
-        else say(451, "4.4.2 Upstream connection lost, please try again later");
+        if (timed_out)
+            say(451, "4.4.1 Upstream did not answer in time, please try again later");
+        else
+            say(451, "4.4.2 Upstream connection lost, please try again later");
         reset_transaction(outcome::failed, (timed_out ? "upstream timeout: " : "upstream lost: ") + why);
         co_return;
     }
@@ -124,8 +133,7 @@ subtask<void> session::relay_envelope() {
             if (r.accepted) t.recipient = r.address;
     t.when = ctx_->wall_clock ? ctx_->wall_clock() : std::time(nullptr);
     std::string headers = received_header(t);
-    if (ctx_->cfg.x_greylist_header && env_.delayed() > 0)
-        headers += x_greylist_header(env_.delayed(), t.by, t.when);
+    if (ctx_->cfg.x_greylist_header && env_.delayed() > 0) headers += x_greylist_header(env_.delayed(), t.by, t.when);
     body_.start(std::move(headers));
     reader_.set_limit(ctx_->cfg.max_text_line);
     say(354, "End data with <CR><LF>.<CR><LF>");
@@ -185,7 +193,9 @@ subtask<void> session::finish_message() {
     }
     // The client hears the upstream's own answer: 250 only if the upstream took it.
     write(r->wire());
-    reset_transaction(r->code == 250 ? outcome::accepted : r->permanent() ? outcome::rejected : outcome::failed,
+    reset_transaction(r->code == 250   ? outcome::accepted
+                      : r->permanent() ? outcome::rejected
+                                       : outcome::failed,
                       "upstream: " + std::to_string(r->code) + " " + r->text());
 }
 

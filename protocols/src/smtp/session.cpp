@@ -20,16 +20,17 @@ connection_info ipv4_form(connection_info peer) {
 } // namespace
 
 session::session(std::shared_ptr<proxy_context> ctx, connection_info peer)
-    : ctx_(std::move(ctx)), peer_(ipv4_form(std::move(peer))), reader_(ctx_->cfg.max_command_line),
-      env_(*ctx_, peer_.peer, ++ctx_->next_session), body_(ctx_->cfg.max_message_size) {
+    : ctx_(std::move(ctx)),
+      peer_(ipv4_form(std::move(peer))),
+      reader_(ctx_->cfg.max_command_line),
+      env_(*ctx_, peer_.peer, ++ctx_->next_session),
+      body_(ctx_->cfg.max_message_size) {
     declare_inbox("up_in", "bytes and end messages from the upstream connection");
     declare_outbox("up_out", "bytes to the upstream connection");
     declare_outbox("up_stop", "control of the upstream connection");
 }
 
-session::~session() {
-    teardown_now();
-}
+session::~session() { teardown_now(); }
 
 // ---- output and control -------------------------------------------------------
 
@@ -111,8 +112,7 @@ subtask<void> session::starttls() {
         co_return;
     }
     // Every byte the adapter read before the switch is clear text: drop it.
-    while (recv_message("inbox")) {
-    }
+    while (recv_message("inbox")) {}
     reader_.clear();
     reset_transaction(outcome::abandoned, "STARTTLS");
     env_.forget_hello();
@@ -135,42 +135,24 @@ subtask<void> session::handle_command(std::string_view line) {
         say(env_.hello(c, ctx_->tls && !tls_));
         body_.reset();
         break;
-    case verb::mail:
-        say(env_.mail(c));
-        break;
-    case verb::rcpt:
-        co_await handle_rcpt(c);
-        break;
-    case verb::data:
-        co_await handle_data();
-        break;
+    case verb::mail: say(env_.mail(c)); break;
+    case verb::rcpt: co_await handle_rcpt(c); break;
+    case verb::data: co_await handle_data(); break;
     case verb::rset:
         reset_transaction(outcome::abandoned, "RSET");
         say(250, "2.0.0 Ok");
         break;
-    case verb::noop:
-        say(250, "2.0.0 Ok");
-        break;
-    case verb::vrfy:
-        say(252, "2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
-        break;
-    case verb::expn:
-        say(502, "5.5.1 Error: EXPN not available");
-        break;
-    case verb::help:
-        say(214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT");
-        break;
+    case verb::noop: say(250, "2.0.0 Ok"); break;
+    case verb::vrfy: say(252, "2.0.0 Cannot VRFY user, but will accept message and attempt delivery"); break;
+    case verb::expn: say(502, "5.5.1 Error: EXPN not available"); break;
+    case verb::help: say(214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT"); break;
     case verb::quit:
         reset_transaction(outcome::abandoned, "QUIT");
         say(221, "2.0.0 Bye");
         done_ = true;
         break;
-    case verb::starttls:
-        co_await starttls();
-        break;
-    default:
-        say({502, "5.5.1 Error: command not implemented", true});
-        break;
+    case verb::starttls: co_await starttls(); break;
+    default: say({502, "5.5.1 Error: command not implemented", true}); break;
     }
 }
 
@@ -203,11 +185,11 @@ task session::main() {
             reset_transaction(outcome::abandoned, "client disconnected");
             break;
         }
-        if (up_ && !body_.active()) drain_upstream_idle();
+        if (up_ && !body_.active())
+            drain_upstream_idle();
         else if (up_ && body_.active()) {
             // The upstream speaking or closing during DATA ends the message.
-            while (take_upstream_input()) {
-            }
+            while (take_upstream_input()) {}
         }
         // Input: one chunk at a time, every complete line answered in order.
         if (auto chunk = recv<std::string>("inbox")) {

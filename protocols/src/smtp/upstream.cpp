@@ -23,8 +23,7 @@ void session::drop_upstream(std::string why) {
     up_lost_ = false;
     up_lost_why_.clear();
     up_timed_out_ = false;
-    while (recv_message("up_in")) {
-    }
+    while (recv_message("up_in")) {}
 }
 
 void session::upstream_lost(std::string why) {
@@ -36,8 +35,10 @@ void session::upstream_lost(std::string why) {
 bool session::take_upstream_input() {
     auto m = recv_message("up_in");
     if (!m) return false;
-    if (const ipc* c = m->peek<ipc>()) upstream_lost(c->text.empty() ? std::string(to_string(c->kind)) : c->text);
-    else if (const std::string* s = m->peek<std::string>()) up_reader_.feed(*s);
+    if (const ipc* c = m->peek<ipc>())
+        upstream_lost(c->text.empty() ? std::string(to_string(c->kind)) : c->text);
+    else if (const std::string* s = m->peek<std::string>())
+        up_reader_.feed(*s);
     if (up_reader_.failed()) upstream_lost("upstream broke the protocol: " + up_reader_.error());
     return true;
 }
@@ -90,8 +91,10 @@ subtask<std::optional<reply>> session::open_upstream() {
     if (ctx_->health.down(sched()->now()))
         co_return reply{451, {"4.4.1 Upstream mail server unavailable, please try again later"}};
     std::unique_ptr<component> c;
-    if (ctx_->make_upstream) c = ctx_->make_upstream();
-    else c = std::make_unique<tcp_client>(cfg.upstream_host, cfg.upstream_port, cfg.upstream_connect_timeout);
+    if (ctx_->make_upstream)
+        c = ctx_->make_upstream();
+    else
+        c = std::make_unique<tcp_client>(cfg.upstream_host, cfg.upstream_port, cfg.upstream_connect_timeout);
     up_ = &add_child(std::move(c));
     link({*this, "up_out"}, {*up_, "inbox"});
     link({*this, "up_stop"}, {*up_, "control"});
@@ -110,8 +113,7 @@ subtask<std::optional<reply>> session::open_upstream() {
         } else if (sent && ehlo && ehlo->code >= 500) {
             bool sent2 = co_await send("HELO " + cfg.server_name + "\r\n", "up_out");
             auto helo = co_await upstream_reply(cfg.upstream_timeout);
-            if (!sent2 || !helo || helo->code != 250)
-                why = helo ? "HELO refused: " + helo->text() : up_lost_why_;
+            if (!sent2 || !helo || helo->code != 250) why = helo ? "HELO refused: " + helo->text() : up_lost_why_;
         } else {
             why = ehlo ? "EHLO refused: " + ehlo->text() : up_lost_why_;
         }
@@ -135,8 +137,7 @@ subtask<void> session::close_upstream() {
         const time_point deadline = sched()->now() + std::chrono::seconds(5);
         while (sent && up_ && !up_lost_ && !up_->finished() && sched()->now() < deadline) {
             co_await wait_for("up_in", deadline - sched()->now());
-            while (take_upstream_input()) {
-            }
+            while (take_upstream_input()) {}
         }
     }
     drop_upstream("session over");

@@ -48,7 +48,9 @@ protected:
     const std::optional<ipc>& end_message() const noexcept { return end_; }
 
 private:
-    static constexpr std::uint8_t bit(ipc_kind k) noexcept { return static_cast<std::uint8_t>(1u << static_cast<unsigned>(k)); }
+    static constexpr std::uint8_t bit(ipc_kind k) noexcept {
+        return static_cast<std::uint8_t>(1u << static_cast<unsigned>(k));
+    }
 
     std::string out_;
     std::optional<ipc> end_;

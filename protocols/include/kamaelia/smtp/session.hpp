@@ -76,16 +76,16 @@ private:
     subtask<void> handle_data();
     subtask<void> relay_envelope(); // DATA's upstream part, bounded by up_deadline_
     subtask<void> finish_message();
-    subtask<void> send_body();      // what the body holds for the upstream
-    void stop_mid_transaction();    // 421 4.3.2, the transaction logged, the session ends
+    subtask<void> send_body();   // what the body holds for the upstream
+    void stop_mid_transaction(); // 421 4.3.2, the transaction logged, the session ends
 
     // ---- the upstream client (upstream.cpp) ---------------------------------
     subtask<std::optional<reply>> upstream_reply(duration timeout);
     subtask<std::optional<reply>> open_upstream();
     subtask<void> close_upstream();
     void drop_upstream(std::string why);
-    bool drain_upstream_idle();  // handles what the upstream says between transactions
-    bool take_upstream_input();  // one message from up_in: bytes to the reply reader, an end marks it lost
+    bool drain_upstream_idle(); // handles what the upstream says between transactions
+    bool take_upstream_input(); // one message from up_in: bytes to the reply reader, an end marks it lost
     void upstream_lost(std::string why);
 
     static constexpr std::size_t upstream_chunk = 64 * 1024; // body bytes gathered before a write upstream
@@ -95,7 +95,7 @@ private:
     line_reader reader_;
     envelope env_;
     message_body body_;
-    bool tls_ = false;  // STARTTLS done
+    bool tls_ = false; // STARTTLS done
     unsigned errors_ = 0;
     bool done_ = false;
     std::optional<time_point> stop_at_; // a stop's grace ends: 421 4.3.2 even mid-DATA from then on
@@ -106,8 +106,8 @@ private:
     extensions up_ext_;
     bool up_lost_ = false; // the connection went away (found in up_in)
     std::string up_lost_why_;
-    bool up_timed_out_ = false; // ...because it did not answer in time
-    bool stop_cut_ = false;     // a wait on the upstream was cut by the stop's grace
+    bool up_timed_out_ = false;             // ...because it did not answer in time
+    bool stop_cut_ = false;                 // a wait on the upstream was cut by the stop's grace
     std::optional<time_point> up_deadline_; // bounds the whole relay from DATA to 354
 };
 
