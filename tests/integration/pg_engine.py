@@ -76,6 +76,12 @@ class Postgres:
         auth = f"kamaelia:{password}@" if password else "kamaelia@"
         return f"postgresql://{auth}127.0.0.1:{self.port}/{db}"
 
+    def psql(self, sql, db="postgres"):
+        """`psql -At -c SQL`: the CompletedProcess (stdout: the rows, one a line)."""
+        return subprocess.run([os.path.join(self.bin, "psql"), "-q", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h",
+                               "127.0.0.1", "-p", str(self.port), "-U", "kamaelia", "-d", db, "-c", sql],
+                              capture_output=True, cwd="/", timeout=60)
+
     def close(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
