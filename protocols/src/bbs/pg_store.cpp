@@ -129,6 +129,9 @@ bool pg_store::in_transaction() const noexcept { return db_.in_transaction(); }
 template <class F>
 auto pg_store::atomically(F&& f) {
     if (db_.in_transaction()) return f();
+    // The caller's transaction was spoiled by an earlier failure: going on
+    // in a fresh one would commit half of the caller's work.
+    if (db_.in_failed_transaction()) db_.fail_with("is failing (an earlier statement of this transaction failed)");
     db_.begin(statements);
     try {
         auto r = f();

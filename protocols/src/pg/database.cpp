@@ -236,4 +236,8 @@ bool database::in_transaction() const noexcept {
     return conn_ && PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_INTRANS;
 }
 
+bool database::in_failed_transaction() const noexcept {
+    return conn_ && PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_INERROR;
+}
+
 } // namespace kamaelia::pg

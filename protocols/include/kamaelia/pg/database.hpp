@@ -106,6 +106,8 @@ public:
     void rollback() noexcept;
     // In a transaction that can still commit (not aborted by an error).
     bool in_transaction() const noexcept;
+    // In a transaction an error aborted: only a rollback ends it.
+    bool in_failed_transaction() const noexcept;
 
 private:
     void connect();
