@@ -1,9 +1,12 @@
 // `kamaelia bbs`: the multi-user bulletin board (default port 1600), the
-// EuroPython 2009 tutorial's seq of stages on SQLite (<data-dir>/bbs.sqlite).
+// EuroPython 2009 tutorial's seq of stages on SQLite (<data-dir>/bbs.sqlite),
+// or on PostgreSQL (--store postgresql://...: several board hosts, one board).
 #include "daemon.hpp"
+#include "store_choice.hpp"
 
 #include <kamaelia/bbs/board.hpp>
 #include <kamaelia/bbs/stages.hpp>
+#include <kamaelia/pg/database.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -18,6 +21,7 @@ namespace {
 
 std::optional<std::uint32_t> kdf_iterations;
 std::optional<std::size_t> max_sessions;
+std::optional<std::string> store_flag;
 
 // The board's settings: default < config file < flag.
 bbs::settings board_settings(const kd::config_file* cf) {
@@ -38,14 +42,17 @@ bbs::settings board_settings(const kd::config_file* cf) {
 
 const kd::register_server reg{{
     .name = "bbs",
-    .help = "multi-user bulletin board over telnet, SQLite in the data directory (default port 1600)",
+    .help = "multi-user bulletin board over telnet, SQLite in the data directory or PostgreSQL (default port 1600)",
     .order = 30,
-    .keys = {"kdf-iterations", "max-sessions", "max-subject", "max-body", "max-failures"},
+    .keys = {"kdf-iterations", "max-sessions", "max-subject", "max-body", "max-failures", "store"},
     .add_flags =
         [](CLI::App& app) {
             app.add_option("--kdf-iterations", kdf_iterations,
                            "PBKDF2-SHA256 cost; a login rehashes a password made at another (default 100000)");
             app.add_option("--max-sessions", max_sessions, "sessions beyond this are refused politely (default 1000)");
+            app.add_option("--store", store_flag,
+                           "the board's store: postgresql://HOST/DB (several hosts; password: URL, PGPASSWORD or "
+                           "PGPASSFILE) or a SQLite file (default <data-dir>/bbs.sqlite)");
         },
     .build =
         [](kd::runtime& rt, const kd::server_flags& f) {
@@ -66,7 +73,7 @@ const kd::register_server reg{{
             s->inactivity_timeout = cfg.idle_timeout + std::chrono::seconds(30);
             std::size_t framer_max = std::max<std::size_t>(kamaelia::default_max_line, 4 * cfg.max_line);
 
-            std::string path = (std::filesystem::path(rt.data_dir()) / "bbs.sqlite").string();
+            std::string path = kd::chosen_store(rt, store_flag, "bbs", {kd::bbs_store_flag, "bbs-store", "bbs.sqlite"});
             std::shared_ptr<bbs::board> board;
             try {
                 board = bbs::board::open(rt.sched(), path, cfg);
@@ -81,7 +88,7 @@ const kd::register_server reg{{
             rt.on_stop([stopping] {
                 if (auto b = stopping.lock()) b->stop_services();
             });
-            spdlog::info("bbs: data in {} (kdf iterations {}, at most {} sessions)", path, cfg.kdf_iterations,
+            spdlog::info("bbs: data in {} (kdf iterations {}, at most {} sessions)", kamaelia::pg::redact(path), cfg.kdf_iterations,
                          cfg.max_sessions);
             s->protocol = [board, framer_max](const kamaelia::connection_info& peer) {
                 return bbs::protocol(board, peer, framer_max);

@@ -1,12 +1,14 @@
 // `kamaelia bbs-import DIR --data-dir DIR`: moves the original Python
-// board's data (users.passwd and messages/) into <data-dir>/bbs.sqlite.
+// board's data (users.passwd and messages/) into <data-dir>/bbs.sqlite (or --store URL).
 #include "daemon.hpp"
+#include "store_choice.hpp"
 
 #include <kamaelia/bbs/import.hpp>
-#include <kamaelia/bbs/sqlite_store.hpp>
+#include <kamaelia/bbs/open_store.hpp>
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 
 namespace kd = kamaelia::daemon;
@@ -16,6 +18,7 @@ namespace {
 
 std::string source;
 std::string data_dir = kd::default_data_dir(); // KAMAELIA_DATA_DIR, else ./var
+std::optional<std::string> store_flag;
 std::uint32_t iterations = bbs::default_kdf_iterations;
 
 int run() {
@@ -24,8 +27,8 @@ int run() {
         return 2;
     }
     try {
-        std::filesystem::create_directories(data_dir);
-        bbs::sqlite_store db((std::filesystem::path(data_dir) / "bbs.sqlite").string());
+        auto stp = bbs::open_store(kd::tool_store(store_flag, data_dir, "bbs.sqlite"));
+        bbs::store& db = *stp;
         bbs::import_report r = bbs::import_original(source, db, iterations);
         for (const auto& w : r.warnings) std::cerr << "kamaelia bbs-import: warning: " << w << "\n";
         std::cout << "imported " << r.users_added << " user(s) (" << r.users_skipped << " skipped), "
@@ -44,6 +47,9 @@ const kd::register_tool reg{{
         [](CLI::App& app) {
             app.add_option("dir", source, "the original's data directory (users.passwd, messages/)")->required();
             app.add_option("--data-dir", data_dir, "the board's data directory (default $KAMAELIA_DATA_DIR, else ./var)");
+            app.add_option("--store", store_flag,
+                           "the board's store instead: postgresql://HOST/DB (password: URL, PGPASSWORD or PGPASSFILE) "
+                           "or a SQLite file");
             app.add_option("--kdf-iterations", iterations, "PBKDF2-SHA256 iterations (default 100000)");
         },
     .run = run,

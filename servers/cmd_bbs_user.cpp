@@ -1,13 +1,15 @@
-// `kamaelia bbs-user add NAME --data-dir DIR`: adds a bulletin-board user,
+// `kamaelia bbs-user add NAME [--data-dir DIR | --store URL]`: adds a bulletin-board user,
 // the password read from stdin (one line), hashed with PBKDF2-SHA256.
 // `passwd` sets a new password for an existing user the same way.
 #include "daemon.hpp"
+#include "store_choice.hpp"
 
 #include <kamaelia/bbs/password.hpp>
-#include <kamaelia/bbs/sqlite_store.hpp>
+#include <kamaelia/bbs/open_store.hpp>
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 
 namespace kd = kamaelia::daemon;
@@ -18,6 +20,7 @@ namespace {
 std::string action;
 std::string name;
 std::string data_dir = kd::default_data_dir(); // KAMAELIA_DATA_DIR, else ./var
+std::optional<std::string> store_flag;
 std::uint32_t iterations = bbs::default_kdf_iterations;
 
 // Names are typed at a telnet prompt and shown to others: printable ASCII
@@ -51,8 +54,8 @@ int run() {
         return 2;
     }
     try {
-        std::filesystem::create_directories(data_dir);
-        bbs::sqlite_store db((std::filesystem::path(data_dir) / "bbs.sqlite").string());
+        auto stp = bbs::open_store(kd::tool_store(store_flag, data_dir, "bbs.sqlite"));
+        bbs::store& db = *stp;
         bbs::password_hash h = bbs::hash_password(password, iterations);
         if (action == "add") {
             if (!db.add_user(name, h)) {
@@ -82,6 +85,9 @@ const kd::register_tool reg{{
             app.add_option("action", action, "add | passwd")->required()->check(CLI::IsMember({"add", "passwd"}));
             app.add_option("name", name, "the user's name")->required();
             app.add_option("--data-dir", data_dir, "the board's data directory (default $KAMAELIA_DATA_DIR, else ./var)");
+            app.add_option("--store", store_flag,
+                           "the board's store instead: postgresql://HOST/DB (password: URL, PGPASSWORD or PGPASSFILE) "
+                           "or a SQLite file");
             app.add_option("--kdf-iterations", iterations, "PBKDF2-SHA256 iterations (default 100000)");
         },
     .run = run,

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "daemon.hpp"
+#include "store_choice.hpp"
 
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/core/services.hpp>
@@ -32,14 +33,7 @@ inline std::optional<std::string> greylist_store_flag;
 // else <data-dir>/greylist.sqlite. A postgresql:// URL names a PostgreSQL
 // database (password from the URL, PGPASSWORD or PGPASSFILE).
 inline std::string greylist_store(runtime& rt, const std::optional<std::string>& flag, const std::string& section) {
-    const config_file* cf = rt.config();
-    if (flag) return *flag;
-    if (cf)
-        if (auto v = cf->get(section, "store")) return *v;
-    if (greylist_store_flag) return *greylist_store_flag;
-    if (cf)
-        if (auto v = cf->get("kamaelia", "greylist-store")) return *v;
-    return (std::filesystem::path(rt.data_dir()) / "greylist.sqlite").string();
+    return chosen_store(rt, flag, section, {greylist_store_flag, "greylist-store", "greylist.sqlite"});
 }
 
 // Starts the greylist service once (store_error: the daemon exits with it)

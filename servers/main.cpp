@@ -5,6 +5,7 @@
 #include "console.hpp"
 #include "daemon.hpp"
 #include "greylist_runtime.hpp"
+#include "store_choice.hpp"
 
 #include <kamaelia/core/introspection.hpp>
 #include <kamaelia/core/scheduler.hpp>
@@ -67,7 +68,7 @@ struct global_flags {
 namespace kamaelia::daemon {
 std::map<std::string, std::set<std::string>> config_keys() {
     std::map<std::string, std::set<std::string>> keys = {
-        {"kamaelia", {"log-level", "log-file", "data-dir", "introspect", "introspect-bind", "stop-timeout", "greylist-store", "console", "console-bind", "metrics-port"}}};
+        {"kamaelia", {"log-level", "log-file", "data-dir", "introspect", "introspect-bind", "stop-timeout", "greylist-store", "bbs-store", "console", "console-bind", "metrics-port"}}};
     for (const auto& m : kd::server_modules()) {
         auto& k = keys[m.name];
         k = kd::common_server_keys();
@@ -324,6 +325,8 @@ int main(int argc, char** argv) {
     add_global_flags(all, g);
     all->add_option("--greylist-store", kd::greylist_store_flag,
                     "the greylist store `grey` and `policy` share: postgresql://HOST/DB or a SQLite file");
+    all->add_option("--bbs-store", kd::bbs_store_flag,
+                    "the board's store (`bbs`): postgresql://HOST/DB or a SQLite file");
     std::vector<std::pair<CLI::App*, const kd::tool_module*>> tool_cmds;
     for (const auto& t : kd::tool_modules()) {
         auto* sub = app.add_subcommand(t.name, t.help);

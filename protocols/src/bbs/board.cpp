@@ -1,5 +1,5 @@
 #include <kamaelia/bbs/board.hpp>
-#include <kamaelia/bbs/sqlite_store.hpp>
+#include <kamaelia/bbs/open_store.hpp>
 #include <kamaelia/core/errors.hpp>
 #include <kamaelia/core/ipc.hpp>
 #include <kamaelia/core/scheduler.hpp>
@@ -13,8 +13,8 @@ board::board(scheduler& s, settings cfg) : sched_(s), cfg_(cfg) {}
 
 board::~board() = default;
 
-std::shared_ptr<board> board::open(scheduler& s, const std::string& path, settings cfg) {
-    return open(s, std::make_unique<sqlite_store>(path), cfg);
+std::shared_ptr<board> board::open(scheduler& s, const std::string& where, settings cfg) {
+    return open(s, open_store(where), cfg);
 }
 
 template <class StoreService, class KdfService>

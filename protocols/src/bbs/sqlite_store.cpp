@@ -76,6 +76,8 @@ enum sql_id {
     q_delete,
     q_message_count,
     q_all,
+    q_all_users,
+    q_all_marks,
     q_savepoint,
     q_release,
     q_rollback_to,
@@ -102,6 +104,8 @@ const char* const sql_text[q_count] = {
     "DELETE FROM messages WHERE id = ?1 AND author_id = ?2",
     "SELECT count(*) FROM messages",
     "SELECT id, date, author_id, sender, recipient, subject, body FROM messages ORDER BY id",
+    "SELECT id, name, salt, hash, iterations, last_login FROM users ORDER BY id",
+    "SELECT user_id, message_id FROM read_marks ORDER BY user_id, message_id",
     "SAVEPOINT bbs_op",
     "RELEASE bbs_op",
     "ROLLBACK TO bbs_op",
@@ -154,10 +158,9 @@ void sqlite_store::rollback() noexcept {
 bool sqlite_store::in_transaction() const noexcept { return db_.in_transaction(); }
 void sqlite_store::interrupt() noexcept { db_.interrupt(); }
 
-std::optional<user_record> sqlite_store::find_user(std::string_view name) {
-    statement::use q(stmt(q_find_user));
-    q.bind(1, user_key(name));
-    if (!q.step()) return std::nullopt;
+namespace {
+template <class Q>
+user_record row_to_user(const Q& q) {
     user_record u;
     u.id = q.i64(0);
     u.name = q.text(1);
@@ -166,6 +169,24 @@ std::optional<user_record> sqlite_store::find_user(std::string_view name) {
     u.password.iterations = static_cast<std::uint32_t>(q.i64(4));
     u.last_login = q.i64(5);
     return u;
+}
+} // namespace
+
+std::optional<user_record> sqlite_store::find_user(std::string_view name) {
+    statement::use q(stmt(q_find_user));
+    q.bind(1, user_key(name));
+    if (!q.step()) return std::nullopt;
+    return row_to_user(q);
+}
+
+void sqlite_store::for_each_user(const std::function<void(const user_record&)>& f) {
+    statement::use q(stmt(q_all_users));
+    while (q.step()) f(row_to_user(q));
+}
+
+void sqlite_store::for_each_read_mark(const std::function<void(std::int64_t, std::int64_t)>& f) {
+    statement::use q(stmt(q_all_marks));
+    while (q.step()) f(q.i64(0), q.i64(1));
 }
 
 bool sqlite_store::add_user(std::string_view name, const password_hash& pw) {

@@ -46,9 +46,9 @@ class board {
 public:
     // Starts the store and KDF services on `s` (each on a thread of its own,
     // registered under store_service_name and kdf_service_name) behind the
-    // SQLite store at `path` (store_error if it cannot be opened), or
-    // behind any other store.
-    static std::shared_ptr<board> open(scheduler& s, const std::string& path, settings cfg);
+    // store at `where` (a SQLite file or a postgresql:// URL: open_store.hpp;
+    // store_error if it cannot be opened), or behind any other store.
+    static std::shared_ptr<board> open(scheduler& s, const std::string& where, settings cfg);
     static std::shared_ptr<board> open(scheduler& s, std::unique_ptr<store> db, settings cfg);
     // The same services as ordinary components on the scheduler's thread
     // (tests): the same code paths, deterministic order, no threads.

@@ -2,8 +2,8 @@
 //
 // An interface: the board reaches it only through its store service (see
 // service.hpp), so the engine behind it is a start-up choice. The SQLite one
-// is sqlite_store.hpp; a PostgreSQL one can follow with no change to the
-// sessions. Blocking and single-threaded: the service calls it from its one
+// is sqlite_store.hpp; the PostgreSQL one (several hosts on one board) is
+// pg_store.hpp. Blocking and single-threaded: the service calls it from its one
 // thread; the command-line tools (bbs-user, bbs-import) call it directly.
 // A call that returned outside a transaction has been committed durably.
 // Failures throw store_error.
@@ -12,6 +12,7 @@
 #include <kamaelia/bbs/password.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -84,6 +85,10 @@ public:
     virtual delete_result remove(std::int64_t user_id, std::int64_t message_id) = 0;
     virtual std::size_t message_count() = 0;
     virtual std::vector<message_record> all_messages() = 0; // by id (tests, tools)
+
+    // ---- the whole board, for a copy to another store (bbs-db copy) ----------
+    virtual void for_each_user(const std::function<void(const user_record&)>& f) = 0; // by id
+    virtual void for_each_read_mark(const std::function<void(std::int64_t user_id, std::int64_t message_id)>& f) = 0;
 
     // ---- transactions (the service groups a batch; the importer its inserts)
     virtual void begin() = 0;

@@ -24,12 +24,11 @@
 #pragma once
 
 #include <kamaelia/greylist/store.hpp>
+#include <kamaelia/pg/database.hpp>
 
 #include <chrono>
 #include <string>
 #include <string_view>
-
-struct pg_conn;
 
 namespace kamaelia::greylist {
 
@@ -65,29 +64,19 @@ public:
     void for_each_client(const std::function<void(const std::string&, const client_row&)>& f) override;
 
     // "host:port/dbname" (no password): what errors and logs show.
-    const std::string& name() const noexcept { return name_; }
+    const std::string& name() const noexcept { return db_.name(); }
     std::uint64_t evicted() const noexcept { return evicted_; }
-    std::uint64_t reconnects() const noexcept { return reconnects_; }
+    std::uint64_t reconnects() const noexcept { return db_.reconnects(); }
     // True if `text` names a PostgreSQL database (postgresql:// or postgres://).
-    static bool is_url(std::string_view text) noexcept;
+    static bool is_url(std::string_view text) noexcept { return pg::is_url(text); }
     // `text` with any password in a URL's user part removed (for messages).
-    static std::string redact(std::string_view text);
+    static std::string redact(std::string_view text) { return pg::redact(text); }
 
 private:
-    void connect();
-    void prepare_all();
-    void migrate();
-    void ensure_connected();
-    [[noreturn]] void fail(const char* what, const char* detail);
-
     options opt_;
-    pg_conn* conn_ = nullptr;
-    std::string name_;
-    bool broken_ = false;
-    bool in_tx_ = false;
+    pg::database db_;
     std::uint64_t rows_estimate_ = 0;
     std::uint64_t evicted_ = 0;
-    std::uint64_t reconnects_ = 0;
 };
 
 } // namespace kamaelia::greylist

@@ -1,0 +1,18 @@
+// The board's store named by one string, as the operator gives it: a
+// postgresql:// (or postgres://) URL names a PostgreSQL database shared by
+// several board hosts (password from the URL, PGPASSWORD or PGPASSFILE);
+// anything else is a SQLite file, created if missing.
+#pragma once
+
+#include <kamaelia/bbs/store.hpp>
+
+#include <memory>
+#include <string>
+
+namespace kamaelia::bbs {
+
+// Opens (creating or migrating the schema) the store at `where`; store_error
+// if it cannot. Messages name a URL without its password.
+std::unique_ptr<store> open_store(const std::string& where);
+
+} // namespace kamaelia::bbs

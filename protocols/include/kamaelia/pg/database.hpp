@@ -1,0 +1,123 @@
+// One PostgreSQL connection as the stores use it (the greylist's and the
+// board's), as sqlite/database.hpp is for SQLite: prepared statements by
+// name, a versioned schema per part recorded in the shared table
+// kamaelia_schema(part, version) and migrated under an advisory lock (hosts
+// starting together take turns), and every failure worded one way for an
+// operator -- "<label> database postgresql HOST:PORT/DB is failing (what:
+// detail)" -- and thrown as the store's own error type. The password (from
+// the URL, PGPASSWORD or PGPASSFILE, as libpq reads them) never appears in
+// a message. Not thread-safe: a store uses it from one thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+struct pg_conn;
+struct pg_result;
+
+namespace kamaelia::pg {
+
+// Thrown by database::fail with the whole operator-facing text; must throw.
+using error_factory = std::function<void(const std::string& message)>;
+
+// True if `text` names a PostgreSQL database (postgresql:// or postgres://).
+bool is_url(std::string_view text) noexcept;
+// `text` with any password in a URL's user part removed (for messages).
+std::string redact(std::string_view text);
+
+// A query's result, cleared when it goes.
+class result {
+public:
+    result() = default;
+    explicit result(pg_result* r) noexcept : r_(r) {}
+    pg_result* get() const noexcept { return r_.get(); }
+    int rows() const noexcept;
+    std::int64_t i64(int row, int col) const;
+    // A text column as it is, or a bytea column's bytes.
+    std::string text(int row, int col) const;
+    std::string bytes(int row, int col) const;
+    std::uint64_t affected() const; // rows an INSERT/UPDATE/DELETE touched
+
+private:
+    struct clear {
+        void operator()(pg_result* r) const noexcept;
+    };
+    std::unique_ptr<pg_result, clear> r_;
+};
+
+struct statement {
+    const char* name;
+    const char* sql;
+    int params;
+};
+
+class database {
+public:
+    struct options {
+        std::string conninfo; // a libpq URI or keyword/value string
+        std::string label = "postgresql"; // "greylist", "board": the first word of every message
+        std::string application_name = "kamaelia";
+        std::chrono::seconds connect_timeout{5};
+        std::chrono::milliseconds statement_timeout{10'000};
+    };
+
+    // Connects; failures throw through `raise`.
+    database(options o, error_factory raise);
+    ~database();
+    database(const database&) = delete;
+    database& operator=(const database&) = delete;
+
+    // "host:port/dbname" (no password): what errors and logs show.
+    const std::string& name() const noexcept { return name_; }
+    pg_conn* handle() const noexcept { return conn_; }
+    std::uint64_t reconnects() const noexcept { return reconnects_; }
+
+    [[noreturn]] void fail(const char* what, const char* detail);
+    [[noreturn]] void fail(const char* what, const result& r);
+    // The same with a message of the store's own, after "<label> database postgresql NAME".
+    [[noreturn]] void fail_with(const std::string& text) const;
+
+    // Brings the schema of `part` to steps.size() (one step per version,
+    // run in one transaction under the advisory lock). A newer version in
+    // the database fails ("upgrade kamaelia on this host"); so does an older
+    // one when `read_only` (the tools that only read never migrate).
+    void migrate(const char* part, std::span<const char* const> steps, bool read_only);
+    void prepare(std::span<const statement> all);
+    // A new session if the server went away (restart, failover), its
+    // statements prepared again; fails while it is still down.
+    void ensure(std::span<const statement> all);
+
+    // One or more statements; fails unless they succeeded.
+    result exec(const char* sql, const char* what);
+    // A prepared statement. Parameters are text, or raw bytes (bytea) where
+    // bit i of `binary` is set. Fails unless it succeeded.
+    result run(const char* name, std::span<const std::string> args, const char* what, unsigned binary = 0);
+
+    // Transactions. begin() first reconnects or clears what a failed batch
+    // left (a transaction PostgreSQL aborted); commit() fails unless the
+    // server answered COMMIT (a failed transaction answers ROLLBACK).
+    void begin(std::span<const statement> all);
+    void commit();
+    void rollback() noexcept;
+    // In a transaction that can still commit (not aborted by an error).
+    bool in_transaction() const noexcept;
+    // In a transaction an error aborted: only a rollback ends it.
+    bool in_failed_transaction() const noexcept;
+
+private:
+    void connect();
+
+    options opt_;
+    error_factory raise_;
+    pg_conn* conn_ = nullptr;
+    std::string name_;
+    bool broken_ = false;
+    std::uint64_t reconnects_ = 0;
+};
+
+} // namespace kamaelia::pg
