@@ -24,7 +24,8 @@ check fails.
 - (the board, once it has a PostgreSQL store: see BOARD below.)
 
 Needs root (ip netns). Where `ip netns add` is refused the test says so
-loudly and passes as SKIPPED; anywhere else a missing piece is a failure.
+loudly and exits 77, which CTest reports as Skipped (not Passed); anywhere
+else a missing piece is a failure.
 """
 
 from __future__ import annotations
@@ -103,12 +104,22 @@ class Net:
         return left
 
 
-def delete_stale_namespaces() -> None:
-    """Namespaces of an earlier run that was killed before its cleanup (its pid is gone)."""
+def delete_stale_namespaces() -> list[str]:
+    """The namespaces of an earlier run killed before its cleanup (a CTest timeout
+    sends SIGKILL): their test process is gone. What that run started in them and
+    the kernel did not stop with it (PostgreSQL runs as nobody: the parent-death
+    signal does not survive the change of user) is killed, then they are deleted."""
     listed = ip("netns", "list", check=False).stdout.decode()
-    for m in re.finditer(rf"^({re.escape(PREFIX)}(\d+)-(?:svc|a|b))\b", listed, re.M):
-        if not os.path.exists(f"/proc/{m.group(2)}"):
-            ip("netns", "del", m.group(1), check=False)
+    stale = [m.group(1) for m in re.finditer(rf"^({re.escape(PREFIX)}(\d+)-(?:svc|a|b))\b", listed, re.M)
+             if not os.path.exists(f"/proc/{m.group(2)}")]
+    for ns in stale:
+        for pid in ip("netns", "pids", ns, check=False).stdout.decode().split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        ip("netns", "del", ns, check=False)
+    return stale
 
 
 class Site:
@@ -143,7 +154,6 @@ class Site:
 
 
 SITE: Site | None = None
-SKIPPED = ""
 
 
 def site() -> Site:
@@ -297,42 +307,37 @@ def past_delay(since: float) -> None:
 # the checks
 
 
-def skip() -> bool:
-    """True (after a loud message) where network namespaces cannot be made here."""
-    global SKIPPED
-    if SKIPPED:
-        return True
+SKIP = 77  # the exit code CTest reports as "Skipped" (SKIP_RETURN_CODE in CMakeLists.txt)
+
+
+def refused() -> str:
+    """Why network namespaces cannot be made here ("" if they can)."""
     if shutil.which("ip") is None:
-        SKIPPED = "the `ip` command (iproute2) is not installed"
-    else:
-        probe = f"{PREFIX}{os.getpid()}-probe"
-        r = ip("netns", "add", probe, check=False)
-        if r.returncode == 0:
-            ip("netns", "del", probe, check=False)
-            return False
-        SKIPPED = f"`ip netns add` was refused ({r.stderr.decode(errors='replace').strip()})"
-    print("\n" + "!" * 78 + f"\n!! SKIPPED: two_hosts needs network namespaces: {SKIPPED}.\n"
-          "!! This run proves nothing about two hosts; run it as root (as CI does).\n" + "!" * 78 + "\n", flush=True)
-    return True
+        return "the `ip` command (iproute2) is not installed"
+    probe = f"{PREFIX}{os.getpid()}-probe"
+    r = ip("netns", "add", probe, check=False)
+    if r.returncode == 0:
+        ip("netns", "del", probe, check=False)
+        return ""
+    return f"`ip netns add` was refused ({r.stderr.decode(errors='replace').strip()})"
 
 
 def case(fn):
-    """A test of the suite: skipped (loudly) without namespaces, else fn(site)."""
+    """A test of the suite: fn(site)."""
     @functools.wraps(fn)
     def run(k):
-        if not skip():
-            fn(site())
+        fn(site())
     return t.test(run)
 
 
 @t.test
 def setup_three_namespaces(k):
-    if skip():
-        return
     missing = [x for x in TOOLS if shutil.which(x) is None]
     t.require(not missing, f"installed (scripts/install-deps): {missing}")
     t.require(postgres_installed(), "PostgreSQL server binaries installed (scripts/install-deps)")
-    delete_stale_namespaces()
+    stale = delete_stale_namespaces()
+    if stale:
+        t.note(f"deleted the namespaces of a run that was killed before its cleanup: {stale}")
     s = site()
     t.note(f"namespaces {s.net.svc} ({SVC_IP}: Redis, PostgreSQL, smtp-sink, bridge), "
            f"{s.net.a} ({A_IP}), {s.net.b} ({B_IP})")
@@ -432,7 +437,7 @@ def kill_9_of_host_a(s):
 @t.test
 def cleanup_deletes_every_namespace(k):
     """Last: what the `finally` below also does when a check failed or the run was interrupted."""
-    if skip() or SITE is None:
+    if SITE is None:
         return
     net = SITE.net
     SITE.close()
@@ -440,6 +445,11 @@ def cleanup_deletes_every_namespace(k):
     t.check(not any(ns in listed for ns in (net.svc, net.a, net.b)), f"namespaces deleted: {listed!r}")
 
 
+why = refused()
+if why:
+    print("!" * 78 + f"\n!! SKIPPED: two_hosts needs network namespaces: {why}.\n"
+          "!! This run proves nothing about two hosts; run it as root (as CI does).\n" + "!" * 78, flush=True)
+    sys.exit(SKIP)
 try:
     t.main()  # exits
 finally:
