@@ -184,7 +184,7 @@ backplane = {s.redis.url()}
 [bbs]
 bind = {addr}
 port = {BBS_PORT}
-# BOARD: bbs-store = {s.pg.url()} once the board has a PostgreSQL store.
+# BOARD: store = {s.pg.url()} here (or bbs-store under [kamaelia]) once the board has a PostgreSQL store.
 [grey]
 bind = {addr}
 port = {GREY_PORT}
@@ -380,11 +380,13 @@ def mail_greylisted_at_a_passes_at_b(s):
 
 
 # BOARD: the case "a board post made on A is read on B" goes here, as one
-# function, once the board has a PostgreSQL store (branch bbs-pg): set
-# `bbs-store` in host()'s [bbs] section (the line marked BOARD there), post
-# on A's board (telnet or bbs_client.py in namespace A, BBS_PORT) and read
-# the post on B's. Not written yet: there is no check for it here, passing or
-# otherwise.
+# @case function, once the board has a PostgreSQL store (branch bbs-pg):
+# point the board at s.pg (the line marked BOARD in host(): `store =` in
+# [bbs], or the daemon-wide `bbs-store` under [kamaelia], whichever bbs-pg
+# lands), post on A's board (bbs_client.py or telnet run in namespace A,
+# port BBS_PORT) and read the post on B's. kill_9_of_host_a has a second
+# BOARD mark: a post A acknowledged before the kill must be readable on B.
+# Not written yet: there is no check for the board here, passing or otherwise.
 
 
 @case
