@@ -153,7 +153,8 @@ class Postgres(_Stopped):
                                       "-c", "synchronous_commit=on"],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
                                      preexec_fn=harness._pdeathsig)
-        isready = in_netns(self.netns) + [os.path.join(self.bin, "pg_isready"), "-q", "-h", self.host, "-p", str(self.port)]
+        isready = in_netns(self.netns) + [os.path.join(self.bin, "pg_isready"), "-q", "-h", self.host,
+                                          "-p", str(self.port)]
         started(self.proc, lambda: subprocess.run(isready, cwd="/", timeout=30).returncode == 0, "postgres")
 
     def stop(self):
@@ -185,9 +186,9 @@ class SmtpSink(_Stopped):
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
         if os.geteuid() == 0:
             os.chmod(self.dir, 0o777)
-        self.proc = subprocess.Popen(in_netns(netns) + ["smtp-sink", *user, "-d", os.path.join(self.dir, "%Y%m%d%H%M%S."),
-                                                        f"{host}:{port}", "64"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, preexec_fn=harness._pdeathsig)
+        dump = os.path.join(self.dir, "%Y%m%d%H%M%S.")
+        self.proc = subprocess.Popen(in_netns(netns) + ["smtp-sink", *user, "-d", dump, f"{host}:{port}", "64"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=harness._pdeathsig)
         started(self.proc, lambda: port_open(host, port, netns), "smtp-sink")
 
     def dumps(self) -> list[bytes]:
