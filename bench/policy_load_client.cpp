@@ -3,7 +3,8 @@
 // and waits for its answer, as Postfix's smtpd does. Requests alternate
 // between a never-seen triplet (must be deferred) and a known one (seeded
 // an hour "earlier" through policy_test_time before the clock starts: must
-// pass, PREPEND once then DUNNO). Every reply is checked.
+// pass, PREPEND once then DUNNO). Every reply is checked; actions compare
+// case-insensitively, as Postfix reads them (sqlgrey answers defer_if_permit).
 //
 //   bench_policy_client PORT CONNS SECONDS [KNOWN]   (KNOWN seeded triplets a connection, default 200)
 //   -> policy_cN value=<req/s> unit=req/s ok=1 requests=R errors=E
@@ -20,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <strings.h>
 #include <thread>
 #include <vector>
 
@@ -75,6 +77,11 @@ std::string request(int conn, const std::string& sender, long test_time) {
     return r + "\n";
 }
 
+// Does `answer` start with `want` (ASCII case ignored)?
+bool starts(const std::string& answer, const char* want) {
+    return ::strncasecmp(answer.c_str(), want, std::strlen(want)) == 0;
+}
+
 struct result {
     long requests = 0, errors = 0;
 };
@@ -88,7 +95,7 @@ void worker(int port, int conn, result& out) {
     for (int i = 0; i < known; ++i) {
         known_senders.push_back("known" + tag + "k" + std::to_string(i) + "@bench.example");
         auto a = round_trip(fd, request(conn, known_senders.back(), now - 3600), buf);
-        if (a.rfind("action=DEFER_IF_PERMIT", 0) != 0) ++out.errors;
+        if (!starts(a, "action=DEFER_IF_PERMIT")) ++out.errors;
     }
     ++ready;
     while (!go.load()) std::this_thread::yield();
@@ -102,8 +109,8 @@ void worker(int port, int conn, result& out) {
             ++out.errors;
             break;
         }
-        bool ok = fresh ? a.rfind("action=DEFER_IF_PERMIT", 0) == 0
-                        : (a == "action=DUNNO" || a.rfind("action=PREPEND X-Greylist", 0) == 0);
+        bool ok = fresh ? starts(a, "action=DEFER_IF_PERMIT")
+                        : ((starts(a, "action=DUNNO") && a.size() == 12) || starts(a, "action=PREPEND X-Greylist"));
         if (!ok) ++out.errors;
         ++out.requests;
         ++i;

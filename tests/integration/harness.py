@@ -705,6 +705,18 @@ def chat_sync(clients, sender: "Client | None" = None, token: str = "sync", time
         c.buf = c.buf[j + 1:]
 
 
+def wait_until(pred, timeout: float, what: str, step: float = 0.1):
+    """Calls pred() until it returns something true (returned) or `timeout` passes (TestFailure)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise TestFailure(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(step)
+
+
 def healthz(port: int, host: str = "127.0.0.1") -> tuple[int, str]:
     """GET /healthz on a console port: (status, body)."""
     try:

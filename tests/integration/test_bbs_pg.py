@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """`kamaelia bbs --store postgresql://...`: two board daemons (two hosts) on
-one throwaway PostgreSQL 15 cluster started here (pg_engine.py).
+one throwaway PostgreSQL 15 cluster started here (engines.py).
 
 A user added with `bbs-user --store` and a post made over a telnet-style
 connection to daemon A are read by a user of daemon B; PostgreSQL stopped
@@ -23,9 +23,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
-import pg_engine  # noqa: E402
 from bbs_client import Session, strip_telnet  # noqa: E402
-from pg_engine import Postgres  # noqa: E402
+from engines import Postgres, postgres_available  # noqa: E402
 
 t = harness.Tests("bbs_pg")
 KDF = "1000"
@@ -53,7 +52,7 @@ def posted(out):
 
 @t.test
 def two_boards_one_database(k):
-    if not pg_engine.available(t):
+    if not postgres_available(t):
         return
     with Postgres() as pg:
         url = pg.url(password=SECRET)  # trust auth ignores it; it must never be logged
@@ -124,7 +123,7 @@ def one_connection_per_daemon_and_a_killed_backend(k):
     """Many sessions at once share the daemon's one database connection (the
     store service's thread batches them); a backend killed under it costs at
     most a "try again later", then the board goes on."""
-    if not pg_engine.available(t):
+    if not postgres_available(t):
         return
     with Postgres() as pg:
         add_user(k, pg.url(), "harry", "password")
@@ -164,7 +163,7 @@ def one_connection_per_daemon_and_a_killed_backend(k):
 
 @t.test
 def newer_schema_refused(k):
-    if not pg_engine.available(t):
+    if not postgres_available(t):
         return
     with Postgres() as pg:
         add_user(k, pg.url(), "harry", "password")
@@ -178,7 +177,7 @@ def newer_schema_refused(k):
 
 @t.test
 def copy_a_sqlite_board_then_run_all_on_it(k):
-    if not pg_engine.available(t):
+    if not postgres_available(t):
         return
     with Postgres() as pg:
         tmp = tempfile.mkdtemp(prefix="kamaelia-it-bbscopy-")

@@ -14,8 +14,6 @@ chat goes on.
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,66 +21,10 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from engines import REDIS, Redis  # noqa: E402
 from harness import Daemon, chat_line, chat_sync  # noqa: E402
 
 t = harness.Tests("chat_redis")
-REDIS = shutil.which("redis-server")
-
-
-class Redis:
-    """A redis-server of our own: free loopback port, temp dir, stopped by pid."""
-
-    def __init__(self, password: str = "", port: int | None = None):
-        self.password = password
-        self.port = port or harness.free_port()
-        self.dir = tempfile.mkdtemp(prefix="kamaelia-it-redis-")
-        self.proc = None
-        self.start()
-
-    def start(self):
-        argv = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log"), "--daemonize", "no"]
-        if self.password:
-            argv += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, preexec_fn=harness._pdeathsig)
-        deadline = time.monotonic() + harness.START_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise harness.TestFailure("redis-server exited at start")
-                time.sleep(0.05)
-        raise harness.TestFailure("redis-server did not start")
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()  # as a crash: no goodbye to the clients
-            self.proc.wait(timeout=harness.STOP_TIMEOUT)
-        self.proc = None
-
-    def cli(self, *args: str) -> str:
-        env = dict(os.environ)
-        if self.password:
-            env["REDISCLI_AUTH"] = self.password
-        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args], env=env,
-                           capture_output=True, timeout=harness.IO_TIMEOUT)
-        return r.stdout.decode(errors="replace").strip()
-
-    def url(self, auth: str = "") -> str:
-        return f"redis://{auth}127.0.0.1:{self.port}"
-
-    def close(self):
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 @contextlib.contextmanager

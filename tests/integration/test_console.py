@@ -71,15 +71,7 @@ def sample(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
-def wait_until(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise harness.TestFailure(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
+wait_until = harness.wait_until
 
 
 @t.test

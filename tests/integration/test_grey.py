@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from engines import SmtpSink  # noqa: E402
 from harness import Daemon, TestFailure, free_port  # noqa: E402
 
 t = harness.Tests("grey")
@@ -92,44 +93,6 @@ class RecordingMTA:
     def close(self):
         self.stop = True
         self.srv.close()
-
-
-class SmtpSink:
-    """Postfix's smtp-sink, dumping every message into a directory."""
-
-    def __init__(self, port: int):
-        self.dir = tempfile.mkdtemp(prefix="kamaelia-it-sink-")
-        self.port = port
-        user = ["-u", "nobody"] if os.geteuid() == 0 else []
-        if os.geteuid() == 0:
-            os.chmod(self.dir, 0o777)
-        self.proc = subprocess.Popen(["smtp-sink", *user, "-d", os.path.join(self.dir, "%Y%m%d%H%M%S."),
-                                      f"127.0.0.1:{port}", "64"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, preexec_fn=harness._pdeathsig)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise TestFailure("smtp-sink did not start")
-
-    def dumps(self) -> list[bytes]:
-        out = []
-        for name in sorted(os.listdir(self.dir)):
-            with open(os.path.join(self.dir, name), "rb") as f:
-                out.append(f.read())
-        return out
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def grey(k, upstream_port: int, *extra: str, data_dir: str | None = None) -> Daemon:

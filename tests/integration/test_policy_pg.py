@@ -22,8 +22,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-import pg_engine  # noqa: E402
-from pg_engine import Postgres  # noqa: E402
+from engines import Postgres, postgres_available  # noqa: E402
 
 t = harness.Tests("policy_pg")
 
@@ -52,13 +51,9 @@ def policy(k, *args, data_dir=None):
     return harness.Daemon(k, "policy", *argv, *args)
 
 
-def available() -> bool:
-    return pg_engine.available(t)
-
-
 @t.test
 def two_mx_hosts_one_database(k):
-    if not available():
+    if not postgres_available(t):
         return
     with Postgres() as pg:
         # A password in the URL (trust auth ignores it): it must never be logged.
@@ -91,7 +86,7 @@ def two_mx_hosts_one_database(k):
 
 @t.test
 def healthz_follows_the_database(k):
-    if not available():
+    if not postgres_available(t):
         return
     with Postgres() as pg:
         url = pg.url(password="pw-not-in-logs")
@@ -105,7 +100,7 @@ def healthz_follows_the_database(k):
 
 @t.test
 def grey_db_copy_to_postgresql(k):
-    if not available():
+    if not postgres_available(t):
         return
     with Postgres() as pg:
         tmp = tempfile.mkdtemp(prefix="kamaelia-it-greycopy-")
