@@ -21,7 +21,8 @@ check fails.
   is lost (a message A answered 250 for is at smtp-sink, a triplet A
   greylisted passes at B at B's first try after the delay);
 - Redis restarted mid-chat: both hosts link again and the chat goes on.
-- (the board, once it has a PostgreSQL store: see BOARD below.)
+- a board post made on A is read on B (both boards on the services host's
+  PostgreSQL), also one that A acknowledged just before it was killed.
 
 Needs root (ip netns). Where `ip netns add` is refused the test says so
 loudly and exits 77, which CTest reports as Skipped (not Passed); anywhere
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import queue
 import re
@@ -57,6 +59,7 @@ CHAT_PORT, GREY_PORT, BBS_PORT = 1501, 2525, 1600  # fixed: each host is a names
 REDIS_PORT, PG_PORT, SINK_PORT = 6379, 5432, 8025
 REDIS_PASSWORD = f"two-hosts-{os.getpid()}"  # to the daemons in REDISCLI_AUTH, as users are told to
 DELAY = 3  # the greylist delay (seconds) of both MX hosts
+KDF = 1000  # the board's PBKDF2 iterations (users made fast; hashes still checked)
 TOOLS = ["ip", "redis-server", "redis-cli", "swaks", "smtp-sink", "expect", "telnet", "nc", "setpriv"]
 
 
@@ -175,6 +178,7 @@ def host(name: str) -> Daemon:
     with open(cfg, "w") as f:
         f.write(f"""[kamaelia]
 greylist-store = {s.pg.url()}
+bbs-store = {s.pg.url()}
 [greeter]
 bind = {addr}
 [chat]
@@ -184,7 +188,7 @@ backplane = {s.redis.url()}
 [bbs]
 bind = {addr}
 port = {BBS_PORT}
-# BOARD: store = {s.pg.url()} here (or bbs-store under [kamaelia]) once the board has a PostgreSQL store.
+kdf-iterations = {KDF}
 [grey]
 bind = {addr}
 port = {GREY_PORT}
@@ -379,14 +383,69 @@ def mail_greylisted_at_a_passes_at_b(s):
                 "MX B's Received: header")
 
 
-# BOARD: the case "a board post made on A is read on B" goes here, as one
-# @case function, once the board has a PostgreSQL store (branch bbs-pg):
-# point the board at s.pg (the line marked BOARD in host(): `store =` in
-# [bbs], or the daemon-wide `bbs-store` under [kamaelia], whichever bbs-pg
-# lands), post on A's board (bbs_client.py or telnet run in namespace A,
-# port BBS_PORT) and read the post on B's. kill_9_of_host_a has a second
-# BOARD mark: a post A acknowledged before the kill must be readable on B.
-# Not written yet: there is no check for the board here, passing or otherwise.
+# The board: sessions are bbs_client.Session run inside a host's namespace
+# (a short Python program through `ip netns exec`), users made with
+# `kamaelia bbs-user --store` in namespace A (the database is on the
+# services host, which the root namespace cannot reach).
+
+BOARD_PROGRAM = r"""
+import json, re, sys
+sys.path.insert(0, sys.argv[1])
+from bbs_client import Session
+addr, port, user, password, action, arg = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
+s = Session(addr, port)
+out = {"login": s.login(user, password)}
+if action == "post":
+    out["post"] = s.post(arg, ["written on one host", "read on the other"])
+else:  # read: every waiting message in turn, until the subject shows or none is left
+    m = re.search(r"You have (\d+) message", out["login"])
+    seen = ""
+    for _ in range(int(m.group(1)) + 1 if m else 0):  # the first Enter opens "messages> "
+        seen += s.ask("", "messages> ")
+        if "subject: " + arg in seen:
+            break
+    out["read"] = seen
+s.close()
+print(json.dumps(out))
+"""
+
+
+def board_session(ns: str, addr: str, user: str, password: str, action: str, arg: str) -> dict:
+    r = subprocess.run(in_netns(ns) + [sys.executable, "-c", BOARD_PROGRAM, HERE, addr, str(BBS_PORT), user, password,
+                                      action, arg], capture_output=True, timeout=300)
+    t.require(r.returncode == 0, f"board session {user} {action} in {ns}: {r.stderr.decode(errors='replace')[-800:]}")
+    return json.loads(r.stdout.decode())
+
+
+def board_user(s, name: str, password: str) -> None:
+    r = subprocess.run(in_netns(s.net.a) + [t.kamaelia, "bbs-user", "add", name, "--store", s.pg.url(),
+                                            "--kdf-iterations", str(KDF)],
+                       input=(password + "\n").encode(), capture_output=True, timeout=300)
+    t.require(r.returncode == 0, f"bbs-user add {name}: {r.stderr.decode(errors='replace')}")
+
+
+def post_on(ns: str, addr: str, user: str, password: str, subject: str) -> None:
+    out = board_session(ns, addr, user, password, "post", subject)
+    t.require("Login Successful" in out["login"], f"{user} logs in: {out['login']!r}")
+    t.require(re.search(r"Message \d+ posted", out["post"]) is not None, f"{user} posts {subject!r}: {out['post']!r}")
+
+
+def read_on(ns: str, addr: str, user: str, password: str, subject: str) -> str:
+    out = board_session(ns, addr, user, password, "read", subject)
+    t.require("Login Successful" in out["login"], f"{user} logs in: {out['login']!r}")
+    return out["read"]
+
+
+@case
+def board_post_on_a_is_read_on_b(s):
+    board_user(s, "annie", "apass")
+    board_user(s, "bert", "bpass")
+    with host("a"), host("b"):
+        post_on(s.net.a, A_IP, "annie", "apass", "two-hosts board post")
+        got = read_on(s.net.b, B_IP, "bert", "bpass", "two-hosts board post")
+        t.check("subject: two-hosts board post" in got and "from: annie" in got
+                and "written on one host\r\nread on the other" in got,
+                f"bert on host B reads what annie posted on host A: {got!r}")
 
 
 @case
@@ -421,11 +480,16 @@ def kill_9_of_host_a(s):
         seen = "seen-by-a@sender.test"
         t1 = time.time()
         t.require(greylisted(swaks(A_IP, seen)), "A greylists a new triplet")
-        # BOARD: post on A's board here, and after the kill check it is on B's.
+        # ... and a board post ("Message N posted" only after COMMIT).
+        board_user(s, "killed", "kpass")
+        board_user(s, "survivor", "spass")
+        post_on(s.net.a, A_IP, "killed", "kpass", "acked by A before kill -9")
         a.signal(signal.SIGKILL)
         t.require(a.wait() == -signal.SIGKILL, "host A killed with SIGKILL")
         t.check(b.alive(), "host B still running")
         t.check(s.sink.has("two-hosts-acked-by-a"), "the message A accepted is at smtp-sink")
+        got = read_on(s.net.b, B_IP, "survivor", "spass", "acked by A before kill -9")
+        t.check("subject: acked by A before kill -9" in got, f"the post A acknowledged is read on B: {got!r}")
         # B serves: its clients chat, its MX answers.
         t.check(synced(b1, [b2], "after-kill"), "B's clients chat after A died")
         t.check(not a1.hears("after-kill", timeout=1.0), "A's client, cut off with its host, hears nothing more")
