@@ -50,7 +50,7 @@ using bench::server_rss_kib;
 
 struct stats {
     clk::time_point window_start, window_end;
-    long sessions = 0;   // completed inside the window
+    long sessions = 0; // completed inside the window
     long errors = 0;
     std::string first_error;
     std::vector<double> rtt_ms; // prompt round trips inside the window
@@ -73,8 +73,8 @@ struct conversation {
     // empty (and an error noted) if the connection ended first.
     awaitable<std::string> until(std::string_view token) {
         asio::error_code ec;
-        std::size_t n = co_await asio::async_read_until(sock, asio::dynamic_buffer(buf), token,
-                                                        asio::redirect_error(use_aw, ec));
+        std::size_t n =
+            co_await asio::async_read_until(sock, asio::dynamic_buffer(buf), token, asio::redirect_error(use_aw, ec));
         if (ec) {
             st.fail("waiting for '" + std::string(token) + "': " + ec.message());
             co_return std::string();
@@ -200,7 +200,8 @@ int sessions_mode(tcp::endpoint ep, int conns, double secs, int nusers, double w
     st.window_start = start + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(warm));
     st.window_end = st.window_start + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(secs));
     // A hard stop well past the window: a stuck server fails the run.
-    asio::steady_timer guard(io, std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(warm + secs + 60)));
+    asio::steady_timer guard(
+        io, std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(warm + secs + 60)));
     st.guard = &guard;
     guard.async_wait([&](const asio::error_code& e) {
         if (!e) {
@@ -221,8 +222,8 @@ int sessions_mode(tcp::endpoint ep, int conns, double secs, int nusers, double w
     return ok ? 0 : 1;
 }
 
-awaitable<void> idle_one(tcp::endpoint ep, int i, int nusers, stats& st, std::vector<std::unique_ptr<conversation>>& held,
-                         int& done) {
+awaitable<void> idle_one(tcp::endpoint ep, int i, int nusers, stats& st,
+                         std::vector<std::unique_ptr<conversation>>& held, int& done) {
     std::unique_ptr<conversation> c = co_await connect_and_log_in(ep, i % nusers, st);
     if (c) held.push_back(std::move(c));
     ++done;
@@ -251,7 +252,8 @@ int idle_mode(tcp::endpoint ep, int conns, int nusers) {
     // In batches of 50, so the KDF queue stays short.
     for (int i = 0; i < conns;) {
         int batch = std::min(50, conns - i);
-        for (int k = 0; k < batch; ++k, ++i) asio::co_spawn(io, idle_one(ep, i, nusers, st, held, done), asio::detached);
+        for (int k = 0; k < batch; ++k, ++i)
+            asio::co_spawn(io, idle_one(ep, i, nusers, st, held, done), asio::detached);
         io.run();
         io.restart();
         if (st.errors) break;

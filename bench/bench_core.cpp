@@ -169,11 +169,12 @@ int sizes() {
     k::scheduler s;
     s.spawn<idle>().stop();
     s.run_until_idle();
-    std::printf("# sizes: sizeof(component)=%zu sizeof(inbox)=%zu sizeof(outbox)=%zu sizeof(message)=%zu "
-                "sizeof(ring)=%zu sizeof(component_ext)=%zu sizeof(send_awaiter)=%zu first ring=%zu+%zu bytes (malloc)\n",
-                sizeof(k::component), sizeof(k::inbox), sizeof(k::outbox), sizeof(k::message),
-                sizeof(k::detail::ring), sizeof(k::detail::component_ext), sizeof(k::component::send_awaiter),
-                sizeof(k::detail::ring), 4 * sizeof(k::message));
+    std::printf(
+        "# sizes: sizeof(component)=%zu sizeof(inbox)=%zu sizeof(outbox)=%zu sizeof(message)=%zu "
+        "sizeof(ring)=%zu sizeof(component_ext)=%zu sizeof(send_awaiter)=%zu first ring=%zu+%zu bytes (malloc)\n",
+        sizeof(k::component), sizeof(k::inbox), sizeof(k::outbox), sizeof(k::message), sizeof(k::detail::ring),
+        sizeof(k::detail::component_ext), sizeof(k::component::send_awaiter), sizeof(k::detail::ring),
+        4 * sizeof(k::message));
     size_of<idle>(s, "idle(wait_any loop)");
     size_of<relay>(s, "relay(recv/send loop)");
     size_of<one_shot>(s, "one_shot");
@@ -329,8 +330,9 @@ int backplane(long n, int subs) {
     for (auto* c : subscribers) c->stop();
     s.run_until_idle();
     bool ok = total == n * subs && dropped == 0;
-    std::printf("core.backplane%d value=%.0f unit=deliveries/s n=%ld subs=%d secs=%.4f delivered=%ld dropped=%llu ok=%d\n",
-                subs, double(total) / dt, n, subs, dt, total, dropped, ok ? 1 : 0);
+    std::printf(
+        "core.backplane%d value=%.0f unit=deliveries/s n=%ld subs=%d secs=%.4f delivered=%ld dropped=%llu ok=%d\n",
+        subs, double(total) / dt, n, subs, dt, total, dropped, ok ? 1 : 0);
     return ok ? 0 : 1;
 }
 #else

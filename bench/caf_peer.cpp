@@ -78,7 +78,12 @@ int pipeline_flood(actor_system& sys, long n, int stages) {
     for (long i = 0; i < n; ++i) self->send(next, static_cast<int>(i));
     long got = -1;
     long long sum = 0;
-    self->receive([&](long g, long long s) { got = g; sum = s; }, after(max_wait) >> [&] { got = -1; });
+    self->receive(
+        [&](long g, long long s) {
+            got = g;
+            sum = s;
+        },
+        after(max_wait) >> [&] { got = -1; });
     double dt = secs_since(t0);
     bool ok = got == n && sum == static_cast<long long>(n) * (n - 1) / 2;
     std::printf("caf.pipeline%d_flood value=%.0f unit=hops/s n=%ld stages=%d secs=%.4f msgs_per_sec=%.0f ok=%d\n",
@@ -147,7 +152,12 @@ int pipeline(actor_system& sys, long n, int stages) {
     self->send(src, next);
     long got = -1;
     long long sum = 0;
-    self->receive([&](long g, long long s) { got = g; sum = s; }, after(max_wait) >> [&] { got = -1; });
+    self->receive(
+        [&](long g, long long s) {
+            got = g;
+            sum = s;
+        },
+        after(max_wait) >> [&] { got = -1; });
     double dt = secs_since(t0);
     bool ok = got == n && sum == static_cast<long long>(n) * (n - 1) / 2;
     std::printf("caf.pipeline%d value=%.0f unit=hops/s n=%ld stages=%d secs=%.4f msgs_per_sec=%.0f ok=%d\n", stages,
@@ -315,7 +325,8 @@ int pingpong(actor_system& sys, long n) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: %s pipeline10 N | component_bytes K | spawn K [BATCH] | backplane100 N | pingpong N\n",
+        std::fprintf(stderr,
+                     "usage: %s pipeline10 N | component_bytes K | spawn K [BATCH] | backplane100 N | pingpong N\n",
                      argv[0]);
         return 2;
     }

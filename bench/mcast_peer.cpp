@@ -19,8 +19,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -157,8 +157,7 @@ int send_main(int port, std::uint64_t bytes, double rate, std::size_t dgram) {
 
 int main(int argc, char** argv) {
     if (argc < 5) {
-        std::fprintf(stderr,
-                     "usage: %s recv PORT BYTES TIMEOUT_S | send PORT BYTES RATE [DATAGRAM]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s recv PORT BYTES TIMEOUT_S | send PORT BYTES RATE [DATAGRAM]\n", argv[0]);
         return 2;
     }
     std::string mode = argv[1];

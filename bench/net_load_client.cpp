@@ -99,7 +99,9 @@ using asio::awaitable;
 using asio::ip::tcp;
 using clk = std::chrono::steady_clock;
 
-clk::duration seconds_of(double s) { return std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(s)); }
+clk::duration seconds_of(double s) {
+    return std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(s));
+}
 constexpr auto use_aw = asio::use_awaitable;
 
 // ---- process probes ----------------------------------------------------------
@@ -423,7 +425,7 @@ int mode_hold(tcp::endpoint ep, int conns, double idle_secs) {
     cpu_mark c1 = cpu_mark::now();
     long rss2 = server_rss_kib();
     // schedstat's nanoseconds where the kernel has them, else clock ticks
-    double cpu_s = (ns0 >= 0 && ns1 >= 0)                    ? double(ns1 - ns0) / 1e9
+    double cpu_s = (ns0 >= 0 && ns1 >= 0)               ? double(ns1 - ns0) / 1e9
                    : (c0.server >= 0 && c1.server >= 0) ? double(c1.server - c0.server) / double(sysconf(_SC_CLK_TCK))
                                                         : -1;
     double idle_wall = std::chrono::duration<double>(c1.at - c0.at).count();
@@ -453,9 +455,9 @@ struct sub_state {
     long long gaps = 0;      // messages skipped over
     long long bad = 0;       // malformed, duplicated or reordered
     long long syncs = 0;
-    bool started = false;    // a data message was seen
-    bool broken = false;     // framing lost: stop parsing
-    std::string prefix;      // chat: "<addr:port> says ", learned from the first sync line
+    bool started = false; // a data message was seen
+    bool broken = false;  // framing lost: stop parsing
+    std::string prefix;   // chat: "<addr:port> says ", learned from the first sync line
 };
 
 struct fanout_state {
@@ -601,8 +603,8 @@ awaitable<void> sub_reader(fanout_state& st, std::size_t idx) {
     sub.buf.resize(64 * 1024);
     asio::error_code ec;
     while (!st.stopping) {
-        std::size_t n = co_await sub.s->async_read_some(asio::buffer(sub.buf.data() + sub.have, sub.buf.size() - sub.have),
-                                                       asio::redirect_error(use_aw, ec));
+        std::size_t n = co_await sub.s->async_read_some(
+            asio::buffer(sub.buf.data() + sub.have, sub.buf.size() - sub.have), asio::redirect_error(use_aw, ec));
         if (ec) break;
         sub.have += n;
         if (!sub.broken) {
@@ -858,14 +860,14 @@ int mode_fanout(proto kind, tcp::endpoint ep, tcp::endpoint ep2, int nsubs, doub
         if (s.next != st.published || s.delivered + s.gaps != st.published) ++incomplete;
     }
     double w = std::chrono::duration<double>(tl.m1.at - tl.m0.at).count();
-    bool good = sync_ok && tl.drained && gaps == 0 && bad == 0 && incomplete == 0 && st.pub_bad == 0 && w > 0 &&
-                tl.d1 > tl.d0;
+    bool good =
+        sync_ok && tl.drained && gaps == 0 && bad == 0 && incomplete == 0 && st.pub_bad == 0 && w > 0 && tl.d1 > tl.d0;
     std::printf("fanout-%s value=%.0f unit=deliveries/s ok=%d subs=%d payload=%zu window_msgs=%lld window_s=%.3f "
                 "published=%lld published_per_s=%.0f gaps=%lld bad=%lld incomplete_subs=%lld drained=%d syncs=%lld "
                 "pub_in=%lld pub_bad=%lld server_cpu_pct=%.0f client_cpu_pct=%.0f\n",
                 label, w > 0 ? double(tl.d1 - tl.d0) / w : 0.0, good ? 1 : 0, nsubs, payload, window, w, st.published,
-                w > 0 ? double(tl.p1 - tl.p0) / w : 0.0, gaps, bad, incomplete, tl.drained ? 1 : 0, st.syncs_sent, st.pub_lines,
-                st.pub_bad, server_pct(tl.m0, tl.m1), self_pct(tl.m0, tl.m1));
+                w > 0 ? double(tl.p1 - tl.p0) / w : 0.0, gaps, bad, incomplete, tl.drained ? 1 : 0, st.syncs_sent,
+                st.pub_lines, st.pub_bad, server_pct(tl.m0, tl.m1), self_pct(tl.m0, tl.m1));
     return good ? 0 : 1;
 }
 
@@ -882,13 +884,13 @@ struct relay_reader {
     long long start = -1; // the stream offset of its first byte (known from the preamble)
     long long got = 0;    // bytes received
     long long bad = 0;
-    bool closed = false;  // by the server, before the end of the run
+    bool closed = false; // by the server, before the end of the run
     long long pos() const { return start < 0 ? -1 : start + got; }
 };
 
 struct relay_state {
     std::vector<relay_reader> readers;
-    long long sent = 0;       // source bytes written
+    long long sent = 0; // source bytes written
     bool data_phase = false, stopping = false, waiting = false, preamble_ok = false;
     std::unique_ptr<asio::steady_timer> wake;
     long long min_pos() const {
@@ -1110,7 +1112,8 @@ int main(int argc, char** argv) {
             std::string p = argv[2];
             if (p != "chat" && p != "redis") return usage(argv[0]);
             tcp::endpoint ep = endpoint(3);
-            tcp::endpoint ep2 = argc > 10 ? tcp::endpoint(ep.address(), static_cast<unsigned short>(std::atoi(argv[10]))) : ep;
+            tcp::endpoint ep2 =
+                argc > 10 ? tcp::endpoint(ep.address(), static_cast<unsigned short>(std::atoi(argv[10]))) : ep;
             return mode_fanout(p == "chat" ? proto::chat : proto::redis, ep, ep2, std::atoi(argv[5]),
                                std::atof(argv[6]), argc > 7 ? static_cast<std::size_t>(std::atol(argv[7])) : 32,
                                argc > 8 ? std::atoll(argv[8]) : 1000, argc > 9 ? std::atof(argv[9]) : 1.0);

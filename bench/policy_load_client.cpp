@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <strings.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -21,7 +22,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <strings.h>
 #include <thread>
 #include <vector>
 
@@ -70,9 +70,8 @@ std::string round_trip(int fd, const std::string& req, std::string& buf) {
 std::string request(int conn, const std::string& sender, long test_time) {
     std::string r = "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
                     "client_address=198.51.100." +
-                    std::to_string(conn + 1) +
-                    "\nclient_name=unknown\nhelo_name=bench.example\nsender=" + sender + "\nrecipient=user" +
-                    std::to_string(conn) + "@example.net\n";
+                    std::to_string(conn + 1) + "\nclient_name=unknown\nhelo_name=bench.example\nsender=" + sender +
+                    "\nrecipient=user" + std::to_string(conn) + "@example.net\n";
     if (test_time) r += "policy_test_time=" + std::to_string(test_time) + "\n";
     return r + "\n";
 }
@@ -143,6 +142,7 @@ int main(int argc, char** argv) {
         n += r.requests;
         e += r.errors;
     }
-    std::printf("policy_c%d value=%.1f unit=req/s ok=%d requests=%ld errors=%ld\n", conns, n / dt, e == 0 ? 1 : 0, n, e);
+    std::printf("policy_c%d value=%.1f unit=req/s ok=%d requests=%ld errors=%ld\n", conns, n / dt, e == 0 ? 1 : 0, n,
+                e);
     return e == 0 ? 0 : 1;
 }

@@ -80,14 +80,15 @@ protected:
 
 int main() {
     auto play = [](message& m) { return std::make_unique<player>(m.take<track>()); };
-    graphline jukebox({
-                          {{"CHOOSER", "outbox"}, {"CAROUSEL", "next"}},
-                          {{"CAROUSEL", "requestNext"}, {"CHOOSER", "inbox"}},
-                          {{"CHOOSER", "signal"}, {"CAROUSEL", "control"}},
-                          {{"CAROUSEL", "outbox"}, {"self", "outbox"}},
-                          {{"CAROUSEL", "signal"}, {"self", "signal"}},
-                      },
-                      named("CHOOSER", chooser({{"intro", 2}, {"main theme", 3}, {"credits", 1}})),
-                      named("CAROUSEL", carousel(play, /*make_first_request=*/true)));
+    graphline jukebox(
+        {
+            {{"CHOOSER", "outbox"}, {"CAROUSEL", "next"}},
+            {{"CAROUSEL", "requestNext"}, {"CHOOSER", "inbox"}},
+            {{"CHOOSER", "signal"}, {"CAROUSEL", "control"}},
+            {{"CAROUSEL", "outbox"}, {"self", "outbox"}},
+            {{"CAROUSEL", "signal"}, {"self", "signal"}},
+        },
+        named("CHOOSER", chooser({{"intro", 2}, {"main theme", 3}, {"credits", 1}})),
+        named("CAROUSEL", carousel(play, /*make_first_request=*/true)));
     pipeline(std::move(jukebox), printer()).run();
 }

@@ -28,8 +28,8 @@ std::string shout(std::string line) {
 }
 
 int main() {
-    pipeline(console_reader(),           // lines from stdin, each ending in "\n"
-             pure_transformer(shout),    // a function applied to every message
-             console_echoer())           // written to stdout as they come
+    pipeline(console_reader(),        // lines from stdin, each ending in "\n"
+             pure_transformer(shout), // a function applied to every message
+             console_echoer())        // written to stdout as they come
         .run();
 }

@@ -75,7 +75,9 @@ protected:
 class printer : public component {
 public:
     printer(std::string prefix, int& count, bool quote = false)
-        : prefix_(std::move(prefix)), count_(&count), quote_(quote) {}
+        : prefix_(std::move(prefix)),
+          count_(&count),
+          quote_(quote) {}
 
 protected:
     task main() override {
@@ -99,26 +101,28 @@ int main() {
     int kept = 0, rejected = 0;
 
     // A reusable part: clean and number lines; two outputs.
-    graphline text({
-                       {{"self", "inbox"}, {"CLEAN", "inbox"}},
-                       {{"CLEAN", "outbox"}, {"NUMBER", "inbox"}},
-                       {{"CLEAN", "rejected"}, {"self", "rejected"}}, // creates text."rejected"
-                       {{"CLEAN", "signal"}, {"NUMBER", "control"}},
-                       {{"NUMBER", "outbox"}, {"self", "outbox"}},
-                   },
-                   named("CLEAN", blank_filter()), named("NUMBER", numberer()));
+    graphline text(
+        {
+            {{"self", "inbox"}, {"CLEAN", "inbox"}},
+            {{"CLEAN", "outbox"}, {"NUMBER", "inbox"}},
+            {{"CLEAN", "rejected"}, {"self", "rejected"}}, // creates text."rejected"
+            {{"CLEAN", "signal"}, {"NUMBER", "control"}},
+            {{"NUMBER", "outbox"}, {"self", "outbox"}},
+        },
+        named("CLEAN", blank_filter()), named("NUMBER", numberer()));
 
     // The whole program: another graphline, with the first one inside.
-    graphline program({
-                          {{"SOURCE", "outbox"}, {"TEXT", "inbox"}},
-                          {{"SOURCE", "signal"}, {"TEXT", "control"}},
-                          {{"TEXT", "outbox"}, {"OUT", "inbox"}},
-                          {{"TEXT", "rejected"}, {"REJECTS", "inbox"}},
-                          {{"TEXT", "signal"}, {"OUT", "control"}},
-                          {{"OUT", "signal"}, {"REJECTS", "control"}},
-                      },
-                      named("SOURCE", lines({"apples", "  ", "pears"})), named("TEXT", std::move(text)),
-                      named("OUT", printer("", kept)), named("REJECTS", printer("rejected: ", rejected, true)));
+    graphline program(
+        {
+            {{"SOURCE", "outbox"}, {"TEXT", "inbox"}},
+            {{"SOURCE", "signal"}, {"TEXT", "control"}},
+            {{"TEXT", "outbox"}, {"OUT", "inbox"}},
+            {{"TEXT", "rejected"}, {"REJECTS", "inbox"}},
+            {{"TEXT", "signal"}, {"OUT", "control"}},
+            {{"OUT", "signal"}, {"REJECTS", "control"}},
+        },
+        named("SOURCE", lines({"apples", "  ", "pears"})), named("TEXT", std::move(text)),
+        named("OUT", printer("", kept)), named("REJECTS", printer("rejected: ", rejected, true)));
     program.run();
     std::cout << "done: " << kept << " kept, " << rejected << " rejected" << std::endl;
 }

@@ -29,7 +29,7 @@ protected:
     task main() override {
         for (int i = 1; i <= count_; ++i) {
             std::string text = message_ + " " + std::to_string(i);
-            co_await send(std::move(text));   // waits only if the consumer is full
+            co_await send(std::move(text)); // waits only if the consumer is full
         }
         co_await send(producer_finished(), "signal");
     }
@@ -46,7 +46,7 @@ protected:
         int count = 0;
         while (!shutdown_requested()) {
             while (auto data = recv<std::string>()) std::cout << *data << " (message " << ++count << ")\n";
-            co_await wait_any();              // sleeps until something arrives
+            co_await wait_any(); // sleeps until something arrives
         }
         std::cout << "consumer: " << count << " messages, then " << to_string(shutdown_kind()) << "\n";
     }
@@ -64,8 +64,7 @@ int main() {
     s.run(); // returns when every component has ended
 
     // The same with a pipeline (which makes those links) and a transformer.
-    pipeline(producer("Hello World", 3),
-             pure_transformer([](std::string m) {
+    pipeline(producer("Hello World", 3), pure_transformer([](std::string m) {
                  for (auto& ch : m) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
                  return m;
              }),

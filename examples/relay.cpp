@@ -51,9 +51,10 @@ int main() {
     server.activate(s);
     server.listen();
 
-    auto listener = pipeline(std::make_unique<tcp_client>("127.0.0.1", server.bound_port()), console_echoer("listener heard: "));
+    auto listener =
+        pipeline(std::make_unique<tcp_client>("127.0.0.1", server.bound_port()), console_echoer("listener heard: "));
     auto source = pipeline(ticker(), publish_to("RADIO"));
-    component::link({source, "signal"}, {radio, "control"});   // the source's end ends the clients
+    component::link({source, "signal"}, {radio, "control"});    // the source's end ends the clients
     component::link({listener, "signal"}, {server, "control"}); // the listener's end stops the server
     listener.activate(s);
     source.activate(s);

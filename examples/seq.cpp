@@ -125,8 +125,8 @@ protected:
 // The last stage is made by a factory, only when its turn comes.
 pipeline session_for(std::vector<std::string> typed, bool hang_up) {
     auto state = std::make_shared<session>();
-    return pipeline(user(std::move(typed), hang_up),
-                    seq(login(state), chat(state), [state] { return goodbye(state); }), printer());
+    return pipeline(user(std::move(typed), hang_up), seq(login(state), chat(state), [state] { return goodbye(state); }),
+                    printer());
 }
 
 int main() {

@@ -19,7 +19,7 @@ struct greeter_server : server_core {
 
 struct chat_server : server_core {
     std::size_t max_line = default_max_line;
-    std::string backplane_name = "CHAT"; // activate backplane(backplane_name) first
+    std::string backplane_name = "CHAT";                // activate backplane(backplane_name) first
     std::size_t queue_bytes = default_chat_queue_bytes; // per client, see chat.hpp
     chat_server() {
         server_name = "chat";

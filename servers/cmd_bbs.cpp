@@ -88,8 +88,8 @@ const kd::register_server reg{{
             rt.on_stop([stopping] {
                 if (auto b = stopping.lock()) b->stop_services();
             });
-            spdlog::info("bbs: data in {} (kdf iterations {}, at most {} sessions)", kamaelia::pg::redact(path), cfg.kdf_iterations,
-                         cfg.max_sessions);
+            spdlog::info("bbs: data in {} (kdf iterations {}, at most {} sessions)", kamaelia::pg::redact(path),
+                         cfg.kdf_iterations, cfg.max_sessions);
             s->protocol = [board, framer_max](const kamaelia::connection_info& peer) {
                 return bbs::protocol(board, peer, framer_max);
             };
@@ -97,8 +97,9 @@ const kd::register_server reg{{
             std::weak_ptr<bbs::board> weak = board;
             rt.on_reload([weak, sched] {
                 if (auto b = weak.lock())
-                    spdlog::info("bbs: {} sessions open, {} sessions in all, {} components live, {} database jobs queued",
-                                 b->sessions(), b->sessions_total(), sched->live(), b->db_pending());
+                    spdlog::info(
+                        "bbs: {} sessions open, {} sessions in all, {} components live, {} database jobs queued",
+                        b->sessions(), b->sessions_total(), sched->live(), b->db_pending());
             });
             rt.add_server(std::move(s));
         },

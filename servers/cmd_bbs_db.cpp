@@ -74,7 +74,8 @@ const kd::register_tool reg{{
             app.add_option("command", command, "copy")->required()->check(CLI::IsMember({"copy"}));
             app.add_option("--data-dir", data_dir, "where bbs.sqlite is (default $KAMAELIA_DATA_DIR, else ./var)");
             app.add_option("--store", store_flag, "the board to copy instead: a SQLite file or postgresql://HOST/DB");
-            app.add_option("--to", copy_to, "the destination: postgresql://HOST/DB (password: URL, PGPASSWORD or PGPASSFILE)")
+            app.add_option("--to", copy_to,
+                           "the destination: postgresql://HOST/DB (password: URL, PGPASSWORD or PGPASSFILE)")
                 ->required();
         },
     .run = bbs_db,

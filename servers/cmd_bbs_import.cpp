@@ -46,7 +46,8 @@ const kd::register_tool reg{{
     .setup =
         [](CLI::App& app) {
             app.add_option("dir", source, "the original's data directory (users.passwd, messages/)")->required();
-            app.add_option("--data-dir", data_dir, "the board's data directory (default $KAMAELIA_DATA_DIR, else ./var)");
+            app.add_option("--data-dir", data_dir,
+                           "the board's data directory (default $KAMAELIA_DATA_DIR, else ./var)");
             app.add_option("--store", store_flag,
                            "the board's store instead: postgresql://HOST/DB (password: URL, PGPASSWORD or PGPASSFILE) "
                            "or a SQLite file");

@@ -4,8 +4,8 @@
 #include "daemon.hpp"
 #include "store_choice.hpp"
 
-#include <kamaelia/bbs/password.hpp>
 #include <kamaelia/bbs/open_store.hpp>
+#include <kamaelia/bbs/password.hpp>
 
 #include <filesystem>
 #include <iostream>
@@ -84,7 +84,8 @@ const kd::register_tool reg{{
         [](CLI::App& app) {
             app.add_option("action", action, "add | passwd")->required()->check(CLI::IsMember({"add", "passwd"}));
             app.add_option("name", name, "the user's name")->required();
-            app.add_option("--data-dir", data_dir, "the board's data directory (default $KAMAELIA_DATA_DIR, else ./var)");
+            app.add_option("--data-dir", data_dir,
+                           "the board's data directory (default $KAMAELIA_DATA_DIR, else ./var)");
             app.add_option("--store", store_flag,
                            "the board's store instead: postgresql://HOST/DB (password: URL, PGPASSWORD or PGPASSFILE) "
                            "or a SQLite file");

@@ -33,8 +33,8 @@ void bridge_backplane(kd::runtime& rt, const std::string& section, const std::st
     auto bridge = std::make_unique<kamaelia::redis_bridge>(name, std::move(u));
     // /healthz: 503 while the bridge is not linked (Redis down, or not yet
     // reached at start); read from the bridge's flag, never a probe of ours.
-    rt.add_health_check([linked = bridge->link_state(), why = section + ": backplane " + name + " is not linked to Redis " +
-                                                           bridge->where().display()] {
+    rt.add_health_check([linked = bridge->link_state(), why = section + ": backplane " + name +
+                                                              " is not linked to Redis " + bridge->where().display()] {
         return linked->load(std::memory_order_relaxed) ? std::string() : why;
     });
     rt.add_service(std::move(bridge));

@@ -61,8 +61,8 @@ int graph() {
         });
     };
     read();
-    io.run_for(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::chrono::duration<double>(timeout_s)));
+    io.run_for(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s)));
     if (reader.frames() < frames_wanted) {
         std::cerr << "kamaelia graph: " << target << ": no complete picture after " << timeout_s << " s"
                   << (error.empty() ? "" : " (" + error + ")") << " - is it a --introspect port?\n";

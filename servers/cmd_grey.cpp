@@ -6,8 +6,8 @@
 // greylist.conf given to --config (a file without [sections]; see
 // kamaelia/smtp/greylist_conf.hpp), translated here into [grey] keys with
 // the original line numbers.
-#include "daemon.hpp"
 #include "console.hpp"
+#include "daemon.hpp"
 #include "greylist_runtime.hpp"
 
 #include <kamaelia/greylist/settings.hpp>
@@ -49,11 +49,28 @@ struct grey_flags {
 };
 grey_flags gf;
 
-const std::set<std::string> grey_keys = {"upstream",        "delay",          "allowed-domain",   "allowed-sender",
-                                         "allowed-sender-net", "max-message-size", "max-recipients", "max-rcpt-attempts", "max-errors", "servername",
-                                         "serverid",        "session-log",    "debug-log",        "tls-cert",
-                                         "tls-key",         "upstream-backoff", "upstream-timeout", "upstream-data-timeout", "x-greylist-header",
-                                         "whitelisted-triple", "whitelisted-nonstandard-triple", "store"};
+const std::set<std::string> grey_keys = {"upstream",
+                                         "delay",
+                                         "allowed-domain",
+                                         "allowed-sender",
+                                         "allowed-sender-net",
+                                         "max-message-size",
+                                         "max-recipients",
+                                         "max-rcpt-attempts",
+                                         "max-errors",
+                                         "servername",
+                                         "serverid",
+                                         "session-log",
+                                         "debug-log",
+                                         "tls-cert",
+                                         "tls-key",
+                                         "upstream-backoff",
+                                         "upstream-timeout",
+                                         "upstream-data-timeout",
+                                         "x-greylist-header",
+                                         "whitelisted-triple",
+                                         "whitelisted-nonstandard-triple",
+                                         "store"};
 
 std::vector<std::string> split_list(const std::string& s) {
     std::vector<std::string> out;
@@ -112,7 +129,8 @@ std::optional<kd::config_values> translate(const std::string& text, const std::s
         std::string joined;
         for (const auto& it : items) {
             if (k == "allowed_sender_nets" && !ks::network::parse(it.value))
-                throw kd::config_error(where(it.line) + ": not a network (CIDR, address or dotted prefix): " + it.value);
+                throw kd::config_error(where(it.line) +
+                                       ": not a network (CIDR, address or dotted prefix): " + it.value);
             if (k.find("triples") != std::string::npos && words(it.value).size() != 3)
                 throw kd::config_error(where(it.line) + ": a triple has three fields separated by spaces: " + it.value);
             if (it.value.find(',') != std::string::npos)
@@ -167,9 +185,7 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     auto s = std::make_unique<grey_server>();
     kd::configure(*s, "grey", f, rt.config());
     const kd::config_file* cf = rt.config();
-    auto file = [&](const char* key) -> std::optional<std::string> {
-        return cf ? cf->get("grey", key) : std::nullopt;
-    };
+    auto file = [&](const char* key) -> std::optional<std::string> { return cf ? cf->get("grey", key) : std::nullopt; };
     auto& cfg = s->ctx->cfg;
     if (s->max_line < 512) throw kd::config_error("grey: max-line must be at least 512 (RFC 5321)");
     cfg.max_command_line = s->max_line;
@@ -180,7 +196,8 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     auto seconds_of = [&](std::optional<double> flag, const char* key) -> std::optional<kamaelia::duration> {
         if (!flag && cf) flag = cf->get_seconds("grey", key);
         if (!flag) return std::nullopt;
-        if (!(*flag >= 1 && *flag <= 86400)) throw kd::config_error(std::string("grey: ") + key + " must be 1 to 86400 seconds");
+        if (!(*flag >= 1 && *flag <= 86400))
+            throw kd::config_error(std::string("grey: ") + key + " must be 1 to 86400 seconds");
         return std::chrono::duration_cast<kamaelia::duration>(std::chrono::duration<double>(*flag));
     };
     if (auto t = seconds_of(gf.upstream_timeout, "upstream-timeout")) cfg.upstream_timeout = *t;
@@ -205,7 +222,8 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     cfg.allowed_senders = list(gf.allowed_senders, "allowed-sender");
     for (auto& n : list(gf.allowed_sender_nets, "allowed-sender-net")) {
         auto net = ks::network::parse(n);
-        if (!net) throw kd::config_error("grey: allowed-sender-net: not a network (CIDR, address or dotted prefix): " + n);
+        if (!net)
+            throw kd::config_error("grey: allowed-sender-net: not a network (CIDR, address or dotted prefix): " + n);
         cfg.allowed_sender_nets.push_back(*net);
     }
     for (auto& t : list({}, "whitelisted-triple")) {
@@ -216,37 +234,51 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     for (auto& t : list({}, "whitelisted-nonstandard-triple")) {
         auto w = words(t);
         auto net = w.size() == 3 ? ks::network::parse(w[1]) : std::nullopt;
-        if (!net) throw kd::config_error("grey: whitelisted-nonstandard-triple needs 'HELO IP-prefix <recipient>': " + t);
+        if (!net)
+            throw kd::config_error("grey: whitelisted-nonstandard-triple needs 'HELO IP-prefix <recipient>': " + t);
         cfg.whitelisted_nonstandard_triples.push_back({w[0], *net, w[2]});
     }
-    if (gf.max_message_size) cfg.max_message_size = *gf.max_message_size;
-    else if (cf) if (auto v = cf->get_uint("grey", "max-message-size")) cfg.max_message_size = *v;
-    if (gf.max_recipients) cfg.max_recipients = *gf.max_recipients;
-    else if (cf) if (auto v = cf->get_uint("grey", "max-recipients")) cfg.max_recipients = *v;
+    if (gf.max_message_size)
+        cfg.max_message_size = *gf.max_message_size;
+    else if (cf)
+        if (auto v = cf->get_uint("grey", "max-message-size")) cfg.max_message_size = *v;
+    if (gf.max_recipients)
+        cfg.max_recipients = *gf.max_recipients;
+    else if (cf)
+        if (auto v = cf->get_uint("grey", "max-recipients")) cfg.max_recipients = *v;
     if (cfg.max_recipients == 0) throw kd::config_error("grey: max-recipients must be at least 1");
-    if (gf.max_rcpt_attempts) cfg.max_rcpt_attempts = *gf.max_rcpt_attempts;
-    else if (cf) if (auto v = cf->get_uint("grey", "max-rcpt-attempts")) cfg.max_rcpt_attempts = *v;
+    if (gf.max_rcpt_attempts)
+        cfg.max_rcpt_attempts = *gf.max_rcpt_attempts;
+    else if (cf)
+        if (auto v = cf->get_uint("grey", "max-rcpt-attempts")) cfg.max_rcpt_attempts = *v;
     if (cfg.max_rcpt_attempts == 0) throw kd::config_error("grey: max-rcpt-attempts must be at least 1");
-    if (gf.max_errors) cfg.max_errors = *gf.max_errors;
-    else if (cf) if (auto v = cf->get_uint("grey", "max-errors")) cfg.max_errors = static_cast<unsigned>(*v);
+    if (gf.max_errors)
+        cfg.max_errors = *gf.max_errors;
+    else if (cf)
+        if (auto v = cf->get_uint("grey", "max-errors")) cfg.max_errors = static_cast<unsigned>(*v);
     if (cfg.max_errors == 0) throw kd::config_error("grey: max-errors must be at least 1");
     std::optional<double> backoff = gf.upstream_backoff;
     if (!backoff && cf) backoff = cf->get_seconds("grey", "upstream-backoff");
     if (backoff) {
-        cfg.upstream_backoff_min = std::chrono::duration_cast<kamaelia::duration>(std::chrono::duration<double>(*backoff));
+        cfg.upstream_backoff_min =
+            std::chrono::duration_cast<kamaelia::duration>(std::chrono::duration<double>(*backoff));
         cfg.upstream_backoff_max = std::max(cfg.upstream_backoff_max, cfg.upstream_backoff_min);
     }
     if (auto x = gf.x_greylist_header ? gf.x_greylist_header : file("x-greylist-header")) {
-        if (*x == "yes" || *x == "on" || *x == "true") cfg.x_greylist_header = true;
-        else if (*x == "no" || *x == "off" || *x == "false") cfg.x_greylist_header = false;
-        else throw kd::config_error("grey: x-greylist-header must be yes or no, got '" + *x + "'");
+        if (*x == "yes" || *x == "on" || *x == "true")
+            cfg.x_greylist_header = true;
+        else if (*x == "no" || *x == "off" || *x == "false")
+            cfg.x_greylist_header = false;
+        else
+            throw kd::config_error("grey: x-greylist-header must be yes or no, got '" + *x + "'");
     }
     // --tls-cert/--tls-key (the common server flags) mean STARTTLS here:
     // connections start in clear, as on port 25, and upgrade on request.
     s->ctx->tls = std::move(s->tls);
     s->tls.reset();
     if (cfg.allowed_domains.empty())
-        spdlog::warn("grey: no --allowed-domain: every recipient will be refused (550 5.7.1), except for allowed senders");
+        spdlog::warn(
+            "grey: no --allowed-domain: every recipient will be refused (550 5.7.1), except for allowed senders");
 
     // The greylist service, shared with `policy` under `kamaelia all` (whichever asks
     // first sets its timings); it reloads its whitelist files on SIGHUP.
@@ -292,7 +324,8 @@ const kd::register_server reg{{
             app.add_option("--upstream", gf.upstream, "the real MTA, HOST:PORT (default 127.0.0.1:8025)");
             app.add_option("--delay", gf.delay, "greylist delay: seconds, or with s/m/h/d (default 300)");
             app.add_option("--allowed-domain", gf.allowed_domains, "recipient domain we accept mail for (repeatable)");
-            app.add_option("--allowed-sender", gf.allowed_senders, "client address that may relay, ungreylisted (repeatable)");
+            app.add_option("--allowed-sender", gf.allowed_senders,
+                           "client address that may relay, ungreylisted (repeatable)");
             app.add_option("--allowed-sender-net", gf.allowed_sender_nets,
                            "client network (CIDR or dotted prefix) that may relay, ungreylisted (repeatable)");
             app.add_option("--max-message-size", gf.max_message_size, "SIZE limit in bytes (default 10240000)");

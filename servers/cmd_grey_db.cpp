@@ -118,9 +118,9 @@ int grey_db() {
                       << "newest last-seen    " << when(s.newest) << "\n"
                       << "file bytes          " << s.file_bytes << "\n";
         } else if (command == "expire") {
-            auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
+            auto now =
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                    .count();
             std::size_t total = 0;
             for (;;) { // small transactions: a running server waits at most one batch
                 st.begin();

@@ -5,8 +5,8 @@
 #include "daemon.hpp"
 
 #include <asio/connect.hpp>
-#include <asio/local/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <fstream>
@@ -51,8 +51,8 @@ bool probe(const std::string& what) {
     asio::ip::tcp::resolver res(io);
     asio::ip::tcp::socket sock(io);
     asio::error_code result = asio::error::timed_out;
-    asio::steady_timer timer(io, std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                     std::chrono::duration<double>(timeout_s)));
+    asio::steady_timer timer(
+        io, std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s)));
     asio::error_code rec;
     auto eps = res.resolve(host, port, rec);
     if (rec) {
@@ -126,7 +126,8 @@ const kd::register_tool reg{{
         [](CLI::App& app) {
             app.add_option("target", target, "HOST:PORT (default: each line of <data-dir>/run/listeners)");
             app.add_option("--timeout", timeout_s, "seconds to wait for each (default 3)");
-            app.add_option("--data-dir", data_dir, "the daemon's data directory (default $KAMAELIA_DATA_DIR, else ./var)");
+            app.add_option("--data-dir", data_dir,
+                           "the daemon's data directory (default $KAMAELIA_DATA_DIR, else ./var)");
             app.add_option("--config", config_path, "the daemon's config file, for its data-dir");
         },
     .run = health,

@@ -42,8 +42,7 @@ std::uint64_t max_file_size = km::reassembler::default_max_file_size;
 // timeout (keeping what is missing), on a failure, or when told to stop.
 class recv_job : public component {
 public:
-    recv_job(multicast_receiver rx, std::optional<duration> timeout, km::depacketiser_options o)
-        : timeout_(timeout) {
+    recv_job(multicast_receiver rx, std::optional<duration> timeout, km::depacketiser_options o) : timeout_(timeout) {
         declare_inbox("file", "the verified file from the depacketiser");
         rx_ = &add_child(std::move(rx));
         dp_ = &add_child(km::depacketiser(o));
@@ -150,8 +149,7 @@ int mcast_recv() {
     kd::tool_logger("mcast-recv");
     scheduler sched;
     std::optional<duration> timeout;
-    if (timeout_s > 0)
-        timeout = std::chrono::duration_cast<duration>(std::chrono::duration<double>(timeout_s));
+    if (timeout_s > 0) timeout = std::chrono::duration_cast<duration>(std::chrono::duration<double>(timeout_s));
     km::depacketiser_options dopt;
     dopt.assembly.max_size = max_file_size;
     if (!file_id_text.empty()) {
@@ -180,8 +178,8 @@ int mcast_recv() {
         std::cerr << "kamaelia mcast-recv: " << e.what() << "\n";
         return 2;
     }
-    spdlog::info("listening on {}:{} (interface {}) for a file to write to {}", opts.group, opts.port,
-                 opts.interface, out_path);
+    spdlog::info("listening on {}:{} (interface {}) for a file to write to {}", opts.group, opts.port, opts.interface,
+                 out_path);
     kd::run_job(sched, *job);
 
     recv_job& j = *job;
@@ -206,8 +204,8 @@ int mcast_recv() {
     std::string why = j.interrupted ? "interrupted" : "timed out after " + std::to_string(timeout_s) + " s";
     if (!j.locked) {
         std::cerr << "kamaelia mcast-recv: " << why << ": nothing received on " << opts.group << ":" << opts.port
-                  << " (file size unknown)" << (j.rejected ? ", " + std::to_string(j.rejected) + " datagrams rejected" : "")
-                  << "\n";
+                  << " (file size unknown)"
+                  << (j.rejected ? ", " + std::to_string(j.rejected) + " datagrams rejected" : "") << "\n";
         return 1;
     }
     std::cerr << "kamaelia mcast-recv: " << why << ": missing " << j.missing_bytes << " of " << j.meta.total_size

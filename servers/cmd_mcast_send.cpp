@@ -52,8 +52,8 @@ protected:
         link({*reader_, "signal"}, {*pack_, "control"});
         link({*pack_, "outbox"}, {*tx_, "inbox"});
         link({*pack_, "signal"}, {*tx_, "control"});
-        for (component* c : {static_cast<component*>(reader_), static_cast<component*>(pack_),
-                             static_cast<component*>(tx_)})
+        for (component* c :
+             {static_cast<component*>(reader_), static_cast<component*>(pack_), static_cast<component*>(tx_)})
             c->activate(*sched());
         control_watch cw;
         for (;;) {
@@ -62,8 +62,8 @@ protected:
                 interrupted = true;
                 break;
             }
-            for (component* c : {static_cast<component*>(reader_), static_cast<component*>(pack_),
-                                 static_cast<component*>(tx_)})
+            for (component* c :
+                 {static_cast<component*>(reader_), static_cast<component*>(pack_), static_cast<component*>(tx_)})
                 if (c->failed() && error.empty()) error = c->error_text();
             if (!error.empty() || tx_->finished()) break;
             co_await wait_events(ev_inbox | ev_children);
@@ -109,8 +109,8 @@ int mcast_send() {
         std::cerr << "kamaelia mcast-send: " << job->error << "\n";
         return 1;
     }
-    std::cout << "mcast-send: " << file << ": " << job->stats.datagrams_sent << " datagrams, "
-              << job->stats.bytes_sent << " bytes in " << secs << " s (" << job->passes << " pass(es)"
+    std::cout << "mcast-send: " << file << ": " << job->stats.datagrams_sent << " datagrams, " << job->stats.bytes_sent
+              << " bytes in " << secs << " s (" << job->passes << " pass(es)"
               << (job->interrupted ? ", interrupted" : "") << "; waited for the socket " << job->stats.send_waits
               << " times)" << std::endl;
     if (job->stats.send_errors) {

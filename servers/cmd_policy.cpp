@@ -1,8 +1,8 @@
 // `kamaelia policy`: the greylist as a Postfix policy server, a postgrey
 // drop-in (default 127.0.0.1:10023, or --unix PATH):
 //   smtpd_recipient_restrictions = ..., check_policy_service inet:127.0.0.1:10023
-#include "daemon.hpp"
 #include "console.hpp"
+#include "daemon.hpp"
 #include "greylist_runtime.hpp"
 
 #include <kamaelia/greylist/policy.hpp>
@@ -23,8 +23,7 @@ std::chrono::seconds parse_duration(const std::string& text, std::int64_t unit, 
     long long n = -1;
     try {
         n = std::stoll(text, &used);
-    } catch (const std::exception&) {
-    }
+    } catch (const std::exception&) {}
     std::string rest = text.substr(used);
     if (rest.size() == 1) {
         switch (std::tolower(static_cast<unsigned char>(rest[0]))) {
@@ -37,8 +36,9 @@ std::chrono::seconds parse_duration(const std::string& text, std::int64_t unit, 
     } else if (!rest.empty()) {
         n = -1;
     }
-    if (n < 0) throw config_error(what + ": expected a number of " + (unit == 1 ? "seconds" : "days") +
-                                  " or one with s/m/h/d, got '" + text + "'");
+    if (n < 0)
+        throw config_error(what + ": expected a number of " + (unit == 1 ? "seconds" : "days") +
+                           " or one with s/m/h/d, got '" + text + "'");
     return std::chrono::seconds(n * unit);
 }
 
@@ -92,8 +92,9 @@ void add_flags(CLI::App& app) {
     app.add_option("--ipv4cidr", pf.ipv4cidr, "client network size of the triplet for IPv4 (default 24)");
     app.add_option("--ipv6cidr", pf.ipv6cidr, "client network size of the triplet for IPv6 (default 64)");
     app.add_option("--max-rows", pf.max_rows, "cap on stored triplets (default 1000000)");
-    app.add_option("--store", policy_store,
-                   "greylist store: postgresql://HOST/DB (several hosts) or a SQLite file (default <data-dir>/greylist.sqlite)");
+    app.add_option(
+        "--store", policy_store,
+        "greylist store: postgresql://HOST/DB (several hosts) or a SQLite file (default <data-dir>/greylist.sqlite)");
     app.add_flag("--test-hooks", pf.test_hooks,
                  "TESTS ONLY: honour policy_test_time in requests (sets a triplet's clock); never in production");
 }
@@ -123,13 +124,19 @@ gl::settings greylist_settings(const kd::config_file* cf) {
         if (*v != "normal" && *v != "full") throw kd::config_error("--sync: expected normal or full, got '" + *v + "'");
         s.sync_full = *v == "full";
     }
-    if (pf.ipv4cidr) s.ipv4_prefix = *pf.ipv4cidr;
-    else if (auto v = uint("ipv4cidr")) s.ipv4_prefix = static_cast<unsigned>(*v);
-    if (pf.ipv6cidr) s.ipv6_prefix = *pf.ipv6cidr;
-    else if (auto v = uint("ipv6cidr")) s.ipv6_prefix = static_cast<unsigned>(*v);
+    if (pf.ipv4cidr)
+        s.ipv4_prefix = *pf.ipv4cidr;
+    else if (auto v = uint("ipv4cidr"))
+        s.ipv4_prefix = static_cast<unsigned>(*v);
+    if (pf.ipv6cidr)
+        s.ipv6_prefix = *pf.ipv6cidr;
+    else if (auto v = uint("ipv6cidr"))
+        s.ipv6_prefix = static_cast<unsigned>(*v);
     if (s.ipv4_prefix > 32 || s.ipv6_prefix > 128) throw kd::config_error("--ipv4cidr/--ipv6cidr out of range");
-    if (pf.max_rows) s.max_rows = *pf.max_rows;
-    else if (auto v = uint("max-rows")) s.max_rows = *v;
+    if (pf.max_rows)
+        s.max_rows = *pf.max_rows;
+    else if (auto v = uint("max-rows"))
+        s.max_rows = *v;
     return s;
 }
 

@@ -33,16 +33,16 @@ public:
 protected:
     kamaelia::task main() override {
         while (!shutdown_requested()) {
-            while (recv_message("inbox")) {
-            }
+            while (recv_message("inbox")) {}
             co_await wait_any();
         }
         bool source_ended = shutdown_kind() == kamaelia::ipc_kind::producer_finished ||
                             shutdown_kind() == kamaelia::ipc_kind::socket_shutdown;
         spdlog::info("relay: the source has ended ({}); ending the clients", shutdown_text());
         try {
-            kamaelia::backplane::find(*sched(), bp_).in("control").push_forced(
-                kamaelia::message(kamaelia::producer_finished("relay source ended")));
+            kamaelia::backplane::find(*sched(), bp_)
+                .in("control")
+                .push_forced(kamaelia::message(kamaelia::producer_finished("relay source ended")));
         } catch (const std::exception&) {
             // already gone (the daemon is stopping)
         }
@@ -81,8 +81,8 @@ const kd::register_server reg{{
             rt.add_service(std::make_unique<kamaelia::backplane>(s->backplane_name, kamaelia::delivery_policy::fail));
             std::unique_ptr<kamaelia::component> source;
             if (spec.kind == ks::relay_source_spec::tcp) {
-                auto client = std::make_unique<kamaelia::pipeline>(std::make_unique<kamaelia::tcp_client>(spec.host, spec.port),
-                                                                   ks::rechunk());
+                auto client = std::make_unique<kamaelia::pipeline>(
+                    std::make_unique<kamaelia::tcp_client>(spec.host, spec.port), ks::rechunk());
                 source = std::move(client);
             } else {
                 int fd = 0;
@@ -95,8 +95,8 @@ const kd::register_server reg{{
             }
             // The tutorial's shape: a producer pipeline into publish_to; its end
             // reaches source_watch, which ends the backplane and the server.
-            rt.add_service(std::make_unique<kamaelia::pipeline>(std::move(source), kamaelia::publish_to(s->backplane_name),
-                                                                source_watch(s->backplane_name, s.get())));
+            rt.add_service(std::make_unique<kamaelia::pipeline>(
+                std::move(source), kamaelia::publish_to(s->backplane_name), source_watch(s->backplane_name, s.get())));
             rt.add_server(std::move(s));
         },
 }};

@@ -33,7 +33,8 @@ config_file config_file::parse(const std::string& text, const std::string& path,
         std::string line = trim(raw);
         if (line.empty() || line[0] == '#' || line[0] == ';') continue;
         if (line.front() == '[') {
-            if (line.back() != ']') throw config_error(path + ":" + std::to_string(n) + ": bad section header: " + line);
+            if (line.back() != ']')
+                throw config_error(path + ":" + std::to_string(n) + ": bad section header: " + line);
             section = trim(line.substr(1, line.size() - 2));
             if (!allowed.count(section))
                 throw config_error(path + ":" + std::to_string(n) + ": unknown section [" + section + "]");
@@ -66,7 +67,8 @@ config_file config_file::from_values(config_values values, const std::string& pa
         for (auto& [key, v] : keys) {
             auto a = allowed.find(section);
             if (a == allowed.end() || !a->second.count(key))
-                throw config_error(path + ":" + std::to_string(v.line) + ": unknown key '" + key + "' in [" + section + "]");
+                throw config_error(path + ":" + std::to_string(v.line) + ": unknown key '" + key + "' in [" + section +
+                                   "]");
         }
     }
     cf.values_ = std::move(values);

@@ -3,8 +3,8 @@
 #include <kamaelia/chassis/backplane.hpp>
 #include <kamaelia/chassis/pipeline.hpp>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <sys/resource.h>
 
@@ -54,9 +54,8 @@ std::string link_key(const introspection::link_snapshot& l) {
 }
 
 json link_json(const introspection::link_snapshot& l) {
-    return {{"key", link_key(l)},       {"source", l.source},      {"source_box", l.source_box},
-            {"sink", l.sink},           {"sink_box", l.sink_box},  {"passthrough", l.passthrough},
-            {"policy", to_string(l.policy)}};
+    return {{"key", link_key(l)},     {"source", l.source},           {"source_box", l.source_box},   {"sink", l.sink},
+            {"sink_box", l.sink_box}, {"passthrough", l.passthrough}, {"policy", to_string(l.policy)}};
 }
 
 std::string sse(std::string_view event, const std::string& data) {
@@ -102,8 +101,8 @@ std::string json_differ::update(const introspection::graph& g, const std::set<st
     nodes_ = std::move(nodes);
     links_ = std::move(links);
     ++frame_;
-    return "{\"frame\":" + std::to_string(frame_) + ",\"nodes\":[" + changed + "],\"gone\":[" + gone +
-           "],\"links\":[" + added + "],\"unlinked\":[" + unlinked + "]}";
+    return "{\"frame\":" + std::to_string(frame_) + ",\"nodes\":[" + changed + "],\"gone\":[" + gone + "],\"links\":[" +
+           added + "],\"unlinked\":[" + unlinked + "]}";
 }
 
 std::string json_differ::full() const {
@@ -122,13 +121,15 @@ std::string json_differ::full() const {
 // ---- the model ------------------------------------------------------------------------
 
 console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_counters> g)
-    : rt_(rt), greylist_(std::move(g)) {
+    : rt_(rt),
+      greylist_(std::move(g)) {
     rt.metrics().add([this](metrics::exposition& x) {
         for (server_core* s : rt_.servers()) {
             metrics::labels l = {{"server", s->server_name}};
             auto t = s->traffic_total();
             x.gauge("kamaelia_connections_open", "connections open now", l, static_cast<double>(s->connections()));
-            x.counter("kamaelia_connections_total", "connections accepted", l, static_cast<double>(s->accepted_total()));
+            x.counter("kamaelia_connections_total", "connections accepted", l,
+                      static_cast<double>(s->accepted_total()));
             x.counter("kamaelia_bytes_received_total", "bytes read from clients", l, static_cast<double>(t.bytes_in));
             x.counter("kamaelia_bytes_sent_total", "bytes written to clients", l, static_cast<double>(t.bytes_out));
             x.counter("kamaelia_messages_received_total", "chunks read from clients and passed to the protocol", l,
@@ -143,7 +144,8 @@ console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_count
             auto* bp = dynamic_cast<backplane*>(c);
             if (!bp) continue;
             x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",
-                      {{"backplane", bp->backplane_name()}, {"reason", "overflow"}}, static_cast<double>(bp->dropped()));
+                      {{"backplane", bp->backplane_name()}, {"reason", "overflow"}},
+                      static_cast<double>(bp->dropped()));
             x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",
                       {{"backplane", bp->backplane_name()}, {"reason", "cut"}}, static_cast<double>(bp->cut_off()));
             x.counter("kamaelia_backplane_published_total", "messages published", {{"backplane", bp->backplane_name()}},
@@ -160,10 +162,12 @@ console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_count
         x.histogram("kamaelia_greylist_store_seconds",
                     "time from asking the greylist to its durable answer (the store's round trip)", {}, g.ask_seconds);
         scheduler& s = rt_.sched();
-        x.gauge("kamaelia_scheduler_run_queue_depth", "components queued to run", {}, static_cast<double>(s.run_queue_depth()));
+        x.gauge("kamaelia_scheduler_run_queue_depth", "components queued to run", {},
+                static_cast<double>(s.run_queue_depth()));
         x.gauge("kamaelia_scheduler_components", "live components", {}, static_cast<double>(s.live()));
         x.counter("kamaelia_scheduler_wakeups_total", "component resumes", {}, static_cast<double>(s.stats().resumes));
-        x.counter("kamaelia_scheduler_cycles_total", "scheduler loop cycles", {}, static_cast<double>(s.stats().cycles));
+        x.counter("kamaelia_scheduler_cycles_total", "scheduler loop cycles", {},
+                  static_cast<double>(s.stats().cycles));
         x.counter("kamaelia_scheduler_blocks_total", "times the scheduler slept in the kernel", {},
                   static_cast<double>(s.stats().blocks));
         rusage ru{};
@@ -256,9 +260,7 @@ std::string console_model::hello() {
     return sse("hello", "{\"graph\":" + differ_.full() + ",\"history\":" + hist + "}");
 }
 
-std::string console_model::graph_now() const {
-    return graph_json(introspection::snapshot(rt_.sched()), server_ids());
-}
+std::string console_model::graph_now() const { return graph_json(introspection::snapshot(rt_.sched()), server_ids()); }
 
 std::string console_model::metrics_text() const { return rt_.metrics().scrape(); }
 
@@ -304,7 +306,10 @@ std::string console_model::respond(const http::request& r, bool metrics_only) co
 
 http_session::http_session(std::shared_ptr<console_model> m, bool metrics_only, http::parser_limits limits,
                            duration idle)
-    : model_(std::move(m)), metrics_only_(metrics_only), limits_(limits), idle_(idle) {
+    : model_(std::move(m)),
+      metrics_only_(metrics_only),
+      limits_(limits),
+      idle_(idle) {
     add_inbox("events", "the console's events, while streaming");
 }
 
@@ -376,8 +381,7 @@ task console_hub::main() {
         if (!ev.diff.empty()) try_send(std::move(ev.diff));
         try_send(std::move(ev.stats));
         co_await wait_any_for(interval_);
-        while (recv_message("inbox")) {
-        }
+        while (recv_message("inbox")) {}
     }
     forward_shutdown();
 }
@@ -385,16 +389,15 @@ task console_hub::main() {
 // ---- the server -------------------------------------------------------------------------
 
 console_server::console_server(std::shared_ptr<console_model> m, bool metrics_only_port)
-    : model(std::move(m)), metrics_only(metrics_only_port) {
+    : model(std::move(m)),
+      metrics_only(metrics_only_port) {
     server_name = metrics_only ? "metrics" : "console";
     bind_address = "127.0.0.1"; // it shows the daemon's insides: local by default
     port = metrics_only ? 9100 : 8080;
     max_connections = 64;
     max_per_address = 0;
     limits = http::parser_limits{};
-    protocol = [this](const connection_info&) {
-        return std::make_unique<http_session>(model, metrics_only, limits);
-    };
+    protocol = [this](const connection_info&) { return std::make_unique<http_session>(model, metrics_only, limits); };
 }
 
 std::shared_ptr<greylist_counters> greylist_counters_of(daemon::runtime& rt) {
@@ -404,8 +407,8 @@ std::shared_ptr<greylist_counters> greylist_counters_of(daemon::runtime& rt) {
 void start(daemon::runtime& rt, const std::string& bind, std::optional<std::uint16_t> port,
            std::optional<std::uint16_t> metrics_port) {
     // The greylist wiring and the console share one counters struct.
-    auto model = rt.shared<console_model>("console.model",
-                                          [&] { return std::make_shared<console_model>(rt, greylist_counters_of(rt)); });
+    auto model = rt.shared<console_model>(
+        "console.model", [&] { return std::make_shared<console_model>(rt, greylist_counters_of(rt)); });
     if (port) {
         rt.add_service(std::make_unique<backplane>(backplane_name, delivery_policy::fail));
         rt.add_service(std::make_unique<pipeline>(console_hub(model), publish_to(backplane_name)));

@@ -23,11 +23,11 @@
 #include <kamaelia/http/request_parser.hpp>
 #include <kamaelia/net/server_core.hpp>
 
+#include <kamaelia/greylist/meter.hpp>
 #include <deque>
 #include <map>
 #include <memory>
 #include <set>
-#include <kamaelia/greylist/meter.hpp>
 
 #include <string>
 
@@ -119,7 +119,8 @@ private:
 class console_hub : public component {
 public:
     explicit console_hub(std::shared_ptr<console_model> m, duration interval = std::chrono::seconds(1))
-        : model_(std::move(m)), interval_(interval) {}
+        : model_(std::move(m)),
+          interval_(interval) {}
     std::string type_name() const override { return "console_hub"; }
 
 protected:

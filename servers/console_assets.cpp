@@ -4,8 +4,8 @@
 #include "console.hpp"
 
 #define KAMAELIA_EMBED(sym, path)                                                                                      \
-    __asm__(".section .rodata\n.balign 16\n.global " #sym "_begin\n" #sym "_begin:\n.incbin \"" path                  \
-            "\"\n.global " #sym "_end\n" #sym "_end:\n.byte 0\n.previous\n");                                           \
+    __asm__(".section .rodata\n.balign 16\n.global " #sym "_begin\n" #sym "_begin:\n.incbin \"" path                   \
+            "\"\n.global " #sym "_end\n" #sym "_end:\n.byte 0\n.previous\n");                                          \
     extern "C" const char sym##_begin[];                                                                               \
     extern "C" const char sym##_end[];
 

@@ -44,7 +44,7 @@ struct server_flags {
 
 // The keys of server_flags, as they appear in a config section.
 inline const std::set<std::string>& common_server_keys() {
-    static const std::set<std::string> keys = {"bind",     "port",     "max-connections", "max-per-address",
+    static const std::set<std::string> keys = {"bind",         "port",     "max-connections", "max-per-address",
                                                "idle-timeout", "max-line", "tls-cert",        "tls-key"};
     return keys;
 }
@@ -96,7 +96,9 @@ void configure(Server& s, const std::string& section, const server_flags& f, con
 class runtime {
 public:
     runtime(scheduler& s, const config_file* cf, std::string data_dir)
-        : sched_(s), cf_(cf), data_dir_(std::move(data_dir)) {}
+        : sched_(s),
+          cf_(cf),
+          data_dir_(std::move(data_dir)) {}
 
     scheduler& sched() noexcept { return sched_; }
     const config_file* config() const noexcept { return cf_; }
@@ -173,11 +175,11 @@ private:
 };
 
 struct server_module {
-    std::string name;             // the sub-command and the config section
-    std::string help;             // one line for --help
-    int order = 100;              // start order in `kamaelia all`
-    bool in_all = true;           // part of `kamaelia all`
-    std::set<std::string> keys;   // config keys beyond common_server_keys()
+    std::string name;           // the sub-command and the config section
+    std::string help;           // one line for --help
+    int order = 100;            // start order in `kamaelia all`
+    bool in_all = true;         // part of `kamaelia all`
+    std::set<std::string> keys; // config keys beyond common_server_keys()
     // Adds the module's own flags (storage is the module's, e.g. statics).
     std::function<void(CLI::App&)> add_flags;
     // Builds the server(s): configure with `configure(...)`, then

@@ -10,12 +10,12 @@
 #include <kamaelia/core/introspection.hpp>
 #include <kamaelia/core/scheduler.hpp>
 
-#include <CLI/CLI.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <sys/resource.h>
 
@@ -68,7 +68,9 @@ struct global_flags {
 namespace kamaelia::daemon {
 std::map<std::string, std::set<std::string>> config_keys() {
     std::map<std::string, std::set<std::string>> keys = {
-        {"kamaelia", {"log-level", "log-file", "data-dir", "introspect", "introspect-bind", "stop-timeout", "greylist-store", "bbs-store", "console", "console-bind", "metrics-port"}}};
+        {"kamaelia",
+         {"log-level", "log-file", "data-dir", "introspect", "introspect-bind", "stop-timeout", "greylist-store",
+          "bbs-store", "console", "console-bind", "metrics-port"}}};
     for (const auto& m : kd::server_modules()) {
         auto& k = keys[m.name];
         k = kd::common_server_keys();
@@ -98,10 +100,12 @@ void add_server_flags(CLI::App* app, kd::server_flags& f) {
 }
 
 void add_global_flags(CLI::App* app, global_flags& g) {
-    app->add_option("--config", g.config, "config file (a section per server; default $KAMAELIA_CONFIG when that file exists)");
+    app->add_option("--config", g.config,
+                    "config file (a section per server; default $KAMAELIA_CONFIG when that file exists)");
     app->add_option("--log-level", g.log_level, "trace, debug, info, warn, error, critical, off");
     app->add_option("--log-file", g.log_file, "log to this file instead of stderr (reopened on SIGHUP)");
-    app->add_option("--data-dir", g.data_dir, "where the servers keep their data (default $KAMAELIA_DATA_DIR, else ./var)");
+    app->add_option("--data-dir", g.data_dir,
+                    "where the servers keep their data (default $KAMAELIA_DATA_DIR, else ./var)");
     app->add_option("--stop-timeout", g.stop_timeout,
                     "seconds a stop waits for connections to finish before it closes them (default 8)");
     app->add_option("--introspect", g.introspect,
@@ -222,8 +226,8 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
         if (!mport && cf) mport = cf->get_port("kamaelia", "metrics-port");
         if (cport || mport) {
             if (cport) sched.set_profiling(true); // CPU time per component, shown on the page
-            std::string cbind = g.console_bind.value_or(cf ? cf->get("kamaelia", "console-bind").value_or("127.0.0.1")
-                                                           : "127.0.0.1");
+            std::string cbind =
+                g.console_bind.value_or(cf ? cf->get("kamaelia", "console-bind").value_or("127.0.0.1") : "127.0.0.1");
             k::console::start(rt, cbind, cport, mport);
         }
         std::optional<std::uint16_t> iport = g.introspect;
@@ -232,7 +236,8 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
             sched.set_profiling(true); // CPU time per component, for the STAT lines
             auto s = std::make_unique<introspect_server>();
             s->port = *iport;
-            if (auto b = g.introspect_bind ? g.introspect_bind : (cf ? cf->get("kamaelia", "introspect-bind") : std::nullopt))
+            if (auto b = g.introspect_bind ? g.introspect_bind
+                                           : (cf ? cf->get("kamaelia", "introspect-bind") : std::nullopt))
                 s->bind_address = *b;
             rt.add_server(std::move(s));
         }

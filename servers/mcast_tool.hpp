@@ -8,10 +8,10 @@
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/net/udp_options.hpp>
 
-#include <CLI/CLI.hpp>
 #include <asio/signal_set.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <csignal>
 #include <string>

@@ -40,11 +40,12 @@ struct watched {
     }
     void arm() {
         *result = -1;
-        watch->async_wait(asio::posix::descriptor_base::wait_read, [t = anchor->token(), r = result](const asio::error_code& ec) {
-            if (ec == asio::error::operation_aborted) return;
-            *r = ec.value();
-            io_anchor::signal(t);
-        });
+        watch->async_wait(asio::posix::descriptor_base::wait_read,
+                          [t = anchor->token(), r = result](const asio::error_code& ec) {
+                              if (ec == asio::error::operation_aborted) return;
+                              *r = ec.value();
+                              io_anchor::signal(t);
+                          });
     }
 };
 } // namespace
@@ -71,8 +72,7 @@ task stream_reader::main() {
     for (;;) {
         cw.poll(*this);
         if (cw.ended()) break;
-        while (recv_message("inbox")) {
-        }
+        while (recv_message("inbox")) {}
         if (!plain) {
             if (armed && *w.result == -1) {
                 co_await wait_any_or_external();
@@ -145,7 +145,8 @@ relay_source_spec parse_relay_source(const std::string& text) {
             throw std::invalid_argument("--source tcp://HOST:PORT, got " + text);
         s.kind = relay_source_spec::tcp;
         s.host = hp.substr(0, colon);
-        if (s.host.size() > 2 && s.host.front() == '[' && s.host.back() == ']') s.host = s.host.substr(1, s.host.size() - 2);
+        if (s.host.size() > 2 && s.host.front() == '[' && s.host.back() == ']')
+            s.host = s.host.substr(1, s.host.size() - 2);
         unsigned v = 0;
         auto port = hp.substr(colon + 1);
         auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), v);

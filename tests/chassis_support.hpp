@@ -78,7 +78,9 @@ struct counted : component {
 // finish) and forwards it. Journals what it sees.
 struct mapper : counted {
     std::function<int(int)> f;
-    mapper(journal_ptr j, std::string tag, std::function<int(int)> fn) : counted(std::move(j), std::move(tag)), f(std::move(fn)) {}
+    mapper(journal_ptr j, std::string tag, std::function<int(int)> fn)
+        : counted(std::move(j), std::move(tag)),
+          f(std::move(fn)) {}
     task main() override {
         for (;;) {
             while (auto v = recv<int>()) {
@@ -96,7 +98,9 @@ struct mapper : counted {
 // Sends its values, then stays until told to end (it never ends by itself).
 struct source : counted {
     std::vector<int> values;
-    source(journal_ptr j, std::string tag, std::vector<int> v) : counted(std::move(j), std::move(tag)), values(std::move(v)) {}
+    source(journal_ptr j, std::string tag, std::vector<int> v)
+        : counted(std::move(j), std::move(tag)),
+          values(std::move(v)) {}
     task main() override {
         for (int v : values) {
             co_await send(v);

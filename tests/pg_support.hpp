@@ -40,8 +40,8 @@ public:
             if (::chown(dir_.c_str(), pw->pw_uid, gr->gr_gid) != 0) throw std::runtime_error("chown failed");
         }
         ::chmod(dir_.c_str(), 0700);
-        std::string cmd = "cd / && " + prefix() + bindir_ + "/initdb -D " + dir_ + "/data -U kamaelia --auth=trust -E UTF8 >" +
-                          dir_ + "/initdb.log 2>&1";
+        std::string cmd = "cd / && " + prefix() + bindir_ + "/initdb -D " + dir_ +
+                          "/data -U kamaelia --auth=trust -E UTF8 >" + dir_ + "/initdb.log 2>&1";
         if (std::system(cmd.c_str()) != 0) throw std::runtime_error("initdb failed; see " + dir_ + "/initdb.log");
         port_ = free_loopback_port();
         start();
@@ -66,7 +66,9 @@ public:
         if (out.empty() || !std::filesystem::exists(out + "/initdb")) out = "/usr/lib/postgresql/15/bin";
         return out;
     }
-    static bool available() { return std::filesystem::exists(bindir() + "/initdb") && std::filesystem::exists(bindir() + "/postgres"); }
+    static bool available() {
+        return std::filesystem::exists(bindir() + "/initdb") && std::filesystem::exists(bindir() + "/postgres");
+    }
 
     std::uint16_t port() const noexcept { return port_; }
     std::string url(const std::string& db = "postgres") const {
@@ -80,10 +82,10 @@ public:
         std::string log = dir_ + "/postgres.log";
         std::vector<std::string> args;
         if (as_user_) args = {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"};
-        for (std::string a : {bindir_ + "/postgres", std::string("-D"), dir_ + "/data", std::string("-p"),
-                              std::to_string(port_), std::string("-k"), dir_, std::string("-c"),
-                              std::string("listen_addresses=127.0.0.1"), std::string("-c"),
-                              std::string("synchronous_commit=on"), std::string("-c"), std::string("max_connections=50")})
+        for (std::string a :
+             {bindir_ + "/postgres", std::string("-D"), dir_ + "/data", std::string("-p"), std::to_string(port_),
+              std::string("-k"), dir_, std::string("-c"), std::string("listen_addresses=127.0.0.1"), std::string("-c"),
+              std::string("synchronous_commit=on"), std::string("-c"), std::string("max_connections=50")})
             args.push_back(a);
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
@@ -102,7 +104,8 @@ public:
         }
         pid_ = pid;
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-        std::string ready = "cd / && " + bindir_ + "/pg_isready -q -h 127.0.0.1 -p " + std::to_string(port_) + " -U kamaelia";
+        std::string ready =
+            "cd / && " + bindir_ + "/pg_isready -q -h 127.0.0.1 -p " + std::to_string(port_) + " -U kamaelia";
         while (std::system(ready.c_str()) != 0) {
             int st = 0;
             if (::waitpid(pid_, &st, WNOHANG) == pid_) {
@@ -134,8 +137,8 @@ public:
 
     // `psql -c SQL` against database `db`; its exit status.
     int psql(const std::string& sql, const std::string& db = "postgres") const {
-        std::string cmd = "cd / && " + bindir_ + "/psql -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p " + std::to_string(port_) +
-                          " -U kamaelia -d " + db + " -c \"" + sql + "\" >/dev/null 2>&1";
+        std::string cmd = "cd / && " + bindir_ + "/psql -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p " +
+                          std::to_string(port_) + " -U kamaelia -d " + db + " -c \"" + sql + "\" >/dev/null 2>&1";
         return std::system(cmd.c_str());
     }
 

@@ -3,11 +3,11 @@
 // servers may run on the same machine).
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -71,9 +71,9 @@ public:
 
     void start() {
         if (pid_ > 0) return;
-        std::vector<std::string> args = {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                         "--save", "", "--appendonly", "no", "--dir", dir_, "--logfile",
-                                         dir_ + "/redis.log", "--daemonize", "no"};
+        std::vector<std::string> args = {"redis-server", "--port",    std::to_string(port_), "--bind",      "127.0.0.1",
+                                         "--save",       "",          "--appendonly",        "no",          "--dir",
+                                         dir_,           "--logfile", dir_ + "/redis.log",   "--daemonize", "no"};
         if (!password_.empty()) {
             args.push_back("--requirepass");
             args.push_back(password_);

@@ -53,9 +53,9 @@ inline fake_engine* start_fake_greylist(fixture& f) {
 
 // What a fake MTA saw, kept after the connection object is gone.
 struct mta_log {
-    std::string bytes;                   // everything the proxy wrote
-    std::vector<std::string> commands;   // command lines (without CRLF)
-    std::vector<std::string> messages;   // message data as received (stuffed, without the final dot)
+    std::string bytes;                 // everything the proxy wrote
+    std::vector<std::string> commands; // command lines (without CRLF)
+    std::vector<std::string> messages; // message data as received (stuffed, without the final dot)
     int connections = 0;
     int quits = 0;
 };
@@ -69,10 +69,10 @@ struct fake_mta : component {
     std::string rcpt_reply = "250 2.1.5 Ok\r\n";
     std::deque<std::string> rcpt_replies; // used first, one per RCPT, when given
     std::string final_reply = "250 2.0.0 Ok: queued as 4XYZ\r\n";
-    bool refuse = false; // behaves like a refused connection
-    bool die_in_data = false;        // the connection breaks after the first data line
+    bool refuse = false;              // behaves like a refused connection
+    bool die_in_data = false;         // the connection breaks after the first data line
     bool close_after_message = false; // says 421 and closes once a message is taken
-    bool stall_at_dot = false;       // takes the message, then never answers its final dot
+    bool stall_at_dot = false;        // takes the message, then never answers its final dot
     explicit fake_mta(std::shared_ptr<mta_log> l) : log(std::move(l)) {}
 
     task main() override {
@@ -116,10 +116,12 @@ struct fake_mta : component {
                     }
                     continue;
                 }
-                std::string cmd = line.substr(0, line.size() - (line.size() >= 2 && line[line.size() - 2] == '\r' ? 2 : 1));
+                std::string cmd =
+                    line.substr(0, line.size() - (line.size() >= 2 && line[line.size() - 2] == '\r' ? 2 : 1));
                 log->commands.push_back(cmd);
                 std::string v = cmd.substr(0, 4);
-                if (v == "EHLO") co_await send(ehlo);
+                if (v == "EHLO")
+                    co_await send(ehlo);
                 else if (v == "RCPT") {
                     std::string rr = rcpt_reply;
                     if (!rcpt_replies.empty()) {

@@ -289,12 +289,12 @@ TEST_CASE("backplane: a stalled subscriber keeps only the newest while the publi
 TEST_CASE("backplane: with policy fail a slow subscriber is cut off and told", "[backplane]") {
     bool per_subscriber = GENERATE(false, true);
     fixture f;
-    std::unique_ptr<backplane> bp = per_subscriber ? std::make_unique<backplane>("B")
-                                                   : std::make_unique<backplane>("B", delivery_policy::fail);
+    std::unique_ptr<backplane> bp =
+        per_subscriber ? std::make_unique<backplane>("B") : std::make_unique<backplane>("B", delivery_policy::fail);
     f.activate(*bp);
     subscribe_to fast("B");
-    std::unique_ptr<subscribe_to> slow =
-        per_subscriber ? std::make_unique<subscribe_to>("B", delivery_policy::fail) : std::make_unique<subscribe_to>("B");
+    std::unique_ptr<subscribe_to> slow = per_subscriber ? std::make_unique<subscribe_to>("B", delivery_policy::fail)
+                                                        : std::make_unique<subscribe_to>("B");
     collector fast_c, slow_c;
     chain(fast, fast_c);
     chain(*slow, slow_c);
@@ -657,8 +657,9 @@ TEST_CASE("backplane: a single message bigger than the byte bound still reaches 
     CHECK(sub.queued_bytes() == 0);
 }
 
-TEST_CASE("backplane: with policy fail a subscriber over its byte bound is cut off even while parked on a full consumer",
-          "[backplane][hostile]") {
+TEST_CASE(
+    "backplane: with policy fail a subscriber over its byte bound is cut off even while parked on a full consumer",
+    "[backplane][hostile]") {
     fixture f;
     backplane bp("B", delivery_policy::fail);
     f.activate(bp);

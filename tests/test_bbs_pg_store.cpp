@@ -99,7 +99,8 @@ TEST_CASE("bbs pg_store: a server that goes away fails the transaction; it is us
 
     // A killed backend (an administrator, a failover): at most the
     // transaction it was in fails, and the next one reconnects.
-    REQUIRE(pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'kamaelia-bbs'") == 0);
+    REQUIRE(pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'kamaelia-bbs'") ==
+            0);
     try {
         s.begin();
         s.post(msg(1, "ann", "during", "x"));

@@ -96,7 +96,10 @@ bbs::message_record a_post(int i) {
 class poster : public kamaelia::component {
 public:
     poster(std::string service, probe_store* probe, int i, std::shared_ptr<outcome> out)
-        : service_(std::move(service)), probe_(probe), i_(i), out_(std::move(out)) {}
+        : service_(std::move(service)),
+          probe_(probe),
+          i_(i),
+          out_(std::move(out)) {}
     std::string type_name() const override { return "poster"; }
 
 protected:
@@ -253,9 +256,9 @@ TEST_CASE("bbs store service: a service that ends answers every pending request 
         return true;
     }));
     for (auto& o : outs) CHECK_FALSE(o->ok);
-    CHECK(outs[0]->code == kamaelia::service_errc::failed);         // interrupted: not committed
-    CHECK(outs[3]->code == kamaelia::service_errc::service_ended);  // never run
-    CHECK_FALSE(f.sched.services().find(b->store_service()));       // deregistered
+    CHECK(outs[0]->code == kamaelia::service_errc::failed);        // interrupted: not committed
+    CHECK(outs[3]->code == kamaelia::service_errc::service_ended); // never run
+    CHECK_FALSE(f.sched.services().find(b->store_service()));      // deregistered
     // Later asks fail at once, clearly.
     auto late = std::make_shared<outcome>();
     f.spawn<poster>(b->store_service(), p, 9, late);
@@ -272,7 +275,9 @@ TEST_CASE("bbs kdf service: verifies and rehashes off the scheduler's thread", "
         std::shared_ptr<std::optional<bbs::kdf_answer>> verdict, fresh;
         checker(std::string s, std::shared_ptr<std::optional<bbs::kdf_answer>> v,
                 std::shared_ptr<std::optional<bbs::kdf_answer>> h)
-            : svc(std::move(s)), verdict(std::move(v)), fresh(std::move(h)) {}
+            : svc(std::move(s)),
+              verdict(std::move(v)),
+              fresh(std::move(h)) {}
         kamaelia::task main() override {
             bbs::kdf_request check;
             check.password = "pw";

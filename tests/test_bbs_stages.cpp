@@ -16,8 +16,8 @@
 #include <thread>
 
 namespace bbs = kamaelia::bbs;
-using kamaelia::test::embedded_connection;
 using kamaelia::test::contains;
+using kamaelia::test::embedded_connection;
 using kamaelia::test::fixture;
 using kamaelia::test::text;
 using namespace std::chrono_literals;
@@ -54,7 +54,8 @@ struct client {
     fixture& f;
     embedded_connection conn;
     client(fixture& fx, const std::shared_ptr<bbs::board>& b, kamaelia::connection_info ci = peer())
-        : f(fx), conn(fx, bbs::protocol(b, ci)) {}
+        : f(fx),
+          conn(fx, bbs::protocol(b, ci)) {}
     std::string say(const std::string& line) {
         conn.write(line + "\r\n");
         return text(conn.read());
@@ -282,7 +283,8 @@ TEST_CASE("bbs stored text cannot steer a terminal", "[bbs]") {
     c.conn.write("\r\n");
     raw = c.conn.read();
     CHECK(contains(raw, "from: imported?[31m\r\n"));
-    CHECK(contains(raw, "subject: a\xff\xff" "b\r\n")); // IAC escaped
+    CHECK(contains(raw, "subject: a\xff\xff"
+                        "b\r\n")); // IAC escaped
     CHECK(contains(raw, "ring?\r\n"));
 }
 

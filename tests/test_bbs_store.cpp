@@ -29,9 +29,7 @@ struct temp_dir {
     }
 };
 
-void write(const fs::path& p, const std::string& text) {
-    std::ofstream(p, std::ios::binary) << text;
-}
+void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
 
 } // namespace
 
@@ -94,10 +92,12 @@ TEST_CASE("bbs import: the original's users.passwd and messages/", "[bbs]") {
     write(t.p / "users.passwd", R"({"harry": "password", "dick": "password", "bad": 7})");
     fs::create_directories(t.p / "messages");
     write(t.p / "messages" / ".meta", R"({"maxid": 3})");
-    write(t.p / "messages" / "3",
-          R"({"message": 3, "date": "Sat Jun 27 2009", "from": "dick", "to": "harry", "subject": "Re: hi", "reply-to": [1], "__body__": "hello back"})");
-    write(t.p / "messages" / "1",
-          R"({"message": "1", "date": "Fri Jun 26 2009", "from": "harry", "to": "all", "subject": "hi", "reply-to": [], "__body__": "hello\nworld"})");
+    write(
+        t.p / "messages" / "3",
+        R"({"message": 3, "date": "Sat Jun 27 2009", "from": "dick", "to": "harry", "subject": "Re: hi", "reply-to": [1], "__body__": "hello back"})");
+    write(
+        t.p / "messages" / "1",
+        R"({"message": "1", "date": "Fri Jun 26 2009", "from": "harry", "to": "all", "subject": "hi", "reply-to": [], "__body__": "hello\nworld"})");
     write(t.p / "messages" / "2", "{not json");
     bbs::sqlite_store db(":memory:");
     db.add_user("Dick", bbs::hash_password("old", 1));

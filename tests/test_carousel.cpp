@@ -254,15 +254,16 @@ TEST_CASE("carousel: a chooser joined to a carousel plays a list, then ends", "[
     auto j = std::make_shared<journal>();
     fixture f;
     collector col;
-    graphline g({
-                    {{"CHOOSER", "outbox"}, {"CAROUSEL", "next"}},
-                    {{"CAROUSEL", "requestNext"}, {"CHOOSER", "inbox"}},
-                    {{"CHOOSER", "signal"}, {"CAROUSEL", "control"}},
-                    {{"CAROUSEL", "outbox"}, {"self", "outbox"}},
-                    {{"CAROUSEL", "signal"}, {"self", "signal"}},
-                },
-                named("CHOOSER", chooser({{order::play, "a", 2}, {order::play, "b", 1}})),
-                named("CAROUSEL", carousel(make_children(j), true)));
+    graphline g(
+        {
+            {{"CHOOSER", "outbox"}, {"CAROUSEL", "next"}},
+            {{"CAROUSEL", "requestNext"}, {"CHOOSER", "inbox"}},
+            {{"CHOOSER", "signal"}, {"CAROUSEL", "control"}},
+            {{"CAROUSEL", "outbox"}, {"self", "outbox"}},
+            {{"CAROUSEL", "signal"}, {"self", "signal"}},
+        },
+        named("CHOOSER", chooser({{order::play, "a", 2}, {order::play, "b", 1}})),
+        named("CAROUSEL", carousel(make_children(j), true)));
     f.activate(g);
     f.activate(col);
     link_to(g, col);

@@ -119,9 +119,9 @@ TEST_CASE("an idle scheduler with sleeping components blocks in the kernel", "[c
 
 TEST_CASE("a chain outbox→outbox→inbox→inbox delivers once to the final inbox, same object", "[core][links]") {
     fixture f;
-    collector inner_sink;      // the final inbox
-    collector outer_sink;      // passthrough parent of inner_sink's inbox
-    echo src;                  // its outbox passes through a parent outbox
+    collector inner_sink; // the final inbox
+    collector outer_sink; // passthrough parent of inner_sink's inbox
+    echo src;             // its outbox passes through a parent outbox
     echo src_parent;
     f.activate(inner_sink);
     component::link({src, "outbox"}, {src_parent, "outbox"});

@@ -26,7 +26,8 @@ std::string error_of(const std::string& text) {
 } // namespace
 
 TEST_CASE("config: sections, comments, values with '='", "[config]") {
-    auto cf = config_file::parse("# top\n[kamaelia]\nlog-level = debug\n\n[greeter]\n  port=1602 \nbind = ::\n", "t", keys);
+    auto cf =
+        config_file::parse("# top\n[kamaelia]\nlog-level = debug\n\n[greeter]\n  port=1602 \nbind = ::\n", "t", keys);
     REQUIRE(cf.get("kamaelia", "log-level") == "debug");
     REQUIRE(cf.get_port("greeter", "port") == 1602);
     REQUIRE(cf.get("greeter", "bind") == "::");
@@ -37,7 +38,7 @@ TEST_CASE("config: sections, comments, values with '='", "[config]") {
 TEST_CASE("config: unknown keys and sections are errors naming the line", "[config]") {
     REQUIRE(error_of("[greeter]\nport = 1\nprot = 2\n") == "test.conf:3: unknown key 'prot' in [greeter]");
     REQUIRE(error_of("\n[nosuch]\n") == "test.conf:2: unknown section [nosuch]");
-    REQUIRE(error_of("port = 1\n") .find("test.conf:1: key outside a section") == 0);
+    REQUIRE(error_of("port = 1\n").find("test.conf:1: key outside a section") == 0);
     REQUIRE(error_of("[greeter]\njunk\n").find("test.conf:2: expected key = value") == 0);
 }
 

@@ -122,7 +122,9 @@ TEST_CASE("binary garbage is framed, never crashes, and the greeter keeps answer
 
 TEST_CASE("telnet: a 0xFF byte in a reply goes out as IAC IAC", "[framing][greeter][telnet]") {
     CHECK(telnet::escape("plain") == "plain");
-    CHECK(telnet::escape("a\xff" "b\xff") == "a\xff\xff" "b\xff\xff");
+    CHECK(telnet::escape("a\xff"
+                         "b\xff") == "a\xff\xff"
+                                     "b\xff\xff");
     fixture f;
     embedded_connection c(f, std::make_unique<pipeline>(greeter_protocol()));
     c.write(std::string("x\xff\xffy\r\n")); // the client's escaped 0xFF

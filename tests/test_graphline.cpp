@@ -21,13 +21,14 @@ TEST_CASE("graphline: links children by name, self passing through both ways", "
     fixture f;
     collector col;
     feeder<int> in({1, 2, 3});
-    graphline g({
-                    {{"self", "inbox"}, {"A", "inbox"}},
-                    {{"A", "outbox"}, {"B", "inbox"}},
-                    {{"B", "outbox"}, {"self", "outbox"}},
-                    {{"A", "signal"}, {"B", "control"}},
-                },
-                named("A", mapper(j, "A", plus(1))), named("B", mapper(j, "B", plus(100))));
+    graphline g(
+        {
+            {{"self", "inbox"}, {"A", "inbox"}},
+            {{"A", "outbox"}, {"B", "inbox"}},
+            {{"B", "outbox"}, {"self", "outbox"}},
+            {{"A", "signal"}, {"B", "control"}},
+        },
+        named("A", mapper(j, "A", plus(1))), named("B", mapper(j, "B", plus(100))));
     CHECK(g.linkages().size() == 4);
     REQUIRE(g.child("A"));
     CHECK(g.child("A")->parent() == &g);
@@ -56,12 +57,13 @@ TEST_CASE("graphline: boxes named on self are created on this instance only", "[
     auto j = std::make_shared<journal>();
     fixture f;
     collector col;
-    graphline g({
-                    {{"self", "numbers"}, {"A", "inbox"}},
-                    {{"A", "outbox"}, {"", "results"}},
-                    {{"A", "signal"}, {"self", "signal"}},
-                },
-                named("A", mapper(j, "A", plus(1))));
+    graphline g(
+        {
+            {{"self", "numbers"}, {"A", "inbox"}},
+            {{"A", "outbox"}, {"", "results"}},
+            {{"A", "signal"}, {"self", "signal"}},
+        },
+        named("A", mapper(j, "A", plus(1))));
     graphline other({}, named("X", mapper(j, "X", plus(1))));
     REQUIRE(g.has_box("numbers"));
     REQUIRE(g.has_box("results"));
@@ -96,8 +98,8 @@ TEST_CASE("graphline: control fans out to every child whose control is not linke
     auto j = std::make_shared<journal>();
     fixture f;
     collector col;
-    graphline g({{{"A", "signal"}, {"C", "control"}}}, named("A", source(j, "A", {})),
-                named("B", source(j, "B", {})), named("C", source(j, "C", {})));
+    graphline g({{{"A", "signal"}, {"C", "control"}}}, named("A", source(j, "A", {})), named("B", source(j, "B", {})),
+                named("C", source(j, "C", {})));
     f.activate(g);
     f.activate(col);
     link_to(g, col);
@@ -153,8 +155,7 @@ TEST_CASE("graphline: a user link to self signal means the graphline sends nothi
     fixture f;
     collector col;
     col.stop_on_end = false;
-    graphline g({{{"B", "signal"}, {"self", "signal"}}}, named("A", taker(j, "A", 0)),
-                named("B", source(j, "B", {})));
+    graphline g({{{"B", "signal"}, {"self", "signal"}}}, named("A", taker(j, "A", 0)), named("B", source(j, "B", {})));
     f.activate(g);
     f.activate(col);
     link_to(g, col);
@@ -174,8 +175,7 @@ TEST_CASE("graphline: ends with producer_finished when its children end by thems
     auto j = std::make_shared<journal>();
     fixture f;
     collector col;
-    graphline g({{{"A", "outbox"}, {"self", "outbox"}}}, named("A", feeder<int>({7, 8})),
-                named("B", taker(j, "B", 0)));
+    graphline g({{{"A", "outbox"}, {"self", "outbox"}}}, named("A", feeder<int>({7, 8})), named("B", taker(j, "B", 0)));
     f.activate(g);
     f.activate(col);
     link_to(g, col);
@@ -191,19 +191,21 @@ TEST_CASE("graphline: nests in pipelines and graphlines, and holds them", "[grap
     collector col;
     // outer graphline → inner graphline (fan-out reaches grandchildren) →
     // a pipeline child; the whole inside a pipeline.
-    graphline inner({
-                        {{"self", "inbox"}, {"P", "inbox"}},
-                        {{"P", "outbox"}, {"self", "outbox"}},
-                        {{"P", "signal"}, {"self", "signal"}},
-                        {{"self", "control"}, {"P", "control"}},
-                    },
-                    named("P", pipeline(mapper(j, "p1", plus(1)), mapper(j, "p2", plus(10)))));
-    graphline outer({
-                        {{"self", "inbox"}, {"I", "inbox"}},
-                        {{"I", "outbox"}, {"self", "outbox"}},
-                        {{"I", "signal"}, {"W", "control"}},
-                    },
-                    named("I", std::move(inner)), named("W", source(j, "W", {})));
+    graphline inner(
+        {
+            {{"self", "inbox"}, {"P", "inbox"}},
+            {{"P", "outbox"}, {"self", "outbox"}},
+            {{"P", "signal"}, {"self", "signal"}},
+            {{"self", "control"}, {"P", "control"}},
+        },
+        named("P", pipeline(mapper(j, "p1", plus(1)), mapper(j, "p2", plus(10)))));
+    graphline outer(
+        {
+            {{"self", "inbox"}, {"I", "inbox"}},
+            {{"I", "outbox"}, {"self", "outbox"}},
+            {{"I", "signal"}, {"W", "control"}},
+        },
+        named("I", std::move(inner)), named("W", source(j, "W", {})));
     pipeline p(feeder<int>({1, 2}), std::move(outer), mapper(j, "last", plus(1000)));
     f.activate(p);
     f.activate(col);
@@ -224,14 +226,15 @@ TEST_CASE("graphline: a child that throws ends the graphline cleanly", "[graphli
     auto j = std::make_shared<journal>();
     fixture f;
     collector col;
-    graphline g({
-                    {{"SRC", "outbox"}, {"BAD", "inbox"}},
-                    {{"BAD", "outbox"}, {"OUT", "inbox"}},
-                    {{"BAD", "signal"}, {"OUT", "control"}},
-                    {{"OUT", "outbox"}, {"self", "outbox"}},
-                },
-                named("SRC", source(j, "SRC", {1, 2, 3})), named("BAD", thrower(j, "BAD", 1)),
-                named("OUT", mapper(j, "OUT", plus(0))), named("IDLE", source(j, "IDLE", {})));
+    graphline g(
+        {
+            {{"SRC", "outbox"}, {"BAD", "inbox"}},
+            {{"BAD", "outbox"}, {"OUT", "inbox"}},
+            {{"BAD", "signal"}, {"OUT", "control"}},
+            {{"OUT", "outbox"}, {"self", "outbox"}},
+        },
+        named("SRC", source(j, "SRC", {1, 2, 3})), named("BAD", thrower(j, "BAD", 1)),
+        named("OUT", mapper(j, "OUT", plus(0))), named("IDLE", source(j, "IDLE", {})));
     f.activate(g);
     f.activate(col);
     link_to(g, col);

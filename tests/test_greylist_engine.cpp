@@ -28,8 +28,7 @@ struct temp_dir {
     fs::path path;
     temp_dir() {
         static std::atomic<int> n{0};
-        path = fs::temp_directory_path() /
-               ("kamaelia-grey-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+        path = fs::temp_directory_path() / ("kamaelia-grey-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
         fs::remove_all(path);
         fs::create_directories(path);
     }
@@ -338,8 +337,7 @@ TEST_CASE("store: the row cap evicts the least recently seen rows", "[grey]") {
     o.max_rows = 100;
     sqlite_store st(o);
     st.begin();
-    for (int i = 0; i < 250; ++i)
-        st.save({"n", "s" + std::to_string(i), "r"}, {i, i}, false);
+    for (int i = 0; i < 250; ++i) st.save({"n", "s" + std::to_string(i), "r"}, {i, i}, false);
     st.commit();
     CHECK(st.rows() <= 100);
     CHECK(st.evicted() >= 150);
@@ -359,7 +357,7 @@ TEST_CASE("store: expiry goes in batches and keeps live rows", "[grey]") {
     for (int i = 0; i < 30; ++i) st.save({"n", "old" + std::to_string(i), "r"}, {0, 1}, false); // unpassed, stale
     st.save({"n", "passed", "r"}, {now - 1000, now - 500}, false);                              // live
     st.save({"n", "fresh", "r"}, {now - 10, now - 10}, false);                                  // live
-    st.save({"n", "gone", "r"}, {now - t.max_age - 900, now - t.max_age - 1}, false);          // passed, too old
+    st.save({"n", "gone", "r"}, {now - t.max_age - 900, now - t.max_age - 1}, false);           // passed, too old
     st.save_client("192.0.2.9", {7, now - t.max_age - 1});
     st.commit();
     std::size_t total = 0;

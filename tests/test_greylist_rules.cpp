@@ -136,8 +136,7 @@ TEST_CASE("sender normalisation: case, BATV, SRS, +extension, VERP numbers", "[g
     CHECK(normalise_sender("msprvs1=17abcdefgh=bounces@example.org") == "bounces@example.org");
     CHECK(normalise_sender("btv1==0123456789a==user@example.org") == "user@example.org");
     CHECK(normalise_sender("SRS0=HHH=TT=orig.example=alice@forwarder.example") == "alice@orig.example");
-    CHECK(normalise_sender("SRS1=HHH=fwd.example==HHH=TT=orig.example=bob@forwarder.example") ==
-          "bob@orig.example");
+    CHECK(normalise_sender("SRS1=HHH=fwd.example==HHH=TT=orig.example=bob@forwarder.example") == "bob@orig.example");
     CHECK(normalise_sender("user+list-42@example.org") == "user@example.org");
     CHECK(normalise_sender("bounce-12345-678@lists.example.org") == "bounce-#-#@lists.example.org");
     CHECK(normalise_sender("a1234@example.org") == "a1234@example.org");

@@ -204,8 +204,7 @@ TEST_CASE("handle outliving its scheduler", "[handle][threads][lifecycle]") {
     REQUIRE_FALSE(h.put(std::string("c")));
     REQUIRE_FALSE(h.try_put(std::string("c")));
     // Whatever was queued can still be read; then get() returns at once.
-    while (h.get<std::string>("outbox", deadline)) {
-    }
+    while (h.get<std::string>("outbox", deadline)) {}
     REQUIRE_FALSE(h.get_message("outbox").has_value());
 }
 

@@ -65,7 +65,8 @@ TEST_CASE("hostile requests are refused before anything big is stored", "[http]"
     }
     SECTION("too many pipelined requests") {
         http::request_parser p({.max_pending = 2});
-        CHECK(p.feed("GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n") == http::parse_result::error);
+        CHECK(p.feed("GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n") ==
+              http::parse_result::error);
         CHECK(p.status() == 503);
     }
     SECTION("garbage") {

@@ -120,8 +120,8 @@ struct file_chain {
                bool reorder = false, std::uint16_t chunk = 1000)
         : file(data) {
         meta = describe_file(file.path, chunk);
-        reader = &f.spawn<file_reader>(file_reader_options{.path = file.path, .chunk_size = chunk, .repeat = repeat,
-                                                           .chunks_per_message = 7});
+        reader = &f.spawn<file_reader>(
+            file_reader_options{.path = file.path, .chunk_size = chunk, .repeat = repeat, .chunks_per_message = 7});
         pack = &f.spawn<packetiser>(meta);
         loss = &f.spawn<lossy>();
         loss->drop = std::move(drop);
@@ -192,7 +192,8 @@ TEST_CASE("loss without a carousel is detected and reported as byte ranges", "[m
 TEST_CASE("the carousel's second pass heals loss in the first", "[mcast]") {
     std::string data = random_bytes(30'000, 14); // 30 packets
     // Every third packet of the first pass is lost, and the order is scrambled.
-    file_chain c(data, 3, [](std::uint64_t i) { return i < 30 && i % 3 == 0; }, true);
+    file_chain c(
+        data, 3, [](std::uint64_t i) { return i < 30 && i % 3 == 0; }, true);
     auto files = c.files();
     REQUIRE(files.size() == 1);
     CHECK(files[0].data == data);

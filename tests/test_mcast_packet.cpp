@@ -63,7 +63,8 @@ TEST_CASE("CRC-32C: the check value, hardware and table agree, chaining", "[mcas
     for (std::size_t n : {0u, 1u, 7u, 8u, 9u, 63u, 1400u, 4099u}) {
         std::string_view d = std::string_view(data).substr(0, n);
         CHECK(crc32c(d) == multicast::detail::crc32c_portable(d));
-        for (std::size_t cut : {std::size_t(0), n / 3, n}) CHECK(crc32c(d.substr(cut), crc32c(d.substr(0, cut))) == crc32c(d));
+        for (std::size_t cut : {std::size_t(0), n / 3, n})
+            CHECK(crc32c(d.substr(cut), crc32c(d.substr(0, cut))) == crc32c(d));
     }
 }
 

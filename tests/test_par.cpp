@@ -21,7 +21,8 @@ auto plus(int n) {
 struct address_book : counted {
     std::shared_ptr<std::vector<const std::string*>> seen;
     address_book(journal_ptr j, std::string tag, std::shared_ptr<std::vector<const std::string*>> s)
-        : counted(std::move(j), std::move(tag)), seen(std::move(s)) {}
+        : counted(std::move(j), std::move(tag)),
+          seen(std::move(s)) {}
     task main() override {
         for (;;) {
             while (auto v = recv<shared<std::string>>()) {

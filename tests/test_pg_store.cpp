@@ -128,7 +128,7 @@ TEST_CASE("pg_store: server down is a store_error, and the next begin() reconnec
     s.commit();
     pg.stop();
     CHECK_THROWS_AS(s.begin(), store_error); // whichever call first meets the dead connection
-    CHECK_THROWS_AS(s.begin(), store_error);  // still down: still a temporary failure
+    CHECK_THROWS_AS(s.begin(), store_error); // still down: still a temporary failure
     pg.start();
     s.begin();
     auto r = s.find(k1);

@@ -255,7 +255,7 @@ TEST_CASE("pipeline: an integer sets the next stage's inbox limit, a policy the 
 TEST_CASE("pipeline: malformed stage lists are refused", "[pipeline]") {
     auto j = std::make_shared<journal>();
     CHECK_THROWS_AS(pipeline(mapper(j, "a", plus(1)), 5), bad_state); // a limit with no stage after it
-    CHECK_THROWS_AS(pipeline(0, mapper(j, "a", plus(1))), bad_state);  // a limit of 0
+    CHECK_THROWS_AS(pipeline(0, mapper(j, "a", plus(1))), bad_state); // a limit of 0
     CHECK_THROWS_AS(pipeline(std::unique_ptr<component>()), bad_component);
     CHECK(j->created == j->destroyed);
 }
@@ -330,7 +330,8 @@ TEST_CASE("pipeline: a stage that ends early stops the stages before it (SIGPIPE
     // told why: "stage taker_<id> ended"
     bool told = false;
     for (auto& e : j->of("m"))
-        told = told || (e.rfind("control shutdown_microprocess stage taker_", 0) == 0 && e.substr(e.size() - 6) == " ended");
+        told = told ||
+               (e.rfind("control shutdown_microprocess stage taker_", 0) == 0 && e.substr(e.size() - 6) == " ended");
     CHECK(told);
     CHECK(f.sched.live() == 0);
 }

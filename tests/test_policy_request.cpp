@@ -83,7 +83,7 @@ TEST_CASE("policy parser: bad input", "[policy]") {
     CHECK(parse_policy_request("=value\n\n").status == policy_parse::malformed);
     CHECK(parse_policy_request(std::string("a=b\0c\n\n", 8)).status == policy_parse::malformed);
     std::string big = "x=" + std::string(200, 'y') + "\n";
-    CHECK(parse_policy_request(big + big, 300).status == policy_parse::too_large);       // complete lines
+    CHECK(parse_policy_request(big + big, 300).status == policy_parse::too_large);             // complete lines
     CHECK(parse_policy_request(std::string(400, 'z'), 300).status == policy_parse::too_large); // no newline at all
     CHECK(parse_policy_request("x=1\n\n", 5).status == policy_parse::complete);
     CHECK(parse_policy_request("x=1\n\n", 4).status == policy_parse::too_large);

@@ -17,11 +17,15 @@ TEST_CASE("printable_text: control sequences become '?', one per character", "[p
     CHECK(printable_text("\x7f") == "?");
     CHECK(printable_text("\n") == "?");
     // C1: as a stray byte (8-bit CSI) and as UTF-8 (U+009B).
-    CHECK(printable_text("\x9b" "31m") == "?31m");
-    CHECK(printable_text("\xc2\x9b" "1m") == "?1m");
+    CHECK(printable_text("\x9b"
+                         "31m") == "?31m");
+    CHECK(printable_text("\xc2\x9b"
+                         "1m") == "?1m");
     // Bidi overrides and isolates, line and paragraph separators.
-    CHECK(printable_text("\xe2\x80\xae" "evil") == "?evil");
-    CHECK(printable_text("\xe2\x81\xa6" "x") == "?x");
+    CHECK(printable_text("\xe2\x80\xae"
+                         "evil") == "?evil");
+    CHECK(printable_text("\xe2\x81\xa6"
+                         "x") == "?x");
     CHECK(printable_text("\xe2\x80\xa8") == "?");
 }
 
@@ -33,11 +37,11 @@ TEST_CASE("printable_text: tab, ASCII and UTF-8 text pass unchanged", "[printabl
 }
 
 TEST_CASE("printable_text: malformed UTF-8 is read as Latin-1, where 0x80-0x9F are controls", "[printable][hostile]") {
-    CHECK(printable_text("\xff") == "\xff");                 // Latin-1 y-umlaut
-    CHECK(printable_text("caf\xe9") == "caf\xe9");           // Latin-1 text still shows
-    CHECK(printable_text("\xc0\xaf") == "\xc0\xaf");         // overlong '/': two Latin-1 bytes, not '/'
-    CHECK(printable_text("\xed\xa0\x80") == "\xed\xa0?"); // a surrogate: Latin-1 bytes; 0x80 is C1
-    CHECK(printable_text("\xe2\x80") == "\xe2?");            // truncated: 0x80 is a C1 byte
+    CHECK(printable_text("\xff") == "\xff");                // Latin-1 y-umlaut
+    CHECK(printable_text("caf\xe9") == "caf\xe9");          // Latin-1 text still shows
+    CHECK(printable_text("\xc0\xaf") == "\xc0\xaf");        // overlong '/': two Latin-1 bytes, not '/'
+    CHECK(printable_text("\xed\xa0\x80") == "\xed\xa0?");   // a surrogate: Latin-1 bytes; 0x80 is C1
+    CHECK(printable_text("\xe2\x80") == "\xe2?");           // truncated: 0x80 is a C1 byte
     CHECK(printable_text("\xf4\x90\x80\x80") == "\xf4???"); // over U+10FFFF: C1 bytes after 0xF4
     CHECK_FALSE(is_printable_text("\x85"));
 }

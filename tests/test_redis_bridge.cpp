@@ -66,9 +66,7 @@ TEST_CASE("redis url: the password from a 0600 file or REDISCLI_AUTH, never a re
     auto dir = std::filesystem::temp_directory_path() / ("kamaelia-redis-pw-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     auto file = dir / "pw";
-    {
-        std::ofstream(file) << "filesecret\n";
-    }
+    { std::ofstream(file) << "filesecret\n"; }
     ::chmod(file.c_str(), 0600);
     auto u = redis::parse_url("redis://host:1?password-file=" + file.string());
     redis::resolve_password(u);
@@ -121,7 +119,9 @@ struct host {
     collector got;
     host(const std::string& name, const std::string& url, const std::string& channel,
          redis_bridge::options o = fast_options())
-        : bp(name), bridge(name, redis::parse_url(url + "?channel=" + channel), o), sub(name) {}
+        : bp(name),
+          bridge(name, redis::parse_url(url + "?channel=" + channel), o),
+          sub(name) {}
     void start(scheduler& s) {
         bp.activate(s);
         bridge.activate(s);

@@ -317,8 +317,7 @@ TEST_CASE("seq: stages share typed state; the seq nests in a pipeline and holds 
     collector col;
     auto st = std::make_shared<session>();
     // "0" ends the counter; what follows it is for the stage after.
-    pipeline p(feeder<int>({7, 1, 1, 1, 0}, false),
-               seq(login(st), pipeline(counter(st)), [st] { return report(st); }));
+    pipeline p(feeder<int>({7, 1, 1, 1, 0}, false), seq(login(st), pipeline(counter(st)), [st] { return report(st); }));
     f.activate(p);
     f.activate(col);
     link_to(p, col);

@@ -61,8 +61,7 @@ struct doubler : component {
     doubler() { declare_inbox("go"); }
     task main() override {
         while (!shutdown_requested()) {
-            while (recv_message("go")) {
-            }
+            while (recv_message("go")) {}
             if (hold) { // requests stay queued: only "go" wakes it
                 co_await wait_for("go");
                 continue;

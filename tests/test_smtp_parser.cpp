@@ -55,8 +55,8 @@ TEST_CASE("smtp parser: MAIL and RCPT paths", "[smtp]") {
 }
 
 TEST_CASE("smtp parser: bad MAIL and RCPT", "[smtp]") {
-    CHECK(parse_command("RCPT TO:<>").error.rfind("501 5.1.3", 0) == 0);   // only senders may be null
-    CHECK(parse_command("MAIL FROM:a@b").error.rfind("501", 0) == 0);     // brackets required
+    CHECK(parse_command("RCPT TO:<>").error.rfind("501 5.1.3", 0) == 0); // only senders may be null
+    CHECK(parse_command("MAIL FROM:a@b").error.rfind("501", 0) == 0);    // brackets required
     CHECK(parse_command("MAIL <a@b>").error.rfind("501 5.5.4", 0) == 0);
     CHECK(parse_command("MAIL FROM:<a@b").error.rfind("501", 0) == 0);
     CHECK(parse_command("MAIL FROM:<a@b>junk").error.rfind("501", 0) == 0);
@@ -139,7 +139,8 @@ TEST_CASE("smtp reply_reader: multi-line replies and EHLO extensions", "[smtp]")
     CHECK(x.xforward);
     CHECK(x.xforward_attrs == std::vector<std::string>{"NAME", "ADDR", "PROTO", "HELO"});
     CHECK_FALSE(x.starttls);
-    CHECK(e->wire() == "250-up.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-XFORWARD NAME ADDR PROTO HELO\r\n250 8BITMIME\r\n");
+    CHECK(e->wire() ==
+          "250-up.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-XFORWARD NAME ADDR PROTO HELO\r\n250 8BITMIME\r\n");
 
     reply_reader bad;
     bad.feed("hello\r\n");

@@ -190,7 +190,8 @@ TEST_CASE("smtp session: greylisting at RCPT, per recipient, the session stays o
     CHECK(r.eng->asked[0].helo == "client.test");
     r.eng->answer(verdict::greylisted, 300);
     r.f.settle();
-    CHECK(starts(c->read(), "451 4.7.1 <u@Example.ORG>: Recipient address rejected: Greylisted, please try again in 300 seconds"));
+    CHECK(starts(c->read(),
+                 "451 4.7.1 <u@Example.ORG>: Recipient address rejected: Greylisted, please try again in 300 seconds"));
     c->write("RCPT TO:<other@elsewhere.test>\r\n");
     CHECK(starts(c->read(), "550 5.7.1 <other@elsewhere.test>: Relay access denied"));
     CHECK(r.eng->asked.size() == 1); // never asked about a relay attempt
@@ -430,7 +431,8 @@ TEST_CASE("smtp session: shutdown says 421 4.3.2 to idle sessions, lets DATA fin
 }
 
 TEST_CASE("smtp session: an upstream that stalls after the final dot gives 451 4.4.1 after its own timeout, "
-          "not the client's idle one (manual clock)", "[smtp]") {
+          "not the client's idle one (manual clock)",
+          "[smtp]") {
     rig r;
     r.pass_all();
     r.ctx->cfg.idle_timeout = std::chrono::seconds(20);
@@ -459,8 +461,7 @@ TEST_CASE("smtp session: an upstream that stalls after the final dot gives 451 4
     CHECK(c->read() == "221 2.0.0 Bye\r\n");
 }
 
-TEST_CASE("smtp session: an upstream that stalls in the envelope gives 451 4.4.1 after --upstream-timeout",
-          "[smtp]") {
+TEST_CASE("smtp session: an upstream that stalls in the envelope gives 451 4.4.1 after --upstream-timeout", "[smtp]") {
     rig r;
     r.pass_all();
     r.ctx->cfg.idle_timeout = std::chrono::seconds(20);
@@ -481,8 +482,7 @@ TEST_CASE("smtp session: an upstream that stalls in the envelope gives 451 4.4.1
     CHECK(r.log[0].find("FAILED | upstream unavailable") != std::string::npos);
 }
 
-TEST_CASE("smtp session: a stop whose grace ends mid-DATA says 421 4.3.2 and logs the transaction",
-          "[smtp]") {
+TEST_CASE("smtp session: a stop whose grace ends mid-DATA says 421 4.3.2 and logs the transaction", "[smtp]") {
     rig r;
     r.pass_all();
     r.ctx->cfg.stop_grace = std::chrono::seconds(30);
@@ -631,8 +631,10 @@ struct tls_socket : component {
     task main() override {
         for (;;) {
             while (auto m = recv_message("inbox")) {
-                if (auto* s = m->peek<std::string>()) written += *s;
-                else if (m->peek<kamaelia::start_tls>()) upgraded_at = written.size();
+                if (auto* s = m->peek<std::string>())
+                    written += *s;
+                else if (m->peek<kamaelia::start_tls>())
+                    upgraded_at = written.size();
             }
             while (auto c = recv<ipc>("control")) {
                 if (c->ends()) {
@@ -670,7 +672,7 @@ TEST_CASE("smtp session: STARTTLS upgrades, drops clear text behind it, forgets 
     const std::string ready = "250 2.1.0 Ok\r\n220 2.0.0 Ready to start TLS\r\n";
     REQUIRE(before.size() >= ready.size());
     CHECK(before.substr(before.size() - ready.size()) == ready); // the 220 goes out in clear, before the switch
-    CHECK(sock.written.size() == sock.upgraded_at); // nothing answered the injected RSET
+    CHECK(sock.written.size() == sock.upgraded_at);              // nothing answered the injected RSET
     write("MAIL FROM:<a@s.test>\r\n");
     CHECK(sock.written.substr(sock.upgraded_at) == "503 5.5.1 Error: send HELO/EHLO first\r\n");
     write("EHLO c.test\r\n");

@@ -95,7 +95,8 @@ TEST_CASE("sqlite: a file that is not a database is refused as corrupt, at open"
     std::string path = s.file("garbage.db");
     std::ofstream(path, std::ios::binary) << std::string(8192, 'G');
     sq::database db(path, named("board"), raise);
-    CHECK_THROWS_WITH(db.check_sound(), Catch::Contains("board database " + path + " is corrupt (or not a SQLite database)"));
+    CHECK_THROWS_WITH(db.check_sound(),
+                      Catch::Contains("board database " + path + " is corrupt (or not a SQLite database)"));
 }
 
 TEST_CASE("sqlite: a read-only database is refused by check_sound with what to look at", "[sqlite][store]") {

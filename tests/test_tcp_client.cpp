@@ -72,10 +72,12 @@ struct watchdog {
     scheduler& s;
     std::atomic<bool> done{false};
     std::thread t;
-    explicit watchdog(scheduler& sc) : s(sc), t([this] {
-        for (int i = 0; i < 600 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        if (!done) s.stop();
-    }) {}
+    explicit watchdog(scheduler& sc)
+        : s(sc),
+          t([this] {
+              for (int i = 0; i < 600 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+              if (!done) s.stop();
+          }) {}
     ~watchdog() {
         done = true;
         t.join();

@@ -18,8 +18,8 @@
 #include <thread>
 
 using namespace kamaelia;
-using kamaelia::test::run_until;
 using asio::ip::tcp;
+using kamaelia::test::run_until;
 
 namespace {
 
@@ -48,7 +48,6 @@ struct wiring : component {
         for (component* c : children()) c->stop();
     }
 };
-
 
 } // namespace
 

@@ -19,6 +19,4 @@ TEST_CASE("trim: the caller chooses the characters", "[util][text]") {
     REQUIRE(trim("<<x>>", "<>") == "x");
 }
 
-TEST_CASE("host_name is never empty", "[util][text]") {
-    REQUIRE_FALSE(kamaelia::host_name().empty());
-}
+TEST_CASE("host_name is never empty", "[util][text]") { REQUIRE_FALSE(kamaelia::host_name().empty()); }

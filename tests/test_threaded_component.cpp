@@ -31,7 +31,9 @@ struct threaded_producer : threaded_component {
     int n;
     std::atomic<int>* produced;
     threaded_producer(int count, std::atomic<int>* p = nullptr, std::size_t limit = default_queue_limit)
-        : threaded_component(limit), n(count), produced(p) {}
+        : threaded_component(limit),
+          n(count),
+          produced(p) {}
     void thread_main() override {
         for (int i = 0; i < n; ++i) {
             send(i);
@@ -149,8 +151,7 @@ struct control_first : threaded_component {
     void thread_main() override {
         auto m = recv_message_wait("control");
         data_when_control_arrived = data_ready("inbox");
-        while (recv_message()) {
-        }
+        while (recv_message()) {}
     }
 };
 } // namespace
@@ -255,7 +256,10 @@ struct blocked_writer : threaded_component {
     latch_flag* saw_stop;
     int capacity; // messages that fit before a send must block
     blocked_writer(latch_flag* ab, latch_flag* stop, int cap)
-        : threaded_component(2), about_to_block(ab), saw_stop(stop), capacity(cap) {}
+        : threaded_component(2),
+          about_to_block(ab),
+          saw_stop(stop),
+          capacity(cap) {}
     ~blocked_writer() override { stop_thread(); }
     void thread_main() override {
         try {

@@ -16,8 +16,8 @@
 #include <functional>
 
 using namespace kamaelia;
-using kamaelia::test::run_until;
 using asio::ip::tcp;
+using kamaelia::test::run_until;
 
 namespace {
 
@@ -64,7 +64,6 @@ struct end {
     void write(std::string s) { csa.in("inbox").push_forced(message(std::move(s))); }
     void finish() { csa.in("control").push_forced(message(producer_finished("test done"))); }
 };
-
 
 std::shared_ptr<tls_context> server_ctx() {
     const auto& f = test::test_certificate();

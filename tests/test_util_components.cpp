@@ -81,7 +81,8 @@ TEST_CASE("pure_transformer: maps, and filters with std::nullopt", "[pure_transf
     CHECK(t.type_name() == "pure_transformer");
 }
 
-TEST_CASE("pure_transformer: ends on producer_finished after draining, and on shutdown_microprocess", "[pure_transformer]") {
+TEST_CASE("pure_transformer: ends on producer_finished after draining, and on shutdown_microprocess",
+          "[pure_transformer]") {
     fixture f;
     SECTION("producer_finished") {
         pure_transformer t(upper);
@@ -205,8 +206,7 @@ TEST_CASE("stateful_transformer: a callable object with state", "[stateful_trans
     CHECK(t.function().words == 5);
     tell(t, producer_finished());
     r.f.settle();
-    CHECK(r.out.values<std::string>() ==
-          std::vector<std::string>{"the", "quick", "brown", "fox", "jumps", "5 words"});
+    CHECK(r.out.values<std::string>() == std::vector<std::string>{"the", "quick", "brown", "fox", "jumps", "5 words"});
 
     // Plain value results, with the state in the object.
     struct running_total {

@@ -64,10 +64,12 @@ private:
 // Runs a scheduler with run_forever() on its own thread for the test's scope.
 class forever_runner {
 public:
-    explicit forever_runner(scheduler& s) : s_(s), t_([this] {
-        s_.run_forever();
-        done_.set();
-    }) {}
+    explicit forever_runner(scheduler& s)
+        : s_(s),
+          t_([this] {
+              s_.run_forever();
+              done_.set();
+          }) {}
     ~forever_runner() { stop(); }
     void stop() {
         if (!t_.joinable()) return;

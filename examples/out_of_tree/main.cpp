@@ -39,7 +39,8 @@ struct echo_upper_server : k::server_core {
         port = 1602;
         protocol = [](const k::connection_info&) {
             return k::pipeline(k::chunks_to_lines(), k::pure_transformer([](std::string line) {
-                                   for (auto& c : line) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+                                   for (auto& c : line)
+                                       c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
                                    return line;
                                }),
                                k::lines_to_chunks());

@@ -1,6 +1,13 @@
 // Everything, for tutorials and quick programs. Real code includes what it uses.
 #pragma once
 
+#include <kamaelia/chassis/backplane.hpp>
+#include <kamaelia/chassis/carousel.hpp>
+#include <kamaelia/chassis/graphline.hpp>
+#include <kamaelia/chassis/par.hpp>
+#include <kamaelia/chassis/pipeline.hpp>
+#include <kamaelia/chassis/seq.hpp>
+#include <kamaelia/chassis/tpipe.hpp>
 #include <kamaelia/core/box.hpp>
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/core/errors.hpp>
@@ -15,13 +22,14 @@
 #include <kamaelia/core/stm.hpp>
 #include <kamaelia/core/task.hpp>
 #include <kamaelia/core/threaded_component.hpp>
-#include <kamaelia/chassis/backplane.hpp>
-#include <kamaelia/chassis/carousel.hpp>
-#include <kamaelia/chassis/graphline.hpp>
-#include <kamaelia/chassis/par.hpp>
-#include <kamaelia/chassis/pipeline.hpp>
-#include <kamaelia/chassis/seq.hpp>
-#include <kamaelia/chassis/tpipe.hpp>
+#include <kamaelia/net/chunks_to_lines.hpp>
+#include <kamaelia/net/connected_socket_adapter.hpp>
+#include <kamaelia/net/connection_info.hpp>
+#include <kamaelia/net/lines_to_chunks.hpp>
+#include <kamaelia/net/multicast_receiver.hpp>
+#include <kamaelia/net/multicast_sender.hpp>
+#include <kamaelia/net/multicast_transceiver.hpp>
+#include <kamaelia/net/server_core.hpp>
 #include <kamaelia/util/console_echoer.hpp>
 #include <kamaelia/util/console_reader.hpp>
 #include <kamaelia/util/data_source.hpp>
@@ -34,11 +42,3 @@
 #include <kamaelia/util/stateful_transformer.hpp>
 #include <kamaelia/util/timed_shutdown.hpp>
 #include <kamaelia/util/two_way_splitter.hpp>
-#include <kamaelia/net/chunks_to_lines.hpp>
-#include <kamaelia/net/connected_socket_adapter.hpp>
-#include <kamaelia/net/connection_info.hpp>
-#include <kamaelia/net/lines_to_chunks.hpp>
-#include <kamaelia/net/multicast_receiver.hpp>
-#include <kamaelia/net/multicast_sender.hpp>
-#include <kamaelia/net/multicast_transceiver.hpp>
-#include <kamaelia/net/server_core.hpp>

@@ -48,7 +48,8 @@ struct subscribe_to::exit_guard {
 
 backplane::backplane(std::string name, delivery_policy overflow) : name_(std::move(name)), overflow_(overflow) {
     if (overflow == delivery_policy::suspend)
-        throw bad_state("backplane \"" + name_ + "\": policy suspend would let one subscriber stall the others; "
+        throw bad_state("backplane \"" + name_ +
+                        "\": policy suspend would let one subscriber stall the others; "
                         "use drop_oldest, drop_newest or fail");
 }
 
@@ -163,9 +164,7 @@ void backplane::fan_out(message m) {
         bool last = i + 1 == subs_.size();
         // Over the byte bound only when something is queued already: a lone
         // big message still gets through to an empty queue.
-        auto over = [&] {
-            return t->full() || (s->queued_bytes_ != 0 && s->queued_bytes_ + bytes > s->max_bytes_);
-        };
+        auto over = [&] { return t->full() || (s->queued_bytes_ != 0 && s->queued_bytes_ + bytes > s->max_bytes_); };
         auto deliver = [&] {
             t->push_forced(last ? std::move(m) : m.share());
             s->queued_bytes_ += bytes;
@@ -191,8 +190,7 @@ void backplane::fan_out(message m) {
             break;
         case delivery_policy::fail: {
             std::string what = s->name() + " cut off from backplane " + name_ + ": queue full (" +
-                               std::to_string(t->size()) + " messages, " + std::to_string(s->queued_bytes_) +
-                               " bytes)";
+                               std::to_string(t->size()) + " messages, " + std::to_string(s->queued_bytes_) + " bytes)";
             spdlog::warn("{}", what);
             ++cut_;
             ++dropped_;
@@ -279,12 +277,16 @@ subscribe_to::subscribe_to(std::string name) : name_(std::move(name)) {}
 
 subscribe_to::subscribe_to(std::string name, skip_function skip) : name_(std::move(name)), skip_(std::move(skip)) {}
 
-subscribe_to::subscribe_to(std::string name, delivery_policy overflow) : subscribe_to(std::move(name), nullptr, overflow) {}
+subscribe_to::subscribe_to(std::string name, delivery_policy overflow)
+    : subscribe_to(std::move(name), nullptr, overflow) {}
 
 subscribe_to::subscribe_to(std::string name, skip_function skip, delivery_policy overflow)
-    : name_(std::move(name)), overflow_(overflow), skip_(std::move(skip)) {
+    : name_(std::move(name)),
+      overflow_(overflow),
+      skip_(std::move(skip)) {
     if (overflow == delivery_policy::suspend)
-        throw bad_state("subscribe_to(\"" + name_ + "\"): a backplane never waits for a subscriber; "
+        throw bad_state("subscribe_to(\"" + name_ +
+                        "\"): a backplane never waits for a subscriber; "
                         "use drop_oldest, drop_newest or fail");
 }
 

@@ -21,16 +21,14 @@ protected:
         // Owned by the carousel, which destroys it when it ends.
         for (;;) {
             co_await wait_for("control");
-            while (recv_message("control")) {
-            }
+            while (recv_message("control")) {}
         }
     }
 };
 
 } // namespace
 
-carousel::carousel(factory make, bool make_first_request)
-    : make_(std::move(make)), first_request_(make_first_request) {
+carousel::carousel(factory make, bool make_first_request) : make_(std::move(make)), first_request_(make_first_request) {
     if (!make_) throw bad_component("carousel: no factory");
     declare_inbox("next", "what the next child is made from (replaces the current one)");
     declare_outbox("requestNext", "\"NEXT\" when the carousel wants something to do");

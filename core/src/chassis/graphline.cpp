@@ -46,8 +46,7 @@ graphline& graphline::add(std::string name, std::unique_ptr<component> c) {
 }
 
 graphline& graphline::connect(box_ref from, box_ref to, delivery_policy p, std::uint32_t limit) {
-    if (state() != component_state::created)
-        throw bad_state("graphline::connect: " + name() + " is already running");
+    if (state() != component_state::created) throw bad_state("graphline::connect: " + name() + " is already running");
     if (from.is_self() && to.is_self())
         throw bad_state("graphline: " + describe(from) + " → " + describe(to) +
                         " links the graphline to itself, which never sends");
@@ -74,7 +73,8 @@ void graphline::validate() const {
         if (r.is_self()) return;
         for (auto& e : entries_)
             if (e.name == r.component) return;
-        throw bad_component("graphline: " + describe(r) + " names no child (children are named when added; "
+        throw bad_component("graphline: " + describe(r) +
+                            " names no child (children are named when added; "
                             "\"self\" or \"\" is the graphline)");
     };
     for (auto& l : links_) {
@@ -105,7 +105,8 @@ void graphline::fan_out_control() {
     while (auto m = recv_message("control")) {
         if (const ipc* i = m->peek<ipc>()) end_.note(*i);
         for (auto& e : entries_)
-            if (e.comp && !e.control_linked && !e.comp->finished()) detail::push_control(*e.comp, detail::duplicate(*m));
+            if (e.comp && !e.control_linked && !e.comp->finished())
+                detail::push_control(*e.comp, detail::duplicate(*m));
     }
 }
 

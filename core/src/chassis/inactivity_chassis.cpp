@@ -3,7 +3,8 @@
 namespace kamaelia {
 
 inactivity_chassis::inactivity_chassis(duration timeout, std::unique_ptr<component> child)
-    : timeout_(timeout), child_(&add_child(std::move(child))) {
+    : timeout_(timeout),
+      child_(&add_child(std::move(child))) {
     // Input goes through us (it is the activity); output needs no watching:
     // the child's outbox and signal are ours.
     declare_outbox("tochild", "input on its way to the child");

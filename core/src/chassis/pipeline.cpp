@@ -60,7 +60,8 @@ void pipeline::reap_stages() {
         if (!circular_) {
             std::string why = "stage " + c->name() + (c->failed() ? " failed" : " ended");
             for (std::size_t j = 0; j < i; ++j)
-                if (stages_[j] && !stages_[j]->finished()) detail::push_control(*stages_[j], shutdown_microprocess(why));
+                if (stages_[j] && !stages_[j]->finished())
+                    detail::push_control(*stages_[j], shutdown_microprocess(why));
         }
         stages_[i] = nullptr;
         remove_child(*c);

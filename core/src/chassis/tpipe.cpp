@@ -29,8 +29,7 @@ task tpipe::main() {
             send_forced(std::move(m), "signal");
         });
         if (cw.stopping()) {
-            while (recv_message("inbox")) {
-            } // stopping: input is dropped (and must not keep us awake)
+            while (recv_message("inbox")) {} // stopping: input is dropped (and must not keep us awake)
         } else {
             while (auto m = recv_message("inbox")) {
                 bool hit = cond_(*m);

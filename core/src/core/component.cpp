@@ -36,11 +36,10 @@ std::uint32_t component::next_id() noexcept {
 
 component::component() noexcept : id_(next_id()) {}
 
-component::component(component&& o)
-    : id_(o.id_), shutdown_kind_(o.shutdown_kind_) {
+component::component(component&& o) : id_(o.id_), shutdown_kind_(o.shutdown_kind_) {
     if (o.state_ != component_state::created || o.parent_ ||
-        (o.ext_ && (!o.ext_->links_in.empty() || !o.ext_->links_out.empty())) || o.outbox_.link() ||
-        o.signal_.link() || o.inbox_.link() || o.control_.link())
+        (o.ext_ && (!o.ext_->links_in.empty() || !o.ext_->links_out.empty())) || o.outbox_.link() || o.signal_.link() ||
+        o.inbox_.link() || o.control_.link())
         throw bad_state("a component can only be moved before it is activated, adopted or linked");
     ext_ = std::exchange(o.ext_, nullptr);
     inbox_.ring_ = std::exchange(o.inbox_.ring_, nullptr);
@@ -129,12 +128,14 @@ box& component::find_box(box_name b) { return lookup_or_throw(b); }
 bool component::has_box(box_name b) const noexcept { return lookup(b) != nullptr; }
 
 void component::declare_inbox(std::string name, std::string description) {
-    if (has_box(box_name(std::string_view(name)))) throw bad_box(this->name() + ": box \"" + name + "\" declared twice");
+    if (has_box(box_name(std::string_view(name))))
+        throw bad_box(this->name() + ": box \"" + name + "\" declared twice");
     add_inbox(std::move(name), std::move(description));
 }
 
 void component::declare_outbox(std::string name, std::string description) {
-    if (has_box(box_name(std::string_view(name)))) throw bad_box(this->name() + ": box \"" + name + "\" declared twice");
+    if (has_box(box_name(std::string_view(name))))
+        throw bad_box(this->name() + ": box \"" + name + "\" declared twice");
     add_outbox(std::move(name), std::move(description));
 }
 
@@ -565,7 +566,8 @@ linkage& component::link(endpoint src, endpoint dst, delivery_policy p) {
         throw box_already_linked(src.comp->name() + "." + std::string(src.name.name) +
                                  " is already linked; a box has one outgoing link (use a splitter to fan out)");
     for (box* b = &d; b; b = b->link())
-        if (b == &s) throw bad_state("linking " + src.comp->name() + "." + std::string(src.name.name) + " would make a loop");
+        if (b == &s)
+            throw bad_state("linking " + src.comp->name() + "." + std::string(src.name.name) + " would make a loop");
     auto* l = new linkage(src.comp, &s, dst.comp, &d);
     s.set_link(&d, p);
     src.comp->ext().links_out.push_back(l);

@@ -23,7 +23,9 @@ class handle_proxy final : public component {
 public:
     handle_proxy(std::shared_ptr<detail::thread_bridge> b, const std::vector<std::string>& inboxes,
                  const std::vector<std::string>& outboxes)
-        : b_(std::move(b)), inboxes_(inboxes), outboxes_(outboxes) {
+        : b_(std::move(b)),
+          inboxes_(inboxes),
+          outboxes_(outboxes) {
         declare_inbox(std::string(wake_box_name), "wake-ups from the handle's side (internal)");
         for (const auto& n : inboxes_) declare_outbox("to_" + n, "what the handle puts into \"" + n + "\"");
         for (const auto& n : outboxes_) declare_inbox("from_" + n, "what the handle gets from \"" + n + "\"");
@@ -38,7 +40,7 @@ private:
     task main() override;
 
     std::shared_ptr<detail::thread_bridge> b_;
-    std::vector<std::string> inboxes_;  // the wrapped component's, in queue order
+    std::vector<std::string> inboxes_; // the wrapped component's, in queue order
     std::vector<std::string> outboxes_;
 };
 

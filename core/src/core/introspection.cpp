@@ -153,8 +153,8 @@ std::string text_differ::update(const graph& g) {
         for (const auto& b : c.boxes) {
             std::string bid = box_node_id(c.id, b.kind, b.name);
             nodes[{1, c.id, bid}] = "ADD NODE " + quoted(bid) + " " + quoted(b.name) + " randompos " +
-                                    std::string(to_string(b.kind)) + "\nADD LINK " + quoted(cid) + " " +
-                                    quoted(bid) + "\n";
+                                    std::string(to_string(b.kind)) + "\nADD LINK " + quoted(cid) + " " + quoted(bid) +
+                                    "\n";
         }
     }
     for (const auto& l : g.links) {
@@ -462,7 +462,8 @@ std::string to_dot(const graph& g) {
             roots.push_back(&c);
         }
     }
-    std::string out = "digraph kamaelia {\n  rankdir=LR;\n  node [shape=record, fontname=\"Helvetica\", fontsize=10];\n";
+    std::string out =
+        "digraph kamaelia {\n  rankdir=LR;\n  node [shape=record, fontname=\"Helvetica\", fontsize=10];\n";
     std::function<void(const component_snapshot*, const std::string&)> emit = [&](const component_snapshot* c,
                                                                                   const std::string& indent) {
         auto it = kids.find(c->id);

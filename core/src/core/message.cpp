@@ -18,9 +18,7 @@ std::string demangle(const char* mangled) {
 
 } // namespace detail
 
-std::string message::type_name() const {
-    return vt_ ? detail::demangle(vt_->type_name()) : std::string("(empty)");
-}
+std::string message::type_name() const { return vt_ ? detail::demangle(vt_->type_name()) : std::string("(empty)"); }
 
 message message::share() {
     message copy;

@@ -44,10 +44,14 @@ std::string label_text(const labels& l, std::string_view extra_key, std::string_
         out += k;
         out += "=\"";
         for (char c : v) {
-            if (c == '\\') out += "\\\\";
-            else if (c == '"') out += "\\\"";
-            else if (c == '\n') out += "\\n";
-            else out += c;
+            if (c == '\\')
+                out += "\\\\";
+            else if (c == '"')
+                out += "\\\"";
+            else if (c == '\n')
+                out += "\\n";
+            else
+                out += c;
         }
         out += '"';
     };
@@ -58,7 +62,8 @@ std::string label_text(const labels& l, std::string_view extra_key, std::string_
 
 exposition::family& exposition::fam(std::string_view name, std::string_view type, std::string_view help) {
     auto it = families_.find(name);
-    if (it == families_.end()) it = families_.emplace(std::string(name), family{std::string(type), std::string(help), {}}).first;
+    if (it == families_.end())
+        it = families_.emplace(std::string(name), family{std::string(type), std::string(help), {}}).first;
     return it->second;
 }
 

@@ -199,8 +199,7 @@ void scheduler::reap_finished() {
                 spdlog::error("component {} failed: {}", c->name(), what);
                 try {
                     c->send_forced(message(ipc{ipc_kind::component_error, what, c->id_}), "signal");
-                } catch (...) {
-                }
+                } catch (...) {}
             }
         }
         c->destroy_frame();

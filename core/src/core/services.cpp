@@ -25,7 +25,8 @@ service_registry::~service_registry() { replies_->detach(); }
 
 void service_registry::register_service(std::string name, component& c, std::string inbox_name) {
     if (services_.count(name)) throw service_already_exists("service \"" + name + "\" is already registered");
-    if (!c.has_box(box_name(std::string_view(inbox_name))) || !c.find_box(box_name(std::string_view(inbox_name))).is_inbox())
+    if (!c.has_box(box_name(std::string_view(inbox_name))) ||
+        !c.find_box(box_name(std::string_view(inbox_name))).is_inbox())
         throw bad_inbox("service \"" + name + "\": " + c.name() + " has no inbox \"" + inbox_name + "\"");
     auto& ib = static_cast<inbox&>(c.find_box(box_name(std::string_view(inbox_name))));
     services_.emplace(std::move(name), service{&c, std::move(inbox_name), &ib});

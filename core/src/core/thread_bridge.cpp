@@ -52,7 +52,9 @@ message thread_bridge::pop_in_locked(bridge_queue& q) {
 // ---- bridge_pump ------------------------------------------------------------------
 
 bridge_pump::bridge_pump(component& self, std::shared_ptr<thread_bridge> b, inbox& wake_box)
-    : self_(self), b_(std::move(b)), wake_(wake_box) {
+    : self_(self),
+      b_(std::move(b)),
+      wake_(wake_box) {
     b_->wake_box = &wake_;
 }
 

@@ -47,14 +47,17 @@ struct bridge_item {
 };
 
 struct bridge_queue {
-    std::string name;    // the box name the foreign side uses
+    std::string name; // the box name the foreign side uses
     std::uint32_t hash;
-    bool last;           // control-class: ordered after the data boxes
+    bool last; // control-class: ordered after the data boxes
     std::size_t limit;
     std::deque<bridge_item> items;
 
     bridge_queue(std::string n, bool is_last, std::size_t lim)
-        : name(std::move(n)), hash(box_name::fnv1a(name)), last(is_last), limit(lim) {}
+        : name(std::move(n)),
+          hash(box_name::fnv1a(name)),
+          last(is_last),
+          limit(lim) {}
     // Move-only, so vectors of queues move rather than try to copy messages.
     bridge_queue(bridge_queue&&) = default;
     bridge_queue& operator=(bridge_queue&&) = default;
@@ -70,24 +73,24 @@ struct bridge_wake_token {};
 class thread_bridge : public std::enable_shared_from_this<thread_bridge> {
 public:
     std::mutex mutex;
-    std::condition_variable cv;               // the foreign side waits here
-    std::vector<bridge_queue> to_foreign;     // real inboxes → foreign side
-    std::vector<bridge_queue> from_foreign;   // foreign side → real outboxes
+    std::condition_variable cv;             // the foreign side waits here
+    std::vector<bridge_queue> to_foreign;   // real inboxes → foreign side
+    std::vector<bridge_queue> from_foreign; // foreign side → real outboxes
 
     // ---- guarded by mutex ----
-    scheduler* sched = nullptr;    // where wake-ups go; null once the scheduler side is gone
+    scheduler* sched = nullptr; // where wake-ups go; null once the scheduler side is gone
     bool wake_posted = false;
-    bool closed = false;           // the scheduler side has stopped or ended
-    bool foreign_done = false;     // the thread returned / the handle was dropped
-    std::exception_ptr error;      // what the thread threw
-    std::string error_text;        // why the wrapped component failed (handles)
+    bool closed = false;       // the scheduler side has stopped or ended
+    bool foreign_done = false; // the thread returned / the handle was dropped
+    std::exception_ptr error;  // what the thread threw
+    std::string error_text;    // why the wrapped component failed (handles)
     std::uint64_t next_seq = 0;
-    std::uint32_t waiters = 0;     // foreign threads blocked on cv
-    bool shutdown_seen = false;    // thread side: an end notice was taken from control
+    std::uint32_t waiters = 0;  // foreign threads blocked on cv
+    bool shutdown_seen = false; // thread side: an end notice was taken from control
     ipc_kind shutdown_kind = ipc_kind::producer_finished;
 
     // ---- scheduler thread only ----
-    inbox* wake_box = nullptr;     // the proxy's "_wake" inbox while its frame lives
+    inbox* wake_box = nullptr; // the proxy's "_wake" inbox while its frame lives
 
     // The thread of a threaded_component (joined by whoever stops it).
     std::thread thread;
@@ -177,7 +180,7 @@ private:
     };
 
     void move_in(in_route& r, bool& stalled, bool& moved, bool ignore_limit);
-    bool settle_pending(out_route& r);                // false while it is still parked
+    bool settle_pending(out_route& r); // false while it is still parked
     bool submit(out_route& r, message m, std::uint64_t seq);
     bool older_data_waiting(std::uint64_t seq) const; // mutex held
 

@@ -32,7 +32,9 @@ class thread_guard {
 public:
     thread_guard(detail::thread_bridge& b, threaded_component& owner, void (*entry)(threaded_component*),
                  void (*interrupt)(void*))
-        : b_(b), owner_(owner), interrupt_(interrupt) {
+        : b_(b),
+          owner_(owner),
+          interrupt_(interrupt) {
         b_.thread = std::thread(entry, &owner);
     }
     ~thread_guard() {
@@ -60,7 +62,8 @@ private:
 } // namespace
 
 threaded_component::threaded_component(std::size_t queue_limit)
-    : bridge_(std::make_shared<detail::thread_bridge>()), limit_(queue_limit ? queue_limit : 1) {
+    : bridge_(std::make_shared<detail::thread_bridge>()),
+      limit_(queue_limit ? queue_limit : 1) {
     declare_inbox(std::string(wake_box_name), "wake-ups from the component's thread (internal)");
 }
 
@@ -95,7 +98,8 @@ task threaded_component::main() {
             }
         }
     }
-    thread_guard guard(*b, *this, [](threaded_component* self) { self->thread_entry(); }, &interrupt_thunk);
+    thread_guard guard(
+        *b, *this, [](threaded_component* self) { self->thread_entry(); }, &interrupt_thunk);
 
     for (;;) {
         pump.step();

@@ -49,7 +49,9 @@ connected_socket_adapter::connected_socket_adapter(asio::ip::tcp::socket socket,
 
 connected_socket_adapter::connected_socket_adapter(asio::generic::stream_protocol::socket socket, csa_options options,
                                                    start_tls tls)
-    : socket_(std::move(socket)), opt_(options), anchor_(*this) {
+    : socket_(std::move(socket)),
+      opt_(options),
+      anchor_(*this) {
     asio::error_code ec;
     socket_.non_blocking(true, ec);
     if (tls.context) {
@@ -63,13 +65,9 @@ connected_socket_adapter::~connected_socket_adapter() {
     teardown_now(); // the frame goes before the socket it uses
 }
 
-bool connected_socket_adapter::tls_established() const noexcept {
-    return tls_ && tls_->ph == tls_state::phase::open;
-}
+bool connected_socket_adapter::tls_established() const noexcept { return tls_ && tls_->ph == tls_state::phase::open; }
 
-bool connected_socket_adapter::tls_busy() const noexcept {
-    return tls_ && tls_->ph != tls_state::phase::open;
-}
+bool connected_socket_adapter::tls_busy() const noexcept { return tls_ && tls_->ph != tls_state::phase::open; }
 
 void connected_socket_adapter::close_socket() noexcept {
     anchor_.clear();
@@ -120,7 +118,8 @@ bool connected_socket_adapter::tls_step() {
             asio::error_code ec;
             asio::ip::make_address(host, ec);
             if (!host.empty() && ec) SSL_set_tlsext_host_name(tls_->ssl, host.c_str()); // SNI: names only
-            if (!host.empty() && (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER)) SSL_set1_host(tls_->ssl, host.c_str());
+            if (!host.empty() && (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER))
+                SSL_set1_host(tls_->ssl, host.c_str());
             SSL_set_connect_state(tls_->ssl);
         }
         tls_->ph = tls_state::phase::handshaking;
@@ -144,9 +143,7 @@ bool connected_socket_adapter::tls_step() {
         write_blocked_ = true;
         arm_write();
         return true;
-    default:
-        reason_ = openssl_error("TLS handshake failed");
-        return false;
+    default: reason_ = openssl_error("TLS handshake failed"); return false;
     }
 }
 
@@ -170,18 +167,14 @@ connected_socket_adapter::io_result connected_socket_adapter::read_some(std::siz
         return io_result::ok;
     }
     switch (SSL_get_error(tls_->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-        return io_result::would_block;
+    case SSL_ERROR_WANT_READ: return io_result::would_block;
     case SSL_ERROR_WANT_WRITE:
         tls_->read_wants_write = true;
         write_blocked_ = true;
         arm_write();
         return io_result::would_block;
-    case SSL_ERROR_ZERO_RETURN:
-        return io_result::eof;
-    default:
-        reason_ = openssl_error("TLS read failed");
-        return io_result::error;
+    case SSL_ERROR_ZERO_RETURN: return io_result::eof;
+    default: reason_ = openssl_error("TLS read failed"); return io_result::error;
     }
 }
 
@@ -245,8 +238,9 @@ bool connected_socket_adapter::flush_tls() {
                 head.owned().append(queue_[i].data(), queue_[i].size());
                 ++i;
             }
-            if (i > head_ + 1) queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(head_ + 1),
-                                            queue_.begin() + static_cast<std::ptrdiff_t>(i));
+            if (i > head_ + 1)
+                queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(head_ + 1),
+                             queue_.begin() + static_cast<std::ptrdiff_t>(i));
         }
         std::size_t len = std::min(head.size() - head_offset_, tls_record);
         ERR_clear_error();
@@ -268,9 +262,7 @@ bool connected_socket_adapter::flush_tls() {
             write_blocked_ = true;
             arm_read(true);
             return true;
-        default:
-            reason_ = openssl_error("TLS write failed");
-            return false;
+        default: reason_ = openssl_error("TLS write failed"); return false;
         }
     }
     return true;

@@ -8,7 +8,8 @@
 namespace kamaelia {
 
 chunks_to_lines::chunks_to_lines(std::size_t max_line)
-    : max_(max_line), state_(std::make_shared<detail::line_state>()) {}
+    : max_(max_line),
+      state_(std::make_shared<detail::line_state>()) {}
 
 task chunks_to_lines::main() {
     std::string partial;

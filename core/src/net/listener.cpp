@@ -27,7 +27,11 @@ std::string listen_address::text() const {
 }
 
 listener::listener(listen_address where, csa_options options, std::shared_ptr<tls_context> tls)
-    : where_(std::move(where)), bound_(where_), options_(options), tls_(std::move(tls)), anchor_(*this) {
+    : where_(std::move(where)),
+      bound_(where_),
+      options_(options),
+      tls_(std::move(tls)),
+      anchor_(*this) {
     declare_outbox("protocolHandlerSignal", "a new_connection per accepted socket");
 }
 
@@ -47,8 +51,8 @@ void listener::listen(asio::io_context* on) {
         acceptor_ = detail::open_acceptor(io, name_for_logs, where_.bind_address, where_.port, reuse_address, backlog);
         bound_.port = bound_port();
     }
-    backoff_ = std::make_unique<log_limiter>(name_for_logs + ": accept failed, pausing accepts", std::chrono::seconds(60),
-                                             nullptr, spdlog::level::warn);
+    backoff_ = std::make_unique<log_limiter>(name_for_logs + ": accept failed, pausing accepts",
+                                             std::chrono::seconds(60), nullptr, spdlog::level::warn);
 }
 
 bool listener::listening() const noexcept { return acceptor_ && acceptor_->is_open(); }

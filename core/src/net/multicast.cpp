@@ -17,14 +17,15 @@ namespace kamaelia {
 
 namespace {
 
-constexpr std::size_t max_mmsg = 64;     // datagrams per sendmmsg/recvmmsg call
-constexpr int read_rounds = 8;           // recvmmsg calls per wake-up (fairness)
+constexpr std::size_t max_mmsg = 64; // datagrams per sendmmsg/recvmmsg call
+constexpr int read_rounds = 8;       // recvmmsg calls per wake-up (fairness)
 constexpr auto enobufs_retry = std::chrono::milliseconds(1);
 
 asio::ip::address_v4 parse_v4(const std::string& s, const char* what) {
     asio::error_code ec;
     auto a = asio::ip::make_address_v4(s, ec);
-    if (ec) throw std::system_error(ec, std::string("multicast: bad ") + what + " \"" + s + "\" (want an IPv4 address)");
+    if (ec)
+        throw std::system_error(ec, std::string("multicast: bad ") + what + " \"" + s + "\" (want an IPv4 address)");
     return a;
 }
 
@@ -139,8 +140,12 @@ multicast_transceiver::multicast_transceiver(multicast_options o, mode m) : opt_
 }
 
 multicast_transceiver::multicast_transceiver(multicast_transceiver&& o)
-    : component(std::move(o)), opt_(std::move(o.opt_)), mode_(o.mode_), socket_(std::move(o.socket_)),
-      dest_(o.dest_), local_(o.local_) {}
+    : component(std::move(o)),
+      opt_(std::move(o.opt_)),
+      mode_(o.mode_),
+      socket_(std::move(o.socket_)),
+      dest_(o.dest_),
+      local_(o.local_) {}
 
 multicast_transceiver::~multicast_transceiver() {
     if (anchor_) anchor_->clear();

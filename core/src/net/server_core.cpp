@@ -25,9 +25,7 @@ duration wheel_tick(const std::optional<duration>& timeout) {
 
 } // namespace
 
-server_core::server_core() {
-    declare_inbox("_newconnection", "new_connection messages from the listener");
-}
+server_core::server_core() { declare_inbox("_newconnection", "new_connection messages from the listener"); }
 
 server_core::~server_core() {
     teardown_now(); // connection graphs and the frame go before the listener
@@ -35,8 +33,8 @@ server_core::~server_core() {
 
 void server_core::listen() {
     if (listener_ || own_listener_) return;
-    listen_address where = unix_path.empty() ? listen_address::tcp(bind_address, port)
-                                             : listen_address::unix_socket(unix_path);
+    listen_address where =
+        unix_path.empty() ? listen_address::tcp(bind_address, port) : listen_address::unix_socket(unix_path);
     auto l = std::make_unique<listener>(std::move(where), socket_options, tls);
     l->name_for_logs = server_name;
     l->reuse_address = reuse_address;
@@ -99,7 +97,8 @@ void server_core::open_connection(new_connection nc) {
     link({h, "outbox"}, {csa, "inbox"});
     link({h, "signal"}, {csa, "control"});
     link({csa, "signal"}, {h, "control"});
-    if (h.has_box("serversignal") && h.find_box("serversignal").is_outbox()) link({h, "serversignal"}, {*this, "control"});
+    if (h.has_box("serversignal") && h.find_box("serversignal").is_outbox())
+        link({h, "serversignal"}, {*this, "control"});
     if (!unix_socket) ++per_address_[info.peer];
     // At debug: the close line says who, how long and how much; a health
     // probe (connect, close, not a byte) then stays out of the info log.
@@ -199,7 +198,8 @@ void server_core::begin_stop() {
     // Tell every graph: the handler finishes (and closes its socket through
     // its signal); the adapter flushes what the handler still sends.
     for (auto& [_, c] : conns_) {
-        if (!c.handler->finished()) c.handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+        if (!c.handler->finished())
+            c.handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
     }
 }
 

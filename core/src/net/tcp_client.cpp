@@ -9,7 +9,11 @@
 namespace kamaelia {
 
 tcp_client::tcp_client(std::string host, std::uint16_t port, duration connect_timeout, csa_options options)
-    : host_(std::move(host)), port_(port), timeout_(connect_timeout), options_(options), anchor_(*this) {}
+    : host_(std::move(host)),
+      port_(port),
+      timeout_(connect_timeout),
+      options_(options),
+      anchor_(*this) {}
 
 tcp_client& tcp_client::tls_with(std::shared_ptr<tls_context> context, std::string server_name) {
     tls_ = start_tls{std::move(context), false, server_name.empty() ? host_ : std::move(server_name)};

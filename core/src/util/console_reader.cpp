@@ -90,9 +90,8 @@ task console_reader::main() {
     bool armed = false;
     for (;;) {
         cw.poll(*this);
-        if (cw.ended()) break; // we are the producer: either kind means stop now
-        while (recv_message("inbox")) {
-        } // nothing is read from "inbox"; it must not keep us awake
+        if (cw.ended()) break;           // we are the producer: either kind means stop now
+        while (recv_message("inbox")) {} // nothing is read from "inbox"; it must not keep us awake
         if (armed && in_.completed()) {
             armed = false;
             readable = true;

@@ -23,7 +23,8 @@ duration interval_for(double rate) {
 } // namespace
 
 message_rate_limit::message_rate_limit(double messages_per_second, std::size_t buffer)
-    : interval_(interval_for(messages_per_second)), buffer_(std::max<std::size_t>(buffer, 1)) {}
+    : interval_(interval_for(messages_per_second)),
+      buffer_(std::max<std::size_t>(buffer, 1)) {}
 
 task message_rate_limit::main() {
     control_watch cw;

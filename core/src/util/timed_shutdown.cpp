@@ -8,8 +8,7 @@ task timed_shutdown::main() {
     control_watch cw;
     const time_point until = sched()->now() + after_;
     for (;;) {
-        while (recv_message("inbox")) {
-        }
+        while (recv_message("inbox")) {}
         cw.poll(*this);
         if (cw.ended()) break;
         time_point now = sched()->now();

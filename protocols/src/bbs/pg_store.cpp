@@ -45,8 +45,10 @@ const pg::statement statements[] = {
      "INSERT INTO bbs_messages(date, author_id, sender, recipient, subject, body) VALUES($1, $2, $3, $4, $5, $6)"
      " RETURNING id",
      6},
-    {"post_reply", "INSERT INTO bbs_replies(message_id, position, reply_to) VALUES($1, $2, $3)"
-                   " ON CONFLICT DO NOTHING", 3},
+    {"post_reply",
+     "INSERT INTO bbs_replies(message_id, position, reply_to) VALUES($1, $2, $3)"
+     " ON CONFLICT DO NOTHING",
+     3},
     {"next_unread",
      "SELECT m.id FROM bbs_messages m WHERE m.id > $2 AND NOT EXISTS"
      " (SELECT 1 FROM bbs_read_marks r WHERE r.user_id = $1 AND r.message_id = m.id) ORDER BY m.id LIMIT 1",
@@ -178,9 +180,7 @@ void pg_store::note_logout(std::int64_t user_id, std::int64_t when) {
 }
 
 std::size_t pg_store::user_count() {
-    return atomically([&] {
-        return static_cast<std::size_t>(db_.run("user_count", {}, "count users").i64(0, 0));
-    });
+    return atomically([&] { return static_cast<std::size_t>(db_.run("user_count", {}, "count users").i64(0, 0)); });
 }
 
 std::int64_t pg_store::post(const message_record& m) {
@@ -254,9 +254,8 @@ delete_result pg_store::remove(std::int64_t user_id, std::int64_t message_id) {
 }
 
 std::size_t pg_store::message_count() {
-    return atomically([&] {
-        return static_cast<std::size_t>(db_.run("message_count", {}, "count messages").i64(0, 0));
-    });
+    return atomically(
+        [&] { return static_cast<std::size_t>(db_.run("message_count", {}, "count messages").i64(0, 0)); });
 }
 
 std::vector<message_record> pg_store::all_messages() {
@@ -285,21 +284,22 @@ void pg_store::for_each_read_mark(const std::function<void(std::int64_t, std::in
 
 void pg_store::restore_user(const user_record& u) {
     atomically([&] {
-        return db_.run("restore_user",
-                       span_of({num(u.id), u.name, user_key(u.name), u.password.salt, u.password.hash,
-                                num(u.password.iterations), num(static_cast<std::int64_t>(std::time(nullptr))),
-                                num(u.last_login)}),
-                       "copy user", b({1, 2, 3, 4}));
+        return db_.run(
+            "restore_user",
+            span_of({num(u.id), u.name, user_key(u.name), u.password.salt, u.password.hash, num(u.password.iterations),
+                     num(static_cast<std::int64_t>(std::time(nullptr))), num(u.last_login)}),
+            "copy user", b({1, 2, 3, 4}));
     });
 }
 
 void pg_store::restore_message(const message_record& m) {
     atomically([&] {
-        auto r = db_.run("restore_message",
-                         span_of({num(m.id), m.date, num(m.author_id), m.from, m.to, m.subject, m.body}), "copy message",
-                         b({1, 3, 4, 5, 6}));
+        auto r =
+            db_.run("restore_message", span_of({num(m.id), m.date, num(m.author_id), m.from, m.to, m.subject, m.body}),
+                    "copy message", b({1, 3, 4, 5, 6}));
         std::int64_t pos = 0;
-        for (std::int64_t to : m.reply_to) db_.run("post_reply", span_of({num(m.id), num(pos++), num(to)}), "copy message");
+        for (std::int64_t to : m.reply_to)
+            db_.run("post_reply", span_of({num(m.id), num(pos++), num(to)}), "copy message");
         return r;
     });
 }

@@ -152,8 +152,7 @@ void sqlite_store::commit() { db_.exec("COMMIT"); }
 void sqlite_store::rollback() noexcept {
     try {
         db_.exec("ROLLBACK");
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 bool sqlite_store::in_transaction() const noexcept { return db_.in_transaction(); }
 void sqlite_store::interrupt() noexcept { db_.interrupt(); }
@@ -247,8 +246,7 @@ std::int64_t sqlite_store::post(const message_record& m) {
         try {
             statement::use(stmt(q_rollback_to)).run();
             statement::use(stmt(q_release)).run();
-        } catch (...) {
-        }
+        } catch (...) {}
         throw;
     }
 }

@@ -1,16 +1,16 @@
 #include <kamaelia/bbs/stages.hpp>
 #include <kamaelia/chassis/pipeline.hpp>
 #include <kamaelia/chassis/seq.hpp>
-#include <kamaelia/core/service.hpp>
 #include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/core/service.hpp>
 #include <kamaelia/protocols/printable.hpp>
 #include <kamaelia/protocols/telnet.hpp>
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <algorithm>
 #include <exception>
 
 namespace kamaelia::bbs {
@@ -266,12 +266,12 @@ namespace {
 // Where a visit to `messages>` has got to. Filled in on the database thread
 // while the UI waits for the job; read by the UI once it has replied.
 struct browse_cursor {
-    std::int64_t after_unread = 0;     // unread ones are shown first, oldest first ...
-    std::int64_t after_read = 0;       // ... then those read before, oldest first
+    std::int64_t after_unread = 0; // unread ones are shown first, oldest first ...
+    std::int64_t after_read = 0;   // ... then those read before, oldest first
     bool unread_phase = true;
-    std::vector<std::int64_t> shown;   // this visit (not shown again among the read ones)
-    std::optional<message_record> m;   // the message just fetched
-    std::optional<std::int64_t> gone;  // its id, if it was deleted meanwhile
+    std::vector<std::int64_t> shown;  // this visit (not shown again among the read ones)
+    std::optional<message_record> m;  // the message just fetched
+    std::optional<std::int64_t> gone; // its id, if it was deleted meanwhile
     std::size_t unread = 0;
     std::size_t total = 0;
     bool more_read = false;
@@ -508,11 +508,10 @@ std::unique_ptr<component> protocol(const std::shared_ptr<bbs::board>& b, const 
     }
     telnet_lines framer(framer_max);
     auto s = std::make_shared<session>(b, peer, framer.line_state());
-    return std::make_unique<pipeline>(
-        std::move(framer), seq([s] { return std::make_unique<authenticator>(s); },
-                               [s] { return std::make_unique<user_retriever>(s); },
-                               [s] { return std::make_unique<message_board_ui>(s); },
-                               [s] { return std::make_unique<state_saver_logout>(s); }));
+    return std::make_unique<pipeline>(std::move(framer), seq([s] { return std::make_unique<authenticator>(s); },
+                                                             [s] { return std::make_unique<user_retriever>(s); },
+                                                             [s] { return std::make_unique<message_board_ui>(s); },
+                                                             [s] { return std::make_unique<state_saver_logout>(s); }));
 }
 
 } // namespace kamaelia::bbs

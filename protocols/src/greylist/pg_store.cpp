@@ -98,7 +98,8 @@ void pg_store::save(const triplet& k, const triplet_row& row, bool known) {
         evicted_ += gone;
     }
     db_.run(known ? "update" : "insert",
-            span_of({k.client_net, k.sender, k.recipient, std::to_string(row.first), std::to_string(row.last)}), "save");
+            span_of({k.client_net, k.sender, k.recipient, std::to_string(row.first), std::to_string(row.last)}),
+            "save");
     if (!known) ++rows_estimate_;
 }
 
@@ -113,12 +114,12 @@ void pg_store::save_client(const std::string& address, const client_row& c) {
 }
 
 std::size_t pg_store::expire(std::int64_t now, const timing& t, std::size_t limit) {
-    std::size_t gone = db_.run("expire",
-                               span_of({std::to_string(now - std::min(t.retry_window, t.max_age)),
-                                        std::to_string(now - t.max_age), std::to_string(t.delay),
-                                        std::to_string(now - t.retry_window), std::to_string(limit)}),
-                               "expire")
-                           .affected();
+    std::size_t gone =
+        db_.run("expire",
+                span_of({std::to_string(now - std::min(t.retry_window, t.max_age)), std::to_string(now - t.max_age),
+                         std::to_string(t.delay), std::to_string(now - t.retry_window), std::to_string(limit)}),
+                "expire")
+            .affected();
     rows_estimate_ -= std::min<std::uint64_t>(rows_estimate_, gone);
     if (gone < limit)
         gone += db_.run("expire_clients", span_of({std::to_string(now - t.max_age), std::to_string(limit - gone)}),
@@ -144,7 +145,8 @@ store_stats pg_store::stats(const timing& t, unsigned awl_threshold) {
     auto c = db_.exec(qc.c_str(), "stats");
     st.clients = static_cast<std::uint64_t>(c.i64(0, 0));
     st.clients_whitelisted = static_cast<std::uint64_t>(c.i64(0, 1));
-    auto s = db_.exec("SELECT pg_total_relation_size('grey_triplets') + pg_total_relation_size('grey_clients')", "stats");
+    auto s =
+        db_.exec("SELECT pg_total_relation_size('grey_triplets') + pg_total_relation_size('grey_clients')", "stats");
     st.file_bytes = static_cast<std::uint64_t>(s.i64(0, 0));
     return st;
 }

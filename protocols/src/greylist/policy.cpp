@@ -11,7 +11,9 @@ namespace kamaelia::greylist {
 
 policy_protocol::policy_protocol(std::string service, reply_style style, std::size_t max_request, std::string peer,
                                  bool test_hooks, meter* m)
-    : service_(std::move(service)), conv_(std::move(style), max_request, test_hooks), peer_(std::move(peer)),
+    : service_(std::move(service)),
+      conv_(std::move(style), max_request, test_hooks),
+      peer_(std::move(peer)),
       meter_(m) {}
 
 void log_policy_decision(const request& r, const decision& d, const std::string& action) {

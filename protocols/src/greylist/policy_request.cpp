@@ -29,7 +29,9 @@ policy_parse_result policy_parser::next() {
         req_ = {};
         return r;
     };
-    auto too_large = [&] { return fail(policy_parse::too_large, "request longer than " + std::to_string(max_) + " bytes"); };
+    auto too_large = [&] {
+        return fail(policy_parse::too_large, "request longer than " + std::to_string(max_) + " bytes");
+    };
     for (;;) {
         // Only the bytes after the last complete line are searched: a line
         // is scanned once, whatever the reads it arrived in.
@@ -166,8 +168,8 @@ std::string policy_action(const decision& d, const policy_query& q, const reply_
             std::tm tm{};
             gmtime_r(&now, &tm);
             std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S UTC", &tm);
-            return "PREPEND X-Greylist: delayed " + std::to_string(d.delayed.count()) + " seconds by " +
-                   style.version + " at " + style.host + "; " + date;
+            return "PREPEND X-Greylist: delayed " + std::to_string(d.delayed.count()) + " seconds by " + style.version +
+                   " at " + style.host + "; " + date;
         }
         return "DUNNO";
     }

@@ -36,8 +36,7 @@ triplet_outcome judge_triplet(const std::optional<triplet_row>& row, std::int64_
     return o;
 }
 
-bool client_whitelisted(const std::optional<client_row>& row, std::int64_t now, unsigned threshold,
-                        const timing& t) {
+bool client_whitelisted(const std::optional<client_row>& row, std::int64_t now, unsigned threshold, const timing& t) {
     if (threshold == 0 || !row) return false;
     if (span(now, row->last) > t.max_age) return false; // forgotten like any other memory
     return row->count >= static_cast<std::int64_t>(threshold);

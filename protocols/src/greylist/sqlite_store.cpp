@@ -55,7 +55,8 @@ sqlite_store::sqlite_store(const options& o)
       expire_(db_, "DELETE FROM triplets WHERE (net, sender, recipient) IN ("
                    "SELECT net, sender, recipient FROM triplets WHERE last < ?1"
                    " AND (last < ?2 OR (last - first < ?3 AND last < ?4)) LIMIT ?5)"),
-      expire_clients_(db_, "DELETE FROM clients WHERE address IN (SELECT address FROM clients WHERE last < ?1 LIMIT ?2)"),
+      expire_clients_(db_,
+                      "DELETE FROM clients WHERE address IN (SELECT address FROM clients WHERE last < ?1 LIMIT ?2)"),
       evict_(db_, "DELETE FROM triplets WHERE (net, sender, recipient) IN ("
                   "SELECT net, sender, recipient FROM triplets ORDER BY last LIMIT ?1)"),
       count_(db_, "SELECT count(*) FROM triplets") {
@@ -96,8 +97,7 @@ void sqlite_store::migrate() {
         if (db_.in_transaction()) {
             try {
                 db_.exec("ROLLBACK");
-            } catch (...) {
-            }
+            } catch (...) {}
         }
         throw;
     }
@@ -123,12 +123,10 @@ void sqlite_store::rollback() noexcept {
     try {
         // Nothing open, or SQLite rolled back already: nothing to undo.
         if (db_.in_transaction()) sqlite::statement::use(rollback_).run("rollback");
-    } catch (...) {
-    }
+    } catch (...) {}
     try {
         count_rows(); // the cached count included what was rolled back
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 std::optional<triplet_row> sqlite_store::find(const triplet& k) {

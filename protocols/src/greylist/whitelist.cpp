@@ -69,8 +69,7 @@ bool whitelist::add_client(std::string_view raw) {
     if (auto slash = entry.find('/'); slash != std::string_view::npos) {
         addr = entry.substr(0, slash);
         auto p = entry.substr(slash + 1);
-        if (p.empty() || p.size() > 3 || !all_digits_and_dots(p) || p.find('.') != std::string_view::npos)
-            return false;
+        if (p.empty() || p.size() > 3 || !all_digits_and_dots(p) || p.find('.') != std::string_view::npos) return false;
         prefix = static_cast<unsigned>(std::stoi(std::string(p)));
     }
     if (all_digits_and_dots(addr)) {

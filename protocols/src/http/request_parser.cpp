@@ -68,8 +68,7 @@ struct request_parser::impl {
             s.in_value = false;
         }
         std::string& name = s.current.headers.back().first;
-        for (std::size_t i = 0; i < n; ++i)
-            name += static_cast<char>(std::tolower(static_cast<unsigned char>(at[i])));
+        for (std::size_t i = 0; i < n; ++i) name += static_cast<char>(std::tolower(static_cast<unsigned char>(at[i])));
         return 0;
     }
     static int on_header_value(http_parser* p, const char* at, std::size_t n) {

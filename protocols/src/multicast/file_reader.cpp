@@ -29,7 +29,10 @@ file_reader::file_reader(file_reader_options o) : opt_(std::move(o)) {
 }
 
 file_reader::file_reader(file_reader&& o) noexcept
-    : component(std::move(o)), opt_(std::move(o.opt_)), fd_(o.fd_), size_(o.size_) {
+    : component(std::move(o)),
+      opt_(std::move(o.opt_)),
+      fd_(o.fd_),
+      size_(o.size_) {
     o.fd_ = -1;
 }
 
@@ -56,8 +59,8 @@ task file_reader::main() {
     // Wake-ups come at most every couple of milliseconds: at high rates a
     // wake-up per chunk would cost more than the chunk. At low rates the
     // burst is one chunk, so the stream stays smooth.
-    const std::size_t burst = std::clamp<std::size_t>(
-        static_cast<std::size_t>(opt_.rate * 0.002) / chunk * chunk, chunk, per_message);
+    const std::size_t burst =
+        std::clamp<std::size_t>(static_cast<std::size_t>(opt_.rate * 0.002) / chunk * chunk, chunk, per_message);
 
     control_watch cw;
     std::uint64_t pass = 0;

@@ -107,8 +107,8 @@ decode_error decode(std::string_view d, packet_view& out) noexcept {
     // Sequence numbers are 32 bits: a file needs at most 2^32 packets.
     // The chunk size must fit a datagram, whatever a forger claims.
     if (v.meta.chunk_size == 0 || v.meta.chunk_size > max_datagram_size - header_size ||
-        v.meta.packet_count() > (std::uint64_t(1) << 32) ||
-        v.seq >= v.meta.packet_count() || len != v.meta.payload_size(v.seq))
+        v.meta.packet_count() > (std::uint64_t(1) << 32) || v.seq >= v.meta.packet_count() ||
+        len != v.meta.payload_size(v.seq))
         return decode_error::bad_geometry;
     out = v;
     return decode_error::none;

@@ -34,7 +34,8 @@ std::string redact(std::string_view text) {
     if (scheme == std::string_view::npos) return std::string(text);
     auto start = scheme + 3;
     auto end = text.find_first_of("/?", start);
-    std::string_view authority = text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    std::string_view authority =
+        text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
     auto at = authority.rfind('@');
     if (at == std::string_view::npos) return std::string(text);
     std::string_view userinfo = authority.substr(0, at);
@@ -108,9 +109,10 @@ void database::connect() {
     }
     broken_ = false;
     // The server's NOTICEs ("relation already exists, skipping") are not ours to print.
-    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
-    std::string set = "SET statement_timeout = " + std::to_string(opt_.statement_timeout.count()) +
-                      "; SET bytea_output = 'hex'";
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char*) {}, nullptr);
+    std::string set =
+        "SET statement_timeout = " + std::to_string(opt_.statement_timeout.count()) + "; SET bytea_output = 'hex'";
     exec(set.c_str(), "set session");
 }
 
@@ -187,8 +189,8 @@ void database::migrate(const char* part, std::span<const char* const> steps, boo
         if (v > known) newer(v);
         for (int i = v; i < known; ++i) exec(steps[static_cast<std::size_t>(i)], "migrate");
         if (v != known) {
-            std::string set = "INSERT INTO kamaelia_schema(part, version) VALUES('" + p + "', " + std::to_string(known) +
-                              ") ON CONFLICT(part) DO UPDATE SET version = excluded.version";
+            std::string set = "INSERT INTO kamaelia_schema(part, version) VALUES('" + p + "', " +
+                              std::to_string(known) + ") ON CONFLICT(part) DO UPDATE SET version = excluded.version";
             exec(set.c_str(), "record schema version");
         }
         exec("COMMIT", "commit migration");

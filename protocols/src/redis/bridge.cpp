@@ -27,8 +27,11 @@ redis_bridge::redis_bridge(std::string backplane_name, redis::url where)
     : redis_bridge(std::move(backplane_name), std::move(where), options{}) {}
 
 redis_bridge::redis_bridge(std::string backplane_name, redis::url where, options o)
-    : bp_name_(std::move(backplane_name)), url_(std::move(where)), opts_(o),
-      channel_(url_.channel.empty() ? bp_name_ : url_.channel), origin_(redis::new_origin()) {
+    : bp_name_(std::move(backplane_name)),
+      url_(std::move(where)),
+      opts_(o),
+      channel_(url_.channel.empty() ? bp_name_ : url_.channel),
+      origin_(redis::new_origin()) {
     if (opts_.backoff_min <= duration::zero() || opts_.backoff_max < opts_.backoff_min)
         throw bad_state("redis_bridge: back-off must be positive and backoff_min <= backoff_max");
     declare_inbox("local", "what was published on the local backplane");
@@ -41,9 +44,7 @@ redis_bridge::redis_bridge(std::string backplane_name, redis::url where, options
 
 redis_bridge::~redis_bridge() = default;
 
-std::uint64_t redis_bridge::not_forwarded() const noexcept {
-    return not_forwarded_ + (local_ ? local_->dropped() : 0);
-}
+std::uint64_t redis_bridge::not_forwarded() const noexcept { return not_forwarded_ + (local_ ? local_->dropped() : 0); }
 
 bool redis_bridge::is_injected(const message& m) {
     // Called by the backplane for every message it fans out: what we put on
@@ -72,8 +73,10 @@ void redis_bridge::open_link() {
     std::string hello;
     std::size_t expected = 0;
     if (!url_.password.empty()) {
-        if (url_.user.empty()) redis::detail::format_command(hello, {"AUTH", url_.password});
-        else redis::detail::format_command(hello, {"AUTH", url_.user, url_.password});
+        if (url_.user.empty())
+            redis::detail::format_command(hello, {"AUTH", url_.password});
+        else
+            redis::detail::format_command(hello, {"AUTH", url_.user, url_.password});
         ++expected;
     }
     if (url_.db != 0) {
@@ -103,10 +106,8 @@ void redis_bridge::drop_link(std::string why) {
     subscribed_ = false;
     linked_->store(false, std::memory_order_relaxed);
     pub_handshake_ = sub_handshake_ = 0;
-    while (recv_message("pub_in")) {
-    }
-    while (recv_message("sub_in")) {
-    }
+    while (recv_message("pub_in")) {}
+    while (recv_message("sub_in")) {}
     time_point now = sched()->now();
     if (!in_outage_) {
         in_outage_ = true;
@@ -129,9 +130,10 @@ void redis_bridge::check_linked() {
     backoff_ = opts_.backoff_min;
     if (in_outage_) {
         in_outage_ = false;
-        auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(sched()->now() - outage_since_).count() / 1000.0;
-        spdlog::info("backplane {}: Redis {} linked again after {:.1f} s; {} messages not forwarded meanwhile", bp_name_,
-                     url_.display(), secs, not_forwarded() - lost_at_outage_start_);
+        auto secs =
+            std::chrono::duration_cast<std::chrono::milliseconds>(sched()->now() - outage_since_).count() / 1000.0;
+        spdlog::info("backplane {}: Redis {} linked again after {:.1f} s; {} messages not forwarded meanwhile",
+                     bp_name_, url_.display(), secs, not_forwarded() - lost_at_outage_start_);
     } else {
         spdlog::info("backplane {}: bridged to Redis {} channel {}", bp_name_, url_.display(), channel_);
     }

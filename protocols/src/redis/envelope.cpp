@@ -29,7 +29,8 @@ std::string wrap(const origin_id& origin, std::string_view payload) {
 }
 
 unwrapped unwrap(std::string_view raw) noexcept {
-    if (raw.size() < envelope_header || raw.substr(0, envelope_magic.size()) != envelope_magic) return {std::nullopt, raw};
+    if (raw.size() < envelope_header || raw.substr(0, envelope_magic.size()) != envelope_magic)
+        return {std::nullopt, raw};
     origin_id id{};
     std::memcpy(id.data(), raw.data() + envelope_magic.size(), id.size());
     return {id, raw.substr(envelope_header)};

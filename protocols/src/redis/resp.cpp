@@ -1,8 +1,8 @@
 #include "resp.hpp"
 
+#include <array>
 #include <new>
 #include <stdexcept>
-#include <array>
 
 namespace kamaelia::redis::detail {
 

@@ -132,14 +132,12 @@ void resolve_password(url& u) {
         if (::stat(u.password_file.c_str(), &st) != 0)
             throw url_error("redis password file " + u.password_file + ": cannot be read");
         if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-            throw url_error("redis password file " + u.password_file +
-                            ": others may read it (chmod 600 it)");
+            throw url_error("redis password file " + u.password_file + ": others may read it (chmod 600 it)");
         std::ifstream f(u.password_file, std::ios::binary);
         if (!f) throw url_error("redis password file " + u.password_file + ": cannot be read");
         std::string line;
         std::getline(f, line);
-        while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' '))
-            line.pop_back();
+        while (!line.empty() && (line.back() == '\r' || line.back() == '\n' || line.back() == ' ')) line.pop_back();
         if (line.empty()) throw url_error("redis password file " + u.password_file + ": empty");
         u.password = std::move(line);
         return;

@@ -59,8 +59,10 @@ std::string parse_path(std::string_view rest, command& cmd, bool allow_null) {
                 ++i;
                 continue;
             }
-            if (c == '"') quoted = false;
-            else if (c < 32 || c == 127) return "control character in the path";
+            if (c == '"')
+                quoted = false;
+            else if (c < 32 || c == 127)
+                return "control character in the path";
             continue;
         }
         if (c == '"') {
@@ -176,9 +178,7 @@ command parse_command(std::string_view line) {
     }
     cmd.argument.assign(arg);
     switch (cmd.what) {
-    case verb::unknown:
-        cmd.error = "500 5.5.2 Error: command not recognized";
-        break;
+    case verb::unknown: cmd.error = "500 5.5.2 Error: command not recognized"; break;
     case verb::helo:
     case verb::ehlo:
         if (arg.empty() || arg.find_first_of(" \t") != std::string_view::npos) {
@@ -212,8 +212,7 @@ command parse_command(std::string_view line) {
     case verb::expn:
         if (arg.empty()) cmd.error = "501 5.5.4 Syntax: " + std::string(to_string(cmd.what)) + " address";
         break;
-    default:
-        break;
+    default: break;
     }
     return cmd;
 }

@@ -10,9 +10,8 @@ namespace kamaelia::smtp {
 namespace {
 
 const std::set<std::string>& scalar_keys() {
-    static const std::set<std::string> k = {"port",          "servername",         "serverid",
-                                            "smtp_ip",       "smtp_port",          "inactivity_timeout",
-                                            "greylist_log",  "greylist_debuglog"};
+    static const std::set<std::string> k = {"port",      "servername",         "serverid",     "smtp_ip",
+                                            "smtp_port", "inactivity_timeout", "greylist_log", "greylist_debuglog"};
     return k;
 }
 const std::set<std::string>& list_keys() {

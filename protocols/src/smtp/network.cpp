@@ -74,8 +74,10 @@ std::optional<network> network::parse(std::string_view text) {
     // Canonical: host bits cleared.
     for (unsigned i = 0; i < 16; ++i) {
         unsigned lo = i * 8;
-        if (n.prefix_ <= lo) n.bytes_[i] = 0;
-        else if (n.prefix_ < lo + 8) n.bytes_[i] &= static_cast<std::uint8_t>(0xff << (lo + 8 - n.prefix_));
+        if (n.prefix_ <= lo)
+            n.bytes_[i] = 0;
+        else if (n.prefix_ < lo + 8)
+            n.bytes_[i] &= static_cast<std::uint8_t>(0xff << (lo + 8 - n.prefix_));
     }
     return n;
 }

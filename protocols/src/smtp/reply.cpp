@@ -90,11 +90,16 @@ extensions parse_ehlo(const reply& r) {
         auto sp = line.find(' ');
         std::string key = line.substr(0, sp);
         std::string rest = sp == std::string::npos ? std::string() : line.substr(sp + 1);
-        if (key == "PIPELINING") x.pipelining = true;
-        else if (key == "8BITMIME") x.eightbitmime = true;
-        else if (key == "ENHANCEDSTATUSCODES") x.enhancedstatuscodes = true;
-        else if (key == "STARTTLS") x.starttls = true;
-        else if (key == "SMTPUTF8") x.smtputf8 = true;
+        if (key == "PIPELINING")
+            x.pipelining = true;
+        else if (key == "8BITMIME")
+            x.eightbitmime = true;
+        else if (key == "ENHANCEDSTATUSCODES")
+            x.enhancedstatuscodes = true;
+        else if (key == "STARTTLS")
+            x.starttls = true;
+        else if (key == "SMTPUTF8")
+            x.smtputf8 = true;
         else if (key == "SIZE") {
             x.size = true;
             std::uint64_t n = 0;

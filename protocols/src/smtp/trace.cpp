@@ -34,8 +34,8 @@ std::string received_header(const trace_info& t) {
 }
 
 std::string x_greylist_header(long long delayed_seconds, std::string_view host, std::time_t when) {
-    return "X-Greylist: delayed " + std::to_string(delayed_seconds) + " seconds by kamaelia-grey at " +
-           clean(host) + "; " + rfc5322_date(when) + "\r\n";
+    return "X-Greylist: delayed " + std::to_string(delayed_seconds) + " seconds by kamaelia-grey at " + clean(host) +
+           "; " + rfc5322_date(when) + "\r\n";
 }
 
 std::string xtext(std::string_view s) {

@@ -24,8 +24,11 @@ const char* kind_of(int rc) noexcept {
 }
 
 database::database(const std::string& path, options o, error_factory raise)
-    : path_(path), opt_(std::move(o)), raise_(std::move(raise)) {
-    int flags = SQLITE_OPEN_NOMUTEX | (opt_.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    : path_(path),
+      opt_(std::move(o)),
+      raise_(std::move(raise)) {
+    int flags =
+        SQLITE_OPEN_NOMUTEX | (opt_.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) {
         std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);

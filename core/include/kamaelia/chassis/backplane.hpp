@@ -85,10 +85,10 @@ public:
     static backplane& find(scheduler& s, std::string_view name);
 
     // Counters.
-    std::uint64_t published() const noexcept { return published_; }  // messages taken in
-    std::uint64_t delivered() const noexcept { return delivered_; }  // copies handed to subscribers
-    std::uint64_t dropped() const noexcept { return dropped_; }      // lost to full subscribers
-    std::uint64_t cut_off() const noexcept { return cut_; }          // subscribers cut (policy fail)
+    std::uint64_t published() const noexcept { return published_; } // messages taken in
+    std::uint64_t delivered() const noexcept { return delivered_; } // copies handed to subscribers
+    std::uint64_t dropped() const noexcept { return dropped_; }     // lost to full subscribers
+    std::uint64_t cut_off() const noexcept { return cut_; }         // subscribers cut (policy fail)
     std::size_t subscribers() const noexcept { return subs_.size(); }
     // Bytes queued for all current subscribers (what the fan-out holds).
     std::size_t queued_bytes() const noexcept;

@@ -58,7 +58,7 @@ private:
     bool first_request_;
     component* holder_ = nullptr; // keeps input while no child runs (see carousel.cpp)
     component* child_ = nullptr;
-    bool told_ = false;           // the child has been sent its shutdown
+    bool told_ = false; // the child has been sent its shutdown
     std::size_t built_ = 0;
     detail::end_state end_;
 };

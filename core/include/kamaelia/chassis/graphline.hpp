@@ -90,8 +90,8 @@ class graphline : public component {
 public:
     graphline() = default;
     template <class... Named>
-        requires(std::is_same_v<std::remove_cvref_t<Named>, named_component> && ...)
-    explicit graphline(linkage_list links, Named&&... children) {
+    requires(std::is_same_v<std::remove_cvref_t<Named>, named_component>&&...) explicit graphline(linkage_list links,
+                                                                                                  Named&&... children) {
         (add(std::move(children.name), std::move(children.comp)), ...);
         for (auto& l : links) connect(std::move(l.from), std::move(l.to), l.policy, l.limit);
         validate();
@@ -101,14 +101,12 @@ public:
     // Adds a named child (before activation).
     graphline& add(std::string name, std::unique_ptr<component> c);
     template <class C>
-        requires std::is_base_of_v<component, std::remove_cvref_t<C>>
-    graphline& add(std::string name, C&& c) {
+    requires std::is_base_of_v<component, std::remove_cvref_t<C>> graphline& add(std::string name, C&& c) {
         static_assert(!std::is_lvalue_reference_v<C>, "graphline::add: pass a component by value or unique_ptr");
         return add(std::move(name), std::unique_ptr<component>(std::make_unique<std::remove_cvref_t<C>>(std::move(c))));
     }
     // Adds a link (before activation); creates missing boxes on self.
-    graphline& connect(box_ref from, box_ref to, delivery_policy p = delivery_policy::suspend,
-                       std::uint32_t limit = 0);
+    graphline& connect(box_ref from, box_ref to, delivery_policy p = delivery_policy::suspend, std::uint32_t limit = 0);
 
     // The child of that name, or nullptr (unknown, or ended and removed).
     component* child(std::string_view name) const noexcept;
@@ -120,7 +118,7 @@ protected:
 private:
     struct entry {
         std::string name;
-        component* comp; // nullptr once ended and removed
+        component* comp;             // nullptr once ended and removed
         bool control_linked = false; // some link feeds its control: no fan-out to it
     };
 

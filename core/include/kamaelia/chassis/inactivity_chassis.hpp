@@ -24,8 +24,7 @@ class inactivity_chassis : public component {
 public:
     inactivity_chassis(duration timeout, std::unique_ptr<component> child);
     template <class C>
-        requires std::is_base_of_v<component, C>
-    inactivity_chassis(duration timeout, C child)
+    requires std::is_base_of_v<component, C> inactivity_chassis(duration timeout, C child)
         : inactivity_chassis(timeout, std::make_unique<C>(std::move(child))) {}
     inactivity_chassis(inactivity_chassis&&) = default; // before activation only
 

@@ -60,8 +60,10 @@ private:
                           "par: a std::unique_ptr child must hold a component");
             add_branch_ptr(std::unique_ptr<component>(std::move(c)));
         } else {
-            static_assert(std::is_base_of_v<component, T>, "par: children are components (by value or std::unique_ptr)");
-            static_assert(!std::is_lvalue_reference_v<C>, "par: pass components by value (a temporary or std::move(c))");
+            static_assert(std::is_base_of_v<component, T>,
+                          "par: children are components (by value or std::unique_ptr)");
+            static_assert(!std::is_lvalue_reference_v<C>,
+                          "par: pass components by value (a temporary or std::move(c))");
             add_branch_ptr(std::make_unique<T>(std::move(c)));
         }
     }

@@ -112,7 +112,7 @@ private:
     void wire();
     void reap_stages();
 
-    std::vector<component*> stages_;   // in pipeline order; nullptr once removed
+    std::vector<component*> stages_; // in pipeline order; nullptr once removed
     std::vector<stage_options> options_;
     stage_options pending_;
     bool has_pending_ = false;

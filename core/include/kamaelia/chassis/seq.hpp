@@ -79,7 +79,8 @@ private:
     void add_stage(S&& s) {
         using T = std::remove_cvref_t<S>;
         if constexpr (std::is_base_of_v<component, T>) {
-            static_assert(!std::is_lvalue_reference_v<S>, "seq: pass components by value (a temporary or std::move(c))");
+            static_assert(!std::is_lvalue_reference_v<S>,
+                          "seq: pass components by value (a temporary or std::move(c))");
             push(stage{std::make_unique<T>(std::move(s)), {}});
         } else if constexpr (is_unique_ptr<T>::value) {
             static_assert(std::is_base_of_v<component, typename T::element_type>,
@@ -88,7 +89,8 @@ private:
         } else if constexpr (std::is_same_v<T, factory>) {
             push(stage{nullptr, std::forward<S>(s)});
         } else if constexpr (std::is_invocable_v<T&>) {
-            static_assert(std::is_copy_constructible_v<T>, "seq: a factory must be copyable (it is kept in a std::function)");
+            static_assert(std::is_copy_constructible_v<T>,
+                          "seq: a factory must be copyable (it is kept in a std::function)");
             using R = std::remove_cvref_t<std::invoke_result_t<T&>>;
             if constexpr (is_unique_ptr<R>::value) {
                 static_assert(std::is_base_of_v<component, typename R::element_type>,

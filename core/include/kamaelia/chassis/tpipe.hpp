@@ -43,16 +43,17 @@ struct tpipe_options {
 class tpipe : public component {
 public:
     template <class C, class F>
-        requires std::is_base_of_v<component, std::remove_cvref_t<C>> && (!std::is_lvalue_reference_v<C>)
-    tpipe(C&& action, F condition, tpipe_options options = {})
-        : cond_(make_message_predicate(std::move(condition))), options_(options) {
+    requires std::is_base_of_v<component, std::remove_cvref_t<C>> &&
+        (!std::is_lvalue_reference_v<C>)tpipe(C&& action, F condition, tpipe_options options = {})
+        : cond_(make_message_predicate(std::move(condition))),
+          options_(options) {
         child_ = &add_child(std::forward<C>(action));
         declare_boxes();
     }
     template <class C, class F>
-        requires std::is_base_of_v<component, C>
-    tpipe(std::unique_ptr<C> action, F condition, tpipe_options options = {})
-        : cond_(make_message_predicate(std::move(condition))), options_(options) {
+    requires std::is_base_of_v<component, C> tpipe(std::unique_ptr<C> action, F condition, tpipe_options options = {})
+        : cond_(make_message_predicate(std::move(condition))),
+          options_(options) {
         child_ = &add_child(std::move(action));
         declare_boxes();
     }

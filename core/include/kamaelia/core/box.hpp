@@ -47,7 +47,8 @@ struct box_name {
         return h;
     }
     template <std::size_t N>
-    consteval box_name(const char (&s)[N]) noexcept : name(s, N - 1), hash(fnv1a(std::string_view(s, N - 1))) {}
+    consteval box_name(const char (&s)[N]) noexcept : name(s, N - 1),
+                                                      hash(fnv1a(std::string_view(s, N - 1))) {}
     constexpr box_name(std::string_view s) noexcept : name(s), hash(fnv1a(s)) {}
 };
 
@@ -163,7 +164,7 @@ struct send_waiter {
 };
 
 struct ring {
-    std::uint32_t mask;  // capacity - 1 (capacity is a power of two)
+    std::uint32_t mask; // capacity - 1 (capacity is a power of two)
     std::uint32_t head;
     std::uint32_t size;
     std::uint32_t limit;

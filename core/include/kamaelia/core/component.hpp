@@ -67,7 +67,11 @@ public:
 
 private:
     friend class component;
-    linkage(component* so, box* s, component* dob, box* d) noexcept : src_owner_(so), src_(s), dst_owner_(dob), dst_(d) {}
+    linkage(component* so, box* s, component* dob, box* d) noexcept
+        : src_owner_(so),
+          src_(s),
+          dst_owner_(dob),
+          dst_(d) {}
     component* src_owner_;
     box* src_;
     component* dst_owner_;
@@ -225,10 +229,8 @@ public:
     template <class C>
     C& add_child(std::unique_ptr<C> c);
     template <class C>
-        requires std::is_base_of_v<component, std::remove_cvref_t<C>>
-    std::remove_cvref_t<C>& add_child(C&& c) {
-        return add_child(std::make_unique<std::remove_cvref_t<C>>(std::forward<C>(c)));
-    }
+    requires std::is_base_of_v<component, std::remove_cvref_t<C>> std::remove_cvref_t<C>
+    &add_child(C&& c) { return add_child(std::make_unique<std::remove_cvref_t<C>>(std::forward<C>(c))); }
     // Destroys a child (stopping it if it still runs) and its links.
     void remove_child(component& c);
     // Removes every finished child; true when no child is left.
@@ -303,7 +305,7 @@ private:
     component* parent_ = nullptr;
     component* next_sibling_ = nullptr;
     std::coroutine_handle<> root_;
-    std::coroutine_handle<> current_;  // innermost suspended coroutine
+    std::coroutine_handle<> current_; // innermost suspended coroutine
     inbox* wait_box_ = nullptr;
     detail::component_ext* ext_ = nullptr;
     std::uint32_t id_;

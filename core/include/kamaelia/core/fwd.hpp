@@ -4,7 +4,8 @@
 namespace kamaelia {
 
 class message;
-template <class T> class shared;
+template <class T>
+class shared;
 struct ipc;
 class box;
 class inbox;
@@ -14,7 +15,8 @@ class linkage;
 class component;
 class scheduler;
 class task;
-template <class T = void> class subtask;
+template <class T = void>
+class subtask;
 class handle;
 class threaded_component;
 class service_registry;

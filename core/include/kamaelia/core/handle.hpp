@@ -27,9 +27,9 @@
 // throw bad_state rather than deadlock (try_put/try_get are fine there).
 #pragma once
 
-#include <kamaelia/core/detail/typed_take.hpp>
 #include <kamaelia/core/box.hpp>
 #include <kamaelia/core/component.hpp>
+#include <kamaelia/core/detail/typed_take.hpp>
 #include <kamaelia/core/errors.hpp>
 #include <kamaelia/core/message.hpp>
 #include <kamaelia/core/scheduler.hpp>

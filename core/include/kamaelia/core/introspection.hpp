@@ -41,16 +41,16 @@ struct box_snapshot {
     std::string name;
     box_kind kind = box_kind::inbox;
     std::string description;
-    std::size_t depth = 0;          // messages waiting (inboxes)
-    std::uint64_t delivered = 0;    // messages ever delivered into it (inboxes)
-    std::size_t parked = 0;         // senders waiting for room (inboxes)
-    std::uint32_t limit = 0;        // the bound (inboxes)
+    std::size_t depth = 0;       // messages waiting (inboxes)
+    std::uint64_t delivered = 0; // messages ever delivered into it (inboxes)
+    std::size_t parked = 0;      // senders waiting for room (inboxes)
+    std::uint32_t limit = 0;     // the bound (inboxes)
 };
 
 struct component_snapshot {
     std::uint32_t id = 0;
     std::string name;
-    std::uint32_t parent = 0;       // 0: top level
+    std::uint32_t parent = 0; // 0: top level
     component_state state = component_state::created;
     bool failed = false;
     std::uint32_t wakeups = 0;
@@ -66,7 +66,7 @@ struct link_snapshot {
     std::string source_box;
     std::uint32_t sink = 0;
     std::string sink_box;
-    int passthrough = 0;            // 0 outbox→inbox, 1 inbox→inbox, 2 outbox→outbox
+    int passthrough = 0; // 0 outbox→inbox, 1 inbox→inbox, 2 outbox→outbox
     delivery_policy policy = delivery_policy::suspend;
 };
 
@@ -163,7 +163,8 @@ class introspector : public component {
 public:
     // counters: also STAT and FRAME lines (see text_differ).
     explicit introspector(duration interval = std::chrono::seconds(1), bool counters = false)
-        : interval_(interval), differ_(counters) {}
+        : interval_(interval),
+          differ_(counters) {}
     std::string type_name() const override { return "introspector"; }
 
 private:

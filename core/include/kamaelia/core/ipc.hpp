@@ -43,9 +43,7 @@ struct ipc {
 };
 
 inline ipc producer_finished(std::string text = {}) { return {ipc_kind::producer_finished, std::move(text)}; }
-inline ipc shutdown_microprocess(std::string text = {}) {
-    return {ipc_kind::shutdown_microprocess, std::move(text)};
-}
+inline ipc shutdown_microprocess(std::string text = {}) { return {ipc_kind::shutdown_microprocess, std::move(text)}; }
 inline ipc socket_shutdown(std::string text = {}) { return {ipc_kind::socket_shutdown, std::move(text)}; }
 inline ipc server_shutdown(std::string text = {}) { return {ipc_kind::server_shutdown, std::move(text)}; }
 inline ipc protocol_error(std::string text) { return {ipc_kind::protocol_error, std::move(text)}; }

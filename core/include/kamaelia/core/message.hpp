@@ -46,7 +46,8 @@ struct shared_node {
     std::uint32_t count;
     T value;
     template <class... A>
-    explicit shared_node(A&&... a) : count(1), value(std::forward<A>(a)...) {}
+    explicit shared_node(A&&... a) : count(1),
+                                     value(std::forward<A>(a)...) {}
 };
 
 } // namespace detail
@@ -113,12 +114,12 @@ struct message_vtable {
     const void* tag;
     const char* (*type_name)() noexcept;
     storage_mode mode;
-    bool trivial;                                            // memcpy moves, nothing to destroy
-    void (*move)(void* dst, void* src) noexcept;             // move-construct dst, leave src destroyed
+    bool trivial;                                // memcpy moves, nothing to destroy
+    void (*move)(void* dst, void* src) noexcept; // move-construct dst, leave src destroyed
     void (*destroy)(void* p) noexcept;
-    const void* (*payload)(const void* p) noexcept;          // address of the T
-    void (*to_shared)(message& m);                           // re-home the value as shared<T>
-    void (*detach)(message& m);                              // make the payload owned by m alone
+    const void* (*payload)(const void* p) noexcept; // address of the T
+    void (*to_shared)(message& m);                  // re-home the value as shared<T>
+    void (*detach)(message& m);                     // make the payload owned by m alone
 };
 
 inline constexpr std::size_t inline_size = 32;
@@ -138,9 +139,8 @@ class message {
 public:
     message() noexcept = default;
 
-    template <class V, class T = std::remove_cvref_t<V>,
-              std::enable_if_t<!std::is_same_v<T, message>, int> = 0>
-    message(V&& v) {  // NOLINT(google-explicit-constructor): any value is a message
+    template <class V, class T = std::remove_cvref_t<V>, std::enable_if_t<!std::is_same_v<T, message>, int> = 0>
+    message(V&& v) { // NOLINT(google-explicit-constructor): any value is a message
         emplace<T>(std::forward<V>(v));
     }
 
@@ -293,16 +293,27 @@ struct vtables {
     }
     static void no_detach(message&) {}
 
-    static constexpr message_vtable inline_vt{
-        &type_tag<T>::id,  &type_name_of<T>, storage_mode::inline_value,
-        std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>,
-        &move_inline,      &destroy_inline,  &payload_inline, &to_shared, &no_detach};
+    static constexpr message_vtable inline_vt{&type_tag<T>::id,
+                                              &type_name_of<T>,
+                                              storage_mode::inline_value,
+                                              std::is_trivially_copyable_v<T>&& std::is_trivially_destructible_v<T>,
+                                              &move_inline,
+                                              &destroy_inline,
+                                              &payload_inline,
+                                              &to_shared,
+                                              &no_detach};
     static constexpr message_vtable boxed_vt{&type_tag<T>::id, &type_name_of<T>, storage_mode::boxed, false,
-                                             &move_ptr,        &destroy_boxed,   &payload_boxed,
-                                             &to_shared,       &no_detach};
-    static constexpr message_vtable shared_vt{&type_tag<T>::id, &type_name_of<T>, storage_mode::shared_value,
-                                              false,            &move_ptr,        &destroy_shared,
-                                              &payload_shared,  &to_shared,       &detach_shared};
+                                             &move_ptr,        &destroy_boxed,   &payload_boxed,      &to_shared,
+                                             &no_detach};
+    static constexpr message_vtable shared_vt{&type_tag<T>::id,
+                                              &type_name_of<T>,
+                                              storage_mode::shared_value,
+                                              false,
+                                              &move_ptr,
+                                              &destroy_shared,
+                                              &payload_shared,
+                                              &to_shared,
+                                              &detach_shared};
 };
 
 } // namespace detail

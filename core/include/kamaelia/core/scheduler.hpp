@@ -39,9 +39,9 @@ struct scheduler_stats {
     std::uint64_t cycles = 0;
     std::uint64_t resumes = 0;
     std::uint64_t io_polls = 0;
-    std::uint64_t blocks = 0;     // times the thread blocked in the kernel
-    std::uint64_t posts = 0;      // cross-thread requests run
-    std::uint64_t failures = 0;   // components that ended with an exception
+    std::uint64_t blocks = 0;   // times the thread blocked in the kernel
+    std::uint64_t posts = 0;    // cross-thread requests run
+    std::uint64_t failures = 0; // components that ended with an exception
 };
 
 class scheduler {

@@ -40,8 +40,8 @@
 #include <kamaelia/core/task.hpp>
 
 #include <chrono>
-#include <cstdint>
 #include <coroutine>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -182,7 +182,8 @@ subtask<result<Rep>> ask(std::string_view name, R&& req, ask_options opt = {}) {
     const service_registry::service* svc = detail::registry_of(*self).find(name);
     if (!svc) co_return service_error{service_errc::unknown_service, "no service \"" + std::string(name) + "\""};
     inbox* target = svc->box->final_inbox();
-    if (!target) co_return service_error{service_errc::service_ended, "service \"" + std::string(name) + "\" is not reading"};
+    if (!target)
+        co_return service_error{service_errc::service_ended, "service \"" + std::string(name) + "\" is not reading"};
     if (opt.fail_if_full && target->full())
         co_return service_error{service_errc::full, "service \"" + std::string(name) + "\" is full"};
     scheduler& sched = *self->sched();

@@ -368,15 +368,13 @@ auto store<T>::atomically(std::vector<std::string> keys, F&& fn) {
             try {
                 c.commit(lock_mode::block);
                 return;
-            } catch (const concurrent_update&) {
-            }
+            } catch (const concurrent_update&) {}
         } else {
             auto r = fn(c);
             try {
                 c.commit(lock_mode::block);
                 return r;
-            } catch (const concurrent_update&) {
-            }
+            } catch (const concurrent_update&) {}
         }
     }
 }

@@ -25,7 +25,7 @@ namespace kamaelia {
 namespace detail {
 
 struct promise_base {
-    component* comp = nullptr;      // the component whose body this runs in
+    component* comp = nullptr; // the component whose body this runs in
     std::exception_ptr error;
 
     static void* operator new(std::size_t n) { return slab_allocate(n); }
@@ -55,16 +55,16 @@ public:
         promise_type() = default;
         // A member coroutine receives its object first: that is the component.
         template <class C, class... A>
-            requires std::is_base_of_v<component, std::remove_cvref_t<C>>
-        explicit promise_type(C& self, A&...) noexcept {
-            comp = &self;
-        }
+        requires std::is_base_of_v<component, std::remove_cvref_t<C>>
+        explicit promise_type(C& self, A&...) noexcept { comp = &self; }
 
         task get_return_object() noexcept { return task(std::coroutine_handle<promise_type>::from_promise(*this)); }
         std::suspend_always initial_suspend() noexcept { return {}; }
         struct final_awaiter {
             bool await_ready() noexcept { return false; }
-            void await_suspend(std::coroutine_handle<promise_type> h) noexcept { detail::on_task_final(h.promise().comp); }
+            void await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+                detail::on_task_final(h.promise().comp);
+            }
             void await_resume() noexcept {}
         };
         final_awaiter final_suspend() noexcept { return {}; }

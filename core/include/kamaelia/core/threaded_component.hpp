@@ -48,8 +48,8 @@
 // class are gone before this base class can join the thread.
 #pragma once
 
-#include <kamaelia/core/detail/typed_take.hpp>
 #include <kamaelia/core/component.hpp>
+#include <kamaelia/core/detail/typed_take.hpp>
 #include <kamaelia/core/errors.hpp>
 #include <kamaelia/core/ipc.hpp>
 #include <kamaelia/core/message.hpp>

@@ -37,8 +37,7 @@ public:
     // Returns false if the partial line grew past `max`. Pure: used by tests
     // and fuzzing without a scheduler.
     template <class Emit>
-    static bool split(std::string& partial, std::string_view chunk, std::size_t max, std::string& ending,
-                      Emit&& emit);
+    static bool split(std::string& partial, std::string_view chunk, std::size_t max, std::string& ending, Emit&& emit);
 
 protected:
     task main() override;

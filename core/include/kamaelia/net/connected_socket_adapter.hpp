@@ -36,9 +36,9 @@
 namespace kamaelia {
 
 struct csa_options {
-    std::size_t high_watermark = 256 * 1024; // pending write bytes that pause reading
-    std::size_t low_watermark = 64 * 1024;   // ...and resume it
-    std::size_t read_budget = 64 * 1024;     // bytes read per wake-up (fairness)
+    std::size_t high_watermark = 256 * 1024;           // pending write bytes that pause reading
+    std::size_t low_watermark = 64 * 1024;             // ...and resume it
+    std::size_t read_budget = 64 * 1024;               // bytes read per wake-up (fairness)
     duration close_timeout = std::chrono::seconds(10); // a graceful close that cannot flush gives up;
                                                        // also bounds the TLS handshake and close_notify
 };
@@ -73,7 +73,7 @@ private:
     bool flush_tls();
     void consume(std::size_t wrote); // drops written bytes from the queue
     io_result read_some(std::size_t& n);
-    bool tls_step(); // advances a pending handshake; false on failure
+    bool tls_step();                // advances a pending handshake; false on failure
     bool tls_busy() const noexcept; // start_tls queued or handshaking: hold input and output
     void close_socket() noexcept;
 
@@ -97,8 +97,8 @@ private:
     };
     std::vector<out_chunk> queue_; // (a deque allocates even when empty)
     static constexpr std::size_t share_from_bytes = 1024;
-    std::size_t head_ = 0;           // first unwritten chunk
-    std::size_t head_offset_ = 0;    // bytes of it already written
+    std::size_t head_ = 0;        // first unwritten chunk
+    std::size_t head_offset_ = 0; // bytes of it already written
     std::size_t queued_bytes_ = 0;
     std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
     time_point last_rx_{};

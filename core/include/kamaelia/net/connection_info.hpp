@@ -8,11 +8,11 @@
 namespace kamaelia {
 
 struct connection_info {
-    std::string peer;          // peer address, e.g. "127.0.0.1" or "::1"; "unix" on a unix socket
+    std::string peer; // peer address, e.g. "127.0.0.1" or "::1"; "unix" on a unix socket
     std::uint16_t peer_port = 0;
-    std::string local;         // local address the connection arrived on (a unix socket's path)
+    std::string local; // local address the connection arrived on (a unix socket's path)
     std::uint16_t local_port = 0;
-    std::uint64_t id = 0;      // connection number within its server
+    std::uint64_t id = 0; // connection number within its server
 
     // "addr:port" ("[v6]:port" for IPv6): how the chat server names a client;
     // "unix:PATH#ID" on a unix socket (its clients have no address).

@@ -67,11 +67,11 @@ public:
     using function = std::function<std::unique_ptr<component>(const connection_info&)>;
     protocol_factory() = default;
     template <class F>
-        requires std::is_invocable_v<F&, const connection_info&>
-    protocol_factory(F f) { *this = std::move(f); } // NOLINT: a callable is a factory
+    requires std::is_invocable_v<F&, const connection_info&> protocol_factory(F f) {
+        *this = std::move(f);
+    } // NOLINT: a callable is a factory
     template <class F>
-        requires std::is_invocable_v<F&, const connection_info&>
-    protocol_factory& operator=(F f) {
+    requires std::is_invocable_v<F&, const connection_info&> protocol_factory& operator=(F f) {
         f_ = [f = std::move(f)](const connection_info& ci) mutable -> std::unique_ptr<component> {
             using R = std::remove_cvref_t<std::invoke_result_t<F&, const connection_info&>>;
             if constexpr (std::is_convertible_v<R, std::unique_ptr<component>>) {
@@ -99,18 +99,18 @@ public:
     std::uint16_t port = 1601;            // 0 picks a free port
     std::string unix_path;                // set: listen on this unix-domain socket instead of TCP
     protocol_factory protocol;
-    std::string server_name = "server";   // for logs
+    std::string server_name = "server"; // for logs
     bool reuse_address = true;
     bool tcp_nodelay = true;
     bool keepalive = false;
     int backlog = 1024;
-    std::size_t max_connections = 10000;   // beyond it, new connections are closed at once
-    std::size_t max_per_address = 0;       // per client address (0: no cap; not for unix sockets,
-                                           // whose clients have no address)
+    std::size_t max_connections = 10000;        // beyond it, new connections are closed at once
+    std::size_t max_per_address = 0;            // per client address (0: no cap; not for unix sockets,
+                                                // whose clients have no address)
     std::optional<duration> inactivity_timeout; // silence from the peer that closes a connection
     duration grace = std::chrono::seconds(5);   // how long stopping waits for connections to end
     csa_options socket_options;
-    std::shared_ptr<tls_context> tls;           // set: every connection is TLS (make_server_tls)
+    std::shared_ptr<tls_context> tls; // set: every connection is TLS (make_server_tls)
 
     // ---- running ------------------------------------------------------
     // Binds and listens now (also done at activation). Throws

@@ -52,8 +52,8 @@ protected:
     task main() override;
 
 private:
-    bool stop_pending();                         // an end message waits on control
-    subtask<bool> wait_op(time_point deadline);  // until the Asio operation completes; true if stopped
+    bool stop_pending();                        // an end message waits on control
+    subtask<bool> wait_op(time_point deadline); // until the Asio operation completes; true if stopped
 
     std::string host_;
     std::uint16_t port_;

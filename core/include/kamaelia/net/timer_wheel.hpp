@@ -28,7 +28,8 @@ template <class Key>
 class timer_wheel {
 public:
     explicit timer_wheel(duration tick = std::chrono::seconds(1), std::size_t slots = 256)
-        : tick_(tick > duration::zero() ? tick : duration(1)), slots_(slots ? slots : 1) {}
+        : tick_(tick > duration::zero() ? tick : duration(1)),
+          slots_(slots ? slots : 1) {}
 
     void schedule(Key key, time_point when) {
         std::int64_t t = tick_of(when);

@@ -19,9 +19,9 @@ struct multicast_options {
     std::string group = "224.168.2.9"; // an IPv4 multicast group
     std::uint16_t port = 1600;
     std::string interface = "127.0.0.1"; // outgoing interface and where the group is joined
-    int ttl = 0;                        // 0: this host only
-    bool loopback = true;               // deliver our own datagrams to receivers on this host
-    std::uint16_t local_port = 0;       // the sender's source port (0: any)
+    int ttl = 0;                         // 0: this host only
+    bool loopback = true;                // deliver our own datagrams to receivers on this host
+    std::uint16_t local_port = 0;        // the sender's source port (0: any)
 
     // Receiving: datagrams read per readiness (one recvmmsg), the largest
     // datagram accepted (longer ones are counted as truncated and dropped),

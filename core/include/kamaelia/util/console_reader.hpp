@@ -28,10 +28,10 @@
 namespace kamaelia {
 
 struct console_reader_options {
-    int fd = 0;                         // what to read (stdin)
-    std::string eol = "\n";             // appended to each line
-    std::string prompt{};               // written to stdout before waiting for a line (empty: none)
-    std::size_t max_line = 1u << 20;    // longer lines come in pieces
+    int fd = 0;                      // what to read (stdin)
+    std::string eol = "\n";          // appended to each line
+    std::string prompt{};            // written to stdout before waiting for a line (empty: none)
+    std::size_t max_line = 1u << 20; // longer lines come in pieces
 };
 
 class console_reader : public component {

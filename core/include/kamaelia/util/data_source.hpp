@@ -45,6 +45,6 @@ private:
 };
 
 // String literals make strings.
-data_source(std::initializer_list<const char*>) -> data_source<std::string>;
+data_source(std::initializer_list<const char*>)->data_source<std::string>;
 
 } // namespace kamaelia

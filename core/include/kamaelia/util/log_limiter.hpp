@@ -40,9 +40,11 @@ public:
     };
 
     explicit log_limiter(std::string subject, duration interval = std::chrono::seconds(10),
-                         const clock_source* clock = nullptr,
-                         spdlog::level::level_enum level = spdlog::level::err)
-        : subject_(std::move(subject)), interval_(interval), clock_(clock), level_(level) {}
+                         const clock_source* clock = nullptr, spdlog::level::level_enum level = spdlog::level::err)
+        : subject_(std::move(subject)),
+          interval_(interval),
+          clock_(clock),
+          level_(level) {}
 
     // The condition happened (again). `detail` says how (the error text).
     event fail(std::string_view detail) { return fail(detail, now()); }
@@ -59,7 +61,8 @@ public:
         ++count_;
         ++suppressed_;
         if (now - last_line_ < interval_) return event::none;
-        spdlog::log(level_, "{}: {} ({} times in the last {} s)", subject_, detail, suppressed_, seconds(now - last_line_));
+        spdlog::log(level_, "{}: {} ({} times in the last {} s)", subject_, detail, suppressed_,
+                    seconds(now - last_line_));
         last_reported_ = suppressed_;
         suppressed_ = 0;
         last_line_ = now;

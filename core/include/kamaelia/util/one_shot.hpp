@@ -63,7 +63,7 @@ private:
     T msg_;
 };
 
-one_shot(const char*) -> one_shot<std::string>;
-triggered_one_shot(const char*) -> triggered_one_shot<std::string>;
+one_shot(const char*)->one_shot<std::string>;
+triggered_one_shot(const char*)->triggered_one_shot<std::string>;
 
 } // namespace kamaelia

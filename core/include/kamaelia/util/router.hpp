@@ -30,7 +30,8 @@ struct route {
     std::string outbox;
 
     template <class F>
-    route(F predicate, std::string box) : when(make_message_predicate(std::move(predicate))), outbox(std::move(box)) {}
+    route(F predicate, std::string box) : when(make_message_predicate(std::move(predicate))),
+                                          outbox(std::move(box)) {}
 };
 
 class router : public component {

@@ -112,7 +112,7 @@ public:
 protected:
     void process(In v) override { put(std::invoke(f_, std::move(v))); }
     void finish() override {
-        if constexpr (requires(F& f) { f.finish(); }) put(f_.finish());
+        if constexpr (requires(F & f) { f.finish(); }) put(f_.finish());
     }
 
 private:

@@ -32,13 +32,13 @@ namespace kamaelia::bbs {
 
 struct settings {
     std::uint32_t kdf_iterations = default_kdf_iterations;
-    std::size_t max_sessions = 1000;       // beyond it a newcomer is told the board is full
-    duration idle_timeout = std::chrono::minutes(10); // no input for this long ends a session
-    std::size_t max_line = 1000;           // longest input line the board takes (bytes)
-    std::size_t max_subject = 200;         // bytes
-    std::size_t max_body = 64 * 1024;      // bytes of a message body
-    unsigned attempts_per_session = 3;     // failed logins before a connection is closed
-    unsigned max_failures = 5;             // failed logins for one name from one address ...
+    std::size_t max_sessions = 1000;                    // beyond it a newcomer is told the board is full
+    duration idle_timeout = std::chrono::minutes(10);   // no input for this long ends a session
+    std::size_t max_line = 1000;                        // longest input line the board takes (bytes)
+    std::size_t max_subject = 200;                      // bytes
+    std::size_t max_body = 64 * 1024;                   // bytes of a message body
+    unsigned attempts_per_session = 3;                  // failed logins before a connection is closed
+    unsigned max_failures = 5;                          // failed logins for one name from one address ...
     duration failure_window = std::chrono::minutes(15); // ... within this long lock it for this long
 };
 
@@ -83,7 +83,11 @@ public:
             if (b) --b->sessions_;
         }
     };
-    ticket enter() { ++sessions_; ++sessions_total_; return ticket(this); }
+    ticket enter() {
+        ++sessions_;
+        ++sessions_total_;
+        return ticket(this);
+    }
     std::size_t sessions() const noexcept { return sessions_; }
     std::uint64_t sessions_total() const noexcept { return sessions_total_; }
     bool full() const noexcept { return sessions_ >= cfg_.max_sessions; }

@@ -18,7 +18,7 @@ namespace kamaelia::bbs {
 
 struct import_report {
     std::size_t users_added = 0;
-    std::size_t users_skipped = 0;   // the name was already taken
+    std::size_t users_skipped = 0; // the name was already taken
     std::size_t messages_added = 0;
     std::vector<std::string> warnings; // files or fields that could not be used
 };

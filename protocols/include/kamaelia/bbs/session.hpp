@@ -16,16 +16,19 @@ namespace kamaelia::bbs {
 
 struct session {
     session(std::shared_ptr<bbs::board> b, connection_info p, std::shared_ptr<kamaelia::detail::line_state> l)
-        : board(std::move(b)), peer(std::move(p)), line(std::move(l)), counted(board->enter()) {}
+        : board(std::move(b)),
+          peer(std::move(p)),
+          line(std::move(l)),
+          counted(board->enter()) {}
 
     std::shared_ptr<bbs::board> board;
     connection_info peer;
     std::shared_ptr<kamaelia::detail::line_state> line; // the client's line ending (from the framer)
-    board::ticket counted;                    // the board counts this session while it lives
+    board::ticket counted;                              // the board counts this session while it lives
 
     // Written by the authenticator.
-    std::string name;          // as the user typed it
-    std::int64_t user_id = 0;  // 0: not logged in
+    std::string name;         // as the user typed it
+    std::int64_t user_id = 0; // 0: not logged in
     // Written by the user retriever.
     std::int64_t last_login = 0;
     std::size_t unread = 0;

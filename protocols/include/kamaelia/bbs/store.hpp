@@ -35,7 +35,7 @@ struct user_record {
 
 struct message_record {
     std::int64_t id = 0;
-    std::string date; // "YYYY-MM-DD HH:MM:SS" UTC for new posts; imported as it was
+    std::string date;           // "YYYY-MM-DD HH:MM:SS" UTC for new posts; imported as it was
     std::int64_t author_id = 0; // 0: no local account (imported)
     std::string from;
     std::string to;

@@ -13,9 +13,9 @@ struct request {
     std::string client_address; // IPv4 or IPv6 text, as the peer connected
     std::string client_name;    // reverse DNS if known, else empty
     std::string helo;
-    std::string sender;         // envelope MAIL FROM, without <>; empty for <>
-    std::string recipient;      // envelope RCPT TO, without <>
-    std::string instance;       // Postfix's instance (policy server); may be empty
+    std::string sender;    // envelope MAIL FROM, without <>; empty for <>
+    std::string recipient; // envelope RCPT TO, without <>
+    std::string instance;  // Postfix's instance (policy server); may be empty
     // Added by the greylist branch:
     std::int64_t test_time = 0; // seconds since the epoch to judge at instead of the clock (postgrey's
                                 // policy_test_time); 0: the engine's clock
@@ -30,11 +30,11 @@ enum class verdict {
 
 struct decision {
     verdict what = verdict::tempfail;
-    std::chrono::seconds wait{0};      // greylisted: seconds left before a retry passes
-    std::chrono::seconds delayed{0};   // pass: how long the triplet was delayed at first
-    std::string reason;                // for logs and headers ("early retry", "new", "store locked", ...)
+    std::chrono::seconds wait{0};    // greylisted: seconds left before a retry passes
+    std::chrono::seconds delayed{0}; // pass: how long the triplet was delayed at first
+    std::string reason;              // for logs and headers ("early retry", "new", "store locked", ...)
     // Added by the greylist branch:
-    bool first_pass = false;           // pass: the first one of this triplet (postgrey prepends X-Greylist then)
+    bool first_pass = false; // pass: the first one of this triplet (postgrey prepends X-Greylist then)
 };
 
 } // namespace kamaelia::greylist

@@ -16,8 +16,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -84,10 +84,10 @@ private:
 
 // What the policy server does with a parsed request.
 struct policy_query {
-    bool ask = false;          // false: answer DUNNO without asking the greylist
-    std::string why_not;       // when !ask: "protocol_state DATA", "no recipient", ...
-    request req;               // when ask
-    bool etrn_domain = false;  // the request carried etrn_domain (postgrey then prefixes "4.2.0 ")
+    bool ask = false;         // false: answer DUNNO without asking the greylist
+    std::string why_not;      // when !ask: "protocol_state DATA", "no recipient", ...
+    request req;              // when ask
+    bool etrn_domain = false; // the request carried etrn_domain (postgrey then prefixes "4.2.0 ")
 };
 // policy_test_time (postgrey's test hook) is honoured only when `test_hooks`
 // is set, which only the command line's --test-hooks does; otherwise it is
@@ -103,9 +103,9 @@ std::string expand_greylist_text(std::string_view text, std::int64_t seconds_lef
 // tempfail (the server then closes without a reply).
 struct reply_style {
     std::string greylist_text = "Greylisted, see http://postgrey.schweikert.ch/help/%r.html";
-    std::string host = "localhost";      // in X-Greylist
-    std::string version = "kamaelia";    // in X-Greylist ("by kamaelia-0.1.0")
-    bool header = true;                  // prepend X-Greylist on a first pass
+    std::string host = "localhost";   // in X-Greylist
+    std::string version = "kamaelia"; // in X-Greylist ("by kamaelia-0.1.0")
+    bool header = true;               // prepend X-Greylist on a first pass
 };
 std::string policy_action(const decision& d, const policy_query& q, const reply_style& style, bool header_allowed,
                           std::time_t now);
@@ -127,7 +127,9 @@ public:
     };
 
     explicit policy_conversation(reply_style style = {}, std::size_t max_request = 64 * 1024, bool test_hooks = false)
-        : style_(std::move(style)), parser_(max_request), test_hooks_(test_hooks) {}
+        : style_(std::move(style)),
+          parser_(max_request),
+          test_hooks_(test_hooks) {}
 
     void feed(std::string_view bytes) { parser_.feed(bytes); }
     // The next request's step; one request at a time (call answer() after an ask).

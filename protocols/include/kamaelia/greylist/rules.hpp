@@ -69,8 +69,7 @@ inline bool has_passed(const triplet_row& r, const timing& t) { return span(r.la
 
 // Client auto-whitelist (postgrey --auto-whitelist-clients=N): a client
 // with >= N counted passes skips greylisting. `threshold` 0 turns it off.
-bool client_whitelisted(const std::optional<client_row>& row, std::int64_t now, unsigned threshold,
-                        const timing& t);
+bool client_whitelisted(const std::optional<client_row>& row, std::int64_t now, unsigned threshold, const timing& t);
 
 // The client row after a use by a whitelisted client or after a first pass
 // of one of its triplets: +1 at most once an hour (postgrey), or nullopt

@@ -55,8 +55,7 @@ public:
     std::string error() const {
         try {
             seen_ = *state_.checkout("error");
-        } catch (const stm::busy_retry&) {
-        }
+        } catch (const stm::busy_retry&) {}
         return seen_;
     }
     // The database thread; a commit only when the finding changes.

@@ -22,21 +22,21 @@ struct settings {
     unsigned auto_whitelist_clients = 5;              // passes after which a client skips greylisting (0: off)
     unsigned ipv4_prefix = 24;                        // client network of the triplet
     unsigned ipv6_prefix = 64;
-    std::vector<std::string> whitelist_clients;        // CIDR networks, addresses, host names / domains
+    std::vector<std::string> whitelist_clients; // CIDR networks, addresses, host names / domains
     std::vector<std::string> whitelist_sender_domains;
-    std::vector<std::string> whitelist_recipients;     // addresses, domains, user@ local parts
-    std::string whitelist_clients_file;                // postgrey's file formats; reloaded on SIGHUP
+    std::vector<std::string> whitelist_recipients; // addresses, domains, user@ local parts
+    std::string whitelist_clients_file;            // postgrey's file formats; reloaded on SIGHUP
     std::string whitelist_recipients_file;
-    std::string database;                              // SQLite file (the daemon: <data-dir>/greylist.sqlite)
-    bool sync_full = false;                            // --sync full: survive power loss, not only kill -9
-    std::size_t max_rows = 1'000'000;                  // cap against floods of unique triplets (RFC 6647)
+    std::string database;             // SQLite file (the daemon: <data-dir>/greylist.sqlite)
+    bool sync_full = false;           // --sync full: survive power loss, not only kill -9
+    std::size_t max_rows = 1'000'000; // cap against floods of unique triplets (RFC 6647)
     // Added by the greylist branch:
     std::function<std::chrono::system_clock::time_point()> clock; // empty: the system clock (tests inject one)
-    std::chrono::milliseconds expire_interval{60000};  // between expiry rounds on the database thread (>= 100 ms)
-    std::size_t expire_batch = 1000;                   // rows deleted per expiry transaction
-    std::chrono::milliseconds health_interval{2000};   // an idle database thread probes the store this often
-    std::chrono::milliseconds busy_timeout{100};       // a locked database fails after this (then: tempfail)
-    bool default_whitelists = true;                    // postgrey's postmaster@ and abuse@ recipients
+    std::chrono::milliseconds expire_interval{60000}; // between expiry rounds on the database thread (>= 100 ms)
+    std::size_t expire_batch = 1000;                  // rows deleted per expiry transaction
+    std::chrono::milliseconds health_interval{2000};  // an idle database thread probes the store this often
+    std::chrono::milliseconds busy_timeout{100};      // a locked database fails after this (then: tempfail)
+    bool default_whitelists = true;                   // postgrey's postmaster@ and abuse@ recipients
 };
 
 class store_error : public std::runtime_error {

@@ -22,13 +22,13 @@ namespace kamaelia::greylist {
 
 struct store_stats {
     std::uint64_t triplets = 0;
-    std::uint64_t passed = 0;          // triplets whose last sighting came >= delay after the first
-    std::uint64_t clients = 0;         // client auto-whitelist rows
+    std::uint64_t passed = 0;  // triplets whose last sighting came >= delay after the first
+    std::uint64_t clients = 0; // client auto-whitelist rows
     std::uint64_t clients_whitelisted = 0;
-    std::int64_t oldest = 0;           // smallest last-seen (0: empty)
+    std::int64_t oldest = 0; // smallest last-seen (0: empty)
     std::int64_t newest = 0;
     int schema_version = 0;
-    std::uint64_t file_bytes = 0;      // database + WAL
+    std::uint64_t file_bytes = 0; // database + WAL
 };
 
 class store {

@@ -59,7 +59,7 @@ private:
     std::vector<network> client_nets_;
     std::vector<std::string> client_names_;
     std::vector<pattern> client_res_;
-    std::vector<std::string> rcpt_locals_;   // "postmaster"
+    std::vector<std::string> rcpt_locals_; // "postmaster"
     std::vector<std::string> rcpt_addresses_;
     std::vector<std::string> rcpt_domains_;
     std::vector<pattern> rcpt_res_;

@@ -25,21 +25,21 @@
 namespace kamaelia::http {
 
 struct request {
-    std::string method;  // GET or HEAD
-    std::string target;  // as sent: "/api/graph?x=1"
+    std::string method;                                       // GET or HEAD
+    std::string target;                                       // as sent: "/api/graph?x=1"
     std::vector<std::pair<std::string, std::string>> headers; // names lower-cased
     bool keep_alive = true;
     int version_minor = 1;
 
-    std::string_view path() const;                      // target without the query
+    std::string_view path() const; // target without the query
     std::optional<std::string_view> header(std::string_view lower_name) const;
 };
 
 struct parser_limits {
-    std::size_t max_head = 8192;   // request line + headers, bytes
+    std::size_t max_head = 8192; // request line + headers, bytes
     std::size_t max_headers = 64;
-    std::size_t max_body = 0;      // GET carries none
-    std::size_t max_pending = 8;   // parsed, not yet taken by next()
+    std::size_t max_body = 0;    // GET carries none
+    std::size_t max_pending = 8; // parsed, not yet taken by next()
 };
 
 enum class parse_result { ok, error };

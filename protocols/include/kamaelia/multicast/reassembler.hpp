@@ -64,7 +64,7 @@ private:
 class reassembler {
 public:
     struct options {
-        std::uint32_t file_id = 0;                 // 0: take the first file seen
+        std::uint32_t file_id = 0;                      // 0: take the first file seen
         std::uint64_t max_size = default_max_file_size; // refuse bigger files (memory)
     };
     static constexpr std::uint64_t default_max_file_size = std::uint64_t(4) << 30;

@@ -15,7 +15,10 @@ class token_bucket {
 public:
     // `rate` tokens (bytes) a second, at most `capacity` saved up; it starts full.
     token_bucket(double rate, double capacity, time_point now) noexcept
-        : rate_(rate), capacity_(capacity), tokens_(capacity), last_(now) {}
+        : rate_(rate),
+          capacity_(capacity),
+          tokens_(capacity),
+          last_(now) {}
 
     double rate() const noexcept { return rate_; }
     double capacity() const noexcept { return capacity_; }

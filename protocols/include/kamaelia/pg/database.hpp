@@ -59,7 +59,7 @@ struct statement {
 class database {
 public:
     struct options {
-        std::string conninfo; // a libpq URI or keyword/value string
+        std::string conninfo;             // a libpq URI or keyword/value string
         std::string label = "postgresql"; // "greylist", "board": the first word of every message
         std::string application_name = "kamaelia";
         std::chrono::seconds connect_timeout{5};

@@ -46,8 +46,9 @@ inline pipeline chat_protocol(const connection_info& peer, const std::string& ba
     sub.in("inbox").set_limit(static_cast<std::uint32_t>(queue_bytes / 64 + 1));
     lines_to_chunks out;
     out.bound_output(queue_bytes);
-    return pipeline(telnet_lines(max_line),
-                    pure_transformer([prefix](std::string line) { return prefix + telnet::escape(printable_text(line)); }),
+    return pipeline(telnet_lines(max_line), pure_transformer([prefix](std::string line) {
+                        return prefix + telnet::escape(printable_text(line));
+                    }),
                     publish_to(backplane_name), std::move(sub), std::move(out));
 }
 

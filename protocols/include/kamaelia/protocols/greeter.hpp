@@ -12,7 +12,8 @@
 namespace kamaelia {
 
 inline pipeline greeter_protocol(std::size_t max_line = default_max_line) {
-    return pipeline(telnet_lines(max_line), pure_transformer([](std::string line) { return telnet::escape("hello " + line); }),
+    return pipeline(telnet_lines(max_line),
+                    pure_transformer([](std::string line) { return telnet::escape("hello " + line); }),
                     lines_to_chunks());
 }
 

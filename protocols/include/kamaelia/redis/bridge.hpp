@@ -80,12 +80,12 @@ public:
     // The same, for another thread (the daemon's /healthz); the handle
     // outlives the bridge.
     std::shared_ptr<const std::atomic<bool>> link_state() const noexcept { return linked_; }
-    std::uint64_t forwarded() const noexcept { return forwarded_; }  // published to Redis
-    std::uint64_t received() const noexcept { return received_; }    // from Redis to local subscribers
-    std::uint64_t echoes() const noexcept { return echoes_; }        // our own copies, dropped
-    std::uint64_t not_forwarded() const noexcept;                    // lost on the way to Redis
+    std::uint64_t forwarded() const noexcept { return forwarded_; } // published to Redis
+    std::uint64_t received() const noexcept { return received_; }   // from Redis to local subscribers
+    std::uint64_t echoes() const noexcept { return echoes_; }       // our own copies, dropped
+    std::uint64_t not_forwarded() const noexcept;                   // lost on the way to Redis
     std::uint64_t outages() const noexcept { return outages_; }
-    std::uint64_t connects() const noexcept { return connects_; }    // successful links, ever
+    std::uint64_t connects() const noexcept { return connects_; } // successful links, ever
 
     std::string type_name() const override { return "redis_bridge"; }
 

@@ -19,15 +19,30 @@
 namespace kamaelia::smtp {
 
 enum class verb : std::uint8_t {
-    helo, ehlo, mail, rcpt, data, rset, noop, vrfy, expn, help, quit, starttls, bdat, auth, unknown, empty
+    helo,
+    ehlo,
+    mail,
+    rcpt,
+    data,
+    rset,
+    noop,
+    vrfy,
+    expn,
+    help,
+    quit,
+    starttls,
+    bdat,
+    auth,
+    unknown,
+    empty
 };
 
 std::string_view to_string(verb v) noexcept;
 
 struct command {
     verb what = verb::unknown;
-    std::string argument;   // everything after the verb, trimmed
-    std::string address;    // MAIL/RCPT: the path without <> and source route ("" for <>)
+    std::string argument; // everything after the verb, trimmed
+    std::string address;  // MAIL/RCPT: the path without <> and source route ("" for <>)
     std::vector<std::pair<std::string, std::string>> params; // MAIL/RCPT ESMTP parameters, keys upper-case
     // Set when the line is not a valid command of its verb: the full reply
     // (e.g. "501 5.5.4 Syntax: MAIL FROM:<address>").

@@ -21,33 +21,33 @@
 
 namespace kamaelia::smtp {
 
-struct whitelisted_triple {        // greylist.conf's whitelisted_triples
+struct whitelisted_triple {            // greylist.conf's whitelisted_triples
     std::string ip, sender, recipient; // sender/recipient as typed, with <>
 };
-struct nonstandard_triple {        // whitelisted_nonstandard_triples
+struct nonstandard_triple { // whitelisted_nonstandard_triples
     std::string helo;
-    network client;                // the original's IP prefix, on octet boundaries
-    std::string recipient;         // with <>
+    network client;        // the original's IP prefix, on octet boundaries
+    std::string recipient; // with <>
 };
 
 struct proxy_settings {
-    std::string server_name = "localhost";  // in 220/250/221 and Received:
+    std::string server_name = "localhost";   // in 220/250/221 and Received:
     std::string server_id = "Kamaelia-Grey"; // in the 220 banner
     std::string upstream_host = "127.0.0.1";
     std::uint16_t upstream_port = 8025;
-    std::vector<std::string> allowed_domains;      // recipient domains we accept mail for (lower case)
-    std::vector<std::string> allowed_senders;      // client addresses that may relay anywhere, ungreylisted
-    std::vector<network> allowed_sender_nets;      // ... and networks
+    std::vector<std::string> allowed_domains; // recipient domains we accept mail for (lower case)
+    std::vector<std::string> allowed_senders; // client addresses that may relay anywhere, ungreylisted
+    std::vector<network> allowed_sender_nets; // ... and networks
     std::vector<whitelisted_triple> whitelisted_triples;
     std::vector<nonstandard_triple> whitelisted_nonstandard_triples;
-    std::size_t max_recipients = 100;              // RFC 5321 §4.5.3.1 minimum; more get 452 4.5.3
-    std::uint64_t max_message_size = 10'240'000;   // SIZE; Postfix's default
-    std::size_t max_rcpt_attempts = 1000;          // RCPT commands per session (Postfix's smtpd_recipient_limit):
-                                                   // more get 452 4.5.3 without asking the greylist
-    unsigned max_errors = 20;                      // 421 after this many errors (smtpd_hard_error_limit)
-    std::size_t max_command_line = 512;            // octets with CRLF (RFC 5321)
-    std::size_t max_text_line = 1001;              // 1000 + a stuffed dot
-    duration idle_timeout = std::chrono::minutes(5);          // RFC 5321 §4.5.3.2: at least 5 minutes
+    std::size_t max_recipients = 100;                // RFC 5321 §4.5.3.1 minimum; more get 452 4.5.3
+    std::uint64_t max_message_size = 10'240'000;     // SIZE; Postfix's default
+    std::size_t max_rcpt_attempts = 1000;            // RCPT commands per session (Postfix's smtpd_recipient_limit):
+                                                     // more get 452 4.5.3 without asking the greylist
+    unsigned max_errors = 20;                        // 421 after this many errors (smtpd_hard_error_limit)
+    std::size_t max_command_line = 512;              // octets with CRLF (RFC 5321)
+    std::size_t max_text_line = 1001;                // 1000 + a stuffed dot
+    duration idle_timeout = std::chrono::minutes(5); // RFC 5321 §4.5.3.2: at least 5 minutes
     duration upstream_connect_timeout = std::chrono::seconds(30);
     // While the session waits on the upstream, RFC 5321 §4.5.3.2's timers
     // govern, not the client's idle timeout: each reply to the greeting,
@@ -59,9 +59,9 @@ struct proxy_settings {
     // A stop lets a message in DATA finish for this long, then the client
     // gets 421 4.3.2 (set below the server's grace, which then forces).
     duration stop_grace = std::chrono::seconds(55);
-    duration upstream_backoff_min = std::chrono::seconds(1);  // after a failure, DATA is deferred at once...
-    duration upstream_backoff_max = std::chrono::minutes(1);  // ...for a doubling period up to this
-    bool x_greylist_header = true;                 // X-Greylist: on mail that was delayed
+    duration upstream_backoff_min = std::chrono::seconds(1); // after a failure, DATA is deferred at once...
+    duration upstream_backoff_max = std::chrono::minutes(1); // ...for a doubling period up to this
+    bool x_greylist_header = true;                           // X-Greylist: on mail that was delayed
 
     // The longest a session may rightly go without bytes from its client:
     // idle, or waiting on the upstream for it. The server's inactivity sweep

@@ -12,12 +12,12 @@ namespace kamaelia::smtp {
 std::string rfc5322_date(std::time_t t);
 
 struct trace_info {
-    std::string helo;        // what the client said in HELO/EHLO
-    std::string client_ip;   // the peer address
-    std::string by;          // our server name
-    std::string id;          // session/transaction id
-    bool esmtp = true;       // EHLO (ESMTP) or HELO (SMTP)
-    std::string recipient;   // "for <...>" when the message has exactly one
+    std::string helo;      // what the client said in HELO/EHLO
+    std::string client_ip; // the peer address
+    std::string by;        // our server name
+    std::string id;        // session/transaction id
+    bool esmtp = true;     // EHLO (ESMTP) or HELO (SMTP)
+    std::string recipient; // "for <...>" when the message has exactly one
     std::time_t when = 0;
 };
 

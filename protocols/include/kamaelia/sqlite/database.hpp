@@ -32,7 +32,7 @@ public:
     struct options {
         std::string label = "sqlite"; // "greylist", "board": the first word of every message
         bool read_only = false;
-        int busy_timeout_ms = 5000;   // a locked database waits this long, then fails
+        int busy_timeout_ms = 5000; // a locked database waits this long, then fails
     };
 
     // Opens (creating unless read-only) the file at `path`; failures throw

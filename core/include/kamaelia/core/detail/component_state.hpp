@@ -28,19 +28,19 @@ struct extra_box {
 };
 
 struct component_ext {
-    std::vector<extra_box> boxes;              // declared and run-time boxes beyond the four
+    std::vector<extra_box> boxes; // declared and run-time boxes beyond the four
     component* first_child = nullptr;
-    component* last_child = nullptr;           // O(1) append (a server adds two per connection)
-    std::uint64_t children_finished = 0;       // ever: lets a parent skip a scan when none did
-    std::vector<linkage*> links_out;           // links whose source box is ours
-    std::vector<linkage*> links_in;            // links whose sink box is ours
-    std::string tag;                           // optional name suffix
-    time_point deadline{};                     // timer armed for this component
+    component* last_child = nullptr;                       // O(1) append (a server adds two per connection)
+    std::uint64_t children_finished = 0;                   // ever: lets a parent skip a scan when none did
+    std::vector<linkage*> links_out;                       // links whose source box is ours
+    std::vector<linkage*> links_in;                        // links whose sink box is ours
+    std::string tag;                                       // optional name suffix
+    time_point deadline{};                                 // timer armed for this component
     std::size_t heap_index = static_cast<std::size_t>(-1); // place in the scheduler's timer heap
     bool timed_out = false;
-    std::string error;                         // what the body threw, if it did
-    std::string shutdown_text;                 // text of the end message seen
-    std::uint64_t cpu_ns = 0;                  // time spent running (profiling on)
+    std::string error;         // what the body threw, if it did
+    std::string shutdown_text; // text of the end message seen
+    std::uint64_t cpu_ns = 0;  // time spent running (profiling on)
 };
 
 // What a suspended component waits for.

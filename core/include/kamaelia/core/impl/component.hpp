@@ -132,9 +132,7 @@ inline component::event_awaiter component::wait_events(std::uint8_t events, std:
     return wait(events, timeout);
 }
 inline component::event_awaiter component::wait_external() noexcept { return wait(ev_external); }
-inline component::event_awaiter component::wait_any_or_external() noexcept {
-    return wait(ev_inbox | ev_external);
-}
+inline component::event_awaiter component::wait_any_or_external() noexcept { return wait(ev_inbox | ev_external); }
 
 struct component::children_awaiter {
     component* self;
@@ -162,8 +160,7 @@ inline void component::suspend_on(std::uint8_t flags, std::coroutine_handle<> h)
 }
 
 inline void component::notify_data(inbox* b) noexcept {
-    if ((wait_flags_ & detail::wait_any_inbox) ||
-        ((wait_flags_ & detail::wait_one_box) && wait_box_ == b)) {
+    if ((wait_flags_ & detail::wait_any_inbox) || ((wait_flags_ & detail::wait_one_box) && wait_box_ == b)) {
         wake();
     } else {
         notify_parked_sender(b, b->front());
