@@ -78,7 +78,7 @@ struct doubler : component {
     }
     void release() {
         hold = false;
-        in("go").push_forced(message(1));
+        deliver(*this, "go", message(1));
     }
 };
 
@@ -216,7 +216,7 @@ TEST_CASE("ask: a stop while waiting for room cancels the ask", "[service]") {
     auto& a = f.spawn<asker>("doubler", 2);
     f.settle();
     CHECK(d.in().parked_senders() == 1);
-    a.in("control").push_forced(message(ipc{ipc_kind::shutdown_microprocess, {}, 0}));
+    deliver(a, "control", message(ipc{ipc_kind::shutdown_microprocess, {}, 0}));
     f.settle();
     REQUIRE(a.got);
     CHECK(a.got->error().code == service_errc::cancelled);
@@ -319,7 +319,7 @@ struct driver : component {
         if (after) after->set();
         // By name: a service that failed has been reaped (and left the registry) already.
         if (auto* sv = sched()->services().find("doubler"))
-            sv->comp->in("control").push_forced(message(ipc{ipc_kind::shutdown_microprocess, {}, 0}));
+            deliver(*sv->comp, "control", message(ipc{ipc_kind::shutdown_microprocess, {}, 0}));
     }
 };
 

@@ -409,7 +409,7 @@ TEST_CASE("smtp session: shutdown says 421 4.3.2 to idle sessions, lets DATA fin
     r.pass_all();
     auto idle = r.connect();
     idle->read();
-    idle->handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+    deliver(*idle->handler, "control", message(shutdown_microprocess("server stopping")));
     r.f.settle();
     CHECK(starts(idle->read(), "421 4.3.2 mx.test"));
     CHECK(idle->sock.closed);
@@ -419,7 +419,7 @@ TEST_CASE("smtp session: shutdown says 421 4.3.2 to idle sessions, lets DATA fin
     busy->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
     busy->read();
     busy->write("part one\r\n");
-    busy->handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+    deliver(*busy->handler, "control", message(shutdown_microprocess("server stopping")));
     r.f.settle();
     CHECK_FALSE(busy->sock.closed);
     busy->write("part two\r\n.\r\n");
@@ -492,7 +492,7 @@ TEST_CASE("smtp session: a stop whose grace ends mid-DATA says 421 4.3.2 and log
         c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
         CHECK(c->read().find("354 ") != std::string::npos);
         c->write("part one\r\n");
-        c->handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+        deliver(*c->handler, "control", message(shutdown_microprocess("server stopping")));
         r.f.settle(); // the grace counts from here
         r.f.advance(std::chrono::seconds(20));
         c->write("part two\r\n");
@@ -513,7 +513,7 @@ TEST_CASE("smtp session: a stop whose grace ends mid-DATA says 421 4.3.2 and log
         CHECK(c->read().find("354 ") != std::string::npos);
         c->write("body\r\n.\r\n");
         r.f.settle();
-        c->handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+        deliver(*c->handler, "control", message(shutdown_microprocess("server stopping")));
         r.f.advance(std::chrono::seconds(1));
         r.f.advance(std::chrono::seconds(20));
         CHECK(c->read().empty());
@@ -541,8 +541,8 @@ TEST_CASE("smtp session: a client that half-closes after its commands still gets
     rig r;
     auto c = r.connect();
     c->read();
-    c->handler->in("inbox").push_forced(message(std::string("EHLO c.test\r\nNOOP\r\nQUIT\r\n")));
-    c->handler->in("control").push_forced(message(producer_finished("peer closed")));
+    deliver(*c->handler, "inbox", message(std::string("EHLO c.test\r\nNOOP\r\nQUIT\r\n")));
+    deliver(*c->handler, "control", message(producer_finished("peer closed")));
     r.f.settle();
     auto out = c->read();
     CHECK(out.find("250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n") != std::string::npos);
@@ -660,7 +660,7 @@ TEST_CASE("smtp session: STARTTLS upgrades, drops clear text behind it, forgets 
     h->activate(r.f.sched);
     sock.activate(r.f.sched);
     auto write = [&](std::string b) {
-        h->in("inbox").push_forced(message(std::move(b)));
+        deliver(*h, "inbox", message(std::move(b)));
         r.f.settle();
     };
     r.f.settle();
