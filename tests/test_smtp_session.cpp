@@ -3,7 +3,7 @@
 #include "embedded.hpp"
 #include "smtp_fakes.hpp"
 
-#include <kamaelia/smtp/session.hpp>
+#include <kamaelia/smtp/protocol.hpp>
 
 #include <asio/ssl/context.hpp>
 
@@ -40,7 +40,7 @@ struct rig {
         connection_info ci;
         ci.peer = std::move(ip);
         ci.peer_port = 40000;
-        return std::make_unique<test::embedded_connection>(f, std::make_unique<session>(ctx, ci));
+        return std::make_unique<test::embedded_connection>(f, protocol(ctx, ci));
     }
     void pass_all() {
         eng->rule = [](const greylist::request&) {
@@ -362,6 +362,25 @@ TEST_CASE("smtp session: bare LF or CR in DATA refuses the message (SMTP smuggli
     CHECK(r.ctx->rejected == 2);
 }
 
+TEST_CASE("smtp session: the line limit in force is the session's: 512 for commands, 1000 in DATA", "[smtp]") {
+    rig r;
+    r.pass_all();
+    auto c = r.connect();
+    c->read();
+    // The framer frames up to the text limit; a command line of 600 octets is still too long.
+    c->write("EHLO c.test\r\n" + std::string(598, 'n') + "\r\nMAIL FROM:<a@s.test>\r\n");
+    CHECK(c->read().find("500 5.5.2 Error: line too long\r\n250 2.1.0 Ok\r\n") != std::string::npos);
+    // DATA pipelined with its body: the body's long lines are framed as text lines.
+    const std::string longest(999, 'x'); // with CRLF 1001 octets: the limit (1000 and a stuffed dot)
+    c->write("RCPT TO:<u@example.org>\r\nDATA\r\n" + longest + "\r\n.\r\n");
+    CHECK(c->read().find("250 2.0.0 Ok") != std::string::npos);
+    REQUIRE(r.mta->messages.size() == 1);
+    CHECK(r.mta->messages[0].find(longest + "\r\n") != std::string::npos);
+    c->write("MAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n" + longest + "x\r\n.\r\n");
+    CHECK(c->read().find("500 5.5.2 Error: line too long (over 1000 octets)\r\n") != std::string::npos);
+    CHECK(r.mta->messages.size() == 1);
+}
+
 TEST_CASE("smtp session: SIZE is enforced at MAIL and on the body", "[smtp]") {
     rig r;
     r.pass_all();
@@ -653,7 +672,7 @@ TEST_CASE("smtp session: STARTTLS upgrades, drops clear text behind it, forgets 
     r.ctx->tls = std::make_shared<kamaelia::tls_context>(asio::ssl::context::tls_server);
     connection_info ci;
     ci.peer = "192.0.2.10";
-    auto h = std::make_unique<session>(r.ctx, ci);
+    auto h = protocol(r.ctx, ci);
     tls_socket sock;
     component::link({*h, "outbox"}, {sock, "inbox"});
     component::link({*h, "signal"}, {sock, "control"});
