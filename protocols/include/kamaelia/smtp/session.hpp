@@ -14,7 +14,9 @@
 //                     RCPT the session asks the greylist service
 //   DATA relay        the message into upstream bytes (message_body.hpp),
 //                     answered only after the upstream answered (relay.cpp)
-//   upstream client   the connection to the upstream MTA (upstream.cpp)
+//   upstream client   a child component holding the connection to the
+//                     upstream MTA, speaking in replies (upstream_client.hpp);
+//                     the session's side of it in upstream.cpp
 //
 // Command framing is the framer's (framer.hpp), a component ahead of this
 // one; the session applies the line limit in force: 512 octets for a
@@ -30,8 +32,8 @@
 // govern (451 4.4.1 when they run out), not the idle timer; a stop lets a
 // message in flight finish within its grace, then says 421 4.3.2 -- the
 // transaction is logged either way, never a bare close. The upstream
-// connection is a child whose outbox and signal both arrive in "up_in";
-// "up_out" writes to it and "up_stop" closes it. STARTTLS (offered when the
+// client (upstream_client.hpp) is a child whose replies and end both
+// arrive in "up_in"; "up_out" writes to it and "up_stop" closes it. STARTTLS (offered when the
 // context has a TLS context) sends kamaelia::start_tls out of "outbox" to
 // the socket adapter after the 220, then reframe{} to the framer, and drops
 // every line up to the framer's `reframed` mark: they were read in clear.
@@ -47,6 +49,7 @@
 #include <kamaelia/smtp/proxy.hpp>
 #include <kamaelia/smtp/reply.hpp>
 
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,7 +98,7 @@ private:
     subtask<void> close_upstream();
     void drop_upstream(std::string why);
     bool drain_upstream_idle(); // handles what the upstream says between transactions
-    bool take_upstream_input(); // one message from up_in: bytes to the reply reader, an end marks it lost
+    bool take_upstream_input(); // one message from up_in: a reply is kept, an end marks it lost
     void upstream_lost(std::string why);
 
     static constexpr std::size_t upstream_chunk = 64 * 1024; // body bytes gathered before a write upstream
@@ -113,7 +116,7 @@ private:
 
     // upstream
     component* up_ = nullptr;
-    reply_reader up_reader_;
+    std::deque<reply> up_replies_; // what the upstream said, not yet taken
     extensions up_ext_;
     bool up_lost_ = false; // the connection went away (found in up_in)
     std::string up_lost_why_;
