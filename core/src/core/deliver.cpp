@@ -18,7 +18,7 @@ bool deliver(component& c, box_name b, message m, delivery_policy policy) {
             if (!target->empty()) target->drop_front();
             break;
         case delivery_policy::fail:
-            spdlog::warn("deliver to {}: inbox {} full ({} messages), message refused",
+            spdlog::warn("deliver to {}: \"{}\" is full ({} messages), message refused",
                          target->owner() ? target->owner()->name() : c.name(), b.name, target->size());
             return false;
         }
