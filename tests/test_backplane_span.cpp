@@ -149,7 +149,8 @@ TEST_CASE("backplane_span: drop_newest keeps what came first", "[group][backplan
     REQUIRE(!got.empty());
     CHECK(got.size() <= 21);
     CHECK(got.front() == "m0");
-    CHECK(got == std::vector<std::string>(lines("m", 500).begin(), lines("m", 500).begin() + got.size()));
+    auto sent = lines("m", 500);
+    CHECK(got == std::vector<std::string>(sent.begin(), sent.begin() + static_cast<std::ptrdiff_t>(got.size())));
     CHECK(span->dropped() == 500 - got.size());
 }
 
