@@ -228,7 +228,13 @@ void server_core::begin_stop() {
         // accepted but not yet wired: their adapters close the sockets
     }
     stop_deadline_ = sched()->now() + grace;
-    spdlog::info("{}: stopping, {} connection(s) open", server_name, conns_.size());
+    // Shards: the first says it for the whole server, the others at debug.
+    if (shared_caps && !log_listening) {
+        spdlog::debug("{}: stopping on {}, {} connection(s) open", server_name, shard_name, conns_.size());
+    } else {
+        spdlog::info("{}: stopping, {} connection(s) open", server_name,
+                     shared_caps ? shared_caps->open() : conns_.size());
+    }
     // Tell every graph: the handler finishes (and closes its socket through
     // its signal); the adapter flushes what the handler still sends.
     for (auto& [_, c] : conns_) {
@@ -295,7 +301,7 @@ task server_core::main() {
         co_await wait_events(ev_inbox | ev_children | ev_external, wait);
     }
     if (listener_ && !listener_->finished()) listener_->stop();
-    spdlog::info("{}: stopped", server_name);
+    spdlog::log(shared_caps && !log_listening ? spdlog::level::debug : spdlog::level::info, "{}: stopped", server_name);
     send_forced(message(producer_finished()), "signal");
 }
 
