@@ -25,6 +25,7 @@
 #include <CLI/CLI.hpp>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -35,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -184,6 +186,23 @@ void refuse_taken_port(const k::server_core& s) {
         throw std::system_error(ec, s.server_name + ": cannot bind " + where + ":" + std::to_string(s.port) +
                                         ": address in use");
     }
+}
+
+// The CPU seconds (user + system) a thread has used, from /proc: readable
+// from another thread while it runs. nullopt once the thread is gone.
+std::optional<double> thread_cpu_seconds(pid_t tid) {
+    std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+    std::string line;
+    if (!f || !std::getline(f, line)) return std::nullopt;
+    // After "pid (comm) ": state is field 3, utime 14, stime 15.
+    auto paren = line.rfind(')');
+    if (paren == std::string::npos || paren + 2 > line.size()) return std::nullopt;
+    std::istringstream in(line.substr(paren + 2));
+    std::string skip;
+    for (int field = 3; field <= 13; ++field) in >> skip;
+    unsigned long long user = 0, sys = 0;
+    if (!(in >> user >> sys)) return std::nullopt;
+    return static_cast<double>(user + sys) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // What runs on schedulers 1..N-1: the other shards of the servers that
@@ -384,7 +403,25 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
                 c->listen();
             }
         }
-        if (threads > 1) spdlog::info("{} schedulers, one thread each", threads);
+        if (threads > 1) {
+            spdlog::info("{} schedulers, one thread each", threads);
+            // Each scheduler thread says which it is once it runs; /metrics
+            // then reads its CPU time from /proc (the other schedulers'
+            // counters are theirs alone, and are not read across threads).
+            auto tids = std::make_shared<std::vector<std::atomic<pid_t>>>(threads);
+            for (std::size_t i = 0; i < threads; ++i)
+                group.post(i, [tids, i] { (*tids)[i].store(gettid(), std::memory_order_relaxed); });
+            rt.metrics().add([tids](k::metrics::exposition& x) {
+                for (std::size_t i = 0; i < tids->size(); ++i) {
+                    pid_t tid = (*tids)[i].load(std::memory_order_relaxed);
+                    if (tid == 0) continue;
+                    if (auto cpu = thread_cpu_seconds(tid))
+                        x.counter("kamaelia_scheduler_thread_cpu_seconds_total",
+                                  "CPU time of each scheduler's thread (--threads > 1)",
+                                  {{"scheduler", std::to_string(i)}}, *cpu);
+                }
+            });
+        }
         write_listeners(data_dir, rt.servers());
     } catch (const kd::config_error& e) {
         std::cerr << "kamaelia: " << e.what() << "\n";

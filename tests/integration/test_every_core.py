@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import time
+import urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -91,6 +92,23 @@ def chat_across_two_schedulers(k):
             t.check(a.closed_by_server(5) and b.closed_by_server(5), "both clients were closed")
         finally:
             harness.close_all([a, b])
+
+
+@t.test
+def metrics_per_scheduler(k):
+    with Daemon(k, "chat", "--threads", "2", "--metrics-port", "0", expect_servers=2) as d:
+        _, mport = d.address("metrics")
+        text = ""
+        for _ in range(100):  # each thread says which it is on its first turn
+            with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=harness.IO_TIMEOUT) as r:
+                text = r.read().decode()
+            if 'scheduler="1"' in text:
+                break
+            time.sleep(0.05)
+        for i in (0, 1):
+            t.check(re.search(rf'^kamaelia_scheduler_thread_cpu_seconds_total{{scheduler="{i}"}} [0-9.e+-]+$', text,
+                              re.M) is not None, f"/metrics has scheduler {i}'s CPU time")
+        t.eq(d.stop(), 0, "exit 0")
 
 
 @t.test
