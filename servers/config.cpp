@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -250,6 +251,23 @@ std::optional<config_file> load_config(const std::string& flag_path, const std::
     if (!cf) cf = config_file::empty("(environment)");
     cf->overlay(ev);
     return cf;
+}
+
+std::size_t parse_threads(const std::string& text, std::size_t auto_value) {
+    if (text == "auto") return auto_value == 0 ? 1 : std::min(auto_value, max_threads);
+    std::size_t n = 0;
+    bool digits = !text.empty() && text.size() <= 5;
+    for (char c : text) {
+        if (c < '0' || c > '9') {
+            digits = false;
+            break;
+        }
+        n = n * 10 + static_cast<std::size_t>(c - '0');
+    }
+    if (!digits || n == 0 || n > max_threads)
+        throw config_error("threads: expected auto or a number of threads from 1 to " + std::to_string(max_threads) +
+                           ", got '" + text + "'");
+    return n;
 }
 
 std::string default_data_dir() {

@@ -105,6 +105,12 @@ std::optional<std::string> env_get(const std::vector<std::string>& env, const st
 std::optional<config_file> load_config(const std::string& flag_path, const std::vector<std::string>& env,
                                        const config_keys_map& allowed);
 
+// `--threads` / [kamaelia] threads: "auto" is `auto_value` (the CPUs the
+// process may use), else a whole number from 1 to max_threads; anything else
+// is a config_error saying what is expected.
+inline constexpr std::size_t max_threads = 1024;
+std::size_t parse_threads(const std::string& text, std::size_t auto_value);
+
 // The data directory for a tool run without --data-dir: KAMAELIA_DATA_DIR, else ./var.
 std::string default_data_dir();
 

@@ -161,3 +161,17 @@ TEST_CASE("config env: KAMAELIA_CONFIG is read when present, --config must exist
     REQUIRE_THROWS_WITH(load_config("", {"KAMAELIA_CONFIG=" + bad.path}, env_keys),
                         bad.path + ":2: unknown key 'prot' in [greeter]");
 }
+
+TEST_CASE("config: threads is auto or a number of threads", "[config]") {
+    using kamaelia::daemon::parse_threads;
+    CHECK(parse_threads("auto", 6) == 6);
+    CHECK(parse_threads("auto", 0) == 1); // never zero schedulers
+    CHECK(parse_threads("1", 6) == 1);
+    CHECK(parse_threads("2", 6) == 2);
+    CHECK(parse_threads("16", 2) == 16); // more than the CPUs is allowed (tests, I/O-bound loads)
+    CHECK(parse_threads("1024", 2) == 1024);
+    for (const char* bad : {"0", "-1", "", "two", "2.5", " 2", "2 ", "1025", "99999999999", "auto2"}) {
+        INFO(bad);
+        CHECK_THROWS_WITH(parse_threads(bad, 2), Catch::Contains("threads: expected auto or a number"));
+    }
+}

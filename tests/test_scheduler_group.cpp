@@ -191,3 +191,27 @@ TEST_CASE("group_fixture steps several schedulers on one manual clock", "[core][
     REQUIRE(g[0].live() == 0);
     REQUIRE(g[1].live() == 0);
 }
+
+#include <kamaelia/net/server_core.hpp>
+
+TEST_CASE("connection_caps count every shard's connections under one cap", "[core][group]") {
+    connection_caps caps;
+    // Two shards share it: the total cap is the server's, not a shard's.
+    REQUIRE(caps.try_open("10.0.0.1", false, 3, 2));
+    REQUIRE(caps.try_open("10.0.0.1", false, 3, 2));
+    CHECK_FALSE(caps.try_open("10.0.0.1", false, 3, 2)); // per-address cap
+    REQUIRE(caps.try_open("10.0.0.2", false, 3, 2));
+    CHECK_FALSE(caps.try_open("10.0.0.3", false, 3, 2)); // total cap
+    CHECK(caps.open() == 3);
+    caps.close("10.0.0.1", false);
+    CHECK(caps.open() == 2);
+    REQUIRE(caps.try_open("10.0.0.1", false, 3, 2)); // room again, for that address too
+    // Unix sockets have no address: only the total counts.
+    caps.close("10.0.0.2", false);
+    REQUIRE(caps.try_open("unix", true, 3, 1));
+    CHECK_FALSE(caps.try_open("unix", true, 3, 1));
+    caps.close("unix", true);
+    // Ids are unique across the shards.
+    CHECK(caps.next_id() == 1);
+    CHECK(caps.next_id() == 2);
+}

@@ -98,9 +98,14 @@ void scheduler_group::start() {
     for (std::size_t i = 0; i < scheds_.size(); ++i) {
         scheduler* s = scheds_[i].get();
         std::atomic<bool>* done = &done_[i];
-        threads_.emplace_back([s, done] {
-            s->run_forever();
+        threads_.emplace_back([s, done, idle = opts_.until_idle] {
+            if (idle) {
+                s->run();
+            } else {
+                s->run_forever();
+            }
             done->store(true, std::memory_order_release);
+            done->notify_all();
         });
         std::string name = "kamaelia-s" + std::to_string(i);
         pthread_setname_np(threads_.back().native_handle(), name.substr(0, 15).c_str());
@@ -112,6 +117,11 @@ void scheduler_group::start() {
                 spdlog::warn("scheduler {}: cannot pin to CPU {}", i, cpus[i % cpus.size()]);
         }
     }
+}
+
+void scheduler_group::wait(std::size_t i) const noexcept {
+    if (!done_) return;
+    done_[i].wait(false, std::memory_order_acquire);
 }
 
 void scheduler_group::stop() {

@@ -44,7 +44,7 @@ inline asio::ip::tcp::endpoint tcp_endpoint(const asio::generic::stream_protocol
 // address, with "address in use" for a busy port, prefixed by `who`.
 inline std::unique_ptr<generic_acceptor> open_acceptor(asio::io_context& io, const std::string& who,
                                                        const std::string& bind_address, std::uint16_t port,
-                                                       bool reuse_address, int backlog) {
+                                                       bool reuse_address, int backlog, bool reuse_port = false) {
     asio::error_code ec;
     auto addr = asio::ip::make_address(bind_address, ec);
     if (ec) throw std::system_error(ec, who + ": bad bind address \"" + bind_address + "\"");
@@ -58,6 +58,15 @@ inline std::unique_ptr<generic_acceptor> open_acceptor(asio::io_context& io, con
     acc->open(asio::generic::stream_protocol(ep.protocol()), ec);
     if (ec) fail("open a socket for");
     if (reuse_address) acc->set_option(asio::socket_base::reuse_address(true), ec);
+    if (reuse_port) {
+        // Several acceptors (one per scheduler) on one port: the kernel
+        // spreads new connections over them.
+        int one = 1;
+        if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+            ec = asio::error_code(errno, asio::error::get_system_category());
+            fail("set SO_REUSEPORT on");
+        }
+    }
     if (addr.is_v6()) acc->set_option(asio::ip::v6_only(false), ec);
     ec.clear();
     acc->bind(asio::generic::stream_protocol::endpoint(ep), ec);

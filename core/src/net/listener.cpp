@@ -48,7 +48,8 @@ void listener::listen(asio::io_context* on) {
         acceptor_ = detail::open_unix_acceptor(io, name_for_logs, where_.unix_path, backlog);
         owns_path_ = true;
     } else {
-        acceptor_ = detail::open_acceptor(io, name_for_logs, where_.bind_address, where_.port, reuse_address, backlog);
+        acceptor_ = detail::open_acceptor(io, name_for_logs, where_.bind_address, where_.port, reuse_address, backlog,
+                                          reuse_port);
         bound_.port = bound_port();
     }
     backoff_ = std::make_unique<log_limiter>(name_for_logs + ": accept failed, pausing accepts",

@@ -25,6 +25,32 @@ duration wheel_tick(const std::optional<duration>& timeout) {
 
 } // namespace
 
+bool connection_caps::try_open(const std::string& peer, bool unix_socket, std::size_t max_total,
+                               std::size_t max_per_address) {
+    std::lock_guard lock(m_);
+    if (open_ >= max_total) return false;
+    if (max_per_address && !unix_socket) {
+        auto it = per_address_.find(peer);
+        if (it != per_address_.end() && it->second >= max_per_address) return false;
+        ++per_address_[peer];
+    }
+    ++open_;
+    return true;
+}
+
+void connection_caps::close(const std::string& peer, bool unix_socket) noexcept {
+    std::lock_guard lock(m_);
+    if (open_) --open_;
+    if (unix_socket) return;
+    auto it = per_address_.find(peer);
+    if (it != per_address_.end() && --it->second == 0) per_address_.erase(it);
+}
+
+std::size_t connection_caps::open() const {
+    std::lock_guard lock(m_);
+    return open_;
+}
+
 server_core::server_core() { declare_inbox("_newconnection", "new_connection messages from the listener"); }
 
 server_core::~server_core() {
@@ -38,6 +64,7 @@ void server_core::listen() {
     auto l = std::make_unique<listener>(std::move(where), socket_options, tls);
     l->name_for_logs = server_name;
     l->reuse_address = reuse_address;
+    l->reuse_port = reuse_port;
     l->tcp_nodelay = tcp_nodelay;
     l->keepalive = keepalive;
     l->backlog = backlog;
@@ -74,12 +101,16 @@ std::uint16_t server_core::bound_port() const {
 void server_core::open_connection(new_connection nc) {
     ++accepted_;
     connection_info& info = nc.info;
+    if (shared_caps) info.id = shared_caps->next_id();
     bool unix_socket = listener_->address().is_unix();
-    if (conns_.size() >= max_connections ||
-        (max_per_address && !unix_socket && per_address_[info.peer] >= max_per_address)) {
+    bool refuse = shared_caps ? !shared_caps->try_open(info.peer, unix_socket, max_connections, max_per_address)
+                              : conns_.size() >= max_connections ||
+                                    (max_per_address && !unix_socket && per_address_[info.peer] >= max_per_address);
+    if (refuse) {
         ++refused_;
+        std::size_t open = shared_caps ? shared_caps->open() : conns_.size();
         // A flood of refusals is one condition, not a line each.
-        refusing_->fail(info.name() + ", " + std::to_string(conns_.size()) + " connections open", sched()->now());
+        refusing_->fail(info.name() + ", " + std::to_string(open) + " connections open", sched()->now());
         return; // the adapter's destructor closes the socket
     }
     refusing_->ok(sched()->now());
@@ -89,6 +120,7 @@ void server_core::open_connection(new_connection nc) {
         handler = protocol(info);
     } catch (const std::exception& e) {
         spdlog::error("{}: protocol factory failed for {}: {}", server_name, info.name(), e.what());
+        if (shared_caps) shared_caps->close(info.peer, unix_socket);
         return;
     }
     auto& csa = add_child(std::move(nc.csa));
@@ -102,7 +134,8 @@ void server_core::open_connection(new_connection nc) {
     if (!unix_socket) ++per_address_[info.peer];
     // At debug: the close line says who, how long and how much; a health
     // probe (connect, close, not a byte) then stays out of the info log.
-    spdlog::debug("{}: connection {} from {}", server_name, info.id, info.name());
+    spdlog::debug("{}: connection {} from {}{}{}", server_name, info.id, info.name(), shard_name.empty() ? "" : " on ",
+                  shard_name);
     time_point now = sched()->now();
     std::uint64_t id = info.id;
     if (inactivity_timeout) deadlines_.schedule(id, now + *inactivity_timeout);
@@ -127,6 +160,7 @@ void server_core::reap_connections() {
                         c.info.id, c.info.name(), secs, c.csa->close_reason(), c.csa->bytes_in(), c.csa->bytes_out());
             auto pa = per_address_.find(c.info.peer);
             if (pa != per_address_.end() && --pa->second == 0) per_address_.erase(pa);
+            if (shared_caps) shared_caps->close(c.info.peer, listener_->address().is_unix());
             closed_traffic_.bytes_in += c.csa->bytes_in();
             closed_traffic_.bytes_out += c.csa->bytes_out();
             closed_traffic_.messages_in += c.csa->sent();
@@ -194,7 +228,13 @@ void server_core::begin_stop() {
         // accepted but not yet wired: their adapters close the sockets
     }
     stop_deadline_ = sched()->now() + grace;
-    spdlog::info("{}: stopping, {} connection(s) open", server_name, conns_.size());
+    // Shards: the first says it for the whole server, the others at debug.
+    if (shared_caps && !log_listening) {
+        spdlog::debug("{}: stopping on {}, {} connection(s) open", server_name, shard_name, conns_.size());
+    } else {
+        spdlog::info("{}: stopping, {} connection(s) open", server_name,
+                     shared_caps ? shared_caps->open() : conns_.size());
+    }
     // Tell every graph: the handler finishes (and closes its socket through
     // its signal); the adapter flushes what the handler still sends.
     for (auto& [_, c] : conns_) {
@@ -217,7 +257,7 @@ task server_core::main() {
     listener_ = &add_child(std::move(own_listener_));
     link({*listener_, "protocolHandlerSignal"}, {*this, "_newconnection"});
     listener_->activate(*sched());
-    spdlog::info("{}: listening on {}", server_name, listener_->address().text());
+    if (log_listening) spdlog::info("{}: listening on {}", server_name, listener_->address().text());
     for (;;) {
         while (auto m = recv_message("control")) {
             if (const ipc* c = m->peek<ipc>(); c && c->ends()) begin_stop();
@@ -260,7 +300,7 @@ task server_core::main() {
         co_await wait_events(ev_inbox | ev_children | ev_external, wait);
     }
     if (listener_ && !listener_->finished()) listener_->stop();
-    spdlog::info("{}: stopped", server_name);
+    spdlog::log(shared_caps && !log_listening ? spdlog::level::debug : spdlog::level::info, "{}: stopped", server_name);
     send_forced(message(producer_finished()), "signal");
 }
 

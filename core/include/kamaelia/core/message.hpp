@@ -172,6 +172,9 @@ public:
 
     // Readable name of the payload's type (for errors and introspection).
     std::string type_name() const;
+    // Where the payload lives, whatever its type; stable across moves only
+    // in shared form (a bridge recognises its own messages by it).
+    const void* payload_address() const noexcept { return vt_ ? vt_->payload(buf_) : nullptr; }
 
     // The payload, or nullptr if the message holds another type.
     template <class T>

@@ -32,6 +32,9 @@ struct group_options {
     // their number). Off by default: on a shared machine the kernel knows
     // better.
     bool pin = false;
+    // Each thread runs run() instead of run_forever(): it returns once its
+    // scheduler has no component left (a daemon whose servers have drained).
+    bool until_idle = false;
 };
 
 class scheduler_group {
@@ -54,6 +57,10 @@ public:
     // Stops every scheduler and waits for its thread to return.
     void join();
     bool running() const noexcept { return !threads_.empty(); }
+    // Thread-safe, once started: whether thread i has left its loop, and
+    // waiting (without polling) until it has.
+    bool finished(std::size_t i) const noexcept { return done_ && done_[i].load(std::memory_order_acquire); }
+    void wait(std::size_t i) const noexcept;
 
     // Thread-safe: runs `fn` on scheduler i's thread.
     void post(std::size_t i, std::function<void()> fn) { scheds_.at(i)->post(std::move(fn)); }

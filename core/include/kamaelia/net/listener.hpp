@@ -69,6 +69,7 @@ public:
     // ---- settings (before listen()) -----------------------------------
     std::string name_for_logs = "listener";
     bool reuse_address = true;
+    bool reuse_port = false; // SO_REUSEPORT: one listener per scheduler on one TCP port
     bool tcp_nodelay = true;
     bool keepalive = false;
     int backlog = 1024;

@@ -47,11 +47,13 @@
 
 #include <asio/ip/tcp.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -89,6 +91,27 @@ private:
     function f_;
 };
 
+// The connection counts behind the caps, shared by the shards of one server
+// that run on several schedulers (one server_core per scheduler on one port,
+// the daemon's --threads): the caps then hold for the whole server. Taken
+// once per accept and once per close, never per message.
+class connection_caps {
+public:
+    // Counts a new connection from `peer` (no per-address count for a unix
+    // socket) unless a cap is reached; true if counted.
+    bool try_open(const std::string& peer, bool unix_socket, std::size_t max_total, std::size_t max_per_address);
+    void close(const std::string& peer, bool unix_socket) noexcept;
+    std::size_t open() const;
+    // Connection ids unique across the shards (each listener counts its own).
+    std::uint64_t next_id() noexcept { return ids_.fetch_add(1, std::memory_order_relaxed) + 1; }
+
+private:
+    std::atomic<std::uint64_t> ids_{0};
+    mutable std::mutex m_;
+    std::size_t open_ = 0;
+    std::unordered_map<std::string, std::size_t> per_address_;
+};
+
 class server_core : public component {
 public:
     server_core();
@@ -111,6 +134,12 @@ public:
     duration grace = std::chrono::seconds(5);   // how long stopping waits for connections to end
     csa_options socket_options;
     std::shared_ptr<tls_context> tls; // set: every connection is TLS (make_server_tls)
+    // Shards: several server_cores on one TCP port, one per scheduler, each
+    // with its own listener (SO_REUSEPORT) and its own connection graphs.
+    bool reuse_port = false;
+    std::shared_ptr<connection_caps> shared_caps; // set: the caps count every shard's connections
+    bool log_listening = true;                    // the "listening on" line (once per server, not per shard)
+    std::string shard_name;                       // "scheduler 1": said in the connection log lines
 
     // ---- running ------------------------------------------------------
     // Binds and listens now (also done at activation). Throws
