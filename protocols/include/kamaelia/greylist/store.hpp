@@ -3,9 +3,9 @@
 // decisions is one transaction, and the answers go out only after commit()
 // returned (a decision is durable before it is answered).
 //
-// SQLite (sqlite_store.hpp) is the one implementation; a SQL server shared
-// by several MX hosts can implement the same calls later (begin = a
-// transaction, find = SELECT ... FOR UPDATE, save = an upsert).
+// SQLite (sqlite_store.hpp) for one host; PostgreSQL (pg_store.hpp) for
+// several MX hosts on one database (begin = a transaction, find = SELECT
+// ... FOR UPDATE, save = an upsert, a batch in two round trips).
 #pragma once
 
 #include <kamaelia/greylist/rules.hpp>
