@@ -2,12 +2,15 @@
 // empty store of either kind (tests/test_bbs_store.cpp, tests/test_bbs_pg_store.cpp).
 #pragma once
 
+#include <kamaelia/bbs/export.hpp>
 #include <kamaelia/bbs/password.hpp>
 #include <kamaelia/bbs/store.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -97,6 +100,55 @@ inline void replies_and_deletes(bbs::store& db) {
     CHECK(m3 > m2); // a deleted id is never reused
     CHECK(db.unread_count(a) == 0);
     CHECK(db.unread_count(b) == 1);
+}
+
+// stats, and the pages the tools read a board by (bbs-db export and copy):
+// every message once, in id order, with its replies, whatever the page size.
+inline void stats_pages_export(bbs::store& db) {
+    auto empty = db.stats();
+    CHECK(empty.messages == 0);
+    CHECK(empty.first_id == 0);
+    CHECK(db.messages_after(0, 10).empty());
+    CHECK(db.add_user("ann", bbs::hash_password("pw", 1)));
+    auto ann = db.find_user("ann")->id;
+    std::vector<std::int64_t> ids;
+    for (int i = 0; i < 12; ++i) {
+        auto m = msg(ann, "ann", "s" + std::to_string(i), i == 3 ? "caf\xc3\xa9 \"quoted\"\nline" : "b");
+        if (i > 0) m.reply_to = {ids.back(), ids.front()};
+        ids.push_back(db.post(m));
+    }
+    REQUIRE(db.remove(ann, ids[5]) == bbs::delete_result::deleted); // a gap in the ids
+    auto st = db.stats();
+    CHECK(st.users == 1);
+    CHECK(st.messages == 11);
+    CHECK(st.replies == 20);    // 11 messages with 2 references each, less the deleted one's
+    CHECK(st.read_marks == 11); // the author has read what he posted
+    CHECK(st.first_id == ids.front());
+    CHECK(st.last_id == ids.back());
+    CHECK(st.bytes > 0);
+    for (std::size_t page : {1u, 4u, 5u, 500u}) {
+        std::vector<bbs::message_record> seen;
+        CHECK(bbs::for_each_message(
+                  db, [&](const bbs::message_record& m) { seen.push_back(m); }, page) == 11);
+        REQUIRE(seen.size() == 11);
+        for (std::size_t i = 1; i < seen.size(); ++i) CHECK(seen[i - 1].id < seen[i].id);
+        CHECK(seen[0].reply_to.empty());
+        CHECK(seen[6].id == ids[7]);
+        CHECK(seen[6].reply_to == std::vector<std::int64_t>{ids[6], ids[0]});
+        CHECK(seen[3].body == "caf\xc3\xa9 \"quoted\"\nline");
+    }
+    auto page = db.messages_after(ids[4], 2);
+    REQUIRE(page.size() == 2);
+    CHECK(page[0].id == ids[6]);
+    CHECK(page[1].id == ids[7]);
+    std::ostringstream out;
+    CHECK(bbs::export_messages(db, out, 4) == 11);
+    std::string text = out.str();
+    CHECK(std::count(text.begin(), text.end(), '\n') == 11);
+    CHECK(text.find("{\"__body__\":\"caf\xc3\xa9 \\\"quoted\\\"\\nline\",\"date\":") != std::string::npos);
+    CHECK(text.find("\"message\":" + std::to_string(ids[5]) + ",") == std::string::npos);
+    CHECK(text.find("\"reply-to\":[" + std::to_string(ids[6]) + "," + std::to_string(ids[0]) + "]") !=
+          std::string::npos);
 }
 
 } // namespace kamaelia::test

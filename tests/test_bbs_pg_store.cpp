@@ -33,7 +33,8 @@ TEST_CASE("bbs pg_store: the store contract, each check on a fresh database", "[
     pg_cluster pg;
     int n = 0;
     for (auto check : {kamaelia::test::users_case_insensitive, kamaelia::test::sql_is_data,
-                       kamaelia::test::read_marks_order_browsing, kamaelia::test::replies_and_deletes}) {
+                       kamaelia::test::read_marks_order_browsing, kamaelia::test::replies_and_deletes,
+                       kamaelia::test::stats_pages_export}) {
         std::string db = "board" + std::to_string(++n);
         REQUIRE(pg.psql("CREATE DATABASE " + db) == 0);
         bbs::pg_store s(opts(pg, db));

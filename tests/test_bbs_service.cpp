@@ -61,6 +61,10 @@ public:
     bbs::delete_result remove(std::int64_t u, std::int64_t m) override { return inner.remove(u, m); }
     std::size_t message_count() override { return inner.message_count(); }
     std::vector<bbs::message_record> all_messages() override { return inner.all_messages(); }
+    std::vector<bbs::message_record> messages_after(std::int64_t a, std::size_t n) override {
+        return inner.messages_after(a, n);
+    }
+    bbs::board_stats stats() override { return inner.stats(); }
     void for_each_user(const std::function<void(const bbs::user_record&)>& f) override { inner.for_each_user(f); }
     void for_each_read_mark(const std::function<void(std::int64_t, std::int64_t)>& f) override {
         inner.for_each_read_mark(f);

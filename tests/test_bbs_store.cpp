@@ -70,6 +70,12 @@ TEST_CASE("bbs store: replies keep their references, only authors delete", "[bbs
     kamaelia::test::replies_and_deletes(db);
 }
 
+TEST_CASE("bbs store: stats, and every message read a page at a time (bbs-db export, copy)", "[bbs]") {
+    temp_dir d;
+    bbs::sqlite_store db((d.p / "bbs.sqlite").string()); // a file: its size is in the stats
+    kamaelia::test::stats_pages_export(db);
+}
+
 TEST_CASE("bbs store: a file database keeps what was committed", "[bbs]") {
     temp_dir t;
     auto path = (t.p / "bbs.sqlite").string();

@@ -7,11 +7,12 @@ connection to daemon A are read by a user of daemon B; PostgreSQL stopped
 mid-session makes a post "try again later" (the session goes on, nothing
 is acknowledged that was not committed) and a post after the restart
 succeeds on the same daemon; `bbs-db copy --to` moves a SQLite board to
-PostgreSQL; `kamaelia all --bbs-store` uses it; a newer schema in the
+PostgreSQL, and `bbs-db stats|export` read both; `kamaelia all --bbs-store` uses it; a newer schema in the
 database makes the daemon refuse to start; the password never shows in
 the logs.
 """
 
+import json
 import os
 import re
 import shutil
@@ -193,6 +194,21 @@ def copy_a_sqlite_board_then_run_all_on_it(k):
                 r = harness.run([k, "bbs-db", "copy", "--data-dir", data, "--to", pg.url(password=SECRET)])
                 t.eq(r.returncode, 0, "copy: " + r.stdout.decode() + r.stderr.decode())
                 t.check(b"copied 1 users, 1 messages" in r.stdout and SECRET.encode() not in r.stdout, r.stdout.decode())
+            # stats and export read either store; the copy exports the same as its source.
+            exports = []
+            for where in (["--data-dir", data], ["--store", pg.url()]):
+                r = harness.run([k, "bbs-db", "stats", *where])
+                out = r.stdout.decode(errors="replace")
+                t.eq(r.returncode, 0, "bbs-db stats: " + out + r.stderr.decode(errors="replace"))
+                t.check(re.search(r"^users +1$", out, re.M) and re.search(r"^messages +1$", out, re.M), out)
+                r = harness.run([k, "bbs-db", "export", *where])
+                t.eq(r.returncode, 0, "bbs-db export: " + r.stderr.decode(errors="replace"))
+                lines = r.stdout.decode().splitlines()
+                t.eq(len(lines), 1, f"one message exported: {lines!r}")
+                m = json.loads(lines[0]) if lines else {}
+                t.check(m.get("subject") == "Written in SQLite" and "moved" in m.get("__body__", ""), repr(m))
+                exports.append(r.stdout)
+            t.eq(exports[0], exports[1], "the copied board exports as its source does")
             add_user(k, pg.url(), "dick", "secret")
             cfg = os.path.join(tmp, "k.conf")
             with open(cfg, "w") as f:

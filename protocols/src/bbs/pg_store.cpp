@@ -62,6 +62,14 @@ const pg::statement statements[] = {
     {"author_of", "SELECT author_id FROM bbs_messages WHERE id = $1", 1},
     {"delete", "DELETE FROM bbs_messages WHERE id = $1 AND author_id = $2", 2},
     {"message_count", "SELECT count(*) FROM bbs_messages", 0},
+    {"messages_after",
+     "SELECT id, date, author_id, sender, recipient, subject, body FROM bbs_messages WHERE id > $1 ORDER BY id"
+     " LIMIT $2",
+     2},
+    {"replies_after",
+     "SELECT message_id, reply_to FROM bbs_replies WHERE message_id > $1 AND message_id <= $2"
+     " ORDER BY message_id, position",
+     2},
     {"restore_user",
      "INSERT INTO bbs_users(id, name, name_key, salt, hash, iterations, created, last_login)"
      " VALUES($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -266,6 +274,46 @@ std::vector<message_record> pg_store::all_messages() {
         for (int i = 0, n = r.rows(); i < n; ++i) out.push_back(row_to_message(r, i));
         for (auto& m : out) m.reply_to = replies_of(m.id);
         return out;
+    });
+}
+
+std::vector<message_record> pg_store::messages_after(std::int64_t after, std::size_t limit) {
+    // One transaction: the page and its replies from one snapshot.
+    return atomically([&] {
+        std::vector<message_record> out;
+        auto r = db_.run("messages_after", span_of({num(after), std::to_string(limit)}), "list messages");
+        for (int i = 0, n = r.rows(); i < n; ++i) out.push_back(row_to_message(r, i));
+        if (out.empty()) return out;
+        auto rp = db_.run("replies_after", span_of({num(after), num(out.back().id)}), "list messages");
+        std::size_t at = 0;
+        for (int i = 0, n = rp.rows(); i < n; ++i) {
+            std::int64_t id = rp.i64(i, 0);
+            while (at < out.size() && out[at].id < id) ++at;
+            if (at < out.size() && out[at].id == id) out[at].reply_to.push_back(rp.i64(i, 1));
+        }
+        return out;
+    });
+}
+
+board_stats pg_store::stats() {
+    return atomically([&] {
+        auto r = db_.exec(
+            "SELECT (SELECT count(*) FROM bbs_users), (SELECT count(*) FROM bbs_messages),"
+            " (SELECT count(*) FROM bbs_replies), (SELECT count(*) FROM bbs_read_marks),"
+            " coalesce((SELECT min(id) FROM bbs_messages), 0), coalesce((SELECT max(id) FROM bbs_messages), 0),"
+            " pg_total_relation_size('bbs_users') + pg_total_relation_size('bbs_messages') +"
+            " pg_total_relation_size('bbs_replies') + pg_total_relation_size('bbs_read_marks')",
+            "stats");
+        board_stats st;
+        st.users = static_cast<std::uint64_t>(r.i64(0, 0));
+        st.messages = static_cast<std::uint64_t>(r.i64(0, 1));
+        st.replies = static_cast<std::uint64_t>(r.i64(0, 2));
+        st.read_marks = static_cast<std::uint64_t>(r.i64(0, 3));
+        st.first_id = r.i64(0, 4);
+        st.last_id = r.i64(0, 5);
+        st.bytes = static_cast<std::uint64_t>(r.i64(0, 6));
+        st.schema_version = schema_version;
+        return st;
     });
 }
 

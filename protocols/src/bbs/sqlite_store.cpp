@@ -1,8 +1,11 @@
 #include <kamaelia/bbs/sqlite_store.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstdint>
 #include <ctime>
+#include <filesystem>
 #include <utility>
 
 namespace kamaelia::bbs {
@@ -78,6 +81,9 @@ enum sql_id {
     q_all,
     q_all_users,
     q_all_marks,
+    q_messages_after,
+    q_replies_after,
+    q_stats,
     q_savepoint,
     q_release,
     q_rollback_to,
@@ -106,6 +112,12 @@ const char* const sql_text[q_count] = {
     "SELECT id, date, author_id, sender, recipient, subject, body FROM messages ORDER BY id",
     "SELECT id, name, salt, hash, iterations, last_login FROM users ORDER BY id",
     "SELECT user_id, message_id FROM read_marks ORDER BY user_id, message_id",
+    "SELECT id, date, author_id, sender, recipient, subject, body FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2",
+    "SELECT message_id, reply_to FROM replies WHERE message_id > ?1 AND message_id <= ?2"
+    " ORDER BY message_id, position",
+    "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM messages), (SELECT count(*) FROM replies),"
+    " (SELECT count(*) FROM read_marks), coalesce((SELECT min(id) FROM messages), 0),"
+    " coalesce((SELECT max(id) FROM messages), 0)",
     "SAVEPOINT bbs_op",
     "RELEASE bbs_op",
     "ROLLBACK TO bbs_op",
@@ -342,6 +354,50 @@ std::vector<message_record> sqlite_store::all_messages() {
     }
     for (auto& m : out) m.reply_to = replies_of(m.id);
     return out;
+}
+
+} // namespace kamaelia::bbs
+
+namespace kamaelia::bbs {
+
+std::vector<message_record> sqlite_store::messages_after(std::int64_t after, std::size_t limit) {
+    std::vector<message_record> out;
+    {
+        statement::use q(stmt(q_messages_after));
+        q.bind(1, after).bind(2, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+        while (q.step()) out.push_back(row_to_message(q));
+    }
+    if (out.empty()) return out;
+    // The page's replies in one query, merged by id (both sorted).
+    statement::use q(stmt(q_replies_after));
+    q.bind(1, after).bind(2, out.back().id);
+    std::size_t i = 0;
+    while (q.step()) {
+        std::int64_t id = q.i64(0);
+        while (i < out.size() && out[i].id < id) ++i;
+        if (i < out.size() && out[i].id == id) out[i].reply_to.push_back(q.i64(1));
+    }
+    return out;
+}
+
+board_stats sqlite_store::stats() {
+    board_stats st;
+    {
+        statement::use q(stmt(q_stats));
+        q.step();
+        st.users = static_cast<std::uint64_t>(q.i64(0));
+        st.messages = static_cast<std::uint64_t>(q.i64(1));
+        st.replies = static_cast<std::uint64_t>(q.i64(2));
+        st.read_marks = static_cast<std::uint64_t>(q.i64(3));
+        st.first_id = q.i64(4);
+        st.last_id = q.i64(5);
+    }
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal"}) {
+        auto n = std::filesystem::file_size(path_ + suffix, ec);
+        if (!ec) st.bytes += n;
+    }
+    return st;
 }
 
 } // namespace kamaelia::bbs

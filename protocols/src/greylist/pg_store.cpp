@@ -1,9 +1,12 @@
 #include <kamaelia/greylist/pg_store.hpp>
 
+#include <libpq-fe.h>
+
 #include <algorithm>
 #include <initializer_list>
 #include <span>
 #include <string>
+#include <tuple>
 
 namespace kamaelia::greylist {
 
@@ -73,47 +76,139 @@ pg_store::pg_store(const options& o) : opt_(o), db_(db_options(o), raise) {
 
 pg_store::~pg_store() = default;
 
-void pg_store::begin() { db_.begin(statements); }
-void pg_store::commit() { db_.commit(); }
-void pg_store::rollback() noexcept { db_.rollback(); }
+bool pg_store::key_less::operator()(const triplet& a, const triplet& b) const noexcept {
+    return std::tie(a.client_net, a.sender, a.recipient) < std::tie(b.client_net, b.sender, b.recipient);
+}
+
+void pg_store::begin() {
+    rows_.clear();
+    clients_.clear();
+    writes_.clear();
+    begin_pending_ = false;
+    db_.ready(statements); // reconnects if need be; ends what a failed batch left
+    trips_at_begin_ = db_.round_trips();
+    begin_pending_ = true; // sent with the batch's first statements
+}
+
+void pg_store::send_queued() {
+    if (begin_pending_) {
+        db_.send_sql("BEGIN", "begin");
+        begin_pending_ = false;
+    }
+    for (const auto& w : writes_) db_.send(w.name, w.args, w.what);
+    writes_.clear();
+}
+
+void pg_store::flush() {
+    send_queued();
+    if (db_.pending()) (void)db_.sync();
+}
+
+void pg_store::commit() {
+    // BEGIN (if nothing was read), every write and COMMIT: one round trip.
+    // An empty batch (the idle probe) still goes to the server, which is
+    // how a dead one is noticed.
+    send_queued();
+    db_.send_sql("COMMIT", "commit");
+    auto results = db_.sync();
+    const pg::result& c = results.back();
+    // A transaction that failed before this pipeline answers ROLLBACK.
+    if (std::string_view(PQcmdStatus(c.get())) != "COMMIT") db_.fail("commit", c);
+    rows_.clear();
+    clients_.clear();
+}
+
+void pg_store::rollback() noexcept {
+    rows_.clear();
+    clients_.clear();
+    writes_.clear();
+    begin_pending_ = false;
+    db_.rollback();
+}
 
 namespace {
 using args = std::initializer_list<std::string>;
 std::span<const std::string> span_of(args a) { return {a.begin(), a.size()}; }
 } // namespace
 
+void pg_store::prefetch(std::span<const triplet> keys, std::span<const std::string> clients) {
+    // Sorted and once each: hosts lock rows in one order (clients, then
+    // triplets), so two batches never wait on each other in a circle.
+    std::vector<std::string> want_clients;
+    for (const auto& c : clients)
+        if (!clients_.contains(c)) want_clients.push_back(c);
+    std::sort(want_clients.begin(), want_clients.end());
+    want_clients.erase(std::unique(want_clients.begin(), want_clients.end()), want_clients.end());
+    std::vector<triplet> want_keys;
+    for (const auto& k : keys)
+        if (!rows_.contains(k)) want_keys.push_back(k);
+    std::sort(want_keys.begin(), want_keys.end(), key_less{});
+    want_keys.erase(std::unique(want_keys.begin(), want_keys.end()), want_keys.end());
+    if (want_clients.empty() && want_keys.empty()) return;
+
+    send_queued();
+    const std::size_t before = db_.pending();
+    for (const auto& c : want_clients) db_.send("find_client", span_of({c}), "find client");
+    for (const auto& k : want_keys) db_.send("find", span_of({k.client_net, k.sender, k.recipient}), "find");
+    auto results = db_.sync();
+    std::size_t i = before;
+    for (const auto& c : want_clients) {
+        const auto& r = results[i++];
+        clients_[c] = r.rows() ? std::optional(client_row{r.i64(0, 0), r.i64(0, 1)}) : std::nullopt;
+    }
+    for (const auto& k : want_keys) {
+        const auto& r = results[i++];
+        rows_[k] = r.rows() ? std::optional(triplet_row{r.i64(0, 0), r.i64(0, 1)}) : std::nullopt;
+    }
+}
+
 std::optional<triplet_row> pg_store::find(const triplet& k) {
+    if (auto it = rows_.find(k); it != rows_.end()) return it->second;
+    flush(); // not prefetched: one statement on its own, after the batch's writes
     auto r = db_.run("find", span_of({k.client_net, k.sender, k.recipient}), "find");
-    if (r.rows() == 0) return std::nullopt;
-    return triplet_row{r.i64(0, 0), r.i64(0, 1)};
+    std::optional<triplet_row> row;
+    if (r.rows()) row = triplet_row{r.i64(0, 0), r.i64(0, 1)};
+    rows_[k] = row;
+    return row;
 }
 
 void pg_store::save(const triplet& k, const triplet_row& row, bool known) {
     if (!known && opt_.max_rows > 0 && rows_estimate_ >= opt_.max_rows) {
         // The flood of unique triplets (RFC 6647): make room in a batch. The
-        // count is this host's estimate; others evict for themselves.
+        // count is this host's estimate; others evict for themselves. Rare
+        // (at the cap only), so it may cost a round trip of its own.
+        flush();
         auto n = std::clamp<std::uint64_t>(opt_.max_rows / 100, 1, 1000);
         auto gone = db_.run("evict", span_of({std::to_string(n)}), "evict").affected();
         rows_estimate_ -= std::min(rows_estimate_, gone);
         evicted_ += gone;
+        // The evicted rows are not known here: read again what is asked again.
+        rows_.clear();
     }
-    db_.run(known ? "update" : "insert",
-            span_of({k.client_net, k.sender, k.recipient, std::to_string(row.first), std::to_string(row.last)}),
-            "save");
+    writes_.push_back({known ? "update" : "insert",
+                       {k.client_net, k.sender, k.recipient, std::to_string(row.first), std::to_string(row.last)},
+                       "save"});
+    rows_[k] = row;
     if (!known) ++rows_estimate_;
 }
 
 std::optional<client_row> pg_store::find_client(const std::string& address) {
+    if (auto it = clients_.find(address); it != clients_.end()) return it->second;
+    flush();
     auto r = db_.run("find_client", span_of({address}), "find client");
-    if (r.rows() == 0) return std::nullopt;
-    return client_row{r.i64(0, 0), r.i64(0, 1)};
+    std::optional<client_row> c;
+    if (r.rows()) c = client_row{r.i64(0, 0), r.i64(0, 1)};
+    clients_[address] = c;
+    return c;
 }
 
 void pg_store::save_client(const std::string& address, const client_row& c) {
-    db_.run("save_client", span_of({address, std::to_string(c.count), std::to_string(c.last)}), "save client");
+    writes_.push_back({"save_client", {address, std::to_string(c.count), std::to_string(c.last)}, "save client"});
+    clients_[address] = c;
 }
 
 std::size_t pg_store::expire(std::int64_t now, const timing& t, std::size_t limit) {
+    flush();
     std::size_t gone =
         db_.run("expire",
                 span_of({std::to_string(now - std::min(t.retry_window, t.max_age)), std::to_string(now - t.max_age),

@@ -17,6 +17,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -101,16 +102,37 @@ struct service::impl {
         return std::chrono::duration_cast<std::chrono::seconds>(tp.time_since_epoch()).count();
     }
 
-    decision judge(const request& r, std::int64_t at) {
-        if (auto why = lists->match(r)) {
+    // What a request needs from the store, worked out before the batch's
+    // transaction so that the store can read it all at once.
+    struct plan {
+        std::optional<std::string> listed; // whitelisted by the lists: the store is not asked
+        triplet key;
+        std::string client; // canonical address, when the client auto-whitelist is on
+    };
+    // A batch's plans, kept between batches for their capacity.
+    std::vector<plan> plans;
+    std::vector<triplet> keys;
+    std::vector<std::string> clients;
+
+    plan make_plan(const request& r) const {
+        plan p;
+        p.listed = lists->match(r);
+        if (p.listed) return p;
+        p.key = make_triplet(r.client_address, r.sender, r.recipient, cfg.ipv4_prefix, cfg.ipv6_prefix);
+        if (cfg.auto_whitelist_clients > 0) p.client = canonical_address(r.client_address);
+        return p;
+    }
+
+    decision judge(plan& p, std::int64_t at) {
+        if (p.listed) {
             decision d;
             d.what = verdict::whitelisted;
-            d.reason = std::move(*why);
+            d.reason = std::move(*p.listed);
             return d;
         }
-        triplet key = make_triplet(r.client_address, r.sender, r.recipient, cfg.ipv4_prefix, cfg.ipv6_prefix);
+        const triplet& key = p.key;
         if (cfg.auto_whitelist_clients > 0) {
-            std::string client = canonical_address(r.client_address);
+            const std::string& client = p.client;
             auto c = db->find_client(client);
             if (client_whitelisted(c, at, cfg.auto_whitelist_clients, t)) {
                 if (auto b = bump_client(c, at, t)) db->save_client(client, *b);
@@ -140,8 +162,21 @@ struct service::impl {
         out.reserve(batch.size());
         std::int64_t at = now();
         try {
+            plans.clear();
+            keys.clear();
+            clients.clear();
+            for (auto& rq : batch) {
+                plans.push_back(make_plan(rq.body.r));
+                if (plans.back().listed) continue;
+                keys.push_back(plans.back().key);
+                if (!plans.back().client.empty()) clients.push_back(plans.back().client);
+            }
             db->begin();
-            for (auto& rq : batch) out.push_back(judge(rq.body.r, rq.body.r.test_time ? rq.body.r.test_time : at));
+            db->prefetch(keys, clients);
+            for (std::size_t i = 0; i < batch.size(); ++i) {
+                const auto& r = batch[i].body.r;
+                out.push_back(judge(plans[i], r.test_time ? r.test_time : at));
+            }
             db->commit();
             outage.ok();
             health->set({});

@@ -95,6 +95,8 @@ void database::connect() {
     const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
     const char* values[] = {opt_.conninfo.c_str(), timeout.c_str(), opt_.application_name.c_str(), nullptr};
     if (conn_) PQfinish(conn_);
+    pending_.clear();
+    synced_.clear();
     conn_ = PQconnectdbParams(keys, values, 1);
     if (!conn_) fail_with("out of memory connecting");
     if (name_.empty() || PQstatus(conn_) == CONNECTION_OK) {
@@ -133,6 +135,7 @@ void database::fail(const char* what, const char* detail) {
 void database::fail(const char* what, const result& r) { fail(what, PQresultErrorMessage(r.get())); }
 
 result database::exec(const char* sql, const char* what) {
+    ++round_trips_;
     result r(PQexec(conn_, sql));
     auto st = PQresultStatus(r.get());
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(what, r);
@@ -147,10 +150,113 @@ result database::run(const char* name, std::span<const std::string> args, const 
         len[i] = static_cast<int>(args[i].size());
         fmt[i] = (binary >> i) & 1u;
     }
+    ++round_trips_;
     result r(PQexecPrepared(conn_, name, static_cast<int>(args.size()), v.data(), len.data(), fmt.data(), 0));
     auto st = PQresultStatus(r.get());
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(what, r);
     return r;
+}
+
+// ---- pipeline ------------------------------------------------------------------
+
+void database::enter_pipeline() {
+    if (PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) return;
+    if (PQenterPipelineMode(conn_) != 1) fail("enter pipeline mode", PQerrorMessage(conn_));
+}
+
+void database::send(const char* name, std::span<const std::string> args, const char* what) {
+    if (pending_.size() >= max_pending) {
+        auto part = sync(); // with what an earlier automatic sync kept
+        synced_ = std::move(part);
+    }
+    enter_pipeline();
+    std::vector<const char*> v(args.size());
+    std::vector<int> len(args.size()), fmt(args.size(), 0);
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        v[i] = args[i].data();
+        len[i] = static_cast<int>(args[i].size());
+    }
+    if (PQsendQueryPrepared(conn_, name, static_cast<int>(args.size()), v.data(), len.data(), fmt.data(), 0) != 1)
+        fail(what, PQerrorMessage(conn_));
+    pending_.push_back(what);
+}
+
+void database::send_sql(const char* sql, const char* what) {
+    enter_pipeline();
+    // PQsendQuery is refused in pipeline mode; the extended protocol takes
+    // one statement.
+    if (PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) fail(what, PQerrorMessage(conn_));
+    pending_.push_back(what);
+}
+
+void database::drain(std::vector<result>& out, std::string& what, std::string& detail) {
+    std::size_t index = 0;
+    int nulls = 0;
+    for (;;) {
+        pg_result* raw = PQgetResult(conn_);
+        if (!raw) {
+            // NULL ends one statement's results; twice in a row, or on a dead
+            // connection, nothing more is coming.
+            if (PQstatus(conn_) != CONNECTION_OK || ++nulls > 1) {
+                broken_ = true;
+                if (what.empty()) {
+                    what = "pipeline";
+                    detail = PQerrorMessage(conn_);
+                    if (detail.empty()) detail = "connection lost";
+                }
+                break;
+            }
+            continue;
+        }
+        nulls = 0;
+        result r(raw);
+        auto st = PQresultStatus(raw);
+        if (st == PGRES_PIPELINE_SYNC) break;
+        const char* stage = index < pending_.size() ? pending_[index] : "pipeline";
+        ++index;
+        if (st == PGRES_FATAL_ERROR && what.empty()) {
+            what = stage;
+            detail = PQresultErrorMessage(raw);
+        } else if (st == PGRES_PIPELINE_ABORTED && what.empty()) {
+            what = stage;
+            detail = "skipped after an earlier error";
+        }
+        out.push_back(std::move(r));
+    }
+    pending_.clear();
+    if (!broken_ && PQexitPipelineMode(conn_) != 1) {
+        // Answers left unread: this session's state is unknown; start afresh.
+        broken_ = true;
+        if (what.empty()) {
+            what = "leave pipeline mode";
+            detail = PQerrorMessage(conn_);
+        }
+    }
+}
+
+std::vector<result> database::sync() {
+    std::vector<result> out = std::move(synced_);
+    synced_.clear();
+    if (pending_.empty()) return out;
+    std::string what, detail;
+    ++round_trips_;
+    if (PQpipelineSync(conn_) != 1) {
+        broken_ = true;
+        pending_.clear();
+        fail("pipeline sync", PQerrorMessage(conn_));
+    }
+    drain(out, what, detail);
+    if (!what.empty()) {
+        if (broken_) {
+            // A session that lost its server or its place in the protocol is
+            // not used again: ensure() makes a new one.
+            PQfinish(conn_);
+            conn_ = nullptr;
+        }
+        std::string w = what;
+        fail(w.c_str(), detail.c_str());
+    }
+    return out;
 }
 
 void database::migrate(const char* part, std::span<const char* const> steps, bool read_only) {
@@ -208,15 +314,22 @@ void database::prepare(std::span<const statement> all) {
 }
 
 void database::ensure(std::span<const statement> all) {
-    if (!broken_ && conn_ && PQstatus(conn_) == CONNECTION_OK) return;
+    // A pipeline a failure left half read is as good as broken.
+    if (!broken_ && conn_ && PQstatus(conn_) == CONNECTION_OK && PQpipelineStatus(conn_) == PQ_PIPELINE_OFF &&
+        pending_.empty())
+        return;
     connect();
     prepare(all);
     ++reconnects_;
 }
 
-void database::begin(std::span<const statement> all) {
+void database::ready(std::span<const statement> all) {
     ensure(all);
     if (PQtransactionStatus(conn_) != PQTRANS_IDLE) PQclear(PQexec(conn_, "ROLLBACK"));
+}
+
+void database::begin(std::span<const statement> all) {
+    ready(all);
     exec("BEGIN", "begin");
 }
 
@@ -227,10 +340,11 @@ void database::commit() {
 }
 
 void database::rollback() noexcept {
-    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK || PQpipelineStatus(conn_) != PQ_PIPELINE_OFF) {
         broken_ = true;
         return;
     }
+    if (PQtransactionStatus(conn_) == PQTRANS_IDLE) return; // nothing began, or a failed COMMIT ended it
     PQclear(PQexec(conn_, "ROLLBACK"));
 }
 

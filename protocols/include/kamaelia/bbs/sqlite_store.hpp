@@ -37,6 +37,8 @@ public:
     delete_result remove(std::int64_t user_id, std::int64_t message_id) override;
     std::size_t message_count() override;
     std::vector<message_record> all_messages() override;
+    std::vector<message_record> messages_after(std::int64_t after, std::size_t limit) override;
+    board_stats stats() override;
     void for_each_user(const std::function<void(const user_record&)>& f) override;
     void for_each_read_mark(const std::function<void(std::int64_t, std::int64_t)>& f) override;
 

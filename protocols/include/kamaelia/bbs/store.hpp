@@ -46,6 +46,18 @@ struct message_record {
 
 enum class delete_result { deleted, not_found, not_owner };
 
+// What `kamaelia bbs-db stats` shows.
+struct board_stats {
+    std::uint64_t users = 0;
+    std::uint64_t messages = 0;
+    std::uint64_t replies = 0; // In-Reply-To references
+    std::uint64_t read_marks = 0;
+    std::int64_t first_id = 0; // lowest and highest message id (0: no messages)
+    std::int64_t last_id = 0;
+    int schema_version = 0;  // 0: the store keeps none (SQLite)
+    std::uint64_t bytes = 0; // the database's size on disk (files, or the tables and their indexes)
+};
+
 // The lower-case key a name is looked up by (ASCII letters only change).
 std::string user_key(std::string_view name);
 // "YYYY-MM-DD HH:MM:SS" in UTC.
@@ -85,6 +97,10 @@ public:
     virtual delete_result remove(std::int64_t user_id, std::int64_t message_id) = 0;
     virtual std::size_t message_count() = 0;
     virtual std::vector<message_record> all_messages() = 0; // by id (tests, tools)
+    // Up to `limit` messages with ids above `after`, by id, with their
+    // In-Reply-To lists: the tools page through a board of any size with it.
+    virtual std::vector<message_record> messages_after(std::int64_t after, std::size_t limit) = 0;
+    virtual board_stats stats() = 0;
 
     // ---- the whole board, for a copy to another store (bbs-db copy) ----------
     virtual void for_each_user(const std::function<void(const user_record&)>& f) = 0; // by id

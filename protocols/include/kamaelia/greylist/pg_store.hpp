@@ -7,6 +7,13 @@
 // Same contract as sqlite_store: the engine calls it from one thread,
 // inside begin()/commit(), and answers only after commit() returned (the
 // COMMIT is acknowledged, synchronous_commit as the server has it).
+//
+// Round trips, not the server, bound a store across a network, so a batch
+// costs two whatever its size (libpq's pipeline mode): prefetch() sends
+// BEGIN and every row lookup of the batch at once; the writes are kept
+// until commit(), which sends them and COMMIT at once. Any statement that
+// fails, or a COMMIT that does, fails the whole batch (store_error, so a
+// temporary failure for every request in it); nothing of it is kept.
 // - find() is SELECT ... FOR UPDATE: a host deciding on a triplet holds its
 //   row until COMMIT, so two hosts never both pass from a stale row;
 // - save() of a new triplet is an upsert keeping the earliest first sighting:
@@ -27,8 +34,12 @@
 #include <kamaelia/pg/database.hpp>
 
 #include <chrono>
+#include <map>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kamaelia::greylist {
 
@@ -54,6 +65,7 @@ public:
     void begin() override;
     void commit() override;
     void rollback() noexcept override;
+    void prefetch(std::span<const triplet> keys, std::span<const std::string> clients) override;
     std::optional<triplet_row> find(const triplet& k) override;
     void save(const triplet& k, const triplet_row& r, bool known) override;
     std::optional<client_row> find_client(const std::string& address) override;
@@ -72,11 +84,35 @@ public:
     // `text` with any password in a URL's user part removed (for messages).
     static std::string redact(std::string_view text) { return pg::redact(text); }
 
+    // Round trips to the server since the last begin() (its reconnection
+    // aside): 2 for a batch of any size, once committed.
+    std::uint64_t round_trips() const noexcept { return db_.round_trips() - trips_at_begin_; }
+
 private:
+    struct key_less {
+        bool operator()(const triplet& a, const triplet& b) const noexcept;
+    };
+    // A write kept for commit(): a prepared statement and its parameters.
+    struct write {
+        const char* name;
+        std::vector<std::string> args;
+        const char* what;
+    };
+    // BEGIN if not sent yet, then the queued writes, into the pipeline.
+    void send_queued();
+    // Sends what is queued (BEGIN, writes) and waits: before a lookup that
+    // was not prefetched, so it sees the batch's own writes.
+    void flush();
+
     options opt_;
     pg::database db_;
     std::uint64_t rows_estimate_ = 0;
     std::uint64_t evicted_ = 0;
+    bool begin_pending_ = false;
+    std::map<triplet, std::optional<triplet_row>, key_less> rows_;
+    std::map<std::string, std::optional<client_row>> clients_;
+    std::vector<write> writes_;
+    std::uint64_t trips_at_begin_ = 0;
 };
 
 } // namespace kamaelia::greylist

@@ -3,9 +3,9 @@
 // decisions is one transaction, and the answers go out only after commit()
 // returned (a decision is durable before it is answered).
 //
-// SQLite (sqlite_store.hpp) is the one implementation; a SQL server shared
-// by several MX hosts can implement the same calls later (begin = a
-// transaction, find = SELECT ... FOR UPDATE, save = an upsert).
+// SQLite (sqlite_store.hpp) for one host; PostgreSQL (pg_store.hpp) for
+// several MX hosts on one database (begin = a transaction, find = SELECT
+// ... FOR UPDATE, save = an upsert, a batch in two round trips).
 #pragma once
 
 #include <kamaelia/greylist/rules.hpp>
@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 
 namespace kamaelia::greylist {
@@ -41,6 +42,14 @@ public:
     virtual void commit() = 0;
     virtual void rollback() noexcept = 0;
 
+    // Called after begin() with every triplet and client the batch will
+    // find(): a store across a network reads (and locks) them all in one
+    // round trip, and find()/find_client() then answer from what it read.
+    // SQLite, in-process, has nothing to gain.
+    virtual void prefetch(std::span<const triplet> keys, std::span<const std::string> clients) {
+        (void)keys;
+        (void)clients;
+    }
     virtual std::optional<triplet_row> find(const triplet& k) = 0;
     // `known`: find() returned a row (an update, else an insert that the
     // row cap may make room for).

@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 struct pg_conn;
 struct pg_result;
@@ -76,6 +77,8 @@ public:
     const std::string& name() const noexcept { return name_; }
     pg_conn* handle() const noexcept { return conn_; }
     std::uint64_t reconnects() const noexcept { return reconnects_; }
+    // Statements or pipelines sent and waited for, since the connection was made.
+    std::uint64_t round_trips() const noexcept { return round_trips_; }
 
     [[noreturn]] void fail(const char* what, const char* detail);
     [[noreturn]] void fail(const char* what, const result& r);
@@ -98,10 +101,25 @@ public:
     // bit i of `binary` is set. Fails unless it succeeded.
     result run(const char* name, std::span<const std::string> args, const char* what, unsigned binary = 0);
 
+    // Pipeline mode (libpq 14+): statements are queued with send() and go to
+    // the server together; sync() sends them, waits for every answer (one
+    // round trip, however many statements) and returns the results in order.
+    // The first statement that failed fails the whole sync (the server skips
+    // the rest of it); a transaction it was in is left aborted, for
+    // rollback(). Past max_pending statements send() syncs by itself, so
+    // a long batch never leaves the server blocked on replies we do not read.
+    static constexpr std::size_t max_pending = 512;
+    void send(const char* name, std::span<const std::string> args, const char* what);
+    void send_sql(const char* sql, const char* what); // one statement, no parameters
+    std::vector<result> sync();
+    std::size_t pending() const noexcept { return pending_.size(); }
+
     // Transactions. begin() first reconnects or clears what a failed batch
     // left (a transaction PostgreSQL aborted); commit() fails unless the
     // server answered COMMIT (a failed transaction answers ROLLBACK).
     void begin(std::span<const statement> all);
+    // begin() without the BEGIN, which the caller sends in its pipeline.
+    void ready(std::span<const statement> all);
     void commit();
     void rollback() noexcept;
     // In a transaction that can still commit (not aborted by an error).
@@ -111,6 +129,10 @@ public:
 
 private:
     void connect();
+    void enter_pipeline();
+    // Reads the answers to what was queued, up to the sync; the failure
+    // found first (statement, detail), if any. Leaves pipeline mode.
+    void drain(std::vector<result>& out, std::string& what, std::string& detail);
 
     options opt_;
     error_factory raise_;
@@ -118,6 +140,9 @@ private:
     std::string name_;
     bool broken_ = false;
     std::uint64_t reconnects_ = 0;
+    std::uint64_t round_trips_ = 0;
+    std::vector<const char*> pending_; // what each queued statement is, for messages
+    std::vector<result> synced_;       // answers read by an automatic sync
 };
 
 } // namespace kamaelia::pg
