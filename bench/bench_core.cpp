@@ -229,7 +229,7 @@ int spawn_bench(long k_count, long batch) {
         long b = std::min(batch, k_count - done);
         for (long i = 0; i < b; ++i) {
             auto& c = s.spawn<one_shot>();
-            c.in().push_forced(k::message(1));
+            kamaelia::deliver(c, "inbox", k::message(1));
         }
         s.run();
         done += b;

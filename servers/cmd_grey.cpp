@@ -12,10 +12,11 @@
 
 #include <kamaelia/greylist/settings.hpp>
 #include <kamaelia/net/host_name.hpp>
+#include <kamaelia/smtp/command.hpp>
 #include <kamaelia/smtp/greylist_conf.hpp>
 #include <kamaelia/smtp/network.hpp>
+#include <kamaelia/smtp/protocol.hpp>
 #include <kamaelia/smtp/proxy.hpp>
-#include <kamaelia/smtp/session.hpp>
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
@@ -177,7 +178,7 @@ struct grey_server : kamaelia::server_core {
         server_name = "grey";
         port = 2525;
         grace = std::chrono::seconds(60); // a message in flight may take a while to reach the upstream
-        protocol = [c = ctx](const kamaelia::connection_info& ci) { return std::make_unique<ks::session>(c, ci); };
+        protocol = [c = ctx](const kamaelia::connection_info& ci) { return ks::protocol(c, ci); };
     }
 };
 

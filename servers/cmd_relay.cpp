@@ -40,9 +40,8 @@ protected:
                             shutdown_kind() == kamaelia::ipc_kind::socket_shutdown;
         spdlog::info("relay: the source has ended ({}); ending the clients", shutdown_text());
         try {
-            kamaelia::backplane::find(*sched(), bp_)
-                .in("control")
-                .push_forced(kamaelia::message(kamaelia::producer_finished("relay source ended")));
+            kamaelia::deliver(kamaelia::backplane::find(*sched(), bp_), "control",
+                              kamaelia::message(kamaelia::producer_finished("relay source ended")));
         } catch (const std::exception&) {
             // already gone (the daemon is stopping)
         }

@@ -59,7 +59,7 @@ inline std::string shared_greylist(runtime& rt, greylist::settings s, const std:
         rt.sched().services().register_service(greylist::service_name, c, "inbox");
         rt.on_reload([&rt] {
             if (auto* sv = rt.sched().services().find(greylist::service_name))
-                sv->comp->in("reload").push_forced(message(greylist::reload_whitelists{}));
+                deliver(*sv->comp, "reload", message(greylist::reload_whitelists{}));
         });
         return std::make_shared<std::string>(greylist::service_name);
     });

@@ -279,8 +279,7 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
         std::filesystem::remove(kd::listeners_path(data_dir), fec);
         rt.stopping();
         for (auto* s : rt.servers()) s->stop_serving();
-        for (auto* c : rt.services())
-            c->in("control").push_forced(k::message(k::shutdown_microprocess("daemon stopping")));
+        for (auto* c : rt.services()) deliver(*c, "control", k::message(k::shutdown_microprocess("daemon stopping")));
         // A second signal does not wait for the grace period.
         signals.async_wait([&](const asio::error_code& e2, int) {
             if (!e2) sched.stop();

@@ -35,7 +35,7 @@ inline void tool_logger(const std::string& name) {
 inline void run_job(scheduler& s, component& job) {
     asio::signal_set signals(s.io(), SIGINT, SIGTERM);
     signals.async_wait([&job](const asio::error_code& ec, int) {
-        if (!ec) job.in("control").push_forced(message(shutdown_microprocess("signal")));
+        if (!ec) deliver(job, "control", message(shutdown_microprocess("signal")));
     });
     job.activate(s);
     s.run();

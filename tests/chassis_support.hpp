@@ -184,9 +184,6 @@ inline void advance_by(fixture& f, duration d) {
     settle(f);
 }
 
-// Puts a message where a link into c's box would put it.
-inline void deliver(component& c, box_name b, message m) { c.in(b).final_inbox()->push_forced(std::move(m)); }
-
 inline void link_to(component& from, collector& col) {
     component::link({from, "outbox"}, {col, "inbox"});
     component::link({from, "signal"}, {col, "control"});

@@ -54,14 +54,14 @@ struct embedded_connection {
     }
     // The client sends bytes.
     void write(std::string bytes) {
-        handler->in("inbox").push_forced(message(std::move(bytes)));
+        deliver(*handler, "inbox", message(std::move(bytes)));
         f.settle();
     }
     // Everything the server wrote since the last call.
     std::string read() { return std::exchange(sock.written, std::string()); }
     // The client half-closes.
     void close_input() {
-        handler->in("control").push_forced(message(producer_finished("peer closed")));
+        deliver(*handler, "control", message(producer_finished("peer closed")));
         f.settle();
     }
 };

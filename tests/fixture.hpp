@@ -104,7 +104,7 @@ struct gate : component {
     }
     void release() {
         open = true;
-        in("control").push_forced(message(ipc{ipc_kind::notify, "open", 0}));
+        deliver(*this, "control", message(ipc{ipc_kind::notify, "open", 0}));
     }
     template <class T>
     std::vector<T> values() const {

@@ -44,7 +44,7 @@ struct doubler : component {
     }
     void release() {
         hold = false;
-        in("go").push_forced(message(1));
+        deliver(*this, "go", message(1));
     }
 };
 

@@ -117,7 +117,7 @@ TEST_CASE("backplane: a publisher ending does not stop the backplane", "[backpla
     f.activate(second);
     f.activate(src2);
     f.settle();
-    second.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(second, "control", message(shutdown_microprocess()));
     f.settle();
     CHECK(second.finished());
     CHECK_FALSE(bp.finished());
@@ -154,7 +154,7 @@ TEST_CASE("backplane: its shutdown ends every subscriber", "[backplane]") {
     f.settle();
     REQUIRE(bp.subscribers() == 3);
 
-    bp.in("control").push_forced(message(ipc{kind, "closing", 0}));
+    deliver(bp, "control", message(ipc{kind, "closing", 0}));
     f.settle();
     CHECK(bp.finished());
     CHECK(bp.subscribers() == 0);
@@ -488,7 +488,7 @@ TEST_CASE("backplane: the chat shape, publish_to then subscribe_to in each clien
     CHECK(bob.out.values<std::string>() == all);
 
     // Bob disconnects: the end travels publish_to.signal → subscribe_to.control.
-    bob.pub.in("control").push_forced(message(socket_shutdown("peer closed")));
+    deliver(bob.pub, "control", message(socket_shutdown("peer closed")));
     f.settle();
     CHECK(bob.pub.finished());
     CHECK(bob.sub.finished());
@@ -516,7 +516,7 @@ TEST_CASE("backplane: other control messages pass through a subscriber", "[backp
     f.activate(sub);
     f.activate(c);
     f.settle();
-    sub.in("control").push_forced(message(ipc{ipc_kind::notify, "hello", 0}));
+    deliver(sub, "control", message(ipc{ipc_kind::notify, "hello", 0}));
     f.settle();
     CHECK_FALSE(sub.finished());
     REQUIRE(c.controls.size() == 1);

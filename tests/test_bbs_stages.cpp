@@ -66,7 +66,7 @@ struct client {
         return say(pw);
     }
     void drop() { // the socket goes away
-        conn.handler->in("control").push_forced(kamaelia::message(kamaelia::socket_shutdown("peer reset")));
+        kamaelia::deliver(*conn.handler, "control", kamaelia::message(kamaelia::socket_shutdown("peer reset")));
         f.settle();
     }
     bool closed() const { return conn.sock.closed; }

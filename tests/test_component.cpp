@@ -79,9 +79,9 @@ TEST_CASE("a message reaching a waiting component wakes it exactly once", "[core
     f.settle();
     std::uint32_t w0 = c.wakeups();
     // Three messages into an empty inbox in one go: one wake-up (empty→non-empty).
-    c.in("inbox").push_forced(message(1));
-    c.in("inbox").push_forced(message(2));
-    c.in("inbox").push_forced(message(3));
+    deliver(c, "inbox", message(1));
+    deliver(c, "inbox", message(2));
+    deliver(c, "inbox", message(3));
     f.settle();
     REQUIRE(c.wakeups() == w0 + 1);
     REQUIRE(c.values<int>() == std::vector<int>{1, 2, 3});
@@ -131,7 +131,7 @@ TEST_CASE("a chain outbox→outbox→inbox→inbox delivers once to the final in
     const std::string* addr = payload.get();
     REQUIRE(src.out("outbox").final_inbox() == &inner_sink.in("inbox"));
     f.activate(src);
-    src.in("inbox").push_forced(message(payload));
+    deliver(src, "inbox", message(payload));
     f.settle();
     REQUIRE(inner_sink.items.size() == 1);
     REQUIRE(inner_sink.items[0].peek<std::string>() == addr);
@@ -157,8 +157,8 @@ TEST_CASE("a second outgoing link from one box is refused", "[core][links]") {
 TEST_CASE("messages waiting in a box move on when it becomes a link source", "[core][links]") {
     fixture f;
     collector parent_like, child;
-    parent_like.in("inbox").push_forced(message(1));
-    parent_like.in("inbox").push_forced(message(2));
+    deliver(parent_like, "inbox", message(1));
+    deliver(parent_like, "inbox", message(2));
     f.activate(child);
     component::link({parent_like, "inbox"}, {child, "inbox"});
     REQUIRE(parent_like.in("inbox").size() == 0);
@@ -172,13 +172,13 @@ TEST_CASE("unlink and relink at run time", "[core][links]") {
     auto& a = f.spawn<collector>();
     auto& b = f.spawn<collector>();
     linkage& l = component::link({src, "outbox"}, {a, "inbox"});
-    src.in("inbox").push_forced(message(1));
+    deliver(src, "inbox", message(1));
     f.settle();
     component::unlink(l);
-    src.in("inbox").push_forced(message(2)); // unlinked outbox: discarded
+    deliver(src, "inbox", message(2)); // unlinked outbox: discarded
     f.settle();
     component::link({src, "outbox"}, {b, "inbox"});
-    src.in("inbox").push_forced(message(3));
+    deliver(src, "inbox", message(3));
     f.settle();
     REQUIRE(a.values<int>() == std::vector<int>{1});
     REQUIRE(b.values<int>() == std::vector<int>{3});
@@ -369,7 +369,7 @@ TEST_CASE("sub-tasks: a million sequential calls, values, waits and exceptions",
     f.settle();
     REQUIRE(n.total == 1'000'000);
     REQUIRE(n.log == std::vector<std::string>{"twice 7"});
-    n.in("inbox").push_forced(message(9));
+    deliver(n, "inbox", message(9));
     f.settle();
     REQUIRE(n.log == std::vector<std::string>{"twice 7", "input 9", "sub failed"});
     REQUIRE(n.finished());
@@ -407,7 +407,7 @@ TEST_CASE("recv<T> of another type throws type_mismatch", "[core][failure]") {
     fixture f;
     wrong w;
     f.activate(w);
-    w.in("inbox").push_forced(message(std::string("text")));
+    deliver(w, "inbox", message(std::string("text")));
     f.settle();
     REQUIRE(w.threw);
     REQUIRE(w.finished());
@@ -439,7 +439,7 @@ TEST_CASE("timers: sleep_for and inbox-or-timeout follow the clock", "[core][tim
     f.advance(1s);
     REQUIRE(t.log == std::vector<std::string>{"slept", "timeout"});
     f.advance(3s);
-    t.in("inbox").push_forced(message(1));
+    deliver(t, "inbox", message(1));
     f.settle();
     REQUIRE(t.log == std::vector<std::string>{"slept", "timeout", "data"});
     REQUIRE(t.finished());
@@ -479,9 +479,9 @@ TEST_CASE("shutdown_requested drains data before a producer_finished ends the lo
     auto& c = f.spawn<collector>();
     component::link({e, "outbox"}, {c, "inbox"});
     component::link({e, "signal"}, {c, "control"});
-    e.in("inbox").push_forced(message(1));
-    e.in("control").push_forced(message(producer_finished()));
-    e.in("inbox").push_forced(message(2));
+    deliver(e, "inbox", message(1));
+    deliver(e, "control", message(producer_finished()));
+    deliver(e, "inbox", message(2));
     f.settle();
     REQUIRE(c.values<int>() == std::vector<int>{1, 2});
     REQUIRE(c.controls.size() == 1);
@@ -494,8 +494,8 @@ TEST_CASE("shutdown_microprocess stops at once and is passed on", "[core][contro
     collector c;
     component::link({e, "signal"}, {c, "control"});
     component::link({e, "outbox"}, {c, "inbox"});
-    e.in("control").push_forced(message(shutdown_microprocess()));
-    e.in("inbox").push_forced(message(1));
+    deliver(e, "control", message(shutdown_microprocess()));
+    deliver(e, "inbox", message(1));
     f.activate(e);
     f.activate(c);
     f.settle();
@@ -526,12 +526,12 @@ TEST_CASE("shutdown_requested: a shutdown cuts a producer_finished drain short",
     auto& g = f.spawn<gate>();
     g.in("inbox").set_limit(1);
     component::link({e, "outbox"}, {g, "inbox"});
-    for (int i = 0; i < 5; ++i) e.in("inbox").push_forced(message(i));
-    e.in("control").push_forced(message(producer_finished()));
+    for (int i = 0; i < 5; ++i) deliver(e, "inbox", message(i));
+    deliver(e, "control", message(producer_finished()));
     f.settle();
     REQUIRE_FALSE(e.finished());
     REQUIRE(g.in("inbox").parked_senders() == 1);
-    e.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(e, "control", message(shutdown_microprocess()));
     f.settle();
     REQUIRE(e.finished());
     REQUIRE(e.shutdown_kind() == ipc_kind::shutdown_microprocess);
@@ -542,10 +542,10 @@ TEST_CASE("shutdown_requested: messages it does not understand never hide the en
     auto& e = f.spawn<echo>();
     auto& c = f.spawn<collector>();
     component::link({e, "signal"}, {c, "control"});
-    e.in("control").push_forced(message(std::string("not an ipc")));
-    e.in("control").push_forced(message(ipc{ipc_kind::notify, "hello", 0}));
-    e.in("control").push_forced(message(producer_finished()));
-    e.in("control").push_forced(message(std::string("after the end")));
+    deliver(e, "control", message(std::string("not an ipc")));
+    deliver(e, "control", message(ipc{ipc_kind::notify, "hello", 0}));
+    deliver(e, "control", message(producer_finished()));
+    deliver(e, "control", message(std::string("after the end")));
     f.settle();
     REQUIRE(e.finished());
     REQUIRE(e.in("control").empty()); // nothing left to keep wait_any() ready
@@ -644,11 +644,11 @@ TEST_CASE("g++ 12 co_await patterns are clean under sanitizers", "[core][regress
 TEST_CASE("a non-end control message does not make the canonical loop spin", "[core][control]") {
     fixture f;
     auto& e = f.spawn<echo>();
-    e.in("control").push_forced(message(ipc{ipc_kind::notify, "hello", 0}));
+    deliver(e, "control", message(ipc{ipc_kind::notify, "hello", 0}));
     std::size_t cycles = f.settle(1000);
     REQUIRE(cycles < 10); // it went back to sleep
     REQUIRE(e.state() == component_state::active);
-    e.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(e, "control", message(shutdown_microprocess()));
     f.settle();
     REQUIRE(e.finished());
 }
@@ -672,10 +672,10 @@ TEST_CASE("a sender parked on a full box still hears shutdown_microprocess", "[c
     f.activate(s);
     f.settle();
     REQUIRE(c.in("inbox").parked_senders() == 1);
-    s.in("control").push_forced(message(producer_finished())); // "finish your work": keeps waiting
+    deliver(s, "control", message(producer_finished())); // "finish your work": keeps waiting
     f.settle();
     REQUIRE(s.state() == component_state::active);
-    s.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(s, "control", message(shutdown_microprocess()));
     f.settle();
     REQUIRE(s.finished());
     REQUIRE(s.sent_ok == 2);

@@ -37,11 +37,11 @@ TEST_CASE("threaded shutdown_requested: an unknown control message does not hide
     scheduler s;
     threaded_loop c(16);
     collector after;
-    c.in("inbox").push_forced(message(1));
-    c.in("control").push_forced(message(ipc{ipc_kind::notify, "not for this loop", 0}));
-    c.in("control").push_forced(message(std::string("not even an ipc")));
-    c.in("control").push_forced(message(producer_finished()));
-    c.in("inbox").push_forced(message(2));
+    deliver(c, "inbox", message(1));
+    deliver(c, "control", message(ipc{ipc_kind::notify, "not for this loop", 0}));
+    deliver(c, "control", message(std::string("not even an ipc")));
+    deliver(c, "control", message(producer_finished()));
+    deliver(c, "inbox", message(2));
     component::link({c, "signal"}, {after, "control"});
     c.activate(s);
     after.activate(s);
@@ -57,8 +57,8 @@ TEST_CASE("threaded shutdown_requested: a later shutdown_microprocess turns a fi
     scheduler s;
     threaded_loop c(16);
     collector after;
-    c.in("control").push_forced(message(producer_finished()));
-    c.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(c, "control", message(producer_finished()));
+    deliver(c, "control", message(shutdown_microprocess()));
     component::link({c, "signal"}, {after, "control"});
     c.activate(s);
     after.activate(s);

@@ -29,11 +29,11 @@ TEST_CASE("inactivity_chassis: input resets the clock, silence ends the child", 
     component::link({w, "outbox"}, {out, "inbox"});
     component::link({w, "signal"}, {out, "control"});
     f.settle();
-    w.in("inbox").push_forced(message(std::string("one")));
+    deliver(w, "inbox", message(std::string("one")));
     f.settle();
     REQUIRE(out.values<std::string>() == std::vector<std::string>{"re: one"});
     f.advance(9s);
-    w.in("inbox").push_forced(message(std::string("two"))); // at t=9s: the timeout now ends at 19s
+    deliver(w, "inbox", message(std::string("two"))); // at t=9s: the timeout now ends at 19s
     f.settle();
     f.advance(9s); // t=18s
     REQUIRE(w.state() == component_state::active);
@@ -55,8 +55,8 @@ TEST_CASE("inactivity_chassis: an end on control goes to the child, no timeout",
     component::link({w, "outbox"}, {out, "inbox"});
     component::link({w, "signal"}, {out, "control"});
     f.settle();
-    w.in("inbox").push_forced(message(std::string("last")));
-    w.in("control").push_forced(message(producer_finished("peer closed")));
+    deliver(w, "inbox", message(std::string("last")));
+    deliver(w, "control", message(producer_finished("peer closed")));
     f.settle();
     REQUIRE(w.state() >= component_state::finished); // finished (and reaped)
     REQUIRE_FALSE(w.timed_out());

@@ -211,7 +211,7 @@ TEST_CASE("introspector component streams the diffs and forwards its end", "[int
     REQUIRE(out.items.size() == 2);
     REQUIRE(has_line(out.values<std::string>().at(1),
                      "ADD NODE \"" + std::to_string(extra.id()) + "\" \"" + extra.name() + "\" randompos component"));
-    intro.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(intro, "control", message(shutdown_microprocess()));
     f.settle();
     REQUIRE(out.controls.size() == 1);
     REQUIRE(out.controls[0].kind == ipc_kind::shutdown_microprocess);
@@ -269,7 +269,7 @@ TEST_CASE("text protocol with counters: STAT lines, FRAME, and a reader that reb
     // Nothing changed: nothing sent, not even a FRAME.
     REQUIRE(diff.update(in::snapshot(f.sched)).empty());
     // Only figures changed: STAT lines for what changed, then the next FRAME.
-    kid.in("inbox").push_forced(message(7));
+    deliver(kid, "inbox", message(7));
     std::string stats = diff.update(in::snapshot(f.sched));
     auto sl = lines_of(stats);
     REQUIRE(sl.size() == 2);

@@ -55,7 +55,7 @@ TEST_CASE("line_session: once the socket closed nothing is written and flush say
     auto h = std::make_unique<echo_twice>();
     auto* s = h.get();
     test::embedded_connection c(f, std::move(h));
-    s->in("control").push_forced(message(ipc{ipc_kind::socket_shutdown, "peer reset"}));
+    deliver(*s, "control", message(ipc{ipc_kind::socket_shutdown, "peer reset"}));
     f.settle();
     CHECK(c.read().empty());
     CHECK_FALSE(s->last_flush);

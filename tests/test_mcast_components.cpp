@@ -279,7 +279,7 @@ TEST_CASE("the file reader paces by timer at its byte rate, without spinning", "
         at += c.data.size();
     }
     // Stopping it ends it at once, timer or not.
-    reader.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(reader, "control", message(shutdown_microprocess()));
     f.settle();
     CHECK(reader.finished());
 }
@@ -338,7 +338,7 @@ TEST_CASE("multicast sender to receiver on the loopback interface", "[mcast]") {
     CHECK(got == sent);
     CHECK(rx.stats().datagrams_received == sent.size());
 
-    rx.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(rx, "control", message(shutdown_microprocess()));
     f.settle();
     CHECK(rx.finished());
     CHECK_FALSE(rx.failed());
@@ -361,7 +361,7 @@ TEST_CASE("a transceiver hears its own datagrams through loopback; bad settings 
         return got.size() >= 3;
     }));
     CHECK(got == std::vector<std::string>{"one", "two", "three"});
-    trx.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(trx, "control", message(shutdown_microprocess()));
     f.settle();
     CHECK(trx.finished());
 
@@ -407,7 +407,7 @@ TEST_CASE("a file over real loopback multicast, a lossy first pass healed by the
     auto files = sink.values<received_file>();
     CHECK(files[0].data == data);
     CHECK(loss.dropped > 0);
-    rx.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(rx, "control", message(shutdown_microprocess()));
     REQUIRE(step_until(f, [&] { return tx.finished() && rx.finished(); }));
     CHECK(tx.stats().datagrams_sent == 2 * 224);
 }
@@ -430,7 +430,7 @@ TEST_CASE("an empty file goes through as one empty packet, and its carousel is p
     CHECK(sink.items.size() == 2); // the bucket's two saved-up packets, then one per 100 ms
     f.advance(std::chrono::milliseconds(100));
     CHECK(sink.items.size() == 3);
-    reader.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(reader, "control", message(shutdown_microprocess()));
     f.settle();
     CHECK(reader.finished());
 }
@@ -450,7 +450,7 @@ struct depack_rig {
         f.settle();
     }
     void feed(std::string d) {
-        dp->in("inbox").push_forced(message(std::move(d)));
+        deliver(*dp, "inbox", message(std::move(d)));
         f.settle();
     }
     void feed(const file_meta& m, std::string_view data, std::uint32_t seq) {

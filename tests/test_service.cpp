@@ -50,6 +50,41 @@ using kamaelia::test::run_within;
 
 namespace {
 
+struct job {
+    int n;
+    using reply_type = int;
+};
+
+// Doubles n. While `hold` is set it does not read, so requests queue up; a
+// message on "go" wakes it after the test changes `hold`.
+struct doubler : component {
+    bool hold = false;
+    std::size_t max_batch = 0;
+    std::size_t served = 0;
+    doubler() { declare_inbox("go"); }
+    task main() override {
+        while (!shutdown_requested()) {
+            while (recv_message("go")) {}
+            if (hold) { // requests stay queued: only "go" wakes it
+                co_await wait_for("go");
+                continue;
+            }
+            std::size_t n = 0;
+            while (auto r = recv<request<job>>()) {
+                r->reply(r->body.n * 2);
+                ++n;
+            }
+            served += n;
+            max_batch = std::max(max_batch, n);
+            co_await wait_any();
+        }
+    }
+    void release() {
+        hold = false;
+        deliver(*this, "go", message(1));
+    }
+};
+
 struct asker : component {
     std::string service;
     int n;
@@ -184,7 +219,7 @@ TEST_CASE("ask: a stop while waiting for room cancels the ask", "[service]") {
     auto& a = f.spawn<asker>("doubler", 2);
     f.settle();
     CHECK(d.in().parked_senders() == 1);
-    a.in("control").push_forced(message(ipc{ipc_kind::shutdown_microprocess, {}, 0}));
+    deliver(a, "control", message(ipc{ipc_kind::shutdown_microprocess, {}, 0}));
     f.settle();
     REQUIRE(a.got);
     CHECK(a.got->error().code == service_errc::cancelled);
@@ -287,7 +322,7 @@ struct driver : component {
         if (after) after->set();
         // By name: a service that failed has been reaped (and left the registry) already.
         if (auto* sv = sched()->services().find("doubler"))
-            sv->comp->in("control").push_forced(message(ipc{ipc_kind::shutdown_microprocess, {}, 0}));
+            deliver(*sv->comp, "control", message(ipc{ipc_kind::shutdown_microprocess, {}, 0}));
     }
 };
 

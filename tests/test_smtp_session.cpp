@@ -3,7 +3,7 @@
 #include "embedded.hpp"
 #include "smtp_fakes.hpp"
 
-#include <kamaelia/smtp/session.hpp>
+#include <kamaelia/smtp/protocol.hpp>
 
 #include <asio/ssl/context.hpp>
 
@@ -40,7 +40,7 @@ struct rig {
         connection_info ci;
         ci.peer = std::move(ip);
         ci.peer_port = 40000;
-        return std::make_unique<test::embedded_connection>(f, std::make_unique<session>(ctx, ci));
+        return std::make_unique<test::embedded_connection>(f, protocol(ctx, ci));
     }
     void pass_all() {
         eng->rule = [](const greylist::request&) {
@@ -362,6 +362,25 @@ TEST_CASE("smtp session: bare LF or CR in DATA refuses the message (SMTP smuggli
     CHECK(r.ctx->rejected == 2);
 }
 
+TEST_CASE("smtp session: the line limit in force is the session's: 512 for commands, 1000 in DATA", "[smtp]") {
+    rig r;
+    r.pass_all();
+    auto c = r.connect();
+    c->read();
+    // The framer frames up to the text limit; a command line of 600 octets is still too long.
+    c->write("EHLO c.test\r\n" + std::string(598, 'n') + "\r\nMAIL FROM:<a@s.test>\r\n");
+    CHECK(c->read().find("500 5.5.2 Error: line too long\r\n250 2.1.0 Ok\r\n") != std::string::npos);
+    // DATA pipelined with its body: the body's long lines are framed as text lines.
+    const std::string longest(999, 'x'); // with CRLF 1001 octets: the limit (1000 and a stuffed dot)
+    c->write("RCPT TO:<u@example.org>\r\nDATA\r\n" + longest + "\r\n.\r\n");
+    CHECK(c->read().find("250 2.0.0 Ok") != std::string::npos);
+    REQUIRE(r.mta->messages.size() == 1);
+    CHECK(r.mta->messages[0].find(longest + "\r\n") != std::string::npos);
+    c->write("MAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n" + longest + "x\r\n.\r\n");
+    CHECK(c->read().find("500 5.5.2 Error: line too long (over 1000 octets)\r\n") != std::string::npos);
+    CHECK(r.mta->messages.size() == 1);
+}
+
 TEST_CASE("smtp session: SIZE is enforced at MAIL and on the body", "[smtp]") {
     rig r;
     r.pass_all();
@@ -409,7 +428,7 @@ TEST_CASE("smtp session: shutdown says 421 4.3.2 to idle sessions, lets DATA fin
     r.pass_all();
     auto idle = r.connect();
     idle->read();
-    idle->handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+    deliver(*idle->handler, "control", message(shutdown_microprocess("server stopping")));
     r.f.settle();
     CHECK(starts(idle->read(), "421 4.3.2 mx.test"));
     CHECK(idle->sock.closed);
@@ -419,7 +438,7 @@ TEST_CASE("smtp session: shutdown says 421 4.3.2 to idle sessions, lets DATA fin
     busy->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
     busy->read();
     busy->write("part one\r\n");
-    busy->handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+    deliver(*busy->handler, "control", message(shutdown_microprocess("server stopping")));
     r.f.settle();
     CHECK_FALSE(busy->sock.closed);
     busy->write("part two\r\n.\r\n");
@@ -492,7 +511,7 @@ TEST_CASE("smtp session: a stop whose grace ends mid-DATA says 421 4.3.2 and log
         c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n");
         CHECK(c->read().find("354 ") != std::string::npos);
         c->write("part one\r\n");
-        c->handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+        deliver(*c->handler, "control", message(shutdown_microprocess("server stopping")));
         r.f.settle(); // the grace counts from here
         r.f.advance(std::chrono::seconds(20));
         c->write("part two\r\n");
@@ -513,7 +532,7 @@ TEST_CASE("smtp session: a stop whose grace ends mid-DATA says 421 4.3.2 and log
         CHECK(c->read().find("354 ") != std::string::npos);
         c->write("body\r\n.\r\n");
         r.f.settle();
-        c->handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+        deliver(*c->handler, "control", message(shutdown_microprocess("server stopping")));
         r.f.advance(std::chrono::seconds(1));
         r.f.advance(std::chrono::seconds(20));
         CHECK(c->read().empty());
@@ -541,8 +560,8 @@ TEST_CASE("smtp session: a client that half-closes after its commands still gets
     rig r;
     auto c = r.connect();
     c->read();
-    c->handler->in("inbox").push_forced(message(std::string("EHLO c.test\r\nNOOP\r\nQUIT\r\n")));
-    c->handler->in("control").push_forced(message(producer_finished("peer closed")));
+    deliver(*c->handler, "inbox", message(std::string("EHLO c.test\r\nNOOP\r\nQUIT\r\n")));
+    deliver(*c->handler, "control", message(producer_finished("peer closed")));
     r.f.settle();
     auto out = c->read();
     CHECK(out.find("250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n") != std::string::npos);
@@ -653,14 +672,14 @@ TEST_CASE("smtp session: STARTTLS upgrades, drops clear text behind it, forgets 
     r.ctx->tls = std::make_shared<kamaelia::tls_context>(asio::ssl::context::tls_server);
     connection_info ci;
     ci.peer = "192.0.2.10";
-    auto h = std::make_unique<session>(r.ctx, ci);
+    auto h = protocol(r.ctx, ci);
     tls_socket sock;
     component::link({*h, "outbox"}, {sock, "inbox"});
     component::link({*h, "signal"}, {sock, "control"});
     h->activate(r.f.sched);
     sock.activate(r.f.sched);
     auto write = [&](std::string b) {
-        h->in("inbox").push_forced(message(std::move(b)));
+        deliver(*h, "inbox", message(std::move(b)));
         r.f.settle();
     };
     r.f.settle();

@@ -87,8 +87,8 @@ TEST_CASE("fanout: producer_finished drains first, shutdown ends at once", "[fan
         link_signal(fo, "signal", sig);
         for (component* k : std::vector<component*>{&fo, &a, &sig}) f.activate(*k);
         // Data and the shutdown arrive together: stop now, nothing more is sent.
-        fo.in("inbox").push_forced(message(1));
-        fo.in("control").push_forced(message(shutdown_microprocess()));
+        deliver(fo, "inbox", message(1));
+        deliver(fo, "control", message(shutdown_microprocess()));
         f.settle();
         CHECK(fo.finished());
         CHECK(a.items.empty());
@@ -142,8 +142,8 @@ TEST_CASE("two_way_splitter: inbox to both outboxes, control to both signals", "
     CHECK(one.items[1].peek<int>() == two.items[1].peek<int>());
 
     one.stop_on_end = two.stop_on_end = true;
-    tw.in("control").push_forced(message(ipc{ipc_kind::notify, "note", 0}));
-    tw.in("control").push_forced(message(producer_finished("done")));
+    deliver(tw, "control", message(ipc{ipc_kind::notify, "note", 0}));
+    deliver(tw, "control", message(producer_finished("done")));
     f.settle();
     CHECK(tw.finished());
     for (collector* c : {&one, &two}) {
@@ -191,8 +191,8 @@ TEST_CASE("two_way_splitter: shutdown ends it at once", "[two_way_splitter]") {
     link_signal(tw, "signal2", two);
     for (component* k : std::vector<component*>{&tw, &one, &two}) f.activate(*k);
     f.settle();
-    tw.in("inbox").push_forced(message(7));
-    tw.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(tw, "inbox", message(7));
+    deliver(tw, "control", message(shutdown_microprocess()));
     f.settle();
     CHECK(tw.finished());
     CHECK(one.items.empty());
@@ -216,8 +216,8 @@ TEST_CASE("router: each message to every outbox whose rule matches", "[router]")
     link_data(nums, "outbox", r);
     for (component* k : std::vector<component*>{&r, &even, &three, &text, &sig, &nums}) f.activate(*k);
     f.settle();
-    r.in("inbox").push_forced(message(std::string("hello")));
-    r.in("inbox").push_forced(message(2.5)); // matches nothing
+    deliver(r, "inbox", message(std::string("hello")));
+    deliver(r, "inbox", message(2.5)); // matches nothing
     f.settle();
     CHECK(even.values<int>() == std::vector<int>{2, 4, 6});
     CHECK(three.values<int>() == std::vector<int>{3, 6});
@@ -226,7 +226,7 @@ TEST_CASE("router: each message to every outbox whose rule matches", "[router]")
     // 6 went to two outboxes: one shared payload.
     CHECK(even.items[2].peek<int>() == three.items[1].peek<int>());
 
-    r.in("control").push_forced(message(producer_finished()));
+    deliver(r, "control", message(producer_finished()));
     f.settle();
     CHECK(r.finished());
     REQUIRE(sig.controls.size() == 1);
@@ -240,12 +240,12 @@ TEST_CASE("router: unmatched count, rules on the message, and the shutdown rule"
     link_data(r, "outbox", out);
     link_signal(r, "signal", sig);
     for (component* k : std::vector<component*>{&r, &out, &sig}) f.activate(*k);
-    r.in("inbox").push_forced(message(1.5));
-    r.in("inbox").push_forced(message(1));
+    deliver(r, "inbox", message(1.5));
+    deliver(r, "inbox", message(1));
     f.settle();
     CHECK(out.values<double>() == std::vector<double>{1.5});
     CHECK(r.unrouted() == 1);
-    r.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(r, "control", message(shutdown_microprocess()));
     f.settle();
     CHECK(r.finished());
     REQUIRE(sig.controls.size() == 1);
@@ -275,7 +275,7 @@ struct tpipe_rig {
         f.activate(sig);
     }
     void feed(std::vector<int> v) {
-        for (int x : v) t.in("inbox").push_forced(message(x));
+        for (int x : v) deliver(t, "inbox", message(x));
         f.settle();
     }
 };
@@ -294,8 +294,8 @@ TEST_CASE("tpipe: split mode sends everything on and matches into the child", "[
 
     // The end goes to the child after the data; the tpipe ends with it,
     // and its end message comes after the child's last output.
-    rig.t.in("inbox").push_forced(message(6));
-    rig.t.in("control").push_forced(message(producer_finished()));
+    deliver(rig.t, "inbox", message(6));
+    deliver(rig.t, "control", message(producer_finished()));
     rig.f.settle();
     CHECK(rig.t.finished());
     CHECK(rig.out.values<int>().back() == 60);
@@ -330,15 +330,15 @@ TEST_CASE("tpipe: route mode without sink drops what matches", "[tpipe]") {
 
 TEST_CASE("tpipe: control goes to the child and on; shutdown ends both", "[tpipe]") {
     tpipe_rig rig(tpipe(times_ten(), [](int) { return true; }));
-    rig.t.in("control").push_forced(message(ipc{ipc_kind::notify, "hi", 0}));
+    deliver(rig.t, "control", message(ipc{ipc_kind::notify, "hi", 0}));
     rig.f.settle();
     // The notice went out of signal once (the child's copy stays inside).
     REQUIRE(rig.sig.controls.size() == 1);
     CHECK(rig.sig.controls[0].text == "hi");
     CHECK_FALSE(rig.t.finished());
 
-    rig.t.in("inbox").push_forced(message(5));
-    rig.t.in("control").push_forced(message(shutdown_microprocess()));
+    deliver(rig.t, "inbox", message(5));
+    deliver(rig.t, "control", message(shutdown_microprocess()));
     CHECK(rig.f.settle() < 20); // the dropped input does not keep it spinning
     CHECK(rig.t.finished());
     CHECK(rig.out.controls.empty()); // the end goes out of signal

@@ -88,8 +88,8 @@ TEST_CASE("tcp_server: connections arrive as adapters the receiver wires", "[net
     CHECK_THROWS_WITH(again.listen(), Catch::Contains("in use") && Catch::Contains(std::to_string(port)));
 
     // Shutdown closes the listener.
-    server.in("control").push_forced(message(shutdown_microprocess("test over")));
-    w.in("control").push_forced(message(shutdown_microprocess("test over")));
+    deliver(server, "control", message(shutdown_microprocess("test over")));
+    deliver(w, "control", message(shutdown_microprocess("test over")));
     REQUIRE(run_until(s, [&] { return server.finished(); }));
     asio::io_context io;
     tcp::socket c(io);

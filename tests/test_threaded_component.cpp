@@ -299,7 +299,7 @@ TEST_CASE("stop() ends a component whose thread is blocked in a wait", "[threade
     st.activate(s);
     kamaelia::test::forever_runner run(s);
     REQUIRE(started.wait());
-    s.post([&] { st.in("inbox").push_forced(message(1)); });
+    s.post([&] { deliver(st, "inbox", message(1)); });
     // Joined by the scheduler while it keeps running: no teardown needed.
     REQUIRE(saw_stop.wait());
     run.stop();
@@ -371,7 +371,7 @@ TEST_CASE("stopping calls interrupt() to reach code blocked elsewhere", "[thread
     REQUIRE_FALSE(started.is_set()); // the thread starts with the first run of the proxy
     kamaelia::test::forever_runner run(s);
     REQUIRE(started.wait());
-    s.post([&] { st.in("inbox").push_forced(message(1)); });
+    s.post([&] { deliver(st, "inbox", message(1)); });
     REQUIRE(b.reached.wait());
     run.stop();
     REQUIRE(b.interrupted);

@@ -61,8 +61,8 @@ struct end {
         component::link({csa, "outbox"}, {sink, "inbox"});
         component::link({csa, "signal"}, {sink, "control"});
     }
-    void write(std::string s) { csa.in("inbox").push_forced(message(std::move(s))); }
-    void finish() { csa.in("control").push_forced(message(producer_finished("test done"))); }
+    void write(std::string s) { deliver(csa, "inbox", message(std::move(s))); }
+    void finish() { deliver(csa, "control", message(producer_finished("test done"))); }
 };
 
 std::shared_ptr<tls_context> server_ctx() {
@@ -115,9 +115,9 @@ TEST_CASE("tls: STARTTLS upgrades a live connection after the clear-text reply",
     REQUIRE(run_until(s, [&] { return server.sink.bytes == "STARTTLS\r\n"; }));
     // The reply is queued before the switch: it must leave in clear.
     server.write("220 2.0.0 Ready to start TLS\r\n");
-    server.csa.in("inbox").push_forced(message(start_tls{server_ctx(), true, {}}));
+    deliver(server.csa, "inbox", message(start_tls{server_ctx(), true, {}}));
     REQUIRE(run_until(s, [&] { return client.sink.bytes == "220 2.0.0 Ready to start TLS\r\n"; }));
-    client.csa.in("inbox").push_forced(message(start_tls{make_client_tls(false), false, "localhost"}));
+    deliver(client.csa, "inbox", message(start_tls{make_client_tls(false), false, "localhost"}));
     client.write("EHLO secret\r\n");
     REQUIRE(run_until(s, [&] { return server.sink.bytes.size() >= 10 + 13; }));
     CHECK(server.sink.bytes == "STARTTLS\r\nEHLO secret\r\n");
@@ -186,8 +186,8 @@ TEST_CASE("socket adapter: a shared payload (a backplane's fan-out) is written f
         expect += *chunks.back();
     }
     for (auto& c : chunks) {
-        plain_server.csa.in("inbox").push_forced(message(c));
-        tls_server.csa.in("inbox").push_forced(message(c));
+        deliver(plain_server.csa, "inbox", message(c));
+        deliver(tls_server.csa, "inbox", message(c));
     }
     REQUIRE(run_until(s, [&] {
         return plain_client.sink.bytes.size() >= expect.size() && tls_client.sink.bytes.size() >= expect.size();

@@ -41,9 +41,9 @@ void chain(component& a, component& b) {
 // Pushes straight into a component's boxes (the test is its upstream).
 template <class T>
 void put(component& c, T v) {
-    c.in("inbox").push_forced(message(std::move(v)));
+    deliver(c, "inbox", message(std::move(v)));
 }
-void tell(component& c, ipc i) { c.in("control").push_forced(message(std::move(i))); }
+void tell(component& c, ipc i) { deliver(c, "control", message(std::move(i))); }
 
 std::string upper(std::string s) {
     for (auto& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));

@@ -166,7 +166,7 @@ void backplane::fan_out(message m) {
         // big message still gets through to an empty queue.
         auto over = [&] { return t->full() || (s->queued_bytes_ != 0 && s->queued_bytes_ + bytes > s->max_bytes_); };
         auto deliver = [&] {
-            t->push_forced(last ? std::move(m) : m.share());
+            detail::inbox_access::push_forced(*t, last ? std::move(m) : m.share());
             s->queued_bytes_ += bytes;
             ++delivered_;
         };
@@ -203,7 +203,7 @@ void backplane::fan_out(message m) {
             // A stop, so that it ends even while parked on a full consumer.
             ipc stop = shutdown_microprocess(std::move(what));
             stop.from = id();
-            s->in("control").final_inbox()->push_forced(message(std::move(stop)));
+            kamaelia::deliver(*s, "control", message(std::move(stop)));
             break; // the record at i is now another subscriber
         }
         case delivery_policy::drop_newest:
@@ -232,7 +232,7 @@ void backplane::close(const ipc& end) noexcept {
         r.sub->bp_ = nullptr;
         ipc e = end;
         e.from = id();
-        r.sub->in("control").final_inbox()->push_forced(message(std::move(e)));
+        kamaelia::deliver(*r.sub, "control", message(std::move(e)));
     }
 }
 

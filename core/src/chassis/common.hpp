@@ -14,7 +14,7 @@ namespace kamaelia::detail {
 // child's own storage would bypass that link. Forced: control notices are
 // never lost to a full box.
 inline void push_control(component& c, message m) {
-    if (inbox* fin = c.in("control").final_inbox()) fin->push_forced(std::move(m));
+    if (inbox* fin = c.in("control").final_inbox()) detail::inbox_access::push_forced(*fin, std::move(m));
 }
 
 inline void push_control(component& c, const ipc& m) { push_control(c, message(ipc(m))); }

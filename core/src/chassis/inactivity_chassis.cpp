@@ -25,12 +25,12 @@ task inactivity_chassis::main() {
             bool delivered = co_await send_message(std::move(*m), "tochild");
             if (!delivered) break;
         }
-        while (auto m = recv_message("control")) child_->in("control").push_forced(std::move(*m));
+        while (auto m = recv_message("control")) deliver(*child_, "control", std::move(*m));
         if (active) deadline = sched()->now() + timeout_;
         if (!told && sched()->now() >= deadline) {
             timed_out_ = true;
             told = true;
-            child_->in("control").push_forced(message(shutdown_microprocess("inactivity timeout")));
+            deliver(*child_, "control", message(shutdown_microprocess("inactivity timeout")));
         }
         if (children_done()) break;
         if (told) {

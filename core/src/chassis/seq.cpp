@@ -44,8 +44,8 @@ void seq::carry_over(component& done) {
     inbox& mine = in("inbox");
     std::vector<message> later;
     while (!mine.empty()) later.push_back(mine.pop());
-    while (!left.empty()) mine.push_forced(left.pop());
-    for (auto& m : later) mine.push_forced(std::move(m));
+    while (!left.empty()) detail::inbox_access::push_forced(mine, left.pop());
+    for (auto& m : later) detail::inbox_access::push_forced(mine, std::move(m));
 }
 
 task seq::main() {

@@ -32,7 +32,7 @@ void thread_bridge::on_wake() {
         std::lock_guard<std::mutex> lk(mutex);
         wake_posted = false; // cleared before the proxy looks: later changes post again
     }
-    if (wake_box && wake_box->empty()) wake_box->push_forced(message(bridge_wake_token{}));
+    if (wake_box && wake_box->empty()) detail::inbox_access::push_forced(*wake_box, message(bridge_wake_token{}));
 }
 
 void thread_bridge::push_out_locked(bridge_queue& q, message m, bool forced) {

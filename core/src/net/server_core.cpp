@@ -179,7 +179,7 @@ void server_core::on_deadline(std::uint64_t id, time_point now) {
     time_point last = std::max(c.opened, c.csa->last_activity());
     if (now - last >= *inactivity_timeout) {
         spdlog::info("{}: connection {} from {} idle for too long", server_name, c.info.id, c.info.name());
-        c.csa->in("control").push_forced(message(shutdown_microprocess("inactivity timeout")));
+        deliver(*c.csa, "control", message(shutdown_microprocess("inactivity timeout")));
     } else {
         deadlines_.schedule(id, last + *inactivity_timeout);
     }
@@ -189,7 +189,7 @@ void server_core::begin_stop() {
     if (stopping_) return;
     stopping_ = true;
     if (listener_ && !listener_->finished())
-        listener_->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+        deliver(*listener_, "control", message(shutdown_microprocess("server stopping")));
     while (recv_message("_newconnection")) {
         // accepted but not yet wired: their adapters close the sockets
     }
@@ -198,14 +198,13 @@ void server_core::begin_stop() {
     // Tell every graph: the handler finishes (and closes its socket through
     // its signal); the adapter flushes what the handler still sends.
     for (auto& [_, c] : conns_) {
-        if (!c.handler->finished())
-            c.handler->in("control").push_forced(message(shutdown_microprocess("server stopping")));
+        if (!c.handler->finished()) deliver(*c.handler, "control", message(shutdown_microprocess("server stopping")));
     }
 }
 
 void server_core::stop_serving() {
     if (state() == component_state::active) {
-        in("control").push_forced(message(server_shutdown("stop_serving")));
+        deliver(*this, "control", message(server_shutdown("stop_serving")));
     }
 }
 

@@ -42,7 +42,7 @@ T* board::service_as(const std::string& name) const {
 void board::stop_services() {
     for (const std::string* name : {&store_name_, &kdf_name_})
         if (const service_registry::service* sv = sched_.services().find(*name))
-            sv->comp->in("control").push_forced(message(shutdown_microprocess("the board is stopping")));
+            deliver(*sv->comp, "control", message(shutdown_microprocess("the board is stopping")));
 }
 
 store& board::inline_store() {

@@ -135,7 +135,6 @@ subtask<void> session::relay_envelope() {
     std::string headers = received_header(t);
     if (ctx_->cfg.x_greylist_header && env_.delayed() > 0) headers += x_greylist_header(env_.delayed(), t.by, t.when);
     body_.start(std::move(headers));
-    reader_.set_limit(ctx_->cfg.max_text_line);
     say(354, "End data with <CR><LF>.<CR><LF>");
 }
 
@@ -151,13 +150,11 @@ void session::stop_mid_transaction() {
     // delivered (no final dot reaches the upstream), the client hears why.
     drop_upstream("server stopping during DATA");
     reset_transaction(outcome::failed, "server stopping during DATA");
-    reader_.set_limit(ctx_->cfg.max_command_line);
     say(421, "4.3.2 " + ctx_->cfg.server_name + " Service shutting down, closing transmission channel");
     done_ = true;
 }
 
 subtask<void> session::finish_message() {
-    reader_.set_limit(ctx_->cfg.max_command_line);
     if (body_.refused()) {
         answer no{body_.refusal_code(), body_.refusal()};
         say(no);

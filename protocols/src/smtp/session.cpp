@@ -22,12 +22,12 @@ connection_info ipv4_form(connection_info peer) {
 session::session(std::shared_ptr<proxy_context> ctx, connection_info peer)
     : ctx_(std::move(ctx)),
       peer_(ipv4_form(std::move(peer))),
-      reader_(ctx_->cfg.max_command_line),
       env_(*ctx_, peer_.peer, ++ctx_->next_session),
       body_(ctx_->cfg.max_message_size) {
     declare_inbox("up_in", "bytes and end messages from the upstream connection");
     declare_outbox("up_out", "bytes to the upstream connection");
     declare_outbox("up_stop", "control of the upstream connection");
+    declare_outbox("framing", "reframe orders to the framer (STARTTLS, the session's end)");
 }
 
 session::~session() { teardown_now(); }
@@ -111,9 +111,10 @@ subtask<void> session::starttls() {
         done_ = true;
         co_return;
     }
-    // Every byte the adapter read before the switch is clear text: drop it.
-    while (recv_message("inbox")) {}
-    reader_.clear();
+    // Every byte the adapter read before the switch is clear text: the
+    // framer drops what it holds, and the lines up to its mark are dropped here.
+    send_forced(message(reframe{}), "framing");
+    reframing_ = true;
     reset_transaction(outcome::abandoned, "STARTTLS");
     env_.forget_hello();
     tls_ = true;
@@ -158,6 +159,31 @@ subtask<void> session::handle_command(std::string_view line) {
 
 // ---- the connection -----------------------------------------------------------
 
+subtask<void> session::take_line(const message& m) {
+    if (m.peek<reframed>()) {
+        reframing_ = false;
+        co_return;
+    }
+    const framed_line* f = m.peek<framed_line>();
+    if (!f || reframing_) co_return; // not a line, or clear text behind STARTTLS
+    line_reader::line l = f->view(line_limit());
+    if (body_.active()) {
+        if (body_.is_end(l)) {
+            co_await finish_message();
+        } else {
+            // The upstream must not get a message we refuse: closing mid-DATA makes it discard it.
+            if (body_.take(l)) drop_upstream("message refused: " + body_.refusal());
+            if (body_.pending() >= upstream_chunk) co_await send_body();
+        }
+        co_return;
+    }
+    if (l.too_long) {
+        say({500, "5.5.2 Error: line too long", true});
+        co_return;
+    }
+    co_await handle_command(l.text);
+}
+
 task session::main() {
     const auto& cfg = ctx_->cfg;
     say(220, cfg.server_name + " ESMTP " + cfg.server_id);
@@ -191,30 +217,14 @@ task session::main() {
             // The upstream speaking or closing during DATA ends the message.
             while (take_upstream_input()) {}
         }
-        // Input: one chunk at a time, every complete line answered in order.
-        if (auto chunk = recv<std::string>("inbox")) {
-            last_input = sched()->now();
-            reader_.feed(*chunk);
-            while (!done_) {
-                auto l = reader_.next();
-                if (!l) break;
-                if (body_.active()) {
-                    if (body_.is_end(*l)) {
-                        co_await finish_message();
-                        if (stopping() || done_) break;
-                    } else {
-                        // The upstream must not get a message we refuse: closing mid-DATA makes it discard it.
-                        if (body_.take(*l)) drop_upstream("message refused: " + body_.refusal());
-                        if (body_.pending() >= upstream_chunk) co_await send_body();
-                    }
-                    continue;
-                }
-                if (l->too_long) {
-                    say({500, "5.5.2 Error: line too long", true});
-                    continue;
-                }
-                std::string line(l->text);
-                co_await handle_command(line);
+        // Input: the lines waiting, answered in order, a bounded batch per
+        // round so that control is read between batches.
+        if (!in("inbox").empty()) {
+            for (int n = 0; n < lines_per_round && !done_; ++n) {
+                auto m = recv_message("inbox");
+                if (!m) break;
+                last_input = sched()->now();
+                co_await take_line(*m);
                 if (stopping() && !body_.active()) break;
             }
             // Time spent waiting on the upstream is not the client's idleness.
@@ -241,6 +251,7 @@ task session::main() {
     if (!client_gone()) co_await flush();
     if (body_.active()) drop_upstream("session ended during DATA");
     co_await close_upstream();
+    send_forced(message(reframe{true}), "framing");
     send_forced(message(producer_finished()), "signal");
 }
 

@@ -1,10 +1,11 @@
-// The session's upstream client: its connection to the upstream MTA (a
-// child tcp_client, or what proxy_context::make_upstream makes), the
-// greeting and EHLO, the replies read under the upstream's timeouts, and
-// QUIT when the session ends.
+// The session's side of its upstream client (upstream_client.hpp, a child
+// holding the connection: a tcp_client, or what proxy_context::make_upstream
+// makes): the greeting and EHLO, the replies awaited under the upstream's
+// timeouts, and QUIT when the session ends.
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/net/tcp_client.hpp>
 #include <kamaelia/smtp/session.hpp>
+#include <kamaelia/smtp/upstream_client.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -18,7 +19,7 @@ void session::drop_upstream(std::string why) {
     spdlog::debug("grey: session {}: upstream dropped: {}", env_.session(), why);
     remove_child(*up_); // stops it if it still runs: the socket closes, a half-sent message is discarded
     up_ = nullptr;
-    up_reader_ = reply_reader();
+    up_replies_.clear();
     up_ext_ = {};
     up_lost_ = false;
     up_lost_why_.clear();
@@ -37,9 +38,8 @@ bool session::take_upstream_input() {
     if (!m) return false;
     if (const ipc* c = m->peek<ipc>())
         upstream_lost(c->text.empty() ? std::string(to_string(c->kind)) : c->text);
-    else if (const std::string* s = m->peek<std::string>())
-        up_reader_.feed(*s);
-    if (up_reader_.failed()) upstream_lost("upstream broke the protocol: " + up_reader_.error());
+    else if (m->peek<reply>())
+        up_replies_.push_back(m->take<reply>());
     return true;
 }
 
@@ -47,8 +47,9 @@ bool session::drain_upstream_idle() {
     // Between transactions the upstream should say nothing; a 421 or a close
     // means the connection is over. Returns false if it was dropped.
     while (take_upstream_input()) {
-        while (auto r = up_reader_.next())
-            if (r->code == 421) upstream_lost("upstream: " + r->text());
+        for (const auto& r : up_replies_)
+            if (r.code == 421) upstream_lost("upstream: " + r.text());
+        up_replies_.clear();
     }
     if (up_ && up_lost_) {
         drop_upstream(up_lost_why_);
@@ -61,7 +62,11 @@ subtask<std::optional<reply>> session::upstream_reply(duration timeout) {
     time_point deadline = sched()->now() + timeout;
     if (up_deadline_) deadline = std::min(deadline, *up_deadline_);
     for (;;) {
-        if (auto r = up_reader_.next()) co_return r;
+        if (!up_replies_.empty()) {
+            reply r = std::move(up_replies_.front());
+            up_replies_.pop_front();
+            co_return r;
+        }
         if (up_lost_) co_return std::nullopt;
         if (take_upstream_input()) continue;
         // The client waits on us: its idle timer does not run, a stop's grace does.
@@ -95,7 +100,7 @@ subtask<std::optional<reply>> session::open_upstream() {
         c = ctx_->make_upstream();
     else
         c = std::make_unique<tcp_client>(cfg.upstream_host, cfg.upstream_port, cfg.upstream_connect_timeout);
-    up_ = &add_child(std::move(c));
+    up_ = &add_child(std::make_unique<upstream_client>(std::move(c)));
     link({*this, "up_out"}, {*up_, "inbox"});
     link({*this, "up_stop"}, {*up_, "control"});
     link({*up_, "outbox"}, {*this, "up_in"});

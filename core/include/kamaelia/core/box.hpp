@@ -122,12 +122,6 @@ public:
     // the box just counts as full until it drains.
     void set_limit(std::uint32_t n);
 
-    // Delivers (following this box's passthrough link, if any), ignoring the
-    // bound, waking the receiver on empty→non-empty. For code outside any
-    // component: a test or a main() feeding a component, a parent setting up
-    // its children. A component body sends through its own boxes instead
-    // (send, try_send, send_forced).
-    void push_forced(message&& m);
     // Removes the oldest message; hands a parked sender's message into the
     // freed slot and wakes that sender (full→not-full only).
     message pop();
@@ -137,7 +131,12 @@ public:
 
 private:
     friend class component;
-    friend struct detail::inbox_access; // the core's own awaiters outside component (ask)
+    friend struct detail::inbox_access; // the rest of the core (chassis, ask, deliver)
+    // Delivers (following this box's passthrough link, if any), ignoring the
+    // bound, waking the receiver on empty→non-empty. User code outside a
+    // component uses kamaelia::deliver (deliver.hpp); a component body sends
+    // through its own boxes (send, try_send, send_forced).
+    void push_forced(message&& m);
     // Delivers if there is room; false when full.
     bool try_push(message& m);
     // Parks a sender (its message waits in `w` until there is room).
@@ -200,10 +199,12 @@ inline bool inbox::full() const noexcept { return ring_ ? ring_->size >= ring_->
 inline const message& inbox::front() const noexcept { return ring_->slots[ring_->head]; }
 
 namespace detail {
-// The core's free awaitables (ask, in service.hpp) deliver like component
-// does; user components cannot reach try_push.
+// How the core outside class component (chassis, ask in service.hpp,
+// deliver) reaches an inbox's internals. Not for user code: a component
+// sends through its boxes, anything else calls kamaelia::deliver.
 struct inbox_access {
     static bool try_push(inbox& i, message& m) { return i.try_push(m); }
+    static void push_forced(inbox& i, message&& m) { i.push_forced(std::move(m)); }
 };
 } // namespace detail
 

@@ -24,6 +24,7 @@
 
 #include <kamaelia/core/box.hpp>
 #include <kamaelia/core/clock.hpp>
+#include <kamaelia/core/deliver.hpp>
 #include <kamaelia/core/detail/component_state.hpp>
 #include <kamaelia/core/errors.hpp>
 #include <kamaelia/core/fwd.hpp>
