@@ -6,6 +6,8 @@
 //   bench_core spawn K [BATCH]     create + deliver one int + run + reap K one-shot components
 //   bench_core backplane100 N      1 publisher, 100 subscribers, N messages each (windowed)
 //   bench_core pingpong N          N round trips between two components
+//   bench_core shards N T          two independent pipeline10s (N ints each) on a group of T
+//                                  schedulers (T=2: one each, on two threads; T=1: both on one)
 //   bench_core sizes               sizeof / slab bytes of a component and its frame
 //
 // Each run prints one line:  <figure> value=<v> unit=<u> [key=value ...]
@@ -13,6 +15,7 @@
 // medians and prints them next to the CAF peer's (bench_caf_peer).
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/core/scheduler_group.hpp>
 #include <kamaelia/core/slab.hpp>
 
 #if __has_include(<kamaelia/chassis/backplane.hpp>)
@@ -23,12 +26,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace k = kamaelia;
@@ -73,6 +78,7 @@ struct relay : k::component {
 struct sink_result {
     long count = 0;
     long long sum = 0;
+    std::atomic<bool> done{false}; // set once, after the run (shards polls it from another thread)
 };
 
 struct counting_sink : k::component {
@@ -90,12 +96,12 @@ struct counting_sink : k::component {
         }
         r->count = count;
         r->sum = sum;
+        r->done.store(true, std::memory_order_release);
     }
 };
 
-int pipeline(long n, int stages) {
-    k::scheduler s;
-    sink_result res;
+// source -> `stages` relays -> counting sink, on `s`.
+void build_pipeline(k::scheduler& s, long n, int stages, sink_result* res) {
     auto& src = s.spawn<source>(n);
     k::component* prev = &src;
     for (int i = 0; i < stages; ++i) {
@@ -104,16 +110,48 @@ int pipeline(long n, int stages) {
         k::component::link({*prev, "signal"}, {r, "control"});
         prev = &r;
     }
-    auto& sink = s.spawn<counting_sink>(&res);
+    auto& sink = s.spawn<counting_sink>(res);
     k::component::link({*prev, "outbox"}, {sink, "inbox"});
     k::component::link({*prev, "signal"}, {sink, "control"});
+}
+
+bool pipeline_ok(const sink_result& r, long n) {
+    return r.count == n && r.sum == static_cast<long long>(n) * (n - 1) / 2;
+}
+
+int pipeline(long n, int stages) {
+    k::scheduler s;
+    sink_result res;
+    build_pipeline(s, n, stages, &res);
     auto t0 = clk::now();
     s.run();
     double dt = secs_since(t0);
-    long long expect = static_cast<long long>(n) * (n - 1) / 2;
-    bool ok = res.count == n && res.sum == expect;
+    bool ok = pipeline_ok(res, n);
     std::printf("core.pipeline%d value=%.0f unit=hops/s n=%ld stages=%d secs=%.4f msgs_per_sec=%.0f ok=%d\n", stages,
                 double(n) * (stages + 1) / dt, n, stages, dt, n / dt, ok ? 1 : 0);
+    return ok ? 0 : 1;
+}
+
+// ---- shards: independent pipelines on a scheduler group ------------------------------
+// Nothing is shared between the two pipelines: with two schedulers on two
+// threads the figure should be close to twice the one-scheduler figure.
+int shards(long n, int threads) {
+    constexpr int pipes = 2, stages = 10;
+    if (threads < 1) threads = 1;
+    sink_result res[pipes];
+    k::scheduler_group g(static_cast<std::size_t>(threads));
+    for (int p = 0; p < pipes; ++p) build_pipeline(g[static_cast<std::size_t>(p % threads)], n, stages, &res[p]);
+    auto t0 = clk::now();
+    g.start();
+    for (auto& r : res)
+        while (!r.done.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    double dt = secs_since(t0);
+    g.stop();
+    g.join();
+    bool ok = true;
+    for (auto& r : res) ok = ok && pipeline_ok(r, n);
+    std::printf("core.shards_t%d value=%.0f unit=hops/s n=%ld pipelines=%d stages=%d secs=%.4f ok=%d\n", threads,
+                double(n) * (stages + 1) * pipes / dt, n, pipes, stages, dt, ok ? 1 : 0);
     return ok ? 0 : 1;
 }
 
@@ -346,10 +384,11 @@ int backplane(long, int subs) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr,
-                     "usage: %s pipeline10 N | component_bytes K | spawn K [BATCH] | backplane100 N | pingpong N | "
-                     "sizes\n",
-                     argv[0]);
+        std::fprintf(
+            stderr,
+            "usage: %s pipeline10 N | component_bytes K | spawn K [BATCH] | backplane100 N | pingpong N | shards N T | "
+            "sizes\n",
+            argv[0]);
         return 2;
     }
     std::string mode = argv[1];
@@ -359,6 +398,7 @@ int main(int argc, char** argv) {
         if (mode == "spawn") return spawn_bench(arg(argc, argv, 2, 1'000'000), arg(argc, argv, 3, 1000));
         if (mode == "backplane100") return backplane(arg(argc, argv, 2, 100'000), 100);
         if (mode == "pingpong") return pingpong(arg(argc, argv, 2, 1'000'000));
+        if (mode == "shards") return shards(arg(argc, argv, 2, 5'000'000), static_cast<int>(arg(argc, argv, 3, 2)));
         if (mode == "sizes") return sizes();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "%s: %s\n", mode.c_str(), e.what());

@@ -10,6 +10,7 @@
 
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/core/services.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -21,12 +22,17 @@ namespace kamaelia::test {
 
 struct group_fixture {
     manual_clock clock;
+    // Services asked from any of the schedulers (as scheduler_group's).
+    service_directory services;
     std::vector<std::unique_ptr<scheduler>> scheds;
     // Declared after the schedulers: the components go first.
     std::vector<std::unique_ptr<component>> owned;
 
     explicit group_fixture(std::size_t n) {
-        for (std::size_t i = 0; i < n; ++i) scheds.push_back(std::make_unique<scheduler>(clock));
+        for (std::size_t i = 0; i < n; ++i) {
+            scheds.push_back(std::make_unique<scheduler>(clock));
+            scheds.back()->services().attach(&services);
+        }
     }
     scheduler& operator[](std::size_t i) { return *scheds.at(i); }
 

@@ -1,5 +1,6 @@
 // Services reached by request/reply: ask() and request<> (kamaelia/core/service.hpp).
 #include "fixture.hpp"
+#include "service_support.hpp"
 #include "thread_support.hpp"
 
 #include <kamaelia/core/service.hpp>
@@ -41,46 +42,13 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 using namespace kamaelia;
 using namespace std::chrono_literals;
+using kamaelia::test::doubler;
 using kamaelia::test::fixture;
+using kamaelia::test::job;
 using kamaelia::test::latch_flag;
 using kamaelia::test::run_within;
 
 namespace {
-
-struct job {
-    int n;
-    using reply_type = int;
-};
-
-// Doubles n. While `hold` is set it does not read, so requests queue up; a
-// message on "go" wakes it after the test changes `hold`.
-struct doubler : component {
-    bool hold = false;
-    std::size_t max_batch = 0;
-    std::size_t served = 0;
-    doubler() { declare_inbox("go"); }
-    task main() override {
-        while (!shutdown_requested()) {
-            while (recv_message("go")) {}
-            if (hold) { // requests stay queued: only "go" wakes it
-                co_await wait_for("go");
-                continue;
-            }
-            std::size_t n = 0;
-            while (auto r = recv<request<job>>()) {
-                r->reply(r->body.n * 2);
-                ++n;
-            }
-            served += n;
-            max_batch = std::max(max_batch, n);
-            co_await wait_any();
-        }
-    }
-    void release() {
-        hold = false;
-        deliver(*this, "go", message(1));
-    }
-};
 
 struct asker : component {
     std::string service;

@@ -82,7 +82,10 @@ std::size_t usable_cpus() {
 scheduler_group::scheduler_group(std::size_t n, group_options o) : opts_(o) {
     if (n == 0) n = 1;
     scheds_.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) scheds_.push_back(std::make_unique<scheduler>());
+    for (std::size_t i = 0; i < n; ++i) {
+        scheds_.push_back(std::make_unique<scheduler>());
+        scheds_.back()->services().attach(&directory_);
+    }
 }
 
 scheduler_group::~scheduler_group() {

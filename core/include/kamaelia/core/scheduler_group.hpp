@@ -9,12 +9,14 @@
 // A component lives on the scheduler it was activated on and never migrates,
 // so nothing inside it needs a lock. Before start() the caller's thread may
 // activate components on any member; once the threads run, work for a
-// scheduler reaches it through post(). Links between components of two
-// different schedulers are not supported yet: each graph stays on one
-// scheduler (the next step of "Every core").
+// scheduler reaches it through post(). Services span the group: one
+// registered with register_service() is asked by name (ask()) from every
+// scheduler. Links between components of two different schedulers are not
+// supported yet: each graph stays on one scheduler.
 #pragma once
 
 #include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/core/services.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -65,7 +67,17 @@ public:
     // Thread-safe: runs `fn` on scheduler i's thread.
     void post(std::size_t i, std::function<void()> fn) { scheds_.at(i)->post(std::move(fn)); }
 
+    // One service for the whole group: `c`'s inbox, asked by name from any
+    // scheduler. Call it on c's scheduler thread (from a post(), or before
+    // start()). See service_directory::register_service.
+    void register_service(std::string name, component& c, std::string inbox_name = "inbox",
+                          std::size_t transit_limit = 0) {
+        directory_.register_service(std::move(name), c, std::move(inbox_name), transit_limit);
+    }
+    service_directory& services() noexcept { return directory_; }
+
 private:
+    service_directory directory_; // first: it outlives the registries that consult it
     std::vector<std::unique_ptr<scheduler>> scheds_;
     std::vector<std::thread> threads_;
     std::unique_ptr<std::atomic<bool>[]> done_; // thread i has left run_forever()

@@ -27,6 +27,11 @@
 //    every reply goes through detail::reply_table::deliver().
 //  - within() bounds the wait for the answer; the wait for room in a full
 //    service is bounded by the service's progress (or use fail_if_full()).
+//  - across schedulers (a service_directory, e.g. scheduler_group's): the
+//    same call. The request waits in the service's bounded transit queue
+//    (detail/service_port.hpp); a full one parks the asker until the
+//    service's scheduler takes a batch (or fails fast with fail_if_full());
+//    within() bounds that wait too.
 //  - the asker sleeps on wait_events(ev_external): the reply arrives by
 //    signal_external(), and a foreign signal meanwhile is raised again.
 #pragma once
@@ -42,6 +47,7 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -159,6 +165,16 @@ struct reply_slot {
     ~reply_slot() { close(); }
 };
 
+struct remote_push {
+    std::optional<service_error> error;
+    bool other_signal = false; // a foreign signal_external() came meanwhile
+};
+class service_port;
+// The remote half of ask() (services.cpp): `m` goes into the port of a
+// service on another scheduler, waiting for room unless fail_if_full.
+subtask<remote_push> push_remote(component& self, service_port& port, message& m, const reply_ticket& t,
+                                 const ask_options& opt, std::optional<time_point> deadline, std::string_view name);
+
 template <class Rep>
 result<Rep> take(reply_slot<Rep>& s) {
     result<Rep> r = std::move(*s.value);
@@ -169,7 +185,7 @@ result<Rep> take(reply_slot<Rep>& s) {
 } // namespace detail
 
 // Sends `req` to the service registered as `name` on the asker's scheduler
-// and resumes with its answer or an error. Call it from a component's
+// (or in the service_directory its scheduler belongs to) and resumes with its answer or an error. Call it from a component's
 // coroutine: `auto r = co_await ask("name", req);`.
 //
 // g++ 12 destroys class temporaries inside a co_await expression wrongly:
@@ -179,21 +195,36 @@ result<Rep> take(reply_slot<Rep>& s) {
 template <class R, class Req = std::remove_cvref_t<R>, class Rep = reply_of_t<Req>>
 subtask<result<Rep>> ask(std::string_view name, R&& req, ask_options opt = {}) {
     component* self = co_await detail::current_component{};
-    const service_registry::service* svc = detail::registry_of(*self).find(name);
+    const service_registry::service* svc = detail::registry_of(*self).find_for_ask(name);
     if (!svc) co_return service_error{service_errc::unknown_service, "no service \"" + std::string(name) + "\""};
-    inbox* target = svc->box->final_inbox();
-    if (!target)
-        co_return service_error{service_errc::service_ended, "service \"" + std::string(name) + "\" is not reading"};
-    if (opt.fail_if_full && target->full())
-        co_return service_error{service_errc::full, "service \"" + std::string(name) + "\" is full"};
     scheduler& sched = *self->sched();
     std::optional<time_point> deadline;
-    if (opt.within) deadline = sched.now() + *opt.within;
-
+    bool other_signal = false;
     detail::reply_slot<Rep> slot; // before the request: a request dropped here still finds it open
-    slot.open(*self);
-    detail::reply_table& table = *slot.ticket.table;
-    {
+
+    if (svc->remote) {
+        // The service lives on another scheduler: through its port.
+        std::shared_ptr<detail::service_port> port = svc->port; // svc may go from the map meanwhile
+        if (opt.within) deadline = sched.now() + *opt.within;
+        slot.open(*self);
+        message m(request<Req, Rep>(Req(std::forward<R>(req)), slot.ticket));
+        detail::remote_push pushed = co_await detail::push_remote(*self, *port, m, slot.ticket, opt, deadline, name);
+        other_signal = pushed.other_signal;
+        if (pushed.error) {
+            m.reset(); // answers our own (closing) slot: nothing crosses a thread
+            slot.close();
+            if (other_signal) self->signal_external();
+            co_return std::move(*pushed.error);
+        }
+    } else {
+        inbox* target = svc->box->final_inbox();
+        if (!target)
+            co_return service_error{service_errc::service_ended,
+                                    "service \"" + std::string(name) + "\" is not reading"};
+        if (opt.fail_if_full && target->full())
+            co_return service_error{service_errc::full, "service \"" + std::string(name) + "\" is full"};
+        if (opt.within) deadline = sched.now() + *opt.within;
+        slot.open(*self);
         message m(request<Req, Rep>(Req(std::forward<R>(req)), slot.ticket));
         if (!detail::inbox_access::try_push(*target, m)) {
             // Full: wait for room like any sender (the request waits in our frame).
@@ -204,17 +235,17 @@ subtask<result<Rep>> ask(std::string_view name, R&& req, ask_options opt = {}) {
             bool delivered = co_await room;
             // Not delivered: the service went (its destructor answered the
             // request service_ended), or a stop arrived on our control.
-            if (!delivered && !table.ready(slot.ticket)) {
+            if (!delivered && !slot.ticket.table->ready(slot.ticket)) {
                 slot.close();
                 co_return service_error{service_errc::cancelled,
                                         "stopped while waiting for room in \"" + std::string(name) + "\""};
             }
         }
     }
+    detail::reply_table& table = *slot.ticket.table;
     // The reply wakes us through signal_external(). Another signal that
     // arrives meanwhile (an I/O completion of the same component) is raised
     // again before we return, so it is not lost.
-    bool other_signal = false;
     const std::uint8_t events = component::ev_external | (opt.cancel_if ? component::ev_control : 0);
     for (;;) {
         if (table.ready(slot.ticket)) break;

@@ -3,12 +3,19 @@
 // A client looks a service up and links one of its outboxes to it, or asks
 // it with ask() (kamaelia/core/service.hpp), whose replies land in this
 // registry's reply table.
+//
+// A service_directory spans several schedulers (a scheduler_group): a
+// service registered there once is asked by name from any of them. An
+// asker on another scheduler finds it on its first ask (one locked lookup)
+// and keeps a remote entry in its own registry; its requests cross through
+// the service's port (detail/service_port.hpp).
 #pragma once
 
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/core/detail/reply_table.hpp>
 
 #include <memory>
+#include <mutex>
 
 #include <map>
 #include <string>
@@ -17,12 +24,21 @@
 
 namespace kamaelia {
 
+namespace detail {
+class service_port;
+}
+class service_directory;
+
 class service_registry {
 public:
     struct service {
-        component* comp;
+        component* comp; // null for a remote entry
         std::string inbox;
-        kamaelia::inbox* box = nullptr; // where requests go
+        kamaelia::inbox* box = nullptr; // where requests go (local entries)
+        // A service registered in a directory: the door for other
+        // schedulers (closed when the service goes).
+        std::shared_ptr<detail::service_port> port;
+        bool remote = false; // the service lives on another scheduler: ask through `port`
     };
 
     service_registry();
@@ -38,6 +54,13 @@ public:
     bool has(std::string_view name) const noexcept;
     // nullptr if absent (no exception on the ask path).
     const service* find(std::string_view name) const noexcept;
+    // ask()'s lookup: find(), then the directory this registry belongs to
+    // (remembered as a remote entry). nullptr if absent everywhere.
+    const service* find_for_ask(std::string_view name);
+    // The directory this registry consults on a miss (a group's). Set before
+    // the scheduler's thread runs; the directory must outlive the registry.
+    void attach(service_directory* d) noexcept { directory_ = d; }
+    service_directory* directory() const noexcept { return directory_; }
     // multiple_service_deletion if absent.
     void deregister(std::string_view name);
     // Removes every service provided by `c` (called when it goes away).
@@ -52,8 +75,38 @@ public:
     detail::reply_table& replies() noexcept { return *replies_; }
 
 private:
+    friend class service_directory;
+    void close_port(service& s) noexcept;
+
     std::shared_ptr<detail::reply_table> replies_;
     std::map<std::string, service, std::less<>> services_;
+    service_directory* directory_ = nullptr;
+};
+
+// Services for a group of schedulers: each registered once, on the
+// scheduler of its component, and reachable by ask() from every scheduler
+// whose registry is attached to this directory. Thread-safe.
+class service_directory {
+public:
+    service_directory() = default;
+    service_directory(const service_directory&) = delete;
+    service_directory& operator=(const service_directory&) = delete;
+
+    // Registers `c`'s inbox as `name` on c's scheduler (as
+    // service_registry::register_service) and for every other scheduler.
+    // Call it on c's scheduler thread, or before that thread runs. Remote
+    // requests wait in a transit queue bounded by `transit_limit` (0: the
+    // inbox's own limit) before a pump on c's scheduler sends them into the
+    // inbox. Errors: service_already_exists, bad_inbox, bad_state (c not active).
+    void register_service(std::string name, component& c, std::string inbox_name, std::size_t transit_limit = 0);
+
+    // Any thread: the open port registered as `name`, or null.
+    std::shared_ptr<detail::service_port> find(std::string_view name);
+    std::vector<std::string> names();
+
+private:
+    std::mutex m_;
+    std::map<std::string, std::shared_ptr<detail::service_port>, std::less<>> ports_;
 };
 
 } // namespace kamaelia

@@ -49,6 +49,19 @@ public:
     // The asker woke: true when its reply is there.
     bool stop_waiting(const reply_ticket& t) noexcept;
 
+    // Waiting for room in a service on another scheduler (service_port):
+    // arm_room() before each attempt, so a poke() that comes before the
+    // asker sleeps is kept; start_waiting_room() is false when one came;
+    // stop_waiting_room() says whether the wake-up was a poke; disarm_room()
+    // once the request is in (a late poke is then ignored).
+    void arm_room(const reply_ticket& t);
+    bool start_waiting_room(const reply_ticket& t);
+    bool stop_waiting_room(const reply_ticket& t) noexcept;
+    void disarm_room(const reply_ticket& t) noexcept;
+    // Any thread: room appeared. Wakes the asker like a reply from that
+    // thread does (batched: one post per batch per scheduler).
+    void poke(const reply_ticket& t) noexcept;
+
     // Any thread. The first delivery to an open entry wins; later ones and
     // those to closed entries are dropped (the value stays with the caller).
     bool deliver(const reply_ticket& t, void* value) noexcept;
@@ -70,11 +83,17 @@ private:
         bool open = false;
         bool ready = false;
         bool waiting = false;
+        bool room = false;  // armed for poke()
+        bool poked = false; // room appeared since arm_room()
     };
     struct woken {
         std::uint32_t index, gen;
     };
     void run_ready() noexcept; // scheduler thread: wake askers whose replies came from elsewhere
+    // With m_ held: wake a waiting asker now (its own thread) or queue it and
+    // say where to post (another thread; once per batch).
+    scheduler* wake_locked(entry& e, std::uint32_t index) noexcept;
+    void post_ready(scheduler* to) noexcept;
 
     std::mutex m_;
     std::vector<entry> entries_;
