@@ -133,8 +133,9 @@ void add_global_flags(CLI::App* app, global_flags& g) {
 }
 
 // Servers whose connections ask a store service (the greylist, the board)
-// keep all their connections on scheduler 0 until ask() crosses schedulers;
-// this is the one place to change when it does. The relay stays too: its
+// keep all their connections on scheduler 0 until their stores are
+// registered with the group (ask() crosses schedulers; the servers' shared
+// state has not been audited for it yet): the one place to change then. The relay stays too: its
 // source's end stops the server, and a stream must not lose bytes at a
 // scheduler's mailbox bound (a chat line may). Every other server spreads.
 bool connections_stay_on_scheduler_0(const std::string& module) {
