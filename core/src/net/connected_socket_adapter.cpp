@@ -324,6 +324,7 @@ task connected_socket_adapter::main() {
                 tls_ = std::make_unique<tls_state>();
                 tls_->req = std::move(st);
                 readable_ = false; // nothing more is read in clear
+                if (tls_->req.server) send_forced(message(tls_started{}), "outbox");
             } else {
                 spdlog::warn("{}: dropped a {} sent to a socket (send std::string)", name(), m->type_name());
             }

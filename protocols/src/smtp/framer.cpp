@@ -1,5 +1,7 @@
 #include <kamaelia/smtp/framer.hpp>
 
+#include <kamaelia/net/tls.hpp>
+
 #include <utility>
 
 namespace kamaelia::smtp {
@@ -17,7 +19,7 @@ line_reader::line framed_line::view(std::size_t limit) const noexcept {
 }
 
 framer::framer(std::size_t max_line) : reader_(max_line) {
-    declare_inbox("reframe", "orders from the session: reframe{} after STARTTLS, reframe{end} when it is over");
+    declare_inbox("reframe", "orders from the session: reframe{end} when it is over");
 }
 
 bool framer::take_orders() {
@@ -25,10 +27,6 @@ bool framer::take_orders() {
         const reframe* r = m->peek<reframe>();
         if (!r) continue;
         if (r->end) return true;
-        // The socket adapter has the start_tls: what is here was read in clear.
-        reader_.clear();
-        while (recv_message("inbox")) {}
-        reset_due_ = true;
     }
     return false;
 }
@@ -65,6 +63,14 @@ task framer::main() {
         while (!interrupted) {
             auto m = recv_message("inbox");
             if (!m) break;
+            if (m->peek<tls_started>()) {
+                // The adapter's mark: what is held was read in clear. Drop
+                // it, and mark the place in the line stream for the session.
+                reader_.clear();
+                reset_due_ = true;
+                interrupted = true;
+                break;
+            }
             const std::string* bytes = m->peek<std::string>();
             if (!bytes) continue;
             reader_.feed(*bytes);

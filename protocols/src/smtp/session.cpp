@@ -112,8 +112,8 @@ subtask<void> session::starttls() {
         co_return;
     }
     // Every byte the adapter read before the switch is clear text: the
-    // framer drops what it holds, and the lines up to its mark are dropped here.
-    send_forced(message(reframe{}), "framing");
+    // framer drops what it holds at the adapter's tls_started, and the lines
+    // up to its `reframed` mark are dropped here.
     reframing_ = true;
     reset_transaction(outcome::abandoned, "STARTTLS");
     env_.forget_hello();

@@ -46,4 +46,11 @@ struct start_tls {
     std::string host;                     // client: SNI and the name verified
 };
 
+// Sent by a server-side connected_socket_adapter on its outbox, in order
+// with the bytes it read, when it takes a start_tls: every byte before it
+// was read in clear, every byte after it comes from the TLS layer. A
+// protocol drops what it holds from before (CVE-2011-0411) at this mark,
+// not when it asks for TLS: decrypted input may already be queued by then.
+struct tls_started {};
+
 } // namespace kamaelia

@@ -6,8 +6,7 @@
 //   control  the socket's end messages,             `reframed` after a reset
 //            the server's stop               signal  every control message,
 //   reframe  orders from the session:                passed on after the lines
-//            reframe{} (STARTTLS),                   of the bytes before it
-//            reframe{end} (the session is over)
+//            reframe{end} (the session is over)      of the bytes before it
 //
 // The framer frames at the larger of the command and text limits; the
 // session applies the one in force for its state (a command line over 512
@@ -16,12 +15,12 @@
 // to switch limits. Memory stays bounded by the limit: a longer line is
 // reported once (too_long) when its LF arrives, its bytes discarded.
 //
-// STARTTLS: the session sends start_tls to the socket adapter, then
-// reframe{} here. Every byte this stage holds then (buffered, or queued in
-// its inbox) was read in clear before the switch: it is dropped, and
-// `reframed` marks the place in the line stream; the session drops the
-// lines ahead of the mark (CVE-2011-0411). reframe is read before every
-// chunk and every line, so nothing framed after the order gets through.
+// STARTTLS: the session sends start_tls to the socket adapter, which puts
+// a tls_started mark into the byte stream (in order: clear bytes before it,
+// decrypted bytes after). At the mark this stage drops the partial line it
+// holds and sends `reframed`; the session drops every line ahead of it
+// (CVE-2011-0411). The mark travels with the bytes, so decrypted input that
+// arrives before the session's turn is never mistaken for clear text.
 //
 // No line is lost while the session is busy: the framer waits for room in
 // the session's inbox (flow control back to the socket), and a stop that
@@ -56,8 +55,8 @@ struct reframe {
     bool end = false; // the session is over: the framer ends
 };
 
-// Framer -> session, in the line stream: every line before it was read
-// before the reframe order was seen.
+// Framer -> session, in the line stream: every line before it was read in
+// clear before a STARTTLS switch (the adapter's tls_started).
 struct reframed {};
 
 class framer : public component {
@@ -79,7 +78,7 @@ private:
     bool orders_pending() { return !in("reframe").empty(); }
 
     line_reader reader_;
-    bool reset_due_ = false; // a reframe{} was taken: send the mark
+    bool reset_due_ = false; // a tls_started was taken: send the mark
     bool socket_closed_ = false;
 };
 

@@ -35,7 +35,8 @@
 // client (upstream_client.hpp) is a child whose replies and end both
 // arrive in "up_in"; "up_out" writes to it and "up_stop" closes it. STARTTLS (offered when the
 // context has a TLS context) sends kamaelia::start_tls out of "outbox" to
-// the socket adapter after the 220, then reframe{} to the framer, and drops
+// the socket adapter after the 220 (which marks the byte stream with
+// tls_started; the framer answers with `reframed`), and drops
 // every line up to the framer's `reframed` mark: they were read in clear.
 #pragma once
 
