@@ -26,9 +26,15 @@ struct byte_sink : component {
     std::string bytes;
     std::string shutdown_reason;
     bool peer_closed = false;
+    std::size_t tls_marked_at = std::string::npos;
     task main() override {
         for (;;) {
-            while (auto s = recv<std::string>()) bytes += *s;
+            while (auto m = recv_message()) {
+                if (const auto* s = m->peek<std::string>())
+                    bytes += *s;
+                else if (m->peek<tls_started>())
+                    tls_marked_at = bytes.size(); // a server's STARTTLS: clear text before, decrypted after
+            }
             while (auto c = recv<ipc>("control")) {
                 if (c->kind == ipc_kind::producer_finished) peer_closed = true;
                 if (c->kind == ipc_kind::socket_shutdown) {
@@ -121,6 +127,8 @@ TEST_CASE("tls: STARTTLS upgrades a live connection after the clear-text reply",
     client.write("EHLO secret\r\n");
     REQUIRE(run_until(s, [&] { return server.sink.bytes.size() >= 10 + 13; }));
     CHECK(server.sink.bytes == "STARTTLS\r\nEHLO secret\r\n");
+    CHECK(server.sink.tls_marked_at == 10);                // the mark between the clear and the decrypted
+    CHECK(client.sink.tls_marked_at == std::string::npos); // a client gets none
     CHECK(server.csa.tls_established());
     CHECK(client.csa.tls_established());
     server.write("250 secure\r\n");
