@@ -6,6 +6,7 @@
 //   bench_core spawn K [BATCH]     create + deliver one int + run + reap K one-shot components
 //   bench_core backplane100 N      1 publisher, 100 subscribers, N messages each (windowed)
 //   bench_core pingpong N          N round trips between two components
+//   bench_core pipeline10_t2 N     pipeline10 with the stages alternating between 2 schedulers
 //   bench_core shards N T          two independent pipeline10s (N ints each) on a group of T
 //                                  schedulers (T=2: one each, on two threads; T=1: both on one)
 //   bench_core sizes               sizeof / slab bytes of a component and its frame
@@ -152,6 +153,42 @@ int shards(long n, int threads) {
     for (auto& r : res) ok = ok && pipeline_ok(r, n);
     std::printf("core.shards_t%d value=%.0f unit=hops/s n=%ld pipelines=%d stages=%d secs=%.4f ok=%d\n", threads,
                 double(n) * (stages + 1) * pipes / dt, n, pipes, stages, dt, ok ? 1 : 0);
+    return ok ? 0 : 1;
+}
+
+// ---- pipeline10_t2: one pipeline whose stages alternate between schedulers -----------
+// Every hop crosses threads (source on 0, relay 1 on 1, relay 2 on 0, ...):
+// the cost of cross-scheduler links, batched wake-ups and credit included.
+int pipeline_cross(long n, int threads) {
+    constexpr int stages = 10;
+    if (threads < 1) threads = 1;
+    sink_result res;
+    k::scheduler_group g(static_cast<std::size_t>(threads));
+    auto on = [&](int i) -> k::scheduler& { return g[static_cast<std::size_t>(i % threads)]; };
+    auto& src = on(0).spawn<source>(n);
+    k::component* prev = &src;
+    for (int i = 1; i <= stages; ++i) {
+        auto& r = on(i).spawn<relay>();
+        k::component::link({*prev, "outbox"}, {r, "inbox"});
+        k::component::link({*prev, "signal"}, {r, "control"});
+        prev = &r;
+    }
+    auto& sink = on(stages + 1).spawn<counting_sink>(&res);
+    k::component::link({*prev, "outbox"}, {sink, "inbox"});
+    k::component::link({*prev, "signal"}, {sink, "control"});
+    auto t0 = clk::now();
+    g.start();
+    while (!res.done.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    double dt = secs_since(t0);
+    g.stop();
+    g.join();
+    bool ok = pipeline_ok(res, n);
+    std::uint64_t wakeups = 0;
+    for (std::size_t i = 0; i < g.size(); ++i) wakeups += g[i].wakeups_received();
+    std::printf("core.pipeline%d_t%d value=%.0f unit=hops/s n=%ld stages=%d secs=%.4f msgs_per_sec=%.0f "
+                "wakeups=%llu ok=%d\n",
+                stages, threads, double(n) * (stages + 1) / dt, n, stages, dt, n / dt,
+                static_cast<unsigned long long>(wakeups), ok ? 1 : 0);
     return ok ? 0 : 1;
 }
 
@@ -384,11 +421,11 @@ int backplane(long, int subs) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(
-            stderr,
-            "usage: %s pipeline10 N | component_bytes K | spawn K [BATCH] | backplane100 N | pingpong N | shards N T | "
-            "sizes\n",
-            argv[0]);
+        std::fprintf(stderr,
+                     "usage: %s pipeline10 N | component_bytes K | spawn K [BATCH] | backplane100 N | pingpong N | "
+                     "pipeline10_t2 N | shards N T | "
+                     "sizes\n",
+                     argv[0]);
         return 2;
     }
     std::string mode = argv[1];
@@ -398,6 +435,7 @@ int main(int argc, char** argv) {
         if (mode == "spawn") return spawn_bench(arg(argc, argv, 2, 1'000'000), arg(argc, argv, 3, 1000));
         if (mode == "backplane100") return backplane(arg(argc, argv, 2, 100'000), 100);
         if (mode == "pingpong") return pingpong(arg(argc, argv, 2, 1'000'000));
+        if (mode == "pipeline10_t2") return pipeline_cross(arg(argc, argv, 2, 2'000'000), 2);
         if (mode == "shards") return shards(arg(argc, argv, 2, 5'000'000), static_cast<int>(arg(argc, argv, 3, 2)));
         if (mode == "sizes") return sizes();
     } catch (const std::exception& e) {

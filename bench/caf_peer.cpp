@@ -4,6 +4,7 @@
 //
 //   bench_caf_peer pipeline10 N        N ints: source actor -> 10 forwarding actors -> counting
 //                                      sink, credit-based flow control (bounded memory)
+//   bench_caf_peer pipeline10_t2 N     pipeline10 on two worker threads (max-threads=2)
 //   bench_caf_peer pipeline10_flood N  the reference shape: the main thread floods the chain
 //   bench_caf_peer component_bytes K   K idle actors (RSS delta / K)
 //   bench_caf_peer spawn K [BATCH]     spawn + one message + quit, K actors, BATCH at a time
@@ -326,15 +327,19 @@ int pingpong(actor_system& sys, long n) {
 int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr,
-                     "usage: %s pipeline10 N | component_bytes K | spawn K [BATCH] | backplane100 N | pingpong N\n",
+                     "usage: %s pipeline10 N | pipeline10_t2 N | component_bytes K | spawn K [BATCH] | backplane100 N "
+                     "| pingpong N\n",
                      argv[0]);
         return 2;
     }
     std::string mode = argv[1];
     actor_system_config cfg;
-    cfg.set("scheduler.max-threads", static_cast<size_t>(1));
+    // The _t2 figures: two worker threads (scripts/bench pins both peers to CPUs 0-1).
+    const bool two = mode.size() > 3 && mode.compare(mode.size() - 3, 3, "_t2") == 0;
+    cfg.set("scheduler.max-threads", static_cast<size_t>(two ? 2 : 1));
     actor_system sys{cfg};
     if (mode == "pipeline10") return pipeline(sys, arg(argc, argv, 2, 10'000'000), 10);
+    if (mode == "pipeline10_t2") return pipeline(sys, arg(argc, argv, 2, 2'000'000), 10);
     if (mode == "pipeline10_flood") return pipeline_flood(sys, arg(argc, argv, 2, 1'000'000), 10);
     if (mode == "component_bytes") return component_bytes(sys, arg(argc, argv, 2, 100'000));
     if (mode == "spawn") return spawn_bench(sys, arg(argc, argv, 2, 1'000'000), arg(argc, argv, 3, 1000));

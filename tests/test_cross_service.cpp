@@ -400,6 +400,15 @@ TEST_CASE("cross ask threads: a service that ends fails every pending remote req
     auto port = g.services().find("doubler");
     g.start();
     REQUIRE(eventually([&] { return port->queued() == 3; }));
+    // Every asker must have asked before the service ends (one that asks
+    // after finds no service: unknown_service, rightly). Scheduler 1 ran
+    // them all once it has answered two posts made after that point (a
+    // loaded machine may preempt it between askers).
+    for (int round = 0; round < 2; ++round) {
+        kamaelia::test::latch_flag turned;
+        g.post(1, [&] { turned.set(); });
+        REQUIRE(turned.wait());
+    }
     g.post(0, [&] { d.stop(); });
     REQUIRE(eventually([&] { return done.load() == 10; }));
     g.stop();

@@ -1,5 +1,6 @@
 // Inbox storage: the bounded ring, growth, and the senders parked on a full box.
 #include <kamaelia/core/component.hpp>
+#include <kamaelia/core/detail/xlink.hpp>
 
 #include <new>
 
@@ -92,12 +93,22 @@ void inbox::set_limit(std::uint32_t n) {
 // Both follow the box's own passthrough link: a message put into a parent's
 // inbox reaches the child that the parent passed it on to.
 void inbox::push_forced(message&& m) {
-    if (inbox* fin = final_inbox()) fin->push_raw(std::move(m));
+    inbox* fin = final_inbox();
+    if (!fin) return;
+    if (fin->remote()) {
+        static_cast<detail::xlink_port*>(fin)->push(m, delivery_policy::suspend, true, owner_);
+        return; // a receiver that has gone discards, as an unlinked box does
+    }
+    fin->push_raw(std::move(m));
 }
 
 bool inbox::try_push(message& m) {
     inbox* fin = final_inbox();
     if (!fin) return true; // a chain ending at an outbox discards
+    if (fin->remote()) {
+        auto r = static_cast<detail::xlink_port*>(fin)->push(m, delivery_policy::suspend, false, owner_);
+        return r == detail::xlink_port::result::pushed || r == detail::xlink_port::result::gone;
+    }
     if (fin->full()) return false;
     fin->push_raw(std::move(m));
     return true;

@@ -1,4 +1,5 @@
 #include <kamaelia/core/component.hpp>
+#include <kamaelia/core/detail/xlink.hpp>
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/core/services.hpp>
 
@@ -26,6 +27,10 @@ int linkage::passthrough() const noexcept {
 
 std::string_view linkage::source_box_name() const { return src_owner_->box_name_of(src_); }
 std::string_view linkage::sink_box_name() const { return dst_owner_->box_name_of(dst_); }
+std::uint32_t linkage::remote_sink_id() const noexcept { return port_ ? port_->sink_id : 0; }
+std::string_view linkage::remote_sink_box_name() const noexcept {
+    return port_ ? std::string_view(port_->sink_box) : std::string_view();
+}
 
 // ---- component: construction ----------------------------------------------
 
@@ -248,6 +253,7 @@ component::send_result component::deliver_by_policy(message& m, box& from, inbox
         ++sent_;
         return send_result::delivered;
     }
+    if (target->remote()) return deliver_remote(m, target, p);
     switch (p) {
     case delivery_policy::suspend: return send_result::full;
     case delivery_policy::drop_newest: m.reset(); return send_result::dropped;
@@ -278,6 +284,25 @@ component::send_result component::deliver_by_policy(message& m, box& from, inbox
     return send_result::failed;
 }
 
+// The sender's end of a cross-scheduler link (detail/xlink.hpp): the channel
+// applies the policy against the link's credit.
+component::send_result component::deliver_remote(message& m, inbox* target, delivery_policy p) {
+    auto* port = static_cast<detail::xlink_port*>(target);
+    switch (port->push(m, p, false, this)) {
+    case detail::xlink_port::result::pushed: ++sent_; return send_result::delivered;
+    case detail::xlink_port::result::full: return send_result::full;
+    case detail::xlink_port::result::dropped: return send_result::dropped;
+    case detail::xlink_port::result::failed: unlink(*port->link); return send_result::failed;
+    case detail::xlink_port::result::gone:
+        // The receiver has gone: as for a local link, the link goes and the
+        // message is discarded.
+        unlink(*port->link);
+        m.reset();
+        return send_result::discarded;
+    }
+    return send_result::failed;
+}
+
 component::send_awaiter component::send_message(message m, box_name b) {
     send_awaiter a(this);
     box& from = lookup_or_throw(b);
@@ -297,7 +322,7 @@ bool component::try_send_message(message& m, box_name b) {
     box& from = lookup_or_throw(b);
     inbox* target = from.final_inbox();
     delivery_policy p = from.chain_policy();
-    if (target && target->full() && p == delivery_policy::suspend) return false;
+    if (target && target->full() && p == delivery_policy::suspend && !target->remote()) return false;
     send_result r = deliver_by_policy(m, from, target, p);
     return r == send_result::delivered || r == send_result::discarded;
 }
@@ -568,14 +593,42 @@ linkage& component::link(endpoint src, endpoint dst, delivery_policy p) {
     for (box* b = &d; b; b = b->link())
         if (b == &s)
             throw bad_state("linking " + src.comp->name() + "." + std::string(src.name.name) + " would make a loop");
-    auto* l = new linkage(src.comp, &s, dst.comp, &d);
-    s.set_link(&d, p);
-    src.comp->ext().links_out.push_back(l);
-    dst.comp->ext().links_in.push_back(l);
+    scheduler* ss = src.comp->sched_;
+    scheduler* ds = dst.comp->sched_;
+    linkage* l;
+    if (ss && ds && ss != ds) {
+        // Across schedulers: S links to a port, a pump on D's scheduler
+        // delivers (detail/xlink.hpp). The linkage lives on the source's side
+        // only; nothing here keeps a pointer into the other thread's graph.
+        if (!d.is_inbox())
+            throw bad_box("a cross-scheduler link ends at an inbox: " + dst.comp->name() + "." +
+                          std::string(dst.name.name) + " is an outbox");
+        if (!ss->touchable() || !ds->touchable())
+            throw bad_state("linking " + src.comp->name() + " to " + dst.comp->name() +
+                            " across schedulers: link before the schedulers run, or from a thread that runs both");
+        l = new linkage(src.comp, &s, src.comp, nullptr);
+        try {
+            l->port_ = detail::xlink_open(*src.comp, *dst.comp, static_cast<inbox&>(d), p);
+        } catch (...) {
+            delete l;
+            throw;
+        }
+        l->port_->link = l;
+        l->port_->sink_id = dst.comp->id();
+        l->port_->sink_box = std::string(dst.name.name);
+        l->dst_ = l->port_;
+        s.set_link(l->port_, p);
+        src.comp->ext().links_out.push_back(l);
+    } else {
+        l = new linkage(src.comp, &s, dst.comp, &d);
+        s.set_link(&d, p);
+        src.comp->ext().links_out.push_back(l);
+        dst.comp->ext().links_in.push_back(l);
+    }
     // Messages already waiting in a box that becomes a link source move on.
     if (s.is_inbox()) {
         auto& ib = static_cast<inbox&>(s);
-        if (inbox* fin = d.final_inbox()) {
+        if (inbox* fin = s.final_inbox()) {
             while (!ib.empty()) fin->push_forced(ib.pop());
             if (ib.ring_) {
                 while (detail::send_waiter* w = ib.ring_->waiters_head) {
@@ -598,6 +651,7 @@ void component::unlink(linkage& l) {
     auto drop = [&](std::vector<linkage*>& v) { v.erase(std::remove(v.begin(), v.end(), &l), v.end()); };
     if (l.src_owner_->ext_) drop(l.src_owner_->ext_->links_out);
     if (l.dst_owner_->ext_) drop(l.dst_owner_->ext_->links_in);
+    delete l.port_; // parked senders go free; messages in transit still arrive
     delete &l;
 }
 

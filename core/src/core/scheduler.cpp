@@ -1,3 +1,4 @@
+#include <kamaelia/core/detail/xlink.hpp>
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/core/services.hpp>
 
@@ -62,6 +63,7 @@ scheduler::~scheduler() {
             c->sched_ = nullptr;
         }
     }
+    detail::xlink_scheduler_gone(*this, xlinks_); // no channel posts here any more
     std::free(rq_);
 }
 
@@ -155,6 +157,7 @@ void scheduler::resume(component* c) {
 
 void scheduler::run_cycle() {
     ++stats_.cycles;
+    rq_seen_.store(rq_size_, std::memory_order_relaxed);
     std::size_t n = rq_size_;
     while (n--) {
         component* c = rq_[rq_head_];
@@ -324,6 +327,7 @@ void scheduler::run_posts() {
         batch.swap(impl_->posts);
         impl_->post_pending = false; // cleared with the queue taken: no wake-up is lost
     }
+    wakeups_.store(wakeups_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     for (auto& f : batch) {
         ++stats_.posts;
         f();
@@ -337,6 +341,7 @@ void scheduler::stop() {
 
 void scheduler::block() {
     ++stats_.blocks;
+    rq_seen_.store(0, std::memory_order_relaxed);
     if (!timers_.empty() && clock_ == &steady()) {
         time_point t = timers_.front()->ext_->deadline;
         if (t != impl_->armed) {
@@ -370,6 +375,7 @@ void scheduler::loop(bool forever) {
         if (stop_.load(std::memory_order_acquire)) break; // a stop() that poll() consumed
         block();
     }
+    rq_seen_.store(rq_size_, std::memory_order_relaxed);
     stop_.store(false, std::memory_order_release);
     thread_.store(std::thread::id{}, std::memory_order_relaxed);
 }

@@ -371,6 +371,15 @@ void service_directory::register_service(std::string name, component& c, std::st
     }
 }
 
+void register_service_in(service_directory* group, std::string name, component& c, std::string inbox_name) {
+    if (group) {
+        group->register_service(std::move(name), c, std::move(inbox_name));
+        return;
+    }
+    if (!c.sched()) throw bad_state("service \"" + name + "\": register an active component");
+    c.sched()->services().register_service(std::move(name), c, std::move(inbox_name));
+}
+
 std::shared_ptr<detail::service_port> service_directory::find(std::string_view name) {
     std::lock_guard<std::mutex> lk(m_);
     auto it = ports_.find(name);

@@ -76,6 +76,11 @@ void threaded_component::stop_thread() noexcept {
 }
 
 task threaded_component::main() {
+    // Children added before activation (a pool's workers, built and linked
+    // in the constructor) start with it: main() is this proxy, so a derived
+    // class has nowhere else to activate them.
+    for (component* c : children())
+        if (c->state() == component_state::created) c->activate(*sched());
     std::shared_ptr<detail::thread_bridge> b = bridge_;
     inbox& wake = in(box_name(wake_box_name));
     detail::bridge_pump pump(*this, b, wake);

@@ -62,6 +62,8 @@ struct send_waiter;
 struct ring;
 struct inbox_access;
 class linkage_table;
+class xlink_port;
+class xlink_pump;
 } // namespace detail
 
 // The part every box has: its one outgoing link, its kind, the link's policy.
@@ -117,6 +119,10 @@ public:
     std::uint64_t delivered() const noexcept;
     // Senders parked on this box, waiting for room.
     std::size_t parked_senders() const noexcept;
+    // The sender's end of a link to a component on another scheduler
+    // (detail/xlink.hpp): it always counts as full, so only the out-of-line
+    // send path ever asks.
+    bool remote() const noexcept;
 
     // Changes the bound. Lowering it below the current size drops nothing;
     // the box just counts as full until it drains.
@@ -132,6 +138,8 @@ public:
 private:
     friend class component;
     friend struct detail::inbox_access; // the rest of the core (chassis, ask, deliver)
+    friend class detail::xlink_port;
+    friend class detail::xlink_pump;
     // Delivers (following this box's passthrough link, if any), ignoring the
     // bound, waking the receiver on empty→non-empty. User code outside a
     // component uses kamaelia::deliver (deliver.hpp); a component body sends
@@ -196,6 +204,7 @@ inline std::uint64_t inbox::delivered() const noexcept { return ring_ ? ring_->d
 inline std::size_t inbox::parked_senders() const noexcept { return ring_ ? ring_->parked : 0; }
 inline std::uint32_t inbox::limit() const noexcept { return ring_ ? ring_->limit : default_inbox_limit; }
 inline bool inbox::full() const noexcept { return ring_ ? ring_->size >= ring_->limit : false; }
+inline bool inbox::remote() const noexcept { return ring_ && ring_->limit == 0; }
 inline const message& inbox::front() const noexcept { return ring_->slots[ring_->head]; }
 
 namespace detail {

@@ -66,6 +66,14 @@ public:
     std::string_view source_box_name() const;
     std::string_view sink_box_name() const;
 
+    // Its sink is on another scheduler (sink() is then the source: the
+    // remote component is not to be touched from here).
+    bool cross_scheduler() const noexcept { return port_ != nullptr; }
+    // For a cross-scheduler link: the remote sink's id and box name, as
+    // they were when linked (0 and "" for a local link).
+    std::uint32_t remote_sink_id() const noexcept;
+    std::string_view remote_sink_box_name() const noexcept;
+
 private:
     friend class component;
     linkage(component* so, box* s, component* dob, box* d) noexcept
@@ -77,6 +85,7 @@ private:
     box* src_;
     component* dst_owner_;
     box* dst_;
+    detail::xlink_port* port_ = nullptr; // owned: the sender's end of a cross-scheduler link
 };
 
 enum class component_state : std::uint8_t { created, active, finished, reaped };
@@ -272,6 +281,7 @@ private:
     friend class inbox;
     friend class linkage;
     friend struct detail::send_waiter;
+    friend class detail::xlink_port;
     friend void detail::on_task_final(component*) noexcept;
     friend void detail::set_current(component*, std::coroutine_handle<>) noexcept;
 
@@ -300,6 +310,7 @@ private:
     std::string_view box_name_of(const box* b) const noexcept;
     enum class send_result : std::uint8_t { delivered, discarded, dropped, full, failed };
     send_result deliver_by_policy(message& m, box& from, inbox* target, delivery_policy p);
+    send_result deliver_remote(message& m, inbox* target, delivery_policy p);
     static std::uint32_t next_id() noexcept;
 
     scheduler* sched_ = nullptr;

@@ -44,6 +44,14 @@ struct scheduler_stats {
     std::uint64_t failures = 0; // components that ended with an exception
 };
 
+enum class delivery_policy : std::uint8_t;
+
+namespace detail {
+class xlink_channel;
+class xlink_port;
+xlink_port* xlink_open(component& src, component& dst, inbox& d, delivery_policy p);
+} // namespace detail
+
 class scheduler {
 public:
     scheduler();
@@ -94,12 +102,26 @@ public:
     const scheduler_stats& stats() const noexcept { return stats_; }
     // Components queued to run now (for /metrics).
     std::size_t run_queue_depth() const noexcept { return rq_size_; }
+    // The same two figures for a reader on another thread (/metrics of a
+    // group): the run-queue depth as of the last cycle, and the wake-ups
+    // received from other threads (batches of post()s, cross-scheduler links
+    // and services included). Written by the scheduler's thread only, with
+    // relaxed stores: never on the send path.
+    std::size_t observed_run_queue_depth() const noexcept { return rq_seen_.load(std::memory_order_relaxed); }
+    std::uint64_t wakeups_received() const noexcept { return wakeups_.load(std::memory_order_relaxed); }
+    // Not running on another thread: this thread may touch its components
+    // (before a group starts, or from the scheduler's own thread).
+    bool touchable() const noexcept {
+        auto t = thread_.load(std::memory_order_relaxed);
+        return t == std::thread::id{} || t == std::this_thread::get_id();
+    }
     // Measure per-component CPU time (costs two clock reads per resume).
     void set_profiling(bool on) noexcept { profiling_ = on; }
 
 private:
     friend class component;
     friend void detail::on_task_final(component*) noexcept;
+    friend detail::xlink_port* detail::xlink_open(component&, component&, inbox&, delivery_policy);
     struct impl;
 
     void enqueue(component* c) noexcept {
@@ -141,6 +163,12 @@ private:
     clock_source* clock_ = nullptr;
     bool profiling_ = false;
     scheduler_stats stats_;
+
+    std::atomic<std::size_t> rq_seen_{0};
+    std::atomic<std::uint64_t> wakeups_{0};
+    // Channels to the other schedulers that components here link to
+    // (detail/xlink.hpp); this thread only.
+    std::vector<std::shared_ptr<detail::xlink_channel>> xlinks_;
 
     std::atomic<bool> stop_{false};
     std::atomic<std::thread::id> thread_{};

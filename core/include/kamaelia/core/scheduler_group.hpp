@@ -11,8 +11,12 @@
 // activate components on any member; once the threads run, work for a
 // scheduler reaches it through post(). Services span the group: one
 // registered with register_service() is asked by name (ask()) from every
-// scheduler. Links between components of two different schedulers are not
-// supported yet: each graph stays on one scheduler.
+// scheduler. Links span it too: component::link() between components
+// activated on two different schedulers (made before start(), or from a
+// thread that runs both) keeps the inbox bound, the four delivery policies
+// (suspend parks the sender on its own thread until there is room) and the
+// order of each sender's messages, with one wake-up of the receiving
+// scheduler per batch (docs/ARCHITECTURE.md, "Cross-scheduler links").
 #pragma once
 
 #include <kamaelia/core/scheduler.hpp>

@@ -109,4 +109,9 @@ private:
     std::map<std::string, std::shared_ptr<detail::service_port>, std::less<>> ports_;
 };
 
+// Registers `c`'s inbox as `name` in `group` when there is one (asked from
+// every scheduler of it), else on c's scheduler alone: one call for code
+// that runs under one scheduler or several (the daemon's --threads).
+void register_service_in(service_directory* group, std::string name, component& c, std::string inbox_name);
+
 } // namespace kamaelia

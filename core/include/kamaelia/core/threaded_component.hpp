@@ -39,7 +39,9 @@
 // hide the coroutine ones (recv, send, data_ready, shutdown_requested ...):
 // the thread never touches a box, a link or the scheduler - only these calls.
 // Boxes must exist before activation (declare them in the constructor);
-// boxes added later have no queue. Timeouts on the thread are real time
+// boxes added later have no queue. Children added in the constructor (and
+// linked there) are activated with the component: a pool of threaded
+// workers fed from this one's outboxes (greylist/service.cpp). Timeouts on the thread are real time
 // (steady_clock), not the scheduler's clock.
 //
 // Destruction: if thread_main() uses members of your class, and the component

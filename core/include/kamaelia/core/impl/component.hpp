@@ -239,7 +239,7 @@ bool component::try_send(V&& v, box_name b) {
         ++sent_;
         return true;
     }
-    if (target && from.chain_policy() == delivery_policy::suspend) return false;
+    if (target && from.chain_policy() == delivery_policy::suspend && !target->remote()) return false;
     message m(std::forward<V>(v));
     send_result r = deliver_by_policy(m, from, target, from.chain_policy());
     return r == send_result::delivered || r == send_result::discarded;
