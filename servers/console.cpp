@@ -44,6 +44,7 @@ json node_json(const introspection::component_snapshot& c, bool server) {
               {"wakeups", c.wakeups},
               {"sent", c.sent},
               {"cpu_ns", c.cpu_ns},
+              {"scheduler", c.scheduler},
               {"boxes", std::move(boxes)}};
     if (server) j["server"] = true;
     return j;
@@ -122,6 +123,7 @@ std::string json_differ::full() const {
 
 console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_counters> g)
     : rt_(rt),
+      view_(rt.schedulers()),
       greylist_(std::move(g)) {
     rt.metrics().add([this](metrics::exposition& x) {
         for (server_core* s : rt_.servers()) {
@@ -155,12 +157,13 @@ console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_count
         }
         const greylist_counters& g = *greylist_;
         const char* outcome[] = {"pass", "whitelisted", "greylisted", "tempfail"};
-        const std::uint64_t values[] = {g.pass, g.whitelisted, g.greylisted, g.tempfail};
+        const std::uint64_t values[] = {g.pass(), g.whitelisted(), g.greylisted(), g.tempfail()};
         for (int i = 0; i < 4; ++i)
             x.counter("kamaelia_greylist_decisions_total", "greylist decisions by outcome", {{"outcome", outcome[i]}},
                       static_cast<double>(values[i]));
         x.histogram("kamaelia_greylist_store_seconds",
-                    "time from asking the greylist to its durable answer (the store's round trip)", {}, g.ask_seconds);
+                    "time from asking the greylist to its durable answer (the store's round trip)", {},
+                    g.ask_seconds());
         scheduler& s = rt_.sched();
         x.gauge("kamaelia_scheduler_run_queue_depth", "components queued to run", {},
                 static_cast<double>(s.run_queue_depth()));
@@ -181,6 +184,7 @@ console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_count
 std::set<std::uint32_t> console_model::server_ids() const {
     std::set<std::uint32_t> ids;
     for (server_core* s : rt_.servers()) ids.insert(s->id());
+    for (server_core* s : rt_.shards()) ids.insert(s->id());
     return ids;
 }
 
@@ -197,19 +201,20 @@ console_model::totals console_model::now_totals() const {
             t.drops += bp->dropped() + bp->cut_off();
             t.messages += bp->delivered();
         }
-    t.gl[0] = greylist_->pass;
-    t.gl[1] = greylist_->whitelisted;
-    t.gl[2] = greylist_->greylisted;
-    t.gl[3] = greylist_->tempfail;
-    t.store_count = greylist_->ask_seconds.count();
-    t.store_sum = greylist_->ask_seconds.sum();
+    t.gl[0] = greylist_->pass();
+    t.gl[1] = greylist_->whitelisted();
+    t.gl[2] = greylist_->greylisted();
+    t.gl[3] = greylist_->tempfail();
+    auto store = greylist_->ask_seconds();
+    t.store_count = store.count();
+    t.store_sum = store.sum();
     return t;
 }
 
 console_model::tick_events console_model::tick(bool with_graph) {
     tick_events ev;
     if (with_graph) {
-        ev.diff = sse("diff", differ_.update(introspection::snapshot(rt_.sched()), server_ids()));
+        ev.diff = sse("diff", differ_.update(view_.take(rt_.sched()), server_ids()));
         differ_current_ = true;
     } else {
         differ_current_ = false; // nobody watches: the next watcher gets a fresh picture
@@ -248,7 +253,7 @@ std::string console_model::hello() {
     if (!differ_current_) {
         // Nobody was watching: bring the picture up to date first (a diff
         // nobody receives; the next tick diffs against this).
-        differ_.update(introspection::snapshot(rt_.sched()), server_ids());
+        differ_.update(view_.take(rt_.sched()), server_ids());
         differ_current_ = true;
     }
     std::string hist = "[";
@@ -260,7 +265,7 @@ std::string console_model::hello() {
     return sse("hello", "{\"graph\":" + differ_.full() + ",\"history\":" + hist + "}");
 }
 
-std::string console_model::graph_now() const { return graph_json(introspection::snapshot(rt_.sched()), server_ids()); }
+std::string console_model::graph_now() const { return graph_json(view_.take(rt_.sched()), server_ids()); }
 
 std::string console_model::metrics_text() const { return rt_.metrics().scrape(); }
 

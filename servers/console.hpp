@@ -81,6 +81,7 @@ public:
 
 private:
     daemon::runtime& rt_;
+    mutable introspection::group_view view_; // every scheduler's graph
     json_differ differ_;
     bool differ_current_ = false;
     std::shared_ptr<greylist_counters> greylist_;

@@ -104,3 +104,17 @@ TEST_CASE("the exposition groups families and escapes labels", "[metrics]") {
     CHECK(text.find("kamaelia_t_seconds_bucket{le=\"+Inf\"} 3\n") != std::string::npos);
     CHECK(text.find("kamaelia_t_seconds_count 3\n") != std::string::npos);
 }
+
+TEST_CASE("a shared histogram's snapshot is the plain histogram of the same observations", "[metrics]") {
+    metrics::shared_histogram s({1, 0.1}); // unsorted bounds are sorted, as in histogram
+    metrics::histogram h({0.1, 1});
+    for (double v : {0.05, 0.1, 0.5, 1.0, 5.0, 7.0}) {
+        s.observe(v);
+        h.observe(v);
+    }
+    metrics::histogram snap = s.snapshot();
+    CHECK(snap.bounds() == h.bounds());
+    CHECK(snap.counts() == h.counts());
+    CHECK(snap.count() == h.count());
+    CHECK(snap.sum() == Approx(h.sum()));
+}

@@ -21,6 +21,7 @@
     drawnNodes: () => document.querySelectorAll("#graph g.node").length,
     drawnComponents: () => document.querySelectorAll("#graph g.node.component").length,
     drawnIds: () => Array.from(document.querySelectorAll("#graph g.node.component")).map(e => +e.dataset.id),
+    drawnSchedulers: () => Array.from(document.querySelectorAll("#graph g.cluster")).map(e => +e.dataset.scheduler),
     foldedGroups: () => Array.from(document.querySelectorAll("#graph g.node.fold")).map(e => ({server: +e.dataset.server, count: +e.dataset.count})),
     knownComponents: () => nodes.size,
     chartPoints: () => charts.messages.data.labels.length,
@@ -160,12 +161,21 @@
   svg.append("defs").append("marker").attr("id", "arrow").attr("viewBox", "0 -4 8 8").attr("refX", 14)
     .attr("markerWidth", 6).attr("markerHeight", 6).attr("orient", "auto")
     .append("path").attr("d", "M0,-4L8,0L0,4").attr("fill", "#555");
-  const ownerLayer = root.append("g"), linkLayer = root.append("g"), nodeLayer = root.append("g");
+  const clusterLayer = root.append("g"), ownerLayer = root.append("g"), linkLayer = root.append("g"), nodeLayer = root.append("g");
   const sim = d3.forceSimulation().alphaDecay(0.05)
     .force("charge", d3.forceManyBody().strength(-60).distanceMax(300))
     .force("owner", d3.forceLink().id(d => d.key).distance(30).strength(0.6))
     .force("link", d3.forceLink().id(d => d.key).distance(50).strength(0.2))
     .force("x", d3.forceX().strength(0.03)).force("y", d3.forceY().strength(0.03));
+  // A cluster per scheduler (--threads): each scheduler's components are
+  // pulled to a column of their own and framed (a fold sits with its server).
+  const schedOf = v => v.comp ? (v.comp.scheduler || 0) : ((nodes.get(v.fold) || {}).scheduler || 0);
+  function columns(vnodes) {
+    const ids = Array.from(new Set(vnodes.map(schedOf))).sort((a, b) => a - b);
+    const at = new Map(ids.map((s, i) => [s, (i - (ids.length - 1) / 2) * 500]));
+    sim.force("x").x(v => at.get(schedOf(v)) || 0).strength(ids.length > 1 ? 0.1 : 0.03);
+    return ids.length > 1 ? ids : [];
+  }
 
   function shortName(n) { return n.type + "#" + n.id; }
   function depth(n) { return (n.boxes || []).reduce((a, b) => a + (b.depth || 0), 0); }
@@ -218,6 +228,22 @@
       .attr("fill", d => d.fold || (d.comp && (d.comp.server || d.comp.failed)) ? null : d3.schemeTableau10[d.comp.parent % 10]);
     all.select("text").text(label);
     all.select("title").text(d => d.fold ? "connections of " + shortName(nodes.get(d.fold)) : d.comp.name + " (" + d.comp.state + ")");
+    const clusterIds = columns(vnodes);
+    const clusterSel = clusterLayer.selectAll("g.cluster").data(clusterIds, s => s);
+    clusterSel.exit().remove();
+    const clusterEnter = clusterSel.enter().append("g").attr("class", "cluster").attr("data-scheduler", s => s);
+    clusterEnter.append("rect");
+    clusterEnter.append("text").text(s => "scheduler " + s);
+    const clusterAll = clusterEnter.merge(clusterSel);
+    const frameClusters = () => clusterAll.each(function (s) {
+      const mine = vnodes.filter(v => schedOf(v) === s);
+      if (!mine.length) return;
+      const x0 = Math.min(...mine.map(v => v.x)) - 20, x1 = Math.max(...mine.map(v => v.x)) + 20;
+      const y0 = Math.min(...mine.map(v => v.y)) - 30, y1 = Math.max(...mine.map(v => v.y)) + 20;
+      const g = d3.select(this);
+      g.select("rect").attr("x", x0).attr("y", y0).attr("width", x1 - x0).attr("height", y1 - y0);
+      g.select("text").attr("x", x0 + 6).attr("y", y0 + 14);
+    });
     sim.nodes(vnodes);
     sim.force("owner").links(owners);
     sim.force("link").links(vlinks);
@@ -225,6 +251,7 @@
       ownerAll.attr("x1", d => d.source.x).attr("y1", d => d.source.y).attr("x2", d => d.target.x).attr("y2", d => d.target.y);
       linkAll.attr("x1", d => d.source.x).attr("y1", d => d.source.y).attr("x2", d => d.target.x).attr("y2", d => d.target.y);
       all.attr("transform", d => "translate(" + d.x + "," + d.y + ")");
+      frameClusters();
       for (const v of vnodes) pos.set(v.key, v);
     });
     for (const v of vnodes) pos.set(v.key, v);
@@ -251,6 +278,7 @@
     const r = rates.get(id) || { msgs: 0 };
     let html = "<h3>" + esc(n.name) + "</h3><table>" +
       "<tr><th>state</th><td>" + esc(n.state) + (n.failed ? " (failed)" : "") + "</td></tr>" +
+      "<tr><th>scheduler</th><td>" + (n.scheduler || 0) + "</td></tr>" +
       "<tr><th>parent</th><td>" + (n.parent && nodes.has(n.parent) ? esc(nodes.get(n.parent).name) : "—") + "</td></tr>" +
       "<tr><th>wake-ups</th><td>" + n.wakeups + "</td></tr><tr><th>messages sent</th><td>" + n.sent + "</td></tr>" +
       "<tr><th>messages/s</th><td>" + r.msgs.toFixed(1) + "</td></tr>" +

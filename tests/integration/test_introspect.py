@@ -9,8 +9,9 @@ stream into Graphviz dot, and says clearly when a port is not an
 introspection stream.
 """
 
-# --threads 1: with several schedulers the graph still shows scheduler 0's
-# components only (issue 11), and these tests look for a connection's graph.
+# With --threads 2 the graph has every scheduler's components, each with its
+# scheduler (STAT ... scheduler=K; a cluster per scheduler in dot); one case
+# keeps --threads 1, whose dot has no scheduler clusters.
 
 import os
 import re
@@ -66,15 +67,17 @@ def csa_ids(lines):
 
 @t.test
 def the_stream_shows_connections_come_and_go(k):
-    with Daemon(k, "greeter", "--threads", "1", "--introspect", "0", expect_servers=2) as d:
+    with Daemon(k, "greeter", "--threads", "2", "--introspect", "0", expect_servers=2) as d:
         st = Stream(d.address("introspect")[1])
         try:
             first = st.frame()
             t.eq(first[0], "DEL ALL", "the first update starts with DEL ALL")
             t.check(any(l.startswith('ADD NODE "') and l.endswith(" component") for l in first), "component nodes")
             t.check(any(l.startswith("ADD LINK ") for l in first), "links")
-            t.check(any(re.match(r'STAT "\d+" parent=\d+ state=\w+ failed=[01] wakeups=\d+ sent=\d+ cpu_ns=\d+$', l)
-                        for l in first), "component counters")
+            t.check(any(re.match(r'STAT "\d+" parent=\d+ state=\w+ failed=[01] wakeups=\d+ sent=\d+ cpu_ns=\d+ '
+                                 r'scheduler=0$', l) for l in first), "component counters, with the scheduler")
+            t.check(any(re.match(r'STAT "\d+" .* scheduler=1$', l) for l in first),
+                    "the first picture has scheduler 1's components too (the greeter's second shard)")
             t.check(any(re.match(r"STAT \"\(\d+, 'i', 'inbox'\)\" depth=\d+ limit=\d+ delivered=\d+ parked=\d+$", l)
                         for l in first), "inbox counters")
             t.check(re.match(r"FRAME \d+$", first[-1]) is not None, "a FRAME line closes it")
@@ -84,7 +87,7 @@ def the_stream_shows_connections_come_and_go(k):
             t.eq(c.read_line(), b"hello bob\r\n", "the greeter answers")
             added = st.frame_where(lambda f: csa_ids(f) - known, "the new connection's adapter")
             # Profiling is on with --introspect: the adapter that answered has used CPU time.
-            later = st.frame_where(lambda f: any(re.match(r'STAT "\d+" .* cpu_ns=[1-9]\d*$', l) for l in f),
+            later = st.frame_where(lambda f: any(re.match(r'STAT "\d+" .* cpu_ns=[1-9]\d* scheduler=\d+$', l) for l in f),
                                    "a component with CPU time")
             t.check(bool(later), "CPU time is measured per component")
             new = csa_ids(added) - known
@@ -94,6 +97,21 @@ def the_stream_shows_connections_come_and_go(k):
             st.frame_where(lambda f: f'DEL NODE "{csa}"' in f, "the closed connection's adapter deleted")
         finally:
             st.close()
+
+
+@t.test
+def graph_prints_a_cluster_per_scheduler(k):
+    with Daemon(k, "greeter", "--threads", "2", "--introspect", "0", expect_servers=2) as d:
+        port = d.address("introspect")[1]
+        r = harness.run([k, "graph", "--connect", f"127.0.0.1:{port}"])
+        t.eq(r.returncode, 0, f"kamaelia graph exits 0 (stderr {r.stderr[-300:]!r})")
+        out = r.stdout.decode()
+        for s in (0, 1):
+            t.check(f"subgraph cluster_s{s} {{" in out and f'label="scheduler {s}"' in out, f"a cluster for scheduler {s}")
+        # Each scheduler runs a shard of the greeter: a server_core in each cluster.
+        s1 = out.index("subgraph cluster_s1 {")
+        t.check("server_core" in out[:s1] or "greeter" in out[:s1], "scheduler 0's shard")
+        t.check("server_core" in out[s1:] or "greeter" in out[s1:], "scheduler 1's shard")
 
 
 @t.test
@@ -109,6 +127,7 @@ def graph_prints_dot(k):
             t.check(out.startswith("digraph kamaelia {") and out.rstrip().endswith("}"), "a dot graph")
             t.check("connected_socket_adapter" in out, "it shows the greeter's connection")
             t.check("server_core" in out or "greeter" in out, "it shows the server")
+            t.check("cluster_s" not in out, "one scheduler: no scheduler clusters")
             dot = os.path.join(harness.tempfile.gettempdir(), f"kamaelia-graph-{os.getpid()}.dot")
             r = harness.run([k, "graph", "--connect", f"127.0.0.1:{port}", "--output", dot])
             t.eq(r.returncode, 0, "--output works")

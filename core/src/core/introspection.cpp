@@ -1,9 +1,13 @@
+#include <kamaelia/core/detail/xlink.hpp>
 #include <kamaelia/core/introspection.hpp>
 
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -81,6 +85,9 @@ graph snapshot(const scheduler& s) {
     std::unordered_set<const component*> seen;
     std::function<void(const component*)> walk = [&](const component* c) {
         if (!seen.insert(c).second) return;
+        // A cross-scheduler link's pump is plumbing: the link S→D is drawn
+        // from the sender's side instead.
+        if (detail::is_xlink_pump(c)) return;
         order.push_back(c);
         for (const component* k : c->children()) walk(k);
     };
@@ -94,10 +101,21 @@ graph snapshot(const scheduler& s) {
     for (std::size_t i = 0; i < order.size(); ++i) {
         for (const linkage* l : order[i]->links()) {
             if (!links_seen.insert(l).second) continue;
+            if (detail::is_xlink_pump(l->source())) continue;
+            // Its sink lives on another scheduler's thread: named by what
+            // the link recorded, never walked from here.
+            if (l->cross_scheduler()) {
+                g.links.push_back(link_snapshot{l->source()->id(), std::string(l->source_box_name()),
+                                                l->remote_sink_id(), std::string(l->remote_sink_box_name()), 0,
+                                                l->policy()});
+                continue;
+            }
             g.links.push_back(link_snapshot{l->source()->id(), std::string(l->source_box_name()), l->sink()->id(),
                                             std::string(l->sink_box_name()), l->passthrough(), l->policy()});
-            walk(l->source());
-            walk(l->sink());
+            // A component on another scheduler of a group is that
+            // scheduler's to describe (group_view): only its id is read here.
+            for (const component* end : {l->source(), l->sink()})
+                if (!end->sched() || end->sched() == &s) walk(end);
         }
     }
     g.components.reserve(order.size());
@@ -116,6 +134,52 @@ std::future<graph> request_snapshot(scheduler& s) {
         }
     });
     return f;
+}
+
+// ---- group_view -----------------------------------------------------------------------
+
+group_view::group_view(std::vector<scheduler*> schedulers)
+    : scheds_(std::move(schedulers)),
+      answered_(scheds_.size()),
+      asked_(scheds_.size()),
+      last_(scheds_.size()) {}
+
+bool group_view::incomplete() const noexcept {
+    for (std::size_t i = 0; i < answered_.size(); ++i)
+        if (!answered_[i] && asked_[i]) return true;
+    return false;
+}
+
+graph group_view::take(const scheduler& home) {
+    if (scheds_.size() <= 1) return snapshot(home);
+    graph all;
+    std::set<std::tuple<std::uint32_t, std::string, std::uint32_t, std::string>> seen;
+    for (std::size_t i = 0; i < scheds_.size(); ++i) {
+        if (scheds_[i] == &home) {
+            last_[i] = snapshot(home);
+            answered_[i] = true;
+        } else {
+            auto& q = asked_[i];
+            if (q && q->wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+                try {
+                    last_[i] = q->get();
+                } catch (...) {
+                    last_[i] = {}; // that scheduler has stopped
+                }
+                q.reset();
+                answered_[i] = true;
+            }
+            if (!q) q = request_snapshot(*scheds_[i]); // answered by the next take()
+        }
+        for (auto& c : last_[i].components) {
+            all.components.push_back(c);
+            all.components.back().scheduler = static_cast<std::uint32_t>(i);
+        }
+        // A link between two schedulers is in both their snapshots: once here.
+        for (const auto& l : last_[i].links)
+            if (seen.insert({l.source, l.source_box, l.sink, l.sink_box}).second) all.links.push_back(l);
+    }
+    return all;
 }
 
 // ---- text protocol --------------------------------------------------------------------
@@ -183,7 +247,7 @@ std::string text_differ::update(const graph& g) {
             stats[cid] = "STAT " + quoted(cid) + " parent=" + std::to_string(c.parent) +
                          " state=" + std::string(to_string(c.state)) + " failed=" + (c.failed ? "1" : "0") +
                          " wakeups=" + std::to_string(c.wakeups) + " sent=" + std::to_string(c.sent) +
-                         " cpu_ns=" + std::to_string(c.cpu_ns) + "\n";
+                         " cpu_ns=" + std::to_string(c.cpu_ns) + " scheduler=" + std::to_string(c.scheduler) + "\n";
             for (const auto& b : c.boxes) {
                 if (b.kind != box_kind::inbox) continue;
                 std::string bid = box_node_id(c.id, b.kind, b.name);
@@ -326,6 +390,7 @@ graph text_reader::current() const {
         c.wakeups = static_cast<std::uint32_t>(number(n.stat, "wakeups"));
         c.sent = static_cast<std::uint32_t>(number(n.stat, "sent"));
         c.cpu_ns = number(n.stat, "cpu_ns");
+        c.scheduler = static_cast<std::uint32_t>(number(n.stat, "scheduler"));
         c.failed = number(n.stat, "failed") != 0;
         auto st = n.stat.find("state");
         if (st != n.stat.end())
@@ -478,7 +543,21 @@ std::string to_dot(const graph& g) {
         for (const component_snapshot* k : it->second) emit(k, indent + "  ");
         out += indent + "}\n";
     };
-    for (const component_snapshot* c : roots) emit(c, "  ");
+    bool several = std::any_of(roots.begin(), roots.end(),
+                               [&](const component_snapshot* c) { return c->scheduler != roots.front()->scheduler; });
+    if (!several) {
+        for (const component_snapshot* c : roots) emit(c, "  ");
+    } else {
+        // A cluster per scheduler: a component and its children never migrate.
+        std::map<std::uint32_t, std::vector<const component_snapshot*>> by_sched;
+        for (const component_snapshot* c : roots) by_sched[c->scheduler].push_back(c);
+        for (const auto& [s, list] : by_sched) {
+            out += "  subgraph cluster_s" + std::to_string(s) + " {\n    label=\"scheduler " + std::to_string(s) +
+                   "\";\n    style=rounded;\n";
+            for (const component_snapshot* c : list) emit(c, "    ");
+            out += "  }\n";
+        }
+    }
     for (const auto& l : g.links) {
         const component_snapshot* src = g.find(l.source);
         const component_snapshot* dst = g.find(l.sink);
@@ -503,7 +582,14 @@ std::string to_dot(const graph& g) {
 
 task introspector::main() {
     for (;;) {
-        std::string text = differ_.update(snapshot(*sched()));
+        graph g = view_.take(*sched());
+        // The first picture is whole: the other schedulers answer within
+        // microseconds unless busy (then it goes without them, bounded).
+        for (int i = 0; i < 50 && view_.incomplete(); ++i) {
+            co_await wait_any_for(std::chrono::milliseconds(10));
+            g = view_.take(*sched());
+        }
+        std::string text = differ_.update(g);
         if (!text.empty()) co_await send(std::move(text), "outbox");
         if (should_end()) break;
         co_await wait_any_for(interval_);

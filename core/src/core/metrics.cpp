@@ -23,6 +23,30 @@ void histogram::observe(double v) noexcept {
     sum_ += v;
 }
 
+shared_histogram::shared_histogram(std::vector<double> bounds) : bounds_(std::move(bounds)) {
+    std::sort(bounds_.begin(), bounds_.end());
+    counts_ = std::make_unique<std::atomic<std::uint64_t>[]>(bounds_.size() + 1);
+}
+
+void shared_histogram::observe(double v) noexcept {
+    std::size_t i = 0;
+    while (i < bounds_.size() && v > bounds_[i]) ++i;
+    counts_[i].fetch_add(1, std::memory_order_relaxed);
+    count_.fetch_add(1, std::memory_order_relaxed);
+    sum_.fetch_add(v, std::memory_order_relaxed);
+}
+
+histogram shared_histogram::snapshot() const {
+    histogram h(bounds_);
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i <= bounds_.size(); ++i) n += h.counts_[i] = counts_[i].load(std::memory_order_relaxed);
+    // The count is the buckets' sum, so the exposition's +Inf bucket and
+    // _count always agree.
+    h.count_ = n;
+    h.sum_ = sum_.load(std::memory_order_relaxed);
+    return h;
+}
+
 std::string number_text(double v) {
     if (std::isnan(v)) return "NaN";
     if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";

@@ -14,7 +14,9 @@
 //
 // snapshot() reads the graph directly, so it runs on the scheduler's thread
 // (inside a component, or while the scheduler is not running);
-// request_snapshot() takes one from any other thread.
+// request_snapshot() takes one from any other thread, and group_view puts
+// the graphs of a group's schedulers together, each component marked with
+// the scheduler that runs it.
 #pragma once
 
 #include <kamaelia/core/box.hpp>
@@ -26,6 +28,7 @@
 #include <cstdint>
 #include <future>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -56,6 +59,7 @@ struct component_snapshot {
     std::uint32_t wakeups = 0;
     std::uint32_t sent = 0;
     std::uint64_t cpu_ns = 0;
+    std::uint32_t scheduler = 0; // the index of the scheduler that runs it in its group (0 alone)
     std::vector<box_snapshot> boxes;
 
     const box_snapshot* find_box(std::string_view name) const noexcept;
@@ -85,6 +89,31 @@ graph snapshot(const scheduler& s);
 // runs its posted requests (broken_promise if the scheduler goes first).
 std::future<graph> request_snapshot(scheduler& s);
 
+// The graph of every scheduler of a group, seen from one of them (the
+// daemon's introspector and console run on scheduler 0): the home
+// scheduler's graph as it is now, the others' as they last answered. Each
+// other scheduler is asked with request_snapshot(), one question at a time,
+// never waited for, so a busy scheduler shows its previous picture and the
+// home scheduler never blocks; a new view shows the others from its second
+// take(). Components never migrate and ids are unique in the process, so
+// the graphs are disjoint. The home scheduler's thread only.
+class group_view {
+public:
+    // `schedulers[i]` is scheduler i of the group (one of them is `home`).
+    // Empty or one: snapshot(home) alone, as for a single scheduler.
+    explicit group_view(std::vector<scheduler*> schedulers = {});
+    graph take(const scheduler& home);
+    std::size_t size() const noexcept { return scheds_.size(); }
+    // Some other scheduler has not answered yet (a new view's first take()).
+    bool incomplete() const noexcept;
+
+private:
+    std::vector<scheduler*> scheds_;
+    std::vector<bool> answered_;
+    std::vector<std::optional<std::future<graph>>> asked_;
+    std::vector<graph> last_;
+};
+
 std::string_view to_string(component_state s) noexcept;
 std::string_view to_string(box_kind k) noexcept;
 
@@ -106,7 +135,7 @@ std::string box_node_id(std::uint32_t component, box_kind kind, std::string_view
 //
 // With counters on, two verbs the original did not have follow (a reader of
 // the original protocol skips lines it does not know):
-//   STAT "id" parent=P state=S failed=0|1 wakeups=W sent=N cpu_ns=C
+//   STAT "id" parent=P state=S failed=0|1 wakeups=W sent=N cpu_ns=C scheduler=K
 //   STAT "(id, 'i', 'box')" depth=D limit=L delivered=N parked=P
 // for each component and inbox whose figures changed, and, closing every
 // non-empty update,
@@ -153,7 +182,8 @@ private:
 };
 
 // Graphviz: one cluster per component that has children, one record node per
-// component listing its boxes (inbox depth/limit shown), one edge per link.
+// component listing its boxes (inbox depth/limit shown), one edge per link;
+// with components on several schedulers, a cluster per scheduler around them.
 std::string to_dot(const graph& g);
 
 // Emits the text protocol on "outbox" every `interval` while the graph
@@ -161,10 +191,13 @@ std::string to_dot(const graph& g);
 // notice on "control", which it forwards.
 class introspector : public component {
 public:
-    // counters: also STAT and FRAME lines (see text_differ).
-    explicit introspector(duration interval = std::chrono::seconds(1), bool counters = false)
+    // counters: also STAT and FRAME lines (see text_differ). `group`: every
+    // scheduler of the group this one belongs to (group_view); empty: its own.
+    explicit introspector(duration interval = std::chrono::seconds(1), bool counters = false,
+                          std::vector<scheduler*> group = {})
         : interval_(interval),
-          differ_(counters) {}
+          differ_(counters),
+          view_(std::move(group)) {}
     std::string type_name() const override { return "introspector"; }
 
 private:
@@ -172,6 +205,7 @@ private:
     bool should_end();
     duration interval_;
     text_differ differ_;
+    group_view view_;
 };
 
 } // namespace kamaelia::introspection

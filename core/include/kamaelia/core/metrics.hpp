@@ -12,10 +12,12 @@
 // and TYPE whichever collector gave them.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -38,10 +40,28 @@ public:
     static std::vector<double> default_seconds();
 
 private:
+    friend class shared_histogram;
     std::vector<double> bounds_;
     std::vector<std::uint64_t> counts_;
     std::uint64_t count_ = 0;
     double sum_ = 0;
+};
+
+// A histogram that components on several schedulers observe into (relaxed
+// atomics, no lock) and a scrape reads as a plain histogram. A snapshot
+// taken while others observe may hold an observation's bucket and not yet
+// its sum; no counter is ever torn.
+class shared_histogram {
+public:
+    explicit shared_histogram(std::vector<double> bounds = histogram::default_seconds());
+    void observe(double v) noexcept;
+    histogram snapshot() const;
+
+private:
+    std::vector<double> bounds_;
+    std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;
+    std::atomic<std::uint64_t> count_{0};
+    std::atomic<double> sum_{0};
 };
 
 class exposition {
