@@ -60,7 +60,7 @@ struct mta_log {
     int quits = 0;
 };
 
-// An upstream SMTP server in-process: the session's upstream child.
+// An upstream SMTP server in-process: RELAY's upstream connection.
 struct fake_mta : component {
     std::shared_ptr<mta_log> log;
     std::string greeting = "220 fake.test ESMTP\r\n";

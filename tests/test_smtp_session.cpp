@@ -338,7 +338,7 @@ TEST_CASE("smtp session: upstream down gives 4xx, then back-off, then recovery",
     CHECK(r.upstreams == 2);
     c->write("ok\r\n.\r\n");
     CHECK(starts(c->read(), "250 2.0.0 Ok"));
-    CHECK(r.ctx->health.failures == 0);
+    CHECK(r.ctx->health.failures() == 0);
 }
 
 TEST_CASE("smtp session: bare LF or CR in DATA refuses the message (SMTP smuggling)", "[smtp]") {

@@ -1,4 +1,4 @@
-// The SMTP session's upstream client stage on its own, on the deterministic
+// The SMTP connection's UPSTREAM stage on its own, on the deterministic
 // fixture (no sockets): an in-process upstream MTA (or a broken one) as its
 // connection, replies out one message each, the end with its reason.
 #include "smtp_fakes.hpp"
@@ -28,7 +28,7 @@ struct says : component {
 struct client_rig {
     test::fixture f;
     upstream_client uc;
-    test::collector session; // stands where the session's "up_in" would
+    test::collector session; // stands where RELAY's "up_in" would
     explicit client_rig(std::unique_ptr<component> conn) : uc(std::move(conn)) {
         component::link({uc, "outbox"}, {session, "inbox"});
         component::link({uc, "signal"}, {session, "control"});

@@ -194,11 +194,11 @@ void envelope::end(outcome r, std::string detail) {
         static const char* names[] = {"ABANDONED", "ACCEPTED", "DEFERRED", "REJECTED", "FAILED"};
         log("<" + sender_ + ">", names[static_cast<int>(r)], detail);
         if (r == outcome::accepted)
-            ++ctx_.delivered;
+            ctx_.delivered.fetch_add(1, std::memory_order_relaxed);
         else if (r == outcome::deferred)
-            ++ctx_.deferred;
+            ctx_.deferred.fetch_add(1, std::memory_order_relaxed);
         else if (r == outcome::rejected)
-            ++ctx_.rejected;
+            ctx_.rejected.fetch_add(1, std::memory_order_relaxed);
     }
     in_mail_ = false;
     sender_.clear();
@@ -214,9 +214,25 @@ void envelope::end_session(std::string_view why) {
     if (!logged_) log("None", "NO MAIL", why);
 }
 
-// ---- towards the upstream ----------------------------------------------------------
+// ---- towards the relay --------------------------------------------------------------
 
-upstream_envelope relay_commands(const envelope& e, const extensions& ux, std::uint16_t client_port) {
+transaction envelope::relayed(std::uint16_t client_port) const {
+    transaction t;
+    t.id = id();
+    t.helo = helo_;
+    t.esmtp = esmtp_;
+    t.client = client_;
+    t.client_port = client_port;
+    t.sender = sender_;
+    t.declared_size = declared_size_;
+    t.body_8bit = body_8bit_;
+    for (const auto& r : rcpts_)
+        if (r.accepted) t.recipients.push_back(r.address);
+    t.delayed = delayed_;
+    return t;
+}
+
+upstream_envelope relay_commands(const transaction& t, const extensions& ux) {
     upstream_envelope u;
     if (ux.xforward) {
         auto has = [&](const char* a) {
@@ -224,19 +240,18 @@ upstream_envelope relay_commands(const envelope& e, const extensions& ux, std::u
         };
         std::string x = "XFORWARD";
         if (has("NAME")) x += " NAME=[UNAVAILABLE]";
-        if (has("ADDR")) x += " ADDR=" + xtext(e.client());
-        if (has("PORT")) x += " PORT=" + std::to_string(client_port);
-        if (has("PROTO")) x += e.esmtp() ? " PROTO=ESMTP" : " PROTO=SMTP";
-        if (has("HELO")) x += " HELO=" + xtext(e.helo());
+        if (has("ADDR")) x += " ADDR=" + xtext(t.client);
+        if (has("PORT")) x += " PORT=" + std::to_string(t.client_port);
+        if (has("PROTO")) x += t.esmtp ? " PROTO=ESMTP" : " PROTO=SMTP";
+        if (has("HELO")) x += " HELO=" + xtext(t.helo);
         u.commands.push_back(x + "\r\n");
         u.xforward = true;
     }
-    std::string mail = "MAIL FROM:<" + e.sender() + ">";
-    if (e.declared_size() && ux.size) mail += " SIZE=" + std::to_string(*e.declared_size());
-    if (e.body_8bit() && ux.eightbitmime) mail += " BODY=8BITMIME";
+    std::string mail = "MAIL FROM:<" + t.sender + ">";
+    if (t.declared_size && ux.size) mail += " SIZE=" + std::to_string(*t.declared_size);
+    if (t.body_8bit && ux.eightbitmime) mail += " BODY=8BITMIME";
     u.commands.push_back(mail + "\r\n");
-    for (const auto& r : e.recipients())
-        if (r.accepted) u.commands.push_back("RCPT TO:<" + r.address + ">\r\n");
+    for (const auto& r : t.recipients) u.commands.push_back("RCPT TO:<" + r + ">\r\n");
     return u;
 }
 

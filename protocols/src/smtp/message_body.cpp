@@ -2,10 +2,9 @@
 
 namespace kamaelia::smtp {
 
-void message_body::start(std::string headers) {
+void message_body::start() {
     reset();
     active_ = true;
-    pending_ = std::move(headers);
 }
 
 void message_body::reset() noexcept {

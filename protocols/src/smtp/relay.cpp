@@ -1,8 +1,8 @@
-// The session's DATA relay: the envelope replayed upstream, 354 only after
-// the upstream's 354, the body streamed through, the final dot answered
-// with the upstream's own reply.
+// The RELAY stage: the envelope replayed upstream, `go` only after the
+// upstream's 354, the body streamed through, the final dot answered with
+// the upstream's own reply.
 #include <kamaelia/core/scheduler.hpp>
-#include <kamaelia/smtp/session.hpp>
+#include <kamaelia/smtp/relay.hpp>
 #include <kamaelia/smtp/trace.hpp>
 
 #include <ctime>
@@ -17,35 +17,72 @@ std::string upstream_refusal(const reply& r) {
            " " + r.text() + "\r\n";
 }
 
-} // namespace
-
-subtask<void> session::handle_data() {
-    if (auto no = env_.data_refusal()) {
-        say(*no);
-        co_return;
-    }
-    co_await flush(); // the envelope's replies go out before we wait on the upstream
-    up_deadline_ = sched()->now() + ctx_->cfg.upstream_connect_timeout + 2 * ctx_->cfg.upstream_timeout;
-    co_await relay_envelope();
-    up_deadline_.reset();
+relay_reply ended(std::string wire, outcome o, std::string detail) {
+    relay_reply r;
+    r.wire = std::move(wire);
+    r.ended = o;
+    r.detail = std::move(detail);
+    return r;
 }
 
-subtask<void> session::relay_envelope() {
+relay_reply stopped() {
+    relay_reply r;
+    r.stopped = true;
+    return r;
+}
+
+} // namespace
+
+relay::relay(std::shared_ptr<proxy_context> ctx, std::uint64_t session) : ctx_(std::move(ctx)), session_(session) {
+    declare_inbox("up_in", "replies and the end message from the upstream client");
+    declare_outbox("up_out", "bytes to the upstream client");
+    declare_outbox("up_stop", "control of the upstream client");
+}
+
+relay::~relay() { teardown_now(); }
+
+void relay::read_control() {
+    while (auto m = recv_message("control")) {
+        if (const relay_stop* s = m->peek<relay_stop>()) {
+            if (!stop_at_ || s->at < *stop_at_) stop_at_ = s->at;
+        } else if (const ipc* c = m->peek<ipc>()) {
+            if (c->ends()) ending_ = true;
+        }
+    }
+}
+
+bool relay::stop_due() const { return stop_at_ && sched()->now() >= *stop_at_; }
+
+relay_reply relay::lost_reply(bool in_body) {
+    std::string why = up_lost_why_.empty() ? std::string("connection lost") : up_lost_why_;
+    bool timed_out = up_timed_out_;
+    drop_upstream(why);
+    std::string wire;
+    if (timed_out) {
+        ctx_->health.failed(sched()->now(), ctx_->cfg);
+        wire = in_body ? "451 4.4.1 Upstream did not answer in time, message not delivered; please try again later\r\n"
+                       : "451 4.4.1 Upstream did not answer in time, please try again later\r\n";
+    } else {
+        if (!in_body) ctx_->health.failed(sched()->now(), ctx_->cfg);
+        wire = in_body ? "451 4.4.2 Upstream connection lost, message not delivered; please try again later\r\n"
+                       : "451 4.4.2 Upstream connection lost, please try again later\r\n";
+    }
+    return ended(std::move(wire), outcome::failed, (timed_out ? "upstream timeout: " : "upstream lost: ") + why);
+}
+
+subtask<relay_reply> relay::start(const transaction& t) {
+    up_deadline_ = sched()->now() + ctx_->cfg.upstream_connect_timeout + 2 * ctx_->cfg.upstream_timeout;
     auto refused = co_await open_upstream();
     if (stop_cut_) {
-        stop_mid_transaction();
-        co_return;
+        drop_upstream("server stopping during DATA");
+        co_return stopped();
     }
-    if (refused) {
-        write(refused->wire());
-        reset_transaction(outcome::failed, "upstream unavailable");
-        co_return;
-    }
-    upstream_envelope u = relay_commands(env_, up_ext_, peer_.peer_port);
+    if (refused) co_return ended(refused->wire(), outcome::failed, "upstream unavailable");
+    upstream_envelope u = relay_commands(t, up_ext_);
     const std::size_t expected = u.commands.size();
     const std::size_t xfwd = u.xforward ? 1 : 0;
-    std::optional<smtp::reply> failure;
-    std::optional<smtp::reply> go; // the upstream's answer to DATA
+    std::optional<reply> failure;
+    std::optional<reply> go; // the upstream's answer to DATA
     bool lost = false;
     if (up_ext_.pipelining) {
         // DATA goes with the envelope (one round trip). Should a recipient
@@ -88,22 +125,12 @@ subtask<void> session::relay_envelope() {
                 go = std::move(r);
         }
     }
+    up_deadline_.reset();
     if (lost && stop_cut_) {
-        stop_mid_transaction();
-        co_return;
+        drop_upstream("server stopping during DATA");
+        co_return stopped();
     }
-    if (lost) {
-        std::string why = up_lost_why_;
-        bool timed_out = up_timed_out_;
-        drop_upstream(why);
-        ctx_->health.failed(sched()->now(), ctx_->cfg);
-        if (timed_out)
-            say(451, "4.4.1 Upstream did not answer in time, please try again later");
-        else
-            say(451, "4.4.2 Upstream connection lost, please try again later");
-        reset_transaction(outcome::failed, (timed_out ? "upstream timeout: " : "upstream lost: ") + why);
-        co_return;
-    }
+    if (lost) co_return lost_reply(false);
     if (failure) {
         // Every recipient is delivered or none: the client hears the refusal.
         if (up_) {
@@ -111,89 +138,95 @@ subtask<void> session::relay_envelope() {
             auto r = co_await upstream_reply(ctx_->cfg.upstream_timeout);
             if (!sent || !r || r->code != 250) drop_upstream("RSET failed");
         }
-        write(upstream_refusal(*failure));
-        reset_transaction(failure->permanent() ? outcome::rejected : outcome::failed, "upstream: " + failure->text());
-        co_return;
+        co_return ended(upstream_refusal(*failure), failure->permanent() ? outcome::rejected : outcome::failed,
+                        "upstream: " + failure->text());
     }
     if (!go || go->code != 354) {
-        smtp::reply g = go ? *go : smtp::reply{451, {"4.4.2 no answer to DATA"}};
-        write(upstream_refusal(g));
-        reset_transaction(g.permanent() ? outcome::rejected : outcome::failed, "upstream DATA: " + g.text());
-        co_return;
+        reply g = go ? *go : reply{451, {"4.4.2 no answer to DATA"}};
+        co_return ended(upstream_refusal(g), g.permanent() ? outcome::rejected : outcome::failed,
+                        "upstream DATA: " + g.text());
     }
-    // Trace headers first, then the client's bytes.
-    trace_info t;
-    t.helo = env_.helo();
-    t.client_ip = env_.client();
-    t.by = ctx_->cfg.server_name;
-    t.id = env_.id();
-    t.esmtp = env_.esmtp();
-    if (env_.accepted() == 1)
-        for (const auto& r : env_.recipients())
-            if (r.accepted) t.recipient = r.address;
-    t.when = ctx_->wall_clock ? ctx_->wall_clock() : std::time(nullptr);
-    std::string headers = received_header(t);
-    if (ctx_->cfg.x_greylist_header && env_.delayed() > 0) headers += x_greylist_header(env_.delayed(), t.by, t.when);
-    body_.start(std::move(headers));
-    say(354, "End data with <CR><LF>.<CR><LF>");
+    // Our trace headers go first, then the client's bytes.
+    trace_info tr;
+    tr.helo = t.helo;
+    tr.client_ip = t.client;
+    tr.by = ctx_->cfg.server_name;
+    tr.id = t.id;
+    tr.esmtp = t.esmtp;
+    if (t.recipients.size() == 1) tr.recipient = t.recipients.front();
+    tr.when = ctx_->wall_clock ? ctx_->wall_clock() : std::time(nullptr);
+    std::string headers = received_header(tr);
+    if (ctx_->cfg.x_greylist_header && t.delayed > 0) headers += x_greylist_header(t.delayed, tr.by, tr.when);
+    co_await write_body(std::move(headers));
+    relay_reply r;
+    r.go = true;
+    co_return r;
 }
 
-subtask<void> session::send_body() {
+subtask<void> relay::write_body(std::string bytes) {
     if (!up_ || up_lost_) co_return; // kept: the final dot finds the upstream lost and says so
-    std::string bytes = body_.take_pending();
     bool ok = co_await send(std::move(bytes), "up_out");
     if (!ok) upstream_lost("cannot write to the upstream");
 }
 
-void session::stop_mid_transaction() {
-    // The stop's grace ran out with a message in flight: nothing is
-    // delivered (no final dot reaches the upstream), the client hears why.
-    drop_upstream("server stopping during DATA");
-    reset_transaction(outcome::failed, "server stopping during DATA");
-    say(421, "4.3.2 " + ctx_->cfg.server_name + " Service shutting down, closing transmission channel");
-    done_ = true;
-}
-
-subtask<void> session::finish_message() {
-    if (body_.refused()) {
-        answer no{body_.refusal_code(), body_.refusal()};
-        say(no);
-        reset_transaction(outcome::rejected, no.text);
-        co_return;
-    }
-    body_.finish();
-    std::string chunk = body_.take_pending();
-    std::optional<smtp::reply> r;
+subtask<relay_reply> relay::finish(std::string last) {
+    std::optional<reply> r;
     if (up_ && !up_lost_) {
-        bool sent = co_await send(std::move(chunk), "up_out");
-        if (sent) {
-            auto got = co_await upstream_reply(ctx_->cfg.upstream_reply_timeout);
-            r = std::move(got);
-        }
+        bool sent = co_await send(std::move(last), "up_out");
+        if (sent) r = co_await upstream_reply(ctx_->cfg.upstream_reply_timeout);
     }
     if (!r && stop_cut_) {
-        stop_mid_transaction();
-        co_return;
+        drop_upstream("server stopping during DATA");
+        co_return stopped();
     }
-    if (!r) {
-        std::string why = up_lost_why_.empty() ? std::string("connection lost") : up_lost_why_;
-        bool timed_out = up_timed_out_;
-        drop_upstream(why);
-        if (timed_out) {
-            ctx_->health.failed(sched()->now(), ctx_->cfg);
-            say(451, "4.4.1 Upstream did not answer in time, message not delivered; please try again later");
-        } else {
-            say(451, "4.4.2 Upstream connection lost, message not delivered; please try again later");
-        }
-        reset_transaction(outcome::failed, (timed_out ? "upstream timeout: " : "upstream lost: ") + why);
-        co_return;
-    }
+    if (!r) co_return lost_reply(true);
     // The client hears the upstream's own answer: 250 only if the upstream took it.
-    write(r->wire());
-    reset_transaction(r->code == 250   ? outcome::accepted
-                      : r->permanent() ? outcome::rejected
-                                       : outcome::failed,
-                      "upstream: " + std::to_string(r->code) + " " + r->text());
+    co_return ended(r->wire(),
+                    r->code == 250   ? outcome::accepted
+                    : r->permanent() ? outcome::rejected
+                                     : outcome::failed,
+                    "upstream: " + std::to_string(r->code) + " " + r->text());
+}
+
+subtask<void> relay::take(message m) {
+    if (const transaction* t = m.peek<transaction>()) {
+        relay_reply r = co_await start(*t);
+        up_deadline_.reset();
+        in_body_ = r.go;
+        send_forced(message(std::move(r)), "outbox");
+    } else if (m.peek<body_bytes>()) {
+        std::string bytes = m.take<body_bytes>().bytes;
+        if (in_body_) co_await write_body(std::move(bytes));
+    } else if (m.peek<body_end>()) {
+        in_body_ = false;
+        std::string last = m.take<body_end>().bytes;
+        relay_reply r = co_await finish(std::move(last));
+        send_forced(message(std::move(r)), "outbox");
+    } else if (const body_abort* a = m.peek<body_abort>()) {
+        if (in_body_) drop_upstream(a->why);
+        in_body_ = false;
+    }
+}
+
+task relay::main() {
+    for (;;) {
+        read_control();
+        // The upstream speaking or closing between transactions ends its
+        // connection; during DATA it ends the message (found at the final dot).
+        if (up_ && !in_body_)
+            drain_upstream_idle();
+        else if (up_)
+            while (take_upstream_input()) {}
+        if (auto m = recv_message("inbox")) {
+            co_await take(std::move(*m));
+            continue;
+        }
+        if (ending_) break;
+        co_await wait_any();
+    }
+    if (in_body_) drop_upstream("session ended during DATA");
+    co_await close_upstream();
+    send_forced(message(producer_finished()), "signal");
 }
 
 } // namespace kamaelia::smtp

@@ -22,11 +22,11 @@ connection_info ipv4_form(connection_info peer) {
 session::session(std::shared_ptr<proxy_context> ctx, connection_info peer)
     : ctx_(std::move(ctx)),
       peer_(ipv4_form(std::move(peer))),
-      env_(*ctx_, peer_.peer, ++ctx_->next_session),
+      env_(*ctx_, peer_.peer, ctx_->next_session.fetch_add(1, std::memory_order_relaxed) + 1),
       body_(ctx_->cfg.max_message_size) {
-    declare_inbox("up_in", "bytes and end messages from the upstream connection");
-    declare_outbox("up_out", "bytes to the upstream connection");
-    declare_outbox("up_stop", "control of the upstream connection");
+    declare_inbox("relay_in", "relay_reply from RELAY, and its end");
+    declare_outbox("relay", "the transaction and its body to RELAY");
+    declare_outbox("relay_ctl", "a stop's deadline, then the session's end, to RELAY");
     declare_outbox("framing", "reframe orders to the framer (STARTTLS, the session's end)");
 }
 
@@ -57,7 +57,10 @@ void session::count_error() {
 
 void session::read_control() {
     scan_control();
-    if (stopping() && !stop_at_) stop_at_ = sched()->now() + ctx_->stop_grace();
+    if (stopping() && !stop_at_) {
+        stop_at_ = sched()->now() + ctx_->stop_grace();
+        send_forced(message(relay_stop{*stop_at_}), "relay_ctl");
+    }
 }
 
 bool session::stop_due() const { return stop_at_ && sched()->now() >= *stop_at_; }
@@ -157,6 +160,107 @@ subtask<void> session::handle_command(std::string_view line) {
     }
 }
 
+// ---- DATA, through RELAY ------------------------------------------------------
+
+subtask<void> session::handle_data() {
+    if (auto no = env_.data_refusal()) {
+        say(*no);
+        co_return;
+    }
+    co_await flush(); // the envelope's replies go out before we wait on the upstream
+    std::optional<relay_reply> r;
+    if (!relay_gone_) {
+        message t(env_.relayed(peer_.peer_port));
+        bool sent = co_await send_message(std::move(t), "relay");
+        if (sent) r = co_await await_relay();
+    }
+    take_relay_reply(r ? std::move(*r) : relay_reply{}, false);
+}
+
+subtask<void> session::send_body() {
+    if (!body_.pending() || relay_gone_) co_return;
+    message b(body_bytes{body_.take_pending()});
+    bool sent = co_await send_message(std::move(b), "relay");
+    if (!sent) relay_gone_ = true;
+}
+
+void session::abort_body(std::string why) {
+    if (!relay_gone_) send_forced(message(body_abort{std::move(why)}), "relay");
+}
+
+subtask<void> session::finish_message() {
+    if (body_.refused()) {
+        answer no{body_.refusal_code(), body_.refusal()};
+        say(no);
+        reset_transaction(outcome::rejected, no.text);
+        co_return;
+    }
+    body_.finish();
+    co_await flush(); // a 354 still held goes out before we wait on the upstream
+    std::optional<relay_reply> r;
+    if (!relay_gone_) {
+        message e(body_end{body_.take_pending()});
+        bool sent = co_await send_message(std::move(e), "relay");
+        if (sent) r = co_await await_relay();
+    }
+    take_relay_reply(r ? std::move(*r) : relay_reply{}, true);
+}
+
+subtask<std::optional<relay_reply>> session::await_relay() {
+    for (;;) {
+        while (auto m = recv_message("relay_in")) {
+            if (m->peek<relay_reply>()) co_return m->take<relay_reply>();
+            if (m->peek<ipc>()) relay_gone_ = true;
+        }
+        if (relay_gone_) co_return std::nullopt;
+        // The client waits on the upstream: its idle timer does not run; a
+        // stop is passed on to RELAY, whose waits its grace then bounds.
+        read_control();
+        co_await wait_for("relay_in", std::chrono::seconds(1));
+    }
+}
+
+void session::take_relay_reply(relay_reply r, bool at_dot) {
+    if (r.stopped) {
+        stop_mid_transaction();
+        return;
+    }
+    if (r.go) {
+        body_.start();
+        say(354, "End data with <CR><LF>.<CR><LF>");
+        return;
+    }
+    if (!r.ended) { // RELAY is gone: nothing reached the upstream's end of data
+        r.wire = at_dot ? "451 4.4.2 Upstream connection lost, message not delivered; please try again later\r\n"
+                        : "451 4.4.2 Upstream connection lost, please try again later\r\n";
+        r.ended = outcome::failed;
+        r.detail = "upstream lost: relay ended";
+    }
+    write(r.wire);
+    reset_transaction(*r.ended, std::move(r.detail));
+}
+
+void session::stop_mid_transaction() {
+    // The stop's grace ran out with a message in flight: nothing is
+    // delivered (no final dot reaches the upstream), the client hears why.
+    abort_body("server stopping during DATA");
+    reset_transaction(outcome::failed, "server stopping during DATA");
+    say(421, "4.3.2 " + ctx_->cfg.server_name + " Service shutting down, closing transmission channel");
+    done_ = true;
+}
+
+subtask<void> session::end_relay() {
+    send_forced(message(producer_finished("session over")), "relay_ctl");
+    // RELAY QUITs the upstream (bounded by its own deadline) and ends; the
+    // client's socket closes after that, as a single session did.
+    const time_point deadline = sched()->now() + std::chrono::seconds(10);
+    while (!relay_gone_ && sched()->now() < deadline) {
+        while (auto m = recv_message("relay_in"))
+            if (m->peek<ipc>()) relay_gone_ = true;
+        if (!relay_gone_) co_await wait_for("relay_in", deadline - sched()->now());
+    }
+}
+
 // ---- the connection -----------------------------------------------------------
 
 subtask<void> session::take_line(const message& m) {
@@ -172,7 +276,7 @@ subtask<void> session::take_line(const message& m) {
             co_await finish_message();
         } else {
             // The upstream must not get a message we refuse: closing mid-DATA makes it discard it.
-            if (body_.take(l)) drop_upstream("message refused: " + body_.refusal());
+            if (body_.take(l)) abort_body("message refused: " + body_.refusal());
             if (body_.pending() >= upstream_chunk) co_await send_body();
         }
         co_return;
@@ -193,7 +297,7 @@ task session::main() {
         read_control();
         if (client_eof() && !client_gone() && in("inbox").empty()) {
             // Everything it sent has been answered (below, in an earlier round).
-            if (body_.active()) drop_upstream("client closed during DATA");
+            if (body_.active()) abort_body("client closed during DATA");
             reset_transaction(outcome::abandoned, "client disconnected");
             break;
         }
@@ -207,16 +311,13 @@ task session::main() {
             break;
         }
         if (client_gone()) {
-            if (body_.active()) drop_upstream("client went away during DATA");
+            if (body_.active()) abort_body("client went away during DATA");
             reset_transaction(outcome::abandoned, "client disconnected");
             break;
         }
-        if (up_ && !body_.active())
-            drain_upstream_idle();
-        else if (up_ && body_.active()) {
-            // The upstream speaking or closing during DATA ends the message.
-            while (take_upstream_input()) {}
-        }
+        // Only RELAY's end arrives here unasked (its replies are awaited).
+        while (auto m = recv_message("relay_in"))
+            if (m->peek<ipc>()) relay_gone_ = true;
         // Input: the lines waiting, answered in order, a bounded batch per
         // round so that control is read between batches.
         if (!in("inbox").empty()) {
@@ -239,7 +340,7 @@ task session::main() {
         if (idle <= duration::zero()) {
             bool in_data = body_.active();
             reset_transaction(outcome::abandoned, "timeout");
-            if (in_data) drop_upstream("client timed out during DATA");
+            if (in_data) abort_body("client timed out during DATA");
             say(421, "4.4.2 " + cfg.server_name + " Error: timeout exceeded");
             break;
         }
@@ -249,8 +350,8 @@ task session::main() {
     // A session without any mail still gets its line (the original's "None" sender).
     env_.end_session(client_gone() || client_eof() ? "client disconnected" : "session ended");
     if (!client_gone()) co_await flush();
-    if (body_.active()) drop_upstream("session ended during DATA");
-    co_await close_upstream();
+    if (body_.active()) abort_body("session ended during DATA");
+    co_await end_relay();
     send_forced(message(reframe{true}), "framing");
     send_forced(message(producer_finished()), "signal");
 }

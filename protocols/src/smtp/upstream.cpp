@@ -1,10 +1,10 @@
-// The session's side of its upstream client (upstream_client.hpp, a child
-// holding the connection: a tcp_client, or what proxy_context::make_upstream
-// makes): the greeting and EHLO, the replies awaited under the upstream's
-// timeouts, and QUIT when the session ends.
+// The RELAY stage's side of its upstream client (upstream_client.hpp, a
+// child holding the connection: a tcp_client, or what
+// proxy_context::make_upstream makes): the greeting and EHLO, the replies
+// awaited under the upstream's timeouts, and QUIT when the connection ends.
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/net/tcp_client.hpp>
-#include <kamaelia/smtp/session.hpp>
+#include <kamaelia/smtp/relay.hpp>
 #include <kamaelia/smtp/upstream_client.hpp>
 
 #include <spdlog/spdlog.h>
@@ -14,9 +14,9 @@
 
 namespace kamaelia::smtp {
 
-void session::drop_upstream(std::string why) {
+void relay::drop_upstream(std::string why) {
     if (!up_) return;
-    spdlog::debug("grey: session {}: upstream dropped: {}", env_.session(), why);
+    spdlog::debug("grey: session {}: upstream dropped: {}", session_, why);
     remove_child(*up_); // stops it if it still runs: the socket closes, a half-sent message is discarded
     up_ = nullptr;
     up_replies_.clear();
@@ -27,13 +27,13 @@ void session::drop_upstream(std::string why) {
     while (recv_message("up_in")) {}
 }
 
-void session::upstream_lost(std::string why) {
+void relay::upstream_lost(std::string why) {
     if (up_lost_) return; // the first reason is the one worth logging
     up_lost_ = true;
     up_lost_why_ = std::move(why);
 }
 
-bool session::take_upstream_input() {
+bool relay::take_upstream_input() {
     auto m = recv_message("up_in");
     if (!m) return false;
     if (const ipc* c = m->peek<ipc>())
@@ -43,7 +43,7 @@ bool session::take_upstream_input() {
     return true;
 }
 
-bool session::drain_upstream_idle() {
+bool relay::drain_upstream_idle() {
     // Between transactions the upstream should say nothing; a 421 or a close
     // means the connection is over. Returns false if it was dropped.
     while (take_upstream_input()) {
@@ -58,7 +58,7 @@ bool session::drain_upstream_idle() {
     return up_ != nullptr;
 }
 
-subtask<std::optional<reply>> session::upstream_reply(duration timeout) {
+subtask<std::optional<reply>> relay::upstream_reply(duration timeout) {
     time_point deadline = sched()->now() + timeout;
     if (up_deadline_) deadline = std::min(deadline, *up_deadline_);
     for (;;) {
@@ -69,7 +69,7 @@ subtask<std::optional<reply>> session::upstream_reply(duration timeout) {
         }
         if (up_lost_) co_return std::nullopt;
         if (take_upstream_input()) continue;
-        // The client waits on us: its idle timer does not run, a stop's grace does.
+        // The client waits on us: its idle timer does not run, a stop's deadline does.
         read_control();
         if (stop_due()) {
             stop_cut_ = true;
@@ -88,7 +88,7 @@ subtask<std::optional<reply>> session::upstream_reply(duration timeout) {
     }
 }
 
-subtask<std::optional<reply>> session::open_upstream() {
+subtask<std::optional<reply>> relay::open_upstream() {
     // nullopt: ready; a reply: what to tell the client instead.
     const auto& cfg = ctx_->cfg;
     if (up_) drain_upstream_idle();
@@ -133,7 +133,7 @@ subtask<std::optional<reply>> session::open_upstream() {
     co_return std::nullopt;
 }
 
-subtask<void> session::close_upstream() {
+subtask<void> relay::close_upstream() {
     if (!up_) co_return;
     if (drain_upstream_idle()) {
         bool sent = co_await send(std::string("QUIT\r\n"), "up_out");

@@ -2,8 +2,8 @@
 // with HELO/EHLO, MAIL and RCPT, the proxy's rules for it (relay domains,
 // allowed clients, whitelisted triples, RFC 5321's limits) and the log line
 // each transaction ends with. No I/O: it answers commands with replies and
-// says when a recipient needs the greylist, which the session asks
-// (`co_await ask(...)`) and hands back to rcpt_decided().
+// says when a recipient needs the greylist, which the ENVELOPE stage asks
+// (`co_await ask(...)`, session.hpp) and hands back to rcpt_decided().
 //
 // Replies keep Postfix's wording; `error` marks the ones that count towards
 // proxy_settings::max_errors.
@@ -13,6 +13,7 @@
 #include <kamaelia/smtp/command.hpp>
 #include <kamaelia/smtp/proxy.hpp>
 #include <kamaelia/smtp/reply.hpp>
+#include <kamaelia/smtp/transaction.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -29,9 +30,6 @@ struct answer {
     std::string text;   // without the code; '\n' makes a multi-line reply
     bool error = false; // counts towards the session's error limit
 };
-
-// How a transaction ended, as the session log names it.
-enum class outcome { abandoned, accepted, deferred, rejected, failed };
 
 struct recipient {
     std::string address;
@@ -68,21 +66,16 @@ public:
     // unless a transaction was logged already.
     void end_session(std::string_view why);
 
-    // ---- what the relay needs ----------------------------------------------
     bool in_mail() const noexcept { return in_mail_; }
-    const std::string& helo() const noexcept { return helo_; }
-    bool esmtp() const noexcept { return esmtp_; }
-    const std::string& client() const noexcept { return client_; }
-    const std::string& sender() const noexcept { return sender_; }
-    std::optional<std::uint64_t> declared_size() const noexcept { return declared_size_; }
-    bool body_8bit() const noexcept { return body_8bit_; }
-    const std::vector<recipient>& recipients() const noexcept { return rcpts_; }
     std::size_t accepted() const noexcept { return accepted_; }
+    const std::vector<recipient>& recipients() const noexcept { return rcpts_; }
     // The longest greylist delay among the accepted recipients (X-Greylist:).
     long long delayed() const noexcept { return delayed_; }
     // "<session hex>.<transaction>": the Received: id and the greylist's instance.
     std::string id() const;
     std::uint64_t session() const noexcept { return session_; }
+    // The transaction as the RELAY stage takes it (DATA passed data_refusal()).
+    transaction relayed(std::uint16_t client_port) const;
 
 private:
     bool client_allowed() const;
@@ -106,15 +99,5 @@ private:
     long long delayed_ = 0;
     bool logged_ = false; // a line was written for this session
 };
-
-// The envelope as the upstream gets it, one command a line (CRLF ended):
-// XFORWARD first when the upstream offers it (the client's name, address,
-// port, protocol and HELO, as far as it lists them), MAIL with SIZE and BODY
-// where it takes them, then a RCPT per accepted recipient.
-struct upstream_envelope {
-    std::vector<std::string> commands;
-    bool xforward = false; // the first command is XFORWARD: its reply refuses nothing
-};
-upstream_envelope relay_commands(const envelope& e, const extensions& ux, std::uint16_t client_port);
 
 } // namespace kamaelia::smtp

@@ -1,8 +1,8 @@
 // The SMTP session's DATA stage: the client's message, line by line, into
 // the bytes that go to the upstream. No I/O.
 //
-// The body passes through unchanged (still dot-stuffed, the trace headers
-// in front). A line that does not end in CRLF or holds a bare CR refuses the
+// The body passes through unchanged (still dot-stuffed; RELAY puts the
+// trace headers in front). A line that does not end in CRLF or holds a bare CR refuses the
 // message (SMTP smuggling: a bare LF "." could end the message for one MTA
 // and not the other), as does a line over the limit or a body over the
 // size limit. A refused message sends nothing more upstream and is answered
@@ -22,8 +22,8 @@ class message_body {
 public:
     explicit message_body(std::uint64_t max_size) : max_size_(max_size) {}
 
-    // A message begins; `headers` (the trace headers) go upstream first.
-    void start(std::string headers);
+    // A message begins (after the upstream's 354).
+    void start();
     // Forgets the message (the transaction ended).
     void reset() noexcept;
     bool active() const noexcept { return active_; }

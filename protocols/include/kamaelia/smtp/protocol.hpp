@@ -2,16 +2,22 @@
 // factory returns for each SMTP client.
 //
 //   graphline({self.inbox → FRAMING.inbox, self.control → FRAMING.control,
-//              FRAMING.outbox → SESSION.inbox, FRAMING.signal → SESSION.control,
-//              SESSION.framing → FRAMING.reframe,
-//              SESSION.outbox → self.outbox, SESSION.signal → self.signal},
-//             FRAMING = framer, SESSION = session)
+//              FRAMING.outbox → ENVELOPE.inbox, FRAMING.signal → ENVELOPE.control,
+//              ENVELOPE.framing → FRAMING.reframe,
+//              ENVELOPE.relay → RELAY.inbox, ENVELOPE.relay_ctl → RELAY.control,
+//              RELAY.outbox → ENVELOPE.relay_in, RELAY.signal → ENVELOPE.relay_in,
+//              ENVELOPE.outbox → self.outbox, ENVELOPE.signal → self.signal},
+//             FRAMING = framer, ENVELOPE = session, RELAY = relay)
 //
 // The framer (framer.hpp) turns the client's bytes into lines and passes
 // the socket's and the server's control messages on behind them, in order;
-// the session (session.hpp) answers the lines. The session's end reaches
-// the socket adapter through the graphline's signal, and its reframe{end}
-// ends the framer, so the graph ends with the session.
+// ENVELOPE (session.hpp) answers the lines and hands each mail transaction
+// to RELAY (relay.hpp), which holds the UPSTREAM client as its child
+// (upstream_client.hpp, opened at the first DATA, reused between messages)
+// and answers with the upstream's replies (transaction.hpp's messages).
+// ENVELOPE's end ends RELAY (the upstream QUIT), then reaches the socket
+// adapter through the graphline's signal; its reframe{end} ends the framer,
+// so the graph ends with the session.
 #pragma once
 
 #include <kamaelia/core/component.hpp>
@@ -23,5 +29,9 @@
 namespace kamaelia::smtp {
 
 std::unique_ptr<component> protocol(const std::shared_ptr<proxy_context>& ctx, const connection_info& peer);
+// The same graph with another RELAY stage (tests: a fake that answers by
+// hand); null: smtp::relay.
+std::unique_ptr<component> protocol(const std::shared_ptr<proxy_context>& ctx, const connection_info& peer,
+                                    std::unique_ptr<component> relay_stage);
 
 } // namespace kamaelia::smtp

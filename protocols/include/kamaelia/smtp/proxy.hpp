@@ -1,6 +1,8 @@
 // What every session of one greylisting SMTP proxy shares: its settings,
 // the greylist engine, the upstream's health (back-off while it is down)
-// and where session log lines go.
+// and where session log lines go. With the daemon's --threads the sessions
+// run on several schedulers: the settings are not written once serving,
+// what changes is atomic.
 #pragma once
 
 #include <kamaelia/core/component.hpp>
@@ -11,6 +13,7 @@
 #include <kamaelia/smtp/network.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
@@ -71,34 +74,48 @@ struct proxy_settings {
     }
 };
 
-// The upstream's health, shared by the sessions of a proxy.
-struct upstream_health {
-    time_point down_until{};
-    duration backoff{};
-    unsigned failures = 0;
+// The upstream's health, shared by the sessions of a proxy, which may run
+// on several schedulers (the daemon's --threads): two relaxed atomics, read
+// and written once per upstream connection, never per line. The back-off
+// follows from the failure count (min, doubling, up to max), so no third
+// value has to change with them; two sessions failing at once may extend
+// the same back-off twice, which only defers DATA a little longer.
+class upstream_health {
+public:
     void failed(time_point now, const proxy_settings& s) {
-        ++failures;
-        backoff = failures == 1 ? s.upstream_backoff_min : std::min<duration>(backoff * 2, s.upstream_backoff_max);
-        down_until = now + backoff;
+        unsigned n = failures_.fetch_add(1, std::memory_order_relaxed) + 1;
+        duration backoff = s.upstream_backoff_min;
+        for (unsigned i = 1; i < n && backoff < s.upstream_backoff_max; ++i) backoff *= 2;
+        backoff = std::min<duration>(backoff, s.upstream_backoff_max);
+        down_until_.store((now + backoff).time_since_epoch().count(), std::memory_order_relaxed);
     }
     void ok() {
-        failures = 0;
-        down_until = {};
+        failures_.store(0, std::memory_order_relaxed);
+        down_until_.store(0, std::memory_order_relaxed);
     }
-    bool down(time_point now) const { return failures > 0 && now < down_until; }
+    bool down(time_point now) const {
+        return failures_.load(std::memory_order_relaxed) > 0 &&
+               now.time_since_epoch().count() < down_until_.load(std::memory_order_relaxed);
+    }
+    unsigned failures() const { return failures_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<time_point::rep> down_until_{0};
+    std::atomic<unsigned> failures_{0};
 };
 
 struct proxy_context {
     proxy_settings cfg;
-    // The greylist service asked at RCPT (registered on the session's
-    // scheduler; greylist/service.hpp). Empty: no greylist, RCPT tempfails.
+    // The greylist service asked at RCPT (on the session's scheduler, or
+    // once for a scheduler group; greylist/service.hpp). Empty: no greylist, RCPT tempfails.
     std::string greylist = greylist::service_name;
     greylist::meter* meter = nullptr; // counts the answers (the console's /metrics); may be null
     upstream_health health;
     // Makes the upstream connection (default: a tcp_client to the upstream);
     // tests put an in-process SMTP server here.
     std::function<std::unique_ptr<component>()> make_upstream;
-    // One line per transaction, like the original's greylist.log.
+    // One line per transaction, like the original's greylist.log. Called
+    // from every scheduler's sessions: it must be thread-safe.
     std::function<void(const std::string&)> log_line;
     // Wall-clock seconds and milliseconds (Received: dates, log stamps); injectable.
     std::function<std::time_t()> wall_clock;
@@ -115,8 +132,9 @@ struct proxy_context {
         duration g = server_grace();
         return g > std::chrono::seconds(2) ? g - std::chrono::seconds(1) : g / 2;
     }
-    std::uint64_t next_session = 0;
-    std::uint64_t delivered = 0, deferred = 0, rejected = 0; // counters for logs and tests
+    // Counters for logs and tests, bumped by sessions on every scheduler.
+    std::atomic<std::uint64_t> next_session{0};
+    std::atomic<std::uint64_t> delivered{0}, deferred{0}, rejected{0};
 };
 
 } // namespace kamaelia::smtp

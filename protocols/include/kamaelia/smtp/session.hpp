@@ -1,43 +1,41 @@
-// One SMTP client connection of the greylisting proxy: the session stage
-// of the connection's graphline (smtp/protocol.hpp builds the graph).
+// The ENVELOPE stage of an SMTP client connection's graphline
+// (smtp/protocol.hpp builds the graph): the client's side of the dialogue.
 //
-//   inbox    framed_line from the framer   outbox   replies to the client
-//            (and its `reframed` mark)               (and start_tls)
-//   control  the socket's end messages,    signal   producer_finished when the
-//            shutdown_microprocess when              session is over (the socket
-//            the server stops (passed on             adapter flushes and closes)
-//            by the framer, in order)      framing  reframe orders to the framer
+//   inbox     framed_line from the framer   outbox     replies to the client
+//             (and its `reframed` mark)                (and start_tls)
+//   control   the socket's end messages,    signal     producer_finished when the
+//             shutdown_microprocess when               session is over (the socket
+//             the server stops (passed on              adapter flushes and closes)
+//             by the framer, in order)      framing    reframe orders to the framer
+//   relay_in  relay_reply from RELAY, and   relay      transaction, body_bytes,
+//             its end                                  body_end, body_abort to RELAY
+//                                           relay_ctl  relay_stop, then the end, to RELAY
 //
-// The session runs its stages in order, one line at a time:
+// It takes one line at a time, which keeps replies in the order of the
+// commands however many were pipelined: HELO/EHLO, MAIL and RCPT under the
+// envelope's rules (envelope.hpp), asking the greylist service at RCPT
+// (`co_await ask(...)`: the lines behind it wait in the inbox); RSET, NOOP,
+// VRFY, EXPN, HELP, QUIT; STARTTLS; the error limit. It applies the line
+// limit in force (512 octets for a command line, 1000 for a text line, RFC
+// 5321) and the DATA line rules (message_body.hpp: bare CR/LF, size).
 //
-//   envelope          HELO, MAIL, RCPT and their rules (envelope.hpp); at
-//                     RCPT the session asks the greylist service
-//   DATA relay        the message into upstream bytes (message_body.hpp),
-//                     answered only after the upstream answered (relay.cpp)
-//   upstream client   a child component holding the connection to the
-//                     upstream MTA, speaking in replies (upstream_client.hpp);
-//                     the session's side of it in upstream.cpp
+// At DATA it hands the envelope to RELAY (relay.hpp, a `transaction`) and
+// waits for its relay_reply: 354 only when RELAY says the upstream said
+// 354, else RELAY's answer. The message's bytes go to RELAY as they come,
+// the final dot as body_end, answered with the upstream's own reply; a
+// refused message (smuggling, size, line length) or a client gone
+// mid-DATA is a body_abort, so the upstream delivers nothing. Each
+// transaction ends with one log line (the envelope's), whatever RELAY said.
 //
-// Command framing is the framer's (framer.hpp), a component ahead of this
-// one; the session applies the line limit in force: 512 octets for a
-// command line, 1000 for a text line (RFC 5321).
-//
-// Commands are answered strictly in order (pipelined input is read on while
-// a greylist decision is pending; the replies wait). At DATA the session
-// opens (or reuses) its connection to the upstream MTA, replays the envelope
-// there (XFORWARD first when offered), answers 354 only after the upstream's
-// 354, streams the body through unchanged and answers the final dot with the
-// upstream's own reply -- 250 only when the upstream said 250. While the
-// client waits on the upstream, the upstream timeouts of proxy_settings
-// govern (451 4.4.1 when they run out), not the idle timer; a stop lets a
-// message in flight finish within its grace, then says 421 4.3.2 -- the
-// transaction is logged either way, never a bare close. The upstream
-// client (upstream_client.hpp) is a child whose replies and end both
-// arrive in "up_in"; "up_out" writes to it and "up_stop" closes it. STARTTLS (offered when the
-// context has a TLS context) sends kamaelia::start_tls out of "outbox" to
-// the socket adapter after the 220 (which marks the byte stream with
-// tls_started; the framer answers with `reframed`), and drops
-// every line up to the framer's `reframed` mark: they were read in clear.
+// While it waits on RELAY its idle timer does not run (RELAY's upstream
+// timeouts govern: 451 4.4.1). A stop lets a message in flight finish
+// within its grace (the deadline is passed to RELAY as relay_stop), then
+// says 421 4.3.2 -- the transaction logged either way, never a bare close.
+// STARTTLS (offered when the context has a TLS context) sends
+// kamaelia::start_tls out of "outbox" to the socket adapter after the 220
+// (which marks the byte stream with tls_started; the framer answers with
+// `reframed`), and drops every line up to the framer's `reframed` mark:
+// they were read in clear.
 #pragma once
 
 #include <kamaelia/core/component.hpp>
@@ -49,8 +47,8 @@
 #include <kamaelia/smtp/message_body.hpp>
 #include <kamaelia/smtp/proxy.hpp>
 #include <kamaelia/smtp/reply.hpp>
+#include <kamaelia/smtp/transaction.hpp>
 
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,6 +59,9 @@ class session : public line_session {
 public:
     session(std::shared_ptr<proxy_context> ctx, connection_info peer);
     ~session() override;
+    std::string type_name() const override { return "smtp::session"; }
+    // The connection's number (log lines, the Received: id).
+    std::uint64_t number() const noexcept { return env_.session(); }
 
 protected:
     task main() override;
@@ -86,21 +87,16 @@ private:
         return body_.active() ? ctx_->cfg.max_text_line : ctx_->cfg.max_command_line;
     }
 
-    // ---- the DATA relay (relay.cpp) -----------------------------------------
+    // ---- DATA, through RELAY -------------------------------------------------
     subtask<void> handle_data();
-    subtask<void> relay_envelope(); // DATA's upstream part, bounded by up_deadline_
     subtask<void> finish_message();
-    subtask<void> send_body();   // what the body holds for the upstream
-    void stop_mid_transaction(); // 421 4.3.2, the transaction logged, the session ends
-
-    // ---- the upstream client (upstream.cpp) ---------------------------------
-    subtask<std::optional<reply>> upstream_reply(duration timeout);
-    subtask<std::optional<reply>> open_upstream();
-    subtask<void> close_upstream();
-    void drop_upstream(std::string why);
-    bool drain_upstream_idle(); // handles what the upstream says between transactions
-    bool take_upstream_input(); // one message from up_in: a reply is kept, an end marks it lost
-    void upstream_lost(std::string why);
+    subtask<void> send_body();        // what the body holds for the upstream
+    void abort_body(std::string why); // RELAY drops the message (no delivery)
+    // RELAY's answer; nullopt when RELAY has ended. The stop is passed on meanwhile.
+    subtask<std::optional<relay_reply>> await_relay();
+    void take_relay_reply(relay_reply r, bool at_dot); // what the client hears, the transaction ended
+    void stop_mid_transaction();                       // 421 4.3.2, the transaction logged, the session ends
+    subtask<void> end_relay();                         // RELAY QUITs the upstream and ends (bounded)
 
     static constexpr std::size_t upstream_chunk = 64 * 1024; // body bytes gathered before a write upstream
     static constexpr int lines_per_round = 64;               // lines answered between looks at control
@@ -115,15 +111,7 @@ private:
     bool done_ = false;
     std::optional<time_point> stop_at_; // a stop's grace ends: 421 4.3.2 even mid-DATA from then on
 
-    // upstream
-    component* up_ = nullptr;
-    std::deque<reply> up_replies_; // what the upstream said, not yet taken
-    extensions up_ext_;
-    bool up_lost_ = false; // the connection went away (found in up_in)
-    std::string up_lost_why_;
-    bool up_timed_out_ = false;             // ...because it did not answer in time
-    bool stop_cut_ = false;                 // a wait on the upstream was cut by the stop's grace
-    std::optional<time_point> up_deadline_; // bounds the whole relay from DATA to 354
+    bool relay_gone_ = false; // RELAY has ended
 };
 
 } // namespace kamaelia::smtp

@@ -1,7 +1,8 @@
-// The upstream client stage of an SMTP session: the connection to the
-// upstream MTA as a component of its own, speaking in replies. It owns the
+// The UPSTREAM stage of an SMTP connection: the connection to the upstream
+// MTA as a component of its own, speaking in replies. It owns the
 // connection (a tcp_client, or what proxy_context::make_upstream makes) as
-// its child; the session owns it, opened at DATA and kept between messages.
+// its child; RELAY (relay.hpp) owns it, opened at DATA and kept between
+// messages.
 //
 //   inbox    bytes for the upstream         outbox  smtp::reply, one per complete
 //            (commands, the message)                reply, in order
@@ -10,7 +11,7 @@
 //            closes; a stop: closes now             connection ended, or the upstream
 //                                                   broke the protocol; then it ends
 //
-// The session keeps what depends on its own state: the greeting and EHLO,
+// RELAY keeps what depends on its own state: the greeting and EHLO,
 // the envelope replayed, and the upstream's timeouts (proxy_settings).
 #pragma once
 
