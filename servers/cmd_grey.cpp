@@ -23,6 +23,8 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <memory>
 #include <sstream>
 
 namespace kd = kamaelia::daemon;
@@ -303,9 +305,12 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
             l->flush_on(spdlog::level::info);
             return l;
         };
-        auto logger = std::make_shared<std::shared_ptr<spdlog::logger>>(make());
-        s->ctx->log_line = [logger](const std::string& line) { (*logger)->info(line); };
-        rt.on_reload([logger, make] { *logger = make(); });
+        // Sessions on every scheduler log while SIGHUP swaps the file on
+        // scheduler 0: the logger is swapped atomically (the old one lives
+        // on while a session still writes through it).
+        auto logger = std::make_shared<std::atomic<std::shared_ptr<spdlog::logger>>>(make());
+        s->ctx->log_line = [logger](const std::string& line) { logger->load()->info(line); };
+        rt.on_reload([logger, make] { logger->store(make()); });
     } else {
         s->ctx->log_line = [](const std::string& line) { spdlog::info("grey: {}", line); };
     }
@@ -343,9 +348,11 @@ const kd::register_server reg{{
             app.add_option("--upstream-data-timeout", gf.upstream_data_timeout,
                            "seconds to wait for the upstream's reply to the final dot (default 600, RFC 5321)");
             app.add_option("--x-greylist-header", gf.x_greylist_header, "add X-Greylist: to delayed mail (yes/no)");
-            app.add_option("--store", gf.store,
-                           "greylist store: postgresql://HOST/DB (several MX hosts) or a SQLite file "
-                           "(default <data-dir>/greylist.sqlite)");
+            app.add_option(
+                "--store", gf.store,
+                "greylist store: postgresql://HOST/DB[?pool=N] (several MX hosts; N connections, 1-16, default 1) "
+                "or a SQLite file "
+                "(default <data-dir>/greylist.sqlite)");
         },
     .build = build,
 }};

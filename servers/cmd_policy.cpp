@@ -92,9 +92,9 @@ void add_flags(CLI::App& app) {
     app.add_option("--ipv4cidr", pf.ipv4cidr, "client network size of the triplet for IPv4 (default 24)");
     app.add_option("--ipv6cidr", pf.ipv6cidr, "client network size of the triplet for IPv6 (default 64)");
     app.add_option("--max-rows", pf.max_rows, "cap on stored triplets (default 1000000)");
-    app.add_option(
-        "--store", policy_store,
-        "greylist store: postgresql://HOST/DB (several hosts) or a SQLite file (default <data-dir>/greylist.sqlite)");
+    app.add_option("--store", policy_store,
+                   "greylist store: postgresql://HOST/DB[?pool=N] (several hosts; N connections, 1-16, default 1) or a "
+                   "SQLite file (default <data-dir>/greylist.sqlite)");
     app.add_flag("--test-hooks", pf.test_hooks,
                  "TESTS ONLY: honour policy_test_time in requests (sets a triplet's clock); never in production");
 }

@@ -1,6 +1,7 @@
 // The greylist as the daemon's servers share it: one greylist service and
-// one store per process (whichever of `grey` and `policy` asks first starts
-// it); SIGHUP reloads its whitelist files. The store is <data-dir>/greylist.sqlite,
+// one store per process, on scheduler 0 and asked from every scheduler
+// (whichever of `grey` and `policy` asks first starts it); SIGHUP reloads
+// its whitelist files. The store is <data-dir>/greylist.sqlite,
 // or what --store / --greylist-store name (a postgresql:// URL: several MX hosts).
 #pragma once
 
@@ -55,8 +56,8 @@ inline std::string shared_greylist(runtime& rt, greylist::settings s, const std:
             std::string e = h->error();
             return e.empty() ? e : "greylist store " + db + " unusable: " + e;
         });
-        component& c = rt.add_service(std::move(svc)); // stopped after the servers
-        rt.sched().services().register_service(greylist::service_name, c, "inbox");
+        component& c = rt.add_service(std::move(svc));                       // stopped after the servers
+        register_service_in(rt.group(), greylist::service_name, c, "inbox"); // one for every scheduler
         rt.on_reload([&rt] {
             if (auto* sv = rt.sched().services().find(greylist::service_name))
                 deliver(*sv->comp, "reload", message(greylist::reload_whitelists{}));

@@ -7,8 +7,11 @@
 
 #include "daemon.hpp"
 
+#include <kamaelia/pg/database.hpp>
+
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 namespace kamaelia::daemon {
@@ -23,15 +26,26 @@ struct store_rule {
     const char* default_file;                      // e.g. "greylist.sqlite" in the data directory
 };
 
+// A PostgreSQL URL's pool size (`?pool=N`, 1 to pg::max_pool_size) is
+// checked here, so a bad one is a configuration error (exit 2) at start-up.
+inline std::string checked_store(const std::string& section, std::string where) {
+    if (pg::is_url(where)) try {
+            (void)pg::split_pool(where);
+        } catch (const std::invalid_argument& e) {
+            throw config_error(section + ": store " + pg::redact(where) + ": " + e.what());
+        }
+    return where;
+}
+
 inline std::string chosen_store(runtime& rt, const std::optional<std::string>& flag, const std::string& section,
                                 const store_rule& rule) {
     const config_file* cf = rt.config();
-    if (flag) return *flag;
+    if (flag) return checked_store(section, *flag);
     if (cf)
-        if (auto v = cf->get(section, "store")) return *v;
-    if (rule.daemon_flag) return *rule.daemon_flag;
+        if (auto v = cf->get(section, "store")) return checked_store(section, *v);
+    if (rule.daemon_flag) return checked_store(section, *rule.daemon_flag);
     if (cf)
-        if (auto v = cf->get("kamaelia", rule.daemon_key)) return *v;
+        if (auto v = cf->get("kamaelia", rule.daemon_key)) return checked_store(section, *v);
     return (std::filesystem::path(rt.data_dir()) / rule.default_file).string();
 }
 

@@ -142,6 +142,26 @@ public:
         return std::system(cmd.c_str());
     }
 
+    // `psql -tA -c SQL`: what it printed, trimmed ("" if it failed).
+    std::string value(const std::string& sql, const std::string& db = "postgres") const {
+        std::string cmd = "cd / && " + bindir_ + "/psql -q -X -tA -h 127.0.0.1 -p " + std::to_string(port_) +
+                          " -U kamaelia -d " + db + " -c \"" + sql + "\" 2>/dev/null";
+        std::string out;
+        if (FILE* p = ::popen(cmd.c_str(), "r")) {
+            char buf[512];
+            while (std::fgets(buf, sizeof buf, p)) out += buf;
+            ::pclose(p);
+        }
+        while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+        return out;
+    }
+    // Sessions of `application_name` connected now.
+    int backends(const std::string& application_name) const {
+        std::string v =
+            value("SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + application_name + "'");
+        return v.empty() ? -1 : std::stoi(v);
+    }
+
 private:
     std::string prefix() const { return as_user_ ? "setpriv --reuid=nobody --regid=nogroup --clear-groups " : ""; }
 

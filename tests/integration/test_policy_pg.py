@@ -7,7 +7,8 @@ A triplet first seen at MX A passes at MX B after the delay; the database
 down gives no reply (Postfix answers 451 4.3.5), never a permit, and the
 server uses it again once it is back; `grey-db copy --to postgresql://`
 moves a SQLite greylist to PostgreSQL and `grey-db stats --store` reads it;
-two servers of one daemon naming different stores is a start-up error; the
+two servers of one daemon naming different stores is a start-up error, and
+so is a bad connection pool size (`?pool=0`: exit 2); the
 password never shows in the logs; the console's /healthz answers 503 with the
 reason while the database is down and 200 again once it is back, with no mail
 going through (the database thread's idle probe).
@@ -139,6 +140,26 @@ def different_stores_in_one_daemon_refused(k):
         t.check(d.wait() not in (0, None), "refused at start-up")
         t.check("differs from" in d.stderr_text(), d.tail())
         d.cleanup()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@t.test
+def bad_pool_sizes_refused(k):
+    """`?pool=N` outside 1..16 (or not a number, or twice) stops the daemon
+    at start-up with exit status 2 and a message naming it; no database is
+    needed to see it (nothing listens on port 1)."""
+    tmp = tempfile.mkdtemp(prefix="kamaelia-it-pool-")
+    try:
+        for server in ("policy", "bbs"):
+            for bad in ("0", "17", "x", "", "2&pool=3"):
+                url = f"postgresql://kamaelia:secret-pw@127.0.0.1:1/g?pool={bad}"
+                d = harness.Daemon(k, server, "--bind", "127.0.0.1", "--port", "0", "--data-dir",
+                                   os.path.join(tmp, "var"), "--store", url, raw=True, expect_servers=0)
+                t.eq(d.wait(), 2, f"{server} pool={bad!r}: " + d.tail())
+                t.check("pool" in d.stderr_text(), d.tail())
+                t.check("secret-pw" not in d.stderr_text(), "no password in the message")
+                d.cleanup()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -71,7 +71,8 @@ pg::database::options db_options(const pg_store::options& o) {
 pg_store::pg_store(const options& o) : opt_(o), db_(db_options(o), raise) {
     db_.migrate("greylist", migrations, o.read_only);
     db_.prepare(statements);
-    rows_estimate_ = static_cast<std::uint64_t>(db_.exec("SELECT count(*) FROM grey_triplets", "count rows").i64(0, 0));
+    rows_estimate_ = o.rows ? o.rows : std::make_shared<std::atomic<std::int64_t>>(0);
+    rows_estimate_->store(db_.exec("SELECT count(*) FROM grey_triplets", "count rows").i64(0, 0));
 }
 
 pg_store::~pg_store() = default;
@@ -173,14 +174,14 @@ std::optional<triplet_row> pg_store::find(const triplet& k) {
 }
 
 void pg_store::save(const triplet& k, const triplet_row& row, bool known) {
-    if (!known && opt_.max_rows > 0 && rows_estimate_ >= opt_.max_rows) {
+    if (!known && opt_.max_rows > 0 && rows_estimate_->load() >= static_cast<std::int64_t>(opt_.max_rows)) {
         // The flood of unique triplets (RFC 6647): make room in a batch. The
         // count is this host's estimate; others evict for themselves. Rare
         // (at the cap only), so it may cost a round trip of its own.
         flush();
         auto n = std::clamp<std::uint64_t>(opt_.max_rows / 100, 1, 1000);
         auto gone = db_.run("evict", span_of({std::to_string(n)}), "evict").affected();
-        rows_estimate_ -= std::min(rows_estimate_, gone);
+        rows_estimate_->fetch_sub(static_cast<std::int64_t>(gone));
         evicted_ += gone;
         // The evicted rows are not known here: read again what is asked again.
         rows_.clear();
@@ -189,7 +190,7 @@ void pg_store::save(const triplet& k, const triplet_row& row, bool known) {
                        {k.client_net, k.sender, k.recipient, std::to_string(row.first), std::to_string(row.last)},
                        "save"});
     rows_[k] = row;
-    if (!known) ++rows_estimate_;
+    if (!known) rows_estimate_->fetch_add(1);
 }
 
 std::optional<client_row> pg_store::find_client(const std::string& address) {
@@ -215,7 +216,7 @@ std::size_t pg_store::expire(std::int64_t now, const timing& t, std::size_t limi
                          std::to_string(t.delay), std::to_string(now - t.retry_window), std::to_string(limit)}),
                 "expire")
             .affected();
-    rows_estimate_ -= std::min<std::uint64_t>(rows_estimate_, gone);
+    rows_estimate_->fetch_sub(static_cast<std::int64_t>(gone));
     if (gone < limit)
         gone += db_.run("expire_clients", span_of({std::to_string(now - t.max_age), std::to_string(limit - gone)}),
                         "expire clients")

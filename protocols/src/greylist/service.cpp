@@ -1,11 +1,18 @@
-// The greylist service: one database thread that answers in batches.
+// The greylist service: a database thread per store connection, each
+// answering in batches. One for SQLite: the service's own thread. The pool's
+// size for PostgreSQL: each connection is a threaded_component of its own
+// (a `connection_worker`, a child of the service), and thread_main() only
+// routes each request to one by client address (service::impl::route),
+// sending it out of that worker's outbox (bounded: a full worker blocks the
+// routing) and taking the workers' findings for /healthz and the outage log.
 //
-// thread_main() takes every request queued so far, runs them in ONE
+// A connection takes every request queued for it so far, runs them in ONE
 // transaction, commits, and only then replies (group commit). A failed batch
 // is rolled back and every request in it answered tempfail; the outage is
 // logged when it starts, rate-limited while it lasts and when it ends. When
-// idle the thread expires old rows in small transactions, so expiry never
-// blocks a decision for long.
+// idle the first connection expires old rows in small transactions, so
+// expiry never blocks a decision for long, and every connection probes its
+// session (a restarted server is reconnected before mail needs it).
 #include <kamaelia/greylist/service.hpp>
 
 #include <kamaelia/core/scheduler.hpp>
@@ -17,7 +24,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <functional>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -51,21 +62,39 @@ std::shared_ptr<const whitelist> build_whitelist(const settings& cfg, bool files
     return w;
 }
 
-std::unique_ptr<store> open_store(const settings& cfg) {
+// The store's connections: one for SQLite; for PostgreSQL the URL's pool
+// (pg::split_pool), each connection a store of its own.
+std::vector<std::unique_ptr<store>> open_stores(const settings& cfg) {
     if (cfg.database.empty()) throw store_error("greylist: no database file given");
+    std::vector<std::unique_ptr<store>> out;
     if (pg_store::is_url(cfg.database)) {
         // Several MX hosts on one PostgreSQL database.
+        pg::pool_url pool;
+        try {
+            pool = pg::split_pool(cfg.database);
+        } catch (const std::invalid_argument& e) {
+            throw store_error(std::string("greylist: ") + e.what());
+        }
         pg_store::options po;
-        po.conninfo = cfg.database;
+        po.conninfo = pool.conninfo;
         po.max_rows = cfg.max_rows;
-        return std::make_unique<pg_store>(po);
+        po.rows = std::make_shared<std::atomic<std::int64_t>>(0); // one cap for the pool
+        for (std::size_t i = 0; i < pool.size; ++i) out.push_back(std::make_unique<pg_store>(po));
+        return out;
     }
     sqlite_store::options o;
     o.path = cfg.database;
     o.sync_full = cfg.sync_full;
     o.max_rows = cfg.max_rows;
     o.busy_timeout = cfg.busy_timeout;
-    return std::make_unique<sqlite_store>(o);
+    out.push_back(std::make_unique<sqlite_store>(o));
+    return out;
+}
+
+std::vector<std::unique_ptr<store>> one(std::unique_ptr<store> st) {
+    std::vector<std::unique_ptr<store>> v;
+    v.push_back(std::move(st));
+    return v;
 }
 
 decision tempfail(std::string reason) {
@@ -77,53 +106,114 @@ decision tempfail(std::string reason) {
 
 } // namespace
 
-// Everything the database thread owns.
-struct service::impl {
-    using request_type = kamaelia::request<check>;
+namespace {
 
+// What a request needs from the store, worked out before the batch's
+// transaction so that the store can read it all at once.
+struct plan {
+    std::optional<std::string> listed; // whitelisted by the lists: the store is not asked
+    triplet key;
+    std::string client; // canonical address, when the client auto-whitelist is on
+};
+
+struct job {
+    kamaelia::request<check> rq;
+    plan p;
+};
+
+// What a connection found since it last told: its store's latest state
+// (empty: fine) and, for the outage log, its failed request batches and
+// whether one succeeded. Coalesced while it cannot be sent.
+struct finding {
+    std::size_t index = 0;
+    std::string error;
+    std::string failed_with; // the last failed batch's error
+    std::uint32_t failed_batches = 0;
+    bool ok_batch = false;
+};
+
+// What every connection shares: settings and counters (atomics). The health
+// and the outage log are the service's thread's alone: with a pool the
+// workers send it their findings, it applies them (apply()).
+struct shared_state {
     settings cfg;
     timing t;
-    std::unique_ptr<store> db;
-    std::shared_ptr<const whitelist> lists;
+    std::atomic<std::uint64_t> decisions{0}, commits{0};
+    // An outage is being logged: a worker then reports a successful batch
+    // even if its own finding did not change, so that the outage can end.
+    std::atomic<bool> outage_active{false};
     log_limiter outage{"greylist: database unusable, answering tempfail", std::chrono::seconds(10)};
     std::shared_ptr<store_health> health = std::make_shared<store_health>();
-
-    impl(const settings& c, std::unique_ptr<store> st) : cfg(c), db(std::move(st)), lists(build_whitelist(c, true)) {
-        t.delay = cfg.delay.count();
-        t.retry_window = cfg.retry_window.count();
-        t.max_age = cfg.max_age.count();
-        if (cfg.expire_interval < std::chrono::milliseconds(100)) cfg.expire_interval = std::chrono::milliseconds(100);
-        if (cfg.expire_batch == 0) cfg.expire_batch = 1;
-        if (cfg.health_interval < std::chrono::milliseconds(100)) cfg.health_interval = std::chrono::milliseconds(100);
-    }
+    std::vector<std::string> errors; // each connection's last finding (empty: fine)
 
     std::int64_t now() const {
         auto tp = cfg.clock ? cfg.clock() : std::chrono::system_clock::now();
         return std::chrono::duration_cast<std::chrono::seconds>(tp.time_since_epoch()).count();
     }
 
-    // What a request needs from the store, worked out before the batch's
-    // transaction so that the store can read it all at once.
-    struct plan {
-        std::optional<std::string> listed; // whitelisted by the lists: the store is not asked
-        triplet key;
-        std::string client; // canonical address, when the client auto-whitelist is on
-    };
-    // A batch's plans, kept between batches for their capacity.
-    std::vector<plan> plans;
+    // Connection `f.index` found its store fine (empty) or failing. The
+    // health is the first failing connection's error; the outage (requests
+    // only) ends when no connection fails. The service's thread only.
+    void apply(const finding& f) {
+        errors[f.index] = f.error;
+        const std::string* first = nullptr;
+        for (const auto& x : errors)
+            if (!x.empty()) {
+                first = &x;
+                break;
+            }
+        health->set(first ? *first : std::string());
+        for (std::uint32_t k = 0; k < f.failed_batches; ++k) outage.fail(f.failed_with);
+        if (f.ok_batch && !first) outage.ok();
+        outage_active.store(outage.active(), std::memory_order_relaxed);
+    }
+};
+
+// One connection to the store and the batches it runs: the whole service
+// with SQLite (run by the service's own thread), one pool worker's with
+// PostgreSQL.
+struct connection {
+    shared_state& m;
+    std::size_t index;
+    std::unique_ptr<store> db;
+    // A batch's lookups, kept between batches for their capacity.
     std::vector<triplet> keys;
     std::vector<std::string> clients;
+    std::vector<decision> out;
+    // What it found since its owner last took it (take_finding()).
+    finding found;
+    bool dirty = false;
+    std::string told; // the error last taken
 
-    plan make_plan(const request& r) const {
-        plan p;
-        p.listed = lists->match(r);
-        if (p.listed) return p;
-        p.key = make_triplet(r.client_address, r.sender, r.recipient, cfg.ipv4_prefix, cfg.ipv6_prefix);
-        if (cfg.auto_whitelist_clients > 0) p.client = canonical_address(r.client_address);
-        return p;
+    connection(shared_state& s, std::size_t i, std::unique_ptr<store> st) : m(s), index(i), db(std::move(st)) {
+        found.index = i;
+    }
+
+    void report(const std::string& e, bool request) {
+        found.error = e;
+        if (request && !e.empty()) {
+            found.failed_with = e;
+            ++found.failed_batches;
+        } else if (request) {
+            found.ok_batch = true;
+        }
+        if (e != told || found.failed_batches || (found.ok_batch && m.outage_active.load(std::memory_order_relaxed)))
+            dirty = true;
+    }
+    // The finding to tell, if there is news; then it starts afresh.
+    std::optional<finding> take_finding() {
+        if (!dirty) return std::nullopt;
+        finding f = std::move(found);
+        told = f.error;
+        found = finding{};
+        found.index = index;
+        found.error = told;
+        dirty = false;
+        return f;
     }
 
     decision judge(plan& p, std::int64_t at) {
+        const timing& t = m.t;
         if (p.listed) {
             decision d;
             d.what = verdict::whitelisted;
@@ -131,10 +221,10 @@ struct service::impl {
             return d;
         }
         const triplet& key = p.key;
-        if (cfg.auto_whitelist_clients > 0) {
+        if (m.cfg.auto_whitelist_clients > 0) {
             const std::string& client = p.client;
             auto c = db->find_client(client);
-            if (client_whitelisted(c, at, cfg.auto_whitelist_clients, t)) {
+            if (client_whitelisted(c, at, m.cfg.auto_whitelist_clients, t)) {
                 if (auto b = bump_client(c, at, t)) db->save_client(client, *b);
                 decision d;
                 d.what = verdict::whitelisted;
@@ -157,55 +247,53 @@ struct service::impl {
     // One transaction for the batch; the answers go out after COMMIT. Any
     // error (a store_error, bad_alloc, anything) answers the whole batch
     // tempfail: nothing was committed.
-    void run_batch(std::vector<request_type>& batch, std::vector<decision>& out) {
+    void run_batch(std::vector<job>& batch) {
         out.clear();
         out.reserve(batch.size());
-        std::int64_t at = now();
+        std::int64_t at = m.now();
+        std::string error;
         try {
-            plans.clear();
             keys.clear();
             clients.clear();
-            for (auto& rq : batch) {
-                plans.push_back(make_plan(rq.body.r));
-                if (plans.back().listed) continue;
-                keys.push_back(plans.back().key);
-                if (!plans.back().client.empty()) clients.push_back(plans.back().client);
+            for (auto& j : batch) {
+                if (j.p.listed) continue;
+                keys.push_back(j.p.key);
+                if (!j.p.client.empty()) clients.push_back(j.p.client);
             }
             db->begin();
             db->prefetch(keys, clients);
-            for (std::size_t i = 0; i < batch.size(); ++i) {
-                const auto& r = batch[i].body.r;
-                out.push_back(judge(plans[i], r.test_time ? r.test_time : at));
+            for (auto& j : batch) {
+                const auto& r = j.rq.body.r;
+                out.push_back(judge(j.p, r.test_time ? r.test_time : at));
             }
             db->commit();
-            outage.ok();
-            health->set({});
         } catch (const std::exception& e) {
             db->rollback();
-            outage.fail(e.what());
-            health->set(e.what());
+            error = e.what();
             out.assign(batch.size(), tempfail(e.what()));
         } catch (...) {
             db->rollback();
-            outage.fail("unknown error");
-            health->set("unknown error");
+            error = "unknown error";
             out.assign(batch.size(), tempfail("greylist store failed"));
         }
-        for (std::size_t i = 0; i < batch.size(); ++i) batch[i].reply(std::move(out[i]));
+        report(error, true);
+        for (std::size_t i = 0; i < batch.size(); ++i) batch[i].rq.reply(std::move(out[i]));
+        m.decisions.fetch_add(batch.size(), std::memory_order_relaxed);
+        m.commits.fetch_add(1, std::memory_order_relaxed);
     }
 
     // One expiry transaction; true if it was full (more may be waiting).
     bool expire_some() {
         try {
             db->begin();
-            std::size_t n = db->expire(now(), t, cfg.expire_batch);
+            std::size_t n = db->expire(m.now(), m.t, m.cfg.expire_batch);
             db->commit();
             if (n) spdlog::debug("greylist: expired {} rows", n);
-            health->set({});
-            return n >= cfg.expire_batch;
+            report({}, false);
+            return n >= m.cfg.expire_batch;
         } catch (const std::exception& e) {
             db->rollback();
-            health->set(e.what());
+            report(e.what(), false);
             spdlog::debug("greylist: expiry postponed: {}", e.what()); // the outage itself is logged by requests
             return false;
         }
@@ -217,16 +305,155 @@ struct service::impl {
         try {
             db->begin();
             db->commit();
-            health->set({});
+            report({}, false);
         } catch (const std::exception& e) {
             db->rollback();
-            health->set(e.what());
+            report(e.what(), false);
         }
+    }
+
+    // When idle: expiry (the first connection only: one expiry at a time) and
+    // the probe, each when due; the times of the next ones.
+    struct timers {
+        std::chrono::steady_clock::time_point expiry, probe;
+    };
+    // A batch, which also serves as the connection's probe; `batch` is
+    // left empty for the next one (its capacity kept).
+    void run_batch(std::vector<job>& batch, timers& due) {
+        run_batch(batch);
+        batch.clear();
+        due.probe = std::chrono::steady_clock::now() + m.cfg.health_interval;
+    }
+    void idle_work(timers& due) {
+        auto now = std::chrono::steady_clock::now();
+        if (index == 0 && now >= due.expiry) {
+            // Expiry also runs under constant load: one small transaction
+            // between batches when it is due (again at once while rows remain).
+            due.expiry = expire_some() ? now : now + m.cfg.expire_interval;
+            due.probe = now + m.cfg.health_interval;
+        }
+        if (now >= due.probe) {
+            probe();
+            due.probe = now + m.cfg.health_interval;
+        }
+    }
+    timers first_timers() const {
+        auto now = std::chrono::steady_clock::now();
+        return {index == 0 ? now + m.cfg.expire_interval : std::chrono::steady_clock::time_point::max(),
+                now + m.cfg.health_interval};
+    }
+
+    std::chrono::steady_clock::time_point next_due(const timers& due) const { return std::min(due.expiry, due.probe); }
+};
+
+// A pooled connection as a component of its own (PostgreSQL, pool > 1): a
+// child of the service, its "inbox" fed from one of the service's outboxes
+// (jobs routed to it), its "outbox" linked to the service's "findings". It
+// takes every job queued for it as one batch, as the single connection does.
+class connection_worker final : public threaded_component {
+public:
+    connection_worker(std::shared_ptr<shared_state> s, std::size_t i, std::unique_ptr<store> st)
+        : shared_(std::move(s)),
+          c_(*shared_, i, std::move(st)) {}
+    ~connection_worker() override { stop_thread(); } // the thread uses c_
+    std::string type_name() const override { return "greylist_connection"; }
+
+protected:
+    void thread_main() override {
+        std::vector<job> batch;
+        auto due = c_.first_timers();
+        std::optional<finding> untold;
+        while (!shutdown_requested()) {
+            if (data_ready("inbox")) {
+                while (auto j = recv<job>()) batch.push_back(std::move(*j));
+                c_.run_batch(batch, due);
+            }
+            c_.idle_work(due);
+            tell(untold);
+            if (!data_ready("inbox")) {
+                // A finding the service could not take yet is retried soon.
+                auto until = c_.next_due(due);
+                if (untold) until = std::min(until, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+                wait(until - std::chrono::steady_clock::now());
+            }
+        }
+    }
+    void interrupt() noexcept override { c_.db->interrupt(); }
+
+private:
+    // Never blocks (the service may itself be blocked sending to this
+    // worker): a finding the service's queue has no room for is kept and
+    // merged with the next.
+    void tell(std::optional<finding>& untold) {
+        if (auto f = c_.take_finding()) {
+            if (untold) {
+                untold->error = std::move(f->error);
+                if (f->failed_batches) untold->failed_with = std::move(f->failed_with);
+                untold->failed_batches += f->failed_batches;
+                untold->ok_batch = untold->ok_batch || f->ok_batch;
+            } else {
+                untold = std::move(f);
+            }
+        }
+        if (untold && try_send(*untold)) untold.reset();
+    }
+
+    std::shared_ptr<shared_state> shared_;
+    connection c_;
+};
+
+} // namespace
+
+// Everything the service's thread owns.
+struct service::impl {
+    using request_type = kamaelia::request<check>;
+
+    std::shared_ptr<shared_state> state = std::make_shared<shared_state>();
+    shared_state& shared = *state;
+    std::shared_ptr<const whitelist> lists;
+    std::unique_ptr<connection> single;    // SQLite, or a pool of one: run by the service's thread
+    std::vector<std::string> worker_boxes; // a pool: the outbox to each worker
+    std::size_t size = 0;
+
+    impl(const settings& c, std::vector<std::unique_ptr<store>>& stores) : lists(build_whitelist(c, true)) {
+        shared.cfg = c;
+        settings& cfg = shared.cfg;
+        shared.t.delay = cfg.delay.count();
+        shared.t.retry_window = cfg.retry_window.count();
+        shared.t.max_age = cfg.max_age.count();
+        if (cfg.expire_interval < std::chrono::milliseconds(100)) cfg.expire_interval = std::chrono::milliseconds(100);
+        if (cfg.expire_batch == 0) cfg.expire_batch = 1;
+        if (cfg.health_interval < std::chrono::milliseconds(100)) cfg.health_interval = std::chrono::milliseconds(100);
+        if (stores.empty()) throw store_error("greylist: no store");
+        shared.errors.resize(stores.size());
+        size = stores.size();
+        if (size == 1) single = std::make_unique<connection>(shared, 0, std::move(stores.front()));
+    }
+
+    plan make_plan(const request& r) const {
+        const settings& cfg = shared.cfg;
+        plan p;
+        p.listed = lists->match(r);
+        if (p.listed) return p;
+        p.key = make_triplet(r.client_address, r.sender, r.recipient, cfg.ipv4_prefix, cfg.ipv6_prefix);
+        if (cfg.auto_whitelist_clients > 0) p.client = canonical_address(r.client_address);
+        return p;
+    }
+
+    // The connection a request goes to: by its client's address, so that
+    // one client's requests (its triplets and its auto-whitelist row) are
+    // decided on one connection, in the order they came, and never wait on
+    // each other's row locks. The same triplet from two addresses of one
+    // network may meet on two connections: SELECT ... FOR UPDATE makes the
+    // second wait for the first's COMMIT and read its row, as two hosts do.
+    const std::string& route(const request& r) const {
+        std::size_t h = std::hash<std::string>{}(canonical_address(r.client_address));
+        return worker_boxes[h % worker_boxes.size()];
     }
 
     void reload() {
         try {
-            lists = build_whitelist(cfg, false);
+            lists = build_whitelist(shared.cfg, false);
             spdlog::info("greylist: whitelists reloaded ({} entries)", lists->size());
         } catch (const std::exception& e) {
             spdlog::error("greylist: whitelists not reloaded, keeping the old ones: {}", e.what());
@@ -234,56 +461,86 @@ struct service::impl {
     }
 };
 
-service::service(const settings& cfg) : service(cfg, open_store(cfg)) {}
+service::service(const settings& cfg) : service(cfg, open_stores(cfg)) {}
 
-service::service(const settings& cfg, std::unique_ptr<store> st) : impl_(std::make_unique<impl>(cfg, std::move(st))) {
+service::service(const settings& cfg, std::unique_ptr<store> st) : service(cfg, one(std::move(st))) {}
+
+service::service(const settings& cfg, std::vector<std::unique_ptr<store>> stores)
+    : impl_(std::make_unique<impl>(cfg, stores)) {
     declare_inbox("reload", "reload_whitelists: re-read the whitelist files (SIGHUP)");
+    if (impl_->single) return;
+    // A pool: a worker a connection, activated with the service.
+    declare_inbox("findings", "the pool's workers: what each found of its store");
+    for (std::size_t i = 0; i < stores.size(); ++i) {
+        auto& name = impl_->worker_boxes.emplace_back(
+            add_outbox("connection" + std::to_string(i), "requests routed to connection " + std::to_string(i)));
+        auto& w = add_child(std::make_unique<connection_worker>(impl_->state, i, std::move(stores[i])));
+        link({*this, std::string_view(name)}, {w, "inbox"});
+        link({w, "outbox"}, {*this, "findings"});
+    }
 }
 
 service::~service() {
     stop_thread(); // the thread uses impl_
-    if (decisions_)
-        spdlog::info("greylist: {} decisions in {} transactions ({:.1f} a commit)", decisions_, commits_,
-                     static_cast<double>(decisions_) / static_cast<double>(commits_ ? commits_ : 1));
+    auto d = decisions(), c = commits();
+    if (d)
+        spdlog::info("greylist: {} decisions in {} transactions ({:.1f} a commit)", d, c,
+                     static_cast<double>(d) / static_cast<double>(c ? c : 1));
 }
 
-void service::interrupt() noexcept { impl_->db->interrupt(); }
+std::uint64_t service::decisions() const noexcept { return impl_->shared.decisions.load(std::memory_order_relaxed); }
+std::uint64_t service::commits() const noexcept { return impl_->shared.commits.load(std::memory_order_relaxed); }
+std::size_t service::connections() const noexcept { return impl_->size; }
 
-std::shared_ptr<const store_health> service::health() const noexcept { return impl_->health; }
+void service::interrupt() noexcept {
+    if (impl_->single) impl_->single->db->interrupt(); // a pool's workers are interrupted as they stop
+}
+
+std::shared_ptr<const store_health> service::health() const noexcept { return impl_->shared.health; }
 
 void service::thread_main() {
     impl& m = *impl_;
-    std::vector<impl::request_type> batch;
-    std::vector<decision> out;
-    auto next_expiry = std::chrono::steady_clock::now() + m.cfg.expire_interval;
-    auto next_probe = std::chrono::steady_clock::now() + m.cfg.health_interval;
+    if (m.single) {
+        // One connection: this thread is its database thread (no hop).
+        connection& c = *m.single;
+        std::vector<job> batch;
+        auto due = c.first_timers();
+        auto tell = [&] {
+            if (auto f = c.take_finding()) m.shared.apply(*f);
+        };
+        while (!shutdown_requested()) {
+            while (recv_message("reload")) m.reload();
+            if (data_ready("inbox")) {
+                // Woken by the first request of a burst: let the scheduler thread
+                // (which the wake-up may have preempted on a shared core) queue
+                // the rest of its cycle, so they share a commit.
+                std::this_thread::yield();
+                while (auto r = recv<impl::request_type>()) {
+                    plan p = m.make_plan(r->body.r);
+                    batch.push_back(job{std::move(*r), std::move(p)});
+                }
+                c.run_batch(batch, due);
+            }
+            c.idle_work(due);
+            tell();
+            if (!data_ready("inbox") && !data_ready("reload")) wait(c.next_due(due) - std::chrono::steady_clock::now());
+        }
+        return;
+    }
+    // A pool: this thread routes, each worker runs its batches (group
+    // commit per connection; several commits in flight at once). send()
+    // blocks while the worker's queues are full: a slow connection holds
+    // the routing, the service's inbox fills, and askers wait (bounded).
+    // The workers end with the service (its children).
     while (!shutdown_requested()) {
         while (recv_message("reload")) m.reload();
-        if (data_ready("inbox")) {
-            // Woken by the first request of a burst: let the scheduler thread
-            // (which the wake-up may have preempted on a shared core) queue
-            // the rest of its cycle, so they share a commit.
-            std::this_thread::yield();
-            while (auto r = recv<impl::request_type>()) batch.push_back(std::move(*r));
-            m.run_batch(batch, out);
-            decisions_ += batch.size();
-            ++commits_;
-            batch.clear();
-            next_probe = std::chrono::steady_clock::now() + m.cfg.health_interval; // the batch was the probe
+        while (auto f = recv<finding>("findings")) m.shared.apply(*f);
+        while (auto r = recv<impl::request_type>()) {
+            plan p = m.make_plan(r->body.r);
+            const std::string& to = m.route(r->body.r);
+            send(job{std::move(*r), std::move(p)}, std::string_view(to));
         }
-        // Expiry also runs under constant load: one small transaction
-        // between batches when it is due (again at once while rows remain).
-        auto now = std::chrono::steady_clock::now();
-        if (now >= next_expiry) {
-            next_expiry = m.expire_some() ? now : now + m.cfg.expire_interval;
-            next_probe = now + m.cfg.health_interval;
-        }
-        if (now >= next_probe) {
-            m.probe();
-            next_probe = now + m.cfg.health_interval;
-        }
-        if (!data_ready("inbox") && !data_ready("reload"))
-            wait(std::min(next_expiry, next_probe) - std::chrono::steady_clock::now());
+        if (!data_ready("inbox") && !data_ready("reload") && !data_ready("findings")) wait();
     }
 }
 

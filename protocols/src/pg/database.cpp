@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 namespace kamaelia::pg {
@@ -45,6 +46,44 @@ std::string redact(std::string_view text) {
            std::string(text.substr(start + at));
 }
 
+pool_url split_pool(std::string_view url) {
+    pool_url out;
+    auto q = url.find('?');
+    if (!is_url(url) || q == std::string_view::npos) {
+        out.conninfo = std::string(url);
+        return out;
+    }
+    out.conninfo = std::string(url.substr(0, q));
+    std::string rest;
+    bool seen = false;
+    std::string_view query = url.substr(q + 1);
+    while (true) {
+        auto amp = query.find('&');
+        std::string_view param = query.substr(0, amp);
+        if (param.starts_with("pool=")) {
+            std::string_view v = param.substr(5);
+            const std::string bad = "bad pool size '" + std::string(v) +
+                                    "' in the PostgreSQL URL: a whole number from 1 to " +
+                                    std::to_string(max_pool_size);
+            if (seen) throw std::invalid_argument("pool given twice in the PostgreSQL URL");
+            seen = true;
+            if (v.empty() || v.size() > 3 ||
+                !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
+                throw std::invalid_argument(bad);
+            std::size_t n = std::stoul(std::string(v));
+            if (n < 1 || n > max_pool_size) throw std::invalid_argument(bad);
+            out.size = n;
+        } else if (!param.empty()) {
+            rest += rest.empty() ? "" : "&";
+            rest += param;
+        }
+        if (amp == std::string_view::npos) break;
+        query.remove_prefix(amp + 1);
+    }
+    if (!rest.empty()) out.conninfo += "?" + rest;
+    return out;
+}
+
 // ---- result ------------------------------------------------------------------
 
 void result::clear::operator()(pg_result* r) const noexcept { PQclear(r); }
@@ -75,6 +114,12 @@ std::uint64_t result::affected() const {
 // ---- database ------------------------------------------------------------------
 
 database::database(options o, error_factory raise) : opt_(std::move(o)), raise_(std::move(raise)) {
+    // pool= is the store's (split_pool): libpq would refuse the URL with it.
+    try {
+        opt_.conninfo = split_pool(opt_.conninfo).conninfo;
+    } catch (const std::invalid_argument& e) {
+        raise_(opt_.label + ": " + e.what());
+    }
     try {
         connect();
     } catch (...) {

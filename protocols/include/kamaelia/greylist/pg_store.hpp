@@ -1,5 +1,6 @@
 // The greylist in PostgreSQL, shared by several MX hosts (as sqlgrey's users
-// run it): one connection, prepared statements only, a versioned schema
+// run it): one connection (the service opens a pool of them, one store
+// each: service.hpp), prepared statements only, a versioned schema
 // migrated at open under an advisory lock (two hosts starting together do
 // not both migrate), and a schema version in the database that a newer
 // kamaelia may have raised: then this one refuses to start.
@@ -33,8 +34,10 @@
 #include <kamaelia/greylist/store.hpp>
 #include <kamaelia/pg/database.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -53,6 +56,10 @@ public:
         std::chrono::seconds connect_timeout{5};
         std::chrono::milliseconds statement_timeout{10'000};
         bool read_only = false; // grey-db stats/export: never creates nor migrates
+        // The row count the max_rows cap goes by, shared by the stores of one
+        // pool (each counts what it inserts and evicts), so that N connections
+        // keep the table at the cap, not at N times it. Empty: a count of its own.
+        std::shared_ptr<std::atomic<std::int64_t>> rows;
     };
 
     // Connects and creates or migrates the schema. store_error if the server
@@ -106,7 +113,7 @@ private:
 
     options opt_;
     pg::database db_;
-    std::uint64_t rows_estimate_ = 0;
+    std::shared_ptr<std::atomic<std::int64_t>> rows_estimate_; // opt_.rows or our own
     std::uint64_t evicted_ = 0;
     bool begin_pending_ = false;
     std::map<triplet, std::optional<triplet_row>, key_less> rows_;

@@ -11,6 +11,8 @@
 // failing store answers tempfail for that batch and is logged once per
 // outage (then rate-limited with a count, then when it ends); the process
 // never dies of it. When idle it expires old rows in small transactions.
+// With PostgreSQL there is one such thread per pooled connection, each a
+// component of its own (below).
 #pragma once
 
 #include <kamaelia/core/stm.hpp>
@@ -22,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace kamaelia {
 class scheduler;
@@ -75,14 +78,22 @@ class service final : public threaded_component {
 public:
     // Opens (creating or migrating) the SQLite store named in `cfg` and
     // builds the whitelists: store_error naming the file if either fails.
+    // A postgresql:// database is opened as a pool of `?pool=N` connections
+    // (pg::split_pool; 4 unless said): each is a threaded_component of its
+    // own (a child of the service) that batches and commits the requests
+    // the service's thread routes to it (by client address, out of one
+    // outbox a connection), so several commits are in flight at once.
     explicit service(const settings& cfg);
     service(const settings& cfg, std::unique_ptr<store> st);
+    // One connection a store, as many as given (at least one).
+    service(const settings& cfg, std::vector<std::unique_ptr<store>> stores);
     ~service() override;
     std::string type_name() const override { return "greylist_service"; }
 
     // Counters (read after the thread ended, or as a rough live figure).
-    std::uint64_t decisions() const noexcept { return decisions_; }
-    std::uint64_t commits() const noexcept { return commits_; }
+    std::uint64_t decisions() const noexcept;
+    std::uint64_t commits() const noexcept; // transactions of decisions, every connection's
+    std::size_t connections() const noexcept;
     // The store's health (see store_health); the handle outlives the service.
     std::shared_ptr<const store_health> health() const noexcept;
 
@@ -93,7 +104,6 @@ protected:
 private:
     struct impl;
     std::unique_ptr<impl> impl_;
-    std::uint64_t decisions_ = 0, commits_ = 0;
 };
 
 // Makes the service, registers it as `name` on `s` and activates it there

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,6 +31,23 @@ using error_factory = std::function<void(const std::string& message)>;
 bool is_url(std::string_view text) noexcept;
 // `text` with any password in a URL's user part removed (for messages).
 std::string redact(std::string_view text);
+
+// A store's connection pool: `pool=N` in the URL's query
+// (postgresql://HOST/DB?pool=4), a parameter of ours that libpq does not
+// know, so it is taken out before libpq sees the URL. A daemon's store opens
+// N connections; the tools (grey-db, bbs-user, ...) use one whatever it says.
+// One by default: on a 2-core host the pipelined single connection decided
+// 9,719 policy requests/s and a pool of 4 only 4,020 (docs/BENCHMARKS.md,
+// 2026-12-06); a pool pays where PostgreSQL has cores of its own.
+inline constexpr std::size_t default_pool_size = 1;
+inline constexpr std::size_t max_pool_size = 16;
+struct pool_url {
+    std::string conninfo; // the URL without pool=
+    std::size_t size = default_pool_size;
+};
+// std::invalid_argument, its text naming the bad value and the range, for
+// a pool that is not one whole number from 1 to max_pool_size (or given twice).
+pool_url split_pool(std::string_view url);
 
 // A query's result, cleared when it goes.
 class result {
