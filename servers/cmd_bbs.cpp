@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <stdexcept>
 
@@ -50,9 +51,11 @@ const kd::register_server reg{{
             app.add_option("--kdf-iterations", kdf_iterations,
                            "PBKDF2-SHA256 cost; a login rehashes a password made at another (default 100000)");
             app.add_option("--max-sessions", max_sessions, "sessions beyond this are refused politely (default 1000)");
-            app.add_option("--store", store_flag,
-                           "the board's store: postgresql://HOST/DB (several hosts; password: URL, PGPASSWORD or "
-                           "PGPASSFILE) or a SQLite file (default <data-dir>/bbs.sqlite)");
+            app.add_option(
+                "--store", store_flag,
+                "the board's store: postgresql://HOST/DB[?pool=N] (several hosts; N connections, 1-16, default 1; "
+                "password: URL, PGPASSWORD or "
+                "PGPASSFILE) or a SQLite file (default <data-dir>/bbs.sqlite)");
         },
     .build =
         [](kd::runtime& rt, const kd::server_flags& f) {
@@ -76,7 +79,7 @@ const kd::register_server reg{{
             std::string path = kd::chosen_store(rt, store_flag, "bbs", {kd::bbs_store_flag, "bbs-store", "bbs.sqlite"});
             std::shared_ptr<bbs::board> board;
             try {
-                board = bbs::board::open(rt.sched(), path, cfg);
+                board = bbs::board::open(rt.sched(), path, cfg, rt.group()); // one board for every scheduler
             } catch (const bbs::store_error& e) {
                 // Not a configuration mistake: the database itself (exit 1, like the greylist's).
                 throw std::runtime_error(std::string("bbs: ") + e.what());
@@ -93,13 +96,32 @@ const kd::register_server reg{{
             s->protocol = [board, framer_max](const kamaelia::connection_info& peer) {
                 return bbs::protocol(board, peer, framer_max);
             };
-            kamaelia::scheduler* sched = &rt.sched();
+            // The SIGHUP statistics line: components live on every scheduler,
+            // each counted on its own thread (a post each); the last to
+            // count writes the line.
             std::weak_ptr<bbs::board> weak = board;
-            rt.on_reload([weak, sched] {
-                if (auto b = weak.lock())
-                    spdlog::info(
-                        "bbs: {} sessions open, {} sessions in all, {} components live, {} database jobs queued",
-                        b->sessions(), b->sessions_total(), sched->live(), b->db_pending());
+            rt.on_reload([weak, scheds = rt.schedulers()] {
+                auto b = weak.lock();
+                if (!b) return;
+                struct tally {
+                    std::atomic<std::size_t> live{0}, left{0};
+                    std::size_t sessions = 0, db_pending = 0;
+                    std::uint64_t total = 0;
+                };
+                auto t = std::make_shared<tally>();
+                t->left = scheds.size();
+                t->sessions = b->sessions();
+                t->total = b->sessions_total();
+                t->db_pending = b->db_pending(); // here, on scheduler 0 where the service lives
+                for (kamaelia::scheduler* s : scheds)
+                    s->post([t, s] {
+                        t->live.fetch_add(s->live());
+                        if (t->left.fetch_sub(1) == 1)
+                            spdlog::info(
+                                "bbs: {} sessions open, {} sessions in all, {} components live, {} database jobs "
+                                "queued",
+                                t->sessions, t->total, t->live.load(), t->db_pending);
+                    });
             });
             rt.add_server(std::move(s));
         },

@@ -10,6 +10,7 @@
 #include <kamaelia/bbs/service.hpp>
 #include <kamaelia/bbs/sqlite_store.hpp>
 #include <kamaelia/bbs/stages.hpp>
+#include <kamaelia/core/deliver.hpp>
 #include <kamaelia/core/service.hpp>
 
 #include <catch2/catch.hpp>
@@ -304,4 +305,85 @@ TEST_CASE("bbs kdf service: verifies and rehashes off the scheduler's thread", "
     REQUIRE(*h);
     CHECK((*h)->fresh.iterations == 20);
     CHECK(bbs::verify_password("pw", (*h)->fresh));
+}
+
+namespace {
+// A store service over a pool of two probe stores (the pool's code path
+// without PostgreSQL), registered on the fixture's scheduler.
+struct two_connections {
+    fixture& f;
+    probe_store* p0;
+    probe_store* p1;
+    bbs::store_service* svc;
+    static constexpr const char* name = "test.store_pool";
+    explicit two_connections(fixture& fx) : f(fx) {
+        std::vector<std::unique_ptr<bbs::store>> pool;
+        auto a = std::make_unique<probe_store>();
+        auto b = std::make_unique<probe_store>();
+        p0 = a.get();
+        p1 = b.get();
+        pool.push_back(std::move(a));
+        pool.push_back(std::move(b));
+        svc = &f.spawn<bbs::store_service>(std::move(pool)); // kept, finished, for the checks
+        f.sched.services().register_service(name, *svc, "inbox");
+    }
+};
+} // namespace
+
+TEST_CASE("bbs store pool: a connection held by a slow job gets no more; the other answers meanwhile",
+          "[bbs][threads]") {
+    fixture f;
+    two_connections pool(f);
+    CHECK(pool.svc->connections() == 2);
+    CHECK(pool.svc->children().size() == 2); // a worker component a connection
+    pool.p0->hold = true;                    // the first job goes to the first (least-loaded: both idle)
+    auto first = std::make_shared<outcome>();
+    f.spawn<poster>(two_connections::name, pool.p0, 0, first);
+    REQUIRE(pump_until(f, [&] { return pool.p0->entered.load(); }));
+    std::vector<std::shared_ptr<outcome>> outs;
+    for (int i = 1; i <= 5; ++i) {
+        outs.push_back(std::make_shared<outcome>());
+        f.spawn<poster>(two_connections::name, pool.p1, i, outs.back());
+    }
+    REQUIRE(pump_until(f, [&] {
+        for (auto& o : outs)
+            if (!o->answered) return false;
+        return true;
+    }));
+    for (auto& o : outs) CHECK(o->ok);
+    CHECK(pool.p1->commits >= 1); // all on the free connection
+    CHECK(pool.p0->commits == 0);
+    CHECK_FALSE(first->answered);
+    pool.p0->hold = false;
+    REQUIRE(pump_until(f, [&] { return first->answered; }));
+    CHECK(first->ok);
+    REQUIRE(pump_until(f, [&] { return pool.svc->pending() == 0; }));
+}
+
+TEST_CASE("bbs store pool: shut down, it answers what was queued on every connection, then ends", "[bbs][threads]") {
+    fixture f;
+    two_connections pool(f);
+    probe_store spare; // the posters' (the pool's stores go with the service)
+    pool.p0->hold = true;
+    pool.p1->hold = true;
+    std::vector<std::shared_ptr<outcome>> outs;
+    auto post = [&](int i) {
+        outs.push_back(std::make_shared<outcome>());
+        f.spawn<poster>(two_connections::name, &spare, i, outs.back());
+    };
+    post(0);
+    REQUIRE(pump_until(f, [&] { return pool.p0->entered.load(); })); // an idle connection takes it
+    post(1);
+    REQUIRE(pump_until(f, [&] { return pool.p1->entered.load(); })); // the other one, as the first is busy
+    for (int i = 2; i < 8; ++i) post(i);                             // both busy: these wait in the service's inbox
+    f.settle();
+    kamaelia::deliver(*pool.svc, "control", kamaelia::message(kamaelia::shutdown_microprocess()));
+    f.settle();
+    pool.p0->hold = false;
+    pool.p1->hold = false;
+    REQUIRE(pump_until(f, [&] { return pool.svc->finished(); }));
+    for (auto& o : outs) {
+        CHECK(o->answered);
+        CHECK(o->ok);
+    }
 }

@@ -13,24 +13,34 @@ board::board(scheduler& s, settings cfg) : sched_(s), cfg_(cfg) {}
 
 board::~board() = default;
 
-std::shared_ptr<board> board::open(scheduler& s, const std::string& where, settings cfg) {
-    return open(s, open_store(where), cfg);
+std::shared_ptr<board> board::open(scheduler& s, const std::string& where, settings cfg, service_directory* group) {
+    // A PostgreSQL URL's ?pool=N: N connections behind the store service.
+    return with_services<bbs::store_service, bbs::kdf_service>(s, open_pool(where), cfg, group);
 }
 
-template <class StoreService, class KdfService>
-std::shared_ptr<board> board::with_services(scheduler& s, std::unique_ptr<store> db, settings cfg) {
+template <class StoreService, class KdfService, class Db>
+std::shared_ptr<board> board::with_services(scheduler& s, Db db, settings cfg, service_directory* group) {
     std::shared_ptr<board> b(new board(s, cfg));
-    s.services().register_service(b->store_name_, s.spawn<StoreService>(std::move(db)), "inbox");
-    s.services().register_service(b->kdf_name_, s.spawn<KdfService>(), "inbox");
+    register_service_in(group, b->store_name_, s.spawn<StoreService>(std::move(db)), "inbox");
+    register_service_in(group, b->kdf_name_, s.spawn<KdfService>(), "inbox");
     return b;
 }
 
-std::shared_ptr<board> board::open(scheduler& s, std::unique_ptr<store> db, settings cfg) {
-    return with_services<bbs::store_service, bbs::kdf_service>(s, std::move(db), cfg);
+std::shared_ptr<board> board::open(scheduler& s, std::unique_ptr<store> db, settings cfg, service_directory* group) {
+    return with_services<bbs::store_service, bbs::kdf_service>(s, std::move(db), cfg, group);
 }
 
 std::shared_ptr<board> board::inline_board(scheduler& s, std::unique_ptr<store> db, settings cfg) {
-    return with_services<inline_store_service, inline_kdf_service>(s, std::move(db), cfg);
+    return with_services<inline_store_service, inline_kdf_service>(s, std::move(db), cfg, nullptr);
+}
+
+std::optional<board::ticket> board::try_enter() noexcept {
+    std::size_t n = sessions_.load(std::memory_order_relaxed);
+    do {
+        if (n >= cfg_.max_sessions) return std::nullopt;
+    } while (!sessions_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    sessions_total_.fetch_add(1, std::memory_order_relaxed);
+    return ticket(this);
 }
 
 template <class T>
@@ -80,6 +90,7 @@ void board::prune(time_point now) {
 }
 
 duration board::locked_for(const std::string& name, const std::string& address) {
+    std::lock_guard<std::mutex> lk(failures_m_);
     auto it = failures_.find(throttle_key(name, address));
     if (it == failures_.end() || it->second.count < cfg_.max_failures) return duration::zero();
     duration left = it->second.first + cfg_.failure_window - sched_.now();
@@ -92,6 +103,7 @@ duration board::locked_for(const std::string& name, const std::string& address) 
 
 void board::note_failure(const std::string& name, const std::string& address) {
     time_point now = sched_.now();
+    std::lock_guard<std::mutex> lk(failures_m_);
     prune(now);
     auto& f = failures_[throttle_key(name, address)];
     if (f.count == 0 || now - f.first >= cfg_.failure_window) {
@@ -103,6 +115,7 @@ void board::note_failure(const std::string& name, const std::string& address) {
 }
 
 void board::note_success(const std::string& name, const std::string& address) {
+    std::lock_guard<std::mutex> lk(failures_m_);
     failures_.erase(throttle_key(name, address));
 }
 

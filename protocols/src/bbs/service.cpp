@@ -94,37 +94,202 @@ void answer_kdf(kamaelia::request<kdf_request, kdf_answer>& r, log_limiter& log)
 
 // ---- the threaded services ---------------------------------------------------------
 
-store_service::store_service(std::unique_ptr<store> db) : db_(std::move(db)) {}
+struct store_service::connection {
+    std::unique_ptr<store> db;
+    detail::store_batch batch;
+};
 
-store_service::~store_service() {
-    stop_thread(); // the thread uses db_ and batch_
+struct store_service::pool_load {
+    std::atomic<std::size_t> busy{0}; // jobs handed to the workers and not yet answered
+};
+
+namespace {
+
+std::vector<std::unique_ptr<store>> one(std::unique_ptr<store> db) {
+    std::vector<std::unique_ptr<store>> v;
+    v.push_back(std::move(db));
+    return v;
 }
 
-void store_service::interrupt() noexcept { db_->interrupt(); }
+using request_type = detail::store_batch::request_type;
+// What the service hands an idle worker: what it had queued, up to max_batch.
+// (Move-only, as its requests are: a vector would claim to copy.)
+struct job_batch {
+    std::vector<request_type> jobs;
+    job_batch() = default;
+    job_batch(job_batch&&) = default;
+    job_batch& operator=(job_batch&&) = default;
+    job_batch(const job_batch&) = delete;
+};
+// A worker's batch is answered: it takes the next (its index).
+struct worker_ready {
+    std::size_t index;
+};
+// After the last batch the service sends a worker when it is shut down:
+// the worker says it is done and ends.
+struct end_of_jobs {};
+struct worker_done {};
+
+// A pooled connection as a component of its own: a child of the store
+// service, its "inbox" fed from one of the service's outboxes, its
+// "outbox" linked to the service's "workers". It runs one batch at a time
+// and asks for the next when it has answered it.
+class store_worker final : public threaded_component {
+public:
+    store_worker(std::unique_ptr<store> db, std::shared_ptr<store_service::pool_load> load, std::size_t index)
+        : db_(std::move(db)),
+          load_(std::move(load)),
+          index_(index) {}
+    ~store_worker() override { stop_thread(); } // the thread uses db_
+    std::string type_name() const override { return "bbs_store_connection"; }
+
+protected:
+    void thread_main() override {
+        while (!shutdown_requested()) {
+            if (auto m = recv_message()) {
+                if (m->holds<end_of_jobs>()) break;
+                auto batch = m->take<job_batch>().jobs;
+                const std::size_t n = batch.size();
+                batch_.run(*db_, batch);
+                batch.clear(); // the requests (and what their jobs captured) go here, on this thread
+                load_->busy.fetch_sub(n, std::memory_order_relaxed);
+                send(worker_ready{index_}, "outbox");
+                continue;
+            }
+            // Idle for a while: an empty transaction, so that a connection
+            // the server dropped (a restart) is made again before a session
+            // needs it, not only by the next batch that happens to come its way.
+            if (!wait(store_service::probe_interval)) {
+                try {
+                    db_->begin();
+                    db_->commit();
+                } catch (const std::exception&) {
+                    db_->rollback(); // the outage is logged by the jobs that meet it
+                }
+            }
+        }
+        send_forced(message(worker_done{}), "outbox");
+    }
+    void interrupt() noexcept override { db_->interrupt(); }
+
+private:
+    std::unique_ptr<store> db_;
+    detail::store_batch batch_;
+    std::shared_ptr<store_service::pool_load> load_;
+    std::size_t index_;
+};
+
+} // namespace
+
+store_service::store_service(std::unique_ptr<store> db) : store_service(one(std::move(db))) {}
+
+store_service::store_service(std::vector<std::unique_ptr<store>> pool) {
+    if (pool.empty()) throw store_error("bbs: no store");
+    size_ = pool.size();
+    if (size_ == 1) {
+        single_ = std::make_unique<connection>();
+        single_->db = std::move(pool.front());
+        return;
+    }
+    // A pool: a worker a connection, activated with the service.
+    load_ = std::make_shared<pool_load>();
+    declare_inbox("workers", "the pool's workers: ready for a batch, or done");
+    for (std::size_t i = 0; i < size_; ++i) {
+        auto& name = worker_boxes_.emplace_back(
+            add_outbox("connection" + std::to_string(i), "batches for connection " + std::to_string(i)));
+        auto& w = add_child(std::make_unique<store_worker>(std::move(pool[i]), load_, i));
+        link({*this, std::string_view(name)}, {w, "inbox"});
+        link({w, "outbox"}, {*this, "workers"});
+    }
+}
+
+store_service::~store_service() {
+    stop_thread(); // the thread uses single_
+}
+
+std::size_t store_service::pending() {
+    std::size_t handed = load_ ? load_->busy.load(std::memory_order_relaxed) : 0;
+    return data_ready("inbox") + handed + busy_.load(std::memory_order_relaxed);
+}
+
+void store_service::interrupt() noexcept {
+    if (single_) single_->db->interrupt(); // a pool's workers are interrupted as they stop
+}
 
 void store_service::thread_main() {
-    std::vector<detail::store_batch::request_type> batch;
-    auto take = [&] {
-        while (batch.size() < detail::store_batch::max_batch)
-            if (auto r = recv<detail::store_batch::request_type>()) {
-                batch.push_back(std::move(*r));
+    using request_type = detail::store_batch::request_type;
+    if (single_) {
+        connection& c = *single_;
+        std::vector<request_type> batch;
+        auto take = [&] {
+            while (batch.size() < detail::store_batch::max_batch)
+                if (auto r = recv<request_type>()) {
+                    batch.push_back(std::move(*r));
+                } else {
+                    break;
+                }
+            busy_.store(batch.size(), std::memory_order_relaxed);
+            c.batch.run(*c.db, batch);
+            batch.clear(); // the requests (and what their jobs captured) go here, on this thread
+            busy_.store(0, std::memory_order_relaxed);
+        };
+        while (!shutdown_requested()) {
+            if (data_ready("inbox")) {
+                take();
             } else {
-                break;
+                wait();
             }
-        busy_.store(batch.size(), std::memory_order_relaxed);
-        batch_.run(*db_, batch);
-        batch.clear(); // the requests (and what their jobs captured) go here, on this thread
-        busy_.store(0, std::memory_order_relaxed);
+        }
+        // Stopped (the daemon stopping): what was queued still runs and is answered.
+        while (!stop_requested() && data_ready("inbox")) take();
+        return;
+    }
+    // A pool: an idle worker (one that has answered its batch) is handed
+    // what is queued, up to max_batch, as its batch - as a shared queue
+    // would: a connection held by a slow batch gets no more while another
+    // is free. Nothing waits here but in the service's bounded inbox: with
+    // every worker busy this thread takes nothing, the inbox fills, and
+    // askers wait. The workers run the batches.
+    std::vector<std::size_t> idle;
+    for (std::size_t i = 0; i < size_; ++i) idle.push_back(size_ - 1 - i);
+    std::size_t done = 0;
+    auto take_reports = [&](bool block) {
+        while (auto m = block ? recv_message_wait("workers") : recv_message("workers")) {
+            if (auto* r = m->peek<worker_ready>()) idle.push_back(r->index);
+            if (m->holds<worker_done>()) ++done;
+            block = false;
+        }
+    };
+    auto hand_out = [&] {
+        while (!idle.empty() && data_ready("inbox")) {
+            job_batch batch;
+            while (batch.jobs.size() < detail::store_batch::max_batch)
+                if (auto r = recv<request_type>()) {
+                    batch.jobs.push_back(std::move(*r));
+                } else {
+                    break;
+                }
+            if (batch.jobs.empty()) break;
+            load_->busy.fetch_add(batch.jobs.size(), std::memory_order_relaxed);
+            send(std::move(batch), std::string_view(worker_boxes_[idle.back()]));
+            idle.pop_back();
+        }
     };
     while (!shutdown_requested()) {
-        if (data_ready("inbox")) {
-            take();
-        } else {
-            wait();
-        }
+        take_reports(false);
+        hand_out();
+        if (!data_ready("workers") && (idle.empty() || !data_ready("inbox"))) wait();
     }
-    // Stopped (the daemon stopping): what was queued still runs and is answered.
-    while (!stop_requested() && data_ready("inbox")) take();
+    // Shut down (the daemon stopping): what was queued still runs and is
+    // answered; the workers end after it. Stopped outright: this thread
+    // unwinds at its next blocking call and the workers end with the
+    // service (their askers hear the service ended).
+    while (data_ready("inbox")) {
+        hand_out();
+        if (data_ready("inbox")) take_reports(true);
+    }
+    for (const auto& b : worker_boxes_) send(end_of_jobs{}, std::string_view(b));
+    while (done < size_) take_reports(true);
 }
 
 kdf_service::kdf_service() = default;

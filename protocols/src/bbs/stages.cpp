@@ -502,12 +502,13 @@ task board_full::main() {
 
 std::unique_ptr<component> protocol(const std::shared_ptr<bbs::board>& b, const connection_info& peer,
                                     std::size_t framer_max) {
-    if (b->full()) {
+    std::optional<board::ticket> counted = b->try_enter();
+    if (!counted) {
         spdlog::warn("bbs: refused {}: {} sessions open", peer.name(), b->sessions());
         return std::make_unique<board_full>(b->config().max_sessions);
     }
     telnet_lines framer(framer_max);
-    auto s = std::make_shared<session>(b, peer, framer.line_state());
+    auto s = std::make_shared<session>(b, peer, framer.line_state(), std::move(*counted));
     return std::make_unique<pipeline>(std::move(framer), seq([s] { return std::make_unique<authenticator>(s); },
                                                              [s] { return std::make_unique<user_retriever>(s); },
                                                              [s] { return std::make_unique<message_board_ui>(s); },

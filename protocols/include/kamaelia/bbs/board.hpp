@@ -16,17 +16,21 @@
 #include <kamaelia/bbs/store.hpp>
 #include <kamaelia/core/component.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
 
 namespace kamaelia {
 class scheduler;
-}
+class service_directory;
+} // namespace kamaelia
 
 namespace kamaelia::bbs {
 
@@ -47,9 +51,13 @@ public:
     // Starts the store and KDF services on `s` (each on a thread of its own,
     // registered under store_service_name and kdf_service_name) behind the
     // store at `where` (a SQLite file or a postgresql:// URL: open_store.hpp;
-    // store_error if it cannot be opened), or behind any other store.
-    static std::shared_ptr<board> open(scheduler& s, const std::string& where, settings cfg);
-    static std::shared_ptr<board> open(scheduler& s, std::unique_ptr<store> db, settings cfg);
+    // store_error if it cannot be opened), or behind any other store. With
+    // `group` (the daemon's --threads > 1) they are registered there, once
+    // for the whole daemon: sessions on every scheduler ask them.
+    static std::shared_ptr<board> open(scheduler& s, const std::string& where, settings cfg,
+                                       service_directory* group = nullptr);
+    static std::shared_ptr<board> open(scheduler& s, std::unique_ptr<store> db, settings cfg,
+                                       service_directory* group = nullptr);
     // The same services as ordinary components on the scheduler's thread
     // (tests): the same code paths, deterministic order, no threads.
     static std::shared_ptr<board> inline_board(scheduler& s, std::unique_ptr<store> db, settings cfg);
@@ -71,7 +79,8 @@ public:
     // (bad_state on a threaded board: its store belongs to its thread).
     store& inline_store();
 
-    // ---- sessions (scheduler thread) ---------------------------------------
+    // ---- sessions (any scheduler's thread: sessions of a daemon with
+    // --threads > 1 run on several; relaxed atomics, no order needed) ------
     // Counts a session while the returned ticket lives.
     struct ticket {
         board* b = nullptr;
@@ -80,19 +89,24 @@ public:
         ticket(ticket&& o) noexcept : b(std::exchange(o.b, nullptr)) {}
         ticket& operator=(ticket&&) = delete;
         ~ticket() {
-            if (b) --b->sessions_;
+            if (b) b->sessions_.fetch_sub(1, std::memory_order_relaxed);
         }
     };
-    ticket enter() {
-        ++sessions_;
-        ++sessions_total_;
+    ticket enter() noexcept {
+        sessions_.fetch_add(1, std::memory_order_relaxed);
+        sessions_total_.fetch_add(1, std::memory_order_relaxed);
         return ticket(this);
     }
-    std::size_t sessions() const noexcept { return sessions_; }
-    std::uint64_t sessions_total() const noexcept { return sessions_total_; }
-    bool full() const noexcept { return sessions_ >= cfg_.max_sessions; }
+    // enter() unless max_sessions are open: the cap holds however many
+    // schedulers admit sessions at once (a check, then enter(), would not).
+    std::optional<ticket> try_enter() noexcept;
+    std::size_t sessions() const noexcept { return sessions_.load(std::memory_order_relaxed); }
+    std::uint64_t sessions_total() const noexcept { return sessions_total_.load(std::memory_order_relaxed); }
+    bool full() const noexcept { return sessions() >= cfg_.max_sessions; }
 
-    // ---- login throttle (scheduler thread) ------------------------------------
+    // ---- login throttle (any scheduler's thread) ------------------------------
+    // A map under a mutex, not a service: taken once per login attempt for a
+    // lookup, never held across a wait, so no session waits on another's I/O.
     // How long `name` from `address` is still locked out (zero: not locked).
     duration locked_for(const std::string& name, const std::string& address);
     void note_failure(const std::string& name, const std::string& address);
@@ -105,8 +119,8 @@ public:
 private:
     board(scheduler& s, settings cfg);
     // A board whose two services are StoreService (owning `db`) and KdfService.
-    template <class StoreService, class KdfService>
-    static std::shared_ptr<board> with_services(scheduler& s, std::unique_ptr<store> db, settings cfg);
+    template <class StoreService, class KdfService, class Db>
+    static std::shared_ptr<board> with_services(scheduler& s, Db db, settings cfg, service_directory* group);
     template <class T>
     T* service_as(const std::string& name) const;
     struct failures {
@@ -119,8 +133,9 @@ private:
     settings cfg_;
     std::string store_name_ = store_service_name;
     std::string kdf_name_ = kdf_service_name;
-    std::size_t sessions_ = 0;
-    std::uint64_t sessions_total_ = 0;
+    std::atomic<std::size_t> sessions_{0};
+    std::atomic<std::uint64_t> sessions_total_{0};
+    std::mutex failures_m_; // guards failures_
     std::unordered_map<std::string, failures> failures_;
 };
 

@@ -8,11 +8,16 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace kamaelia::bbs {
 
 // Opens (creating or migrating the schema) the store at `where`; store_error
 // if it cannot. Messages name a URL without its password.
+// A tool's one connection: a URL's ?pool=N is not for it.
 std::unique_ptr<store> open_store(const std::string& where);
+// A daemon's: N stores (connections) for a postgresql:// URL with ?pool=N
+// (pg::split_pool: 4 unless said, store_error for a bad value), one for SQLite.
+std::vector<std::unique_ptr<store>> open_pool(const std::string& where);
 
 } // namespace kamaelia::bbs

@@ -6,10 +6,12 @@
 //   bbs::kdf_request k{password, stored};
 //   auto v = co_await ask(board.kdf_service(), std::move(k));     // v: kdf_answer, or an error
 //
-// The store service owns the store (any bbs::store: SQLite today) and runs
-// on one thread. It takes every job queued (up to 512), runs them in ONE
-// transaction, commits, and only then answers (group commit: one fsync for
-// many sessions' writes; an acknowledged post is on disk). A job that throws
+// The store service owns the store (SQLite or PostgreSQL) and runs on one
+// thread (PostgreSQL: a threaded worker component per pooled connection,
+// below). It takes every
+// job queued (up to 512), runs them in ONE transaction, commits, and only
+// then answers (group commit: one fsync for many sessions' writes; an
+// acknowledged post is on disk). A job that throws
 // is answered with an error and the batch goes on; a batch SQLite rolled
 // back by itself is answered with errors whole, and the jobs it did not
 // reach run one transaction each. Failures are logged when an outage starts,
@@ -33,6 +35,7 @@
 #include <kamaelia/util/log_limiter.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -86,23 +89,43 @@ private:
 void answer_kdf(kamaelia::request<kdf_request, kdf_answer>& r, log_limiter& log);
 } // namespace detail
 
-// The store behind one database thread.
+// The store behind one database thread, or behind a pool of connections
+// (PostgreSQL's `?pool=N`): then each connection is a threaded component of
+// its own (a child of the service, activated with it), and the service's
+// thread hands an idle one (it has answered its last batch) what is queued
+// (up to max_batch) as its batch, out of that worker's outbox: a shared
+// queue's behaviour, without one. With every worker busy the thread takes
+// nothing and the service's bounded inbox fills (askers wait). A session asks one job at a
+// time, so its jobs stay in order whatever connection runs them; what one
+// committed, the next reads (READ COMMITTED) on any connection.
 class store_service final : public threaded_component {
 public:
     explicit store_service(std::unique_ptr<store> db);
+    // One connection a store (at least one).
+    explicit store_service(std::vector<std::unique_ptr<store>> pool);
     ~store_service() override;
     std::string type_name() const override { return "bbs_store_service"; }
     // Jobs queued for the thread or running (thread-safe; a rough live figure).
-    std::size_t pending() { return data_ready("inbox") + busy_.load(std::memory_order_relaxed); }
+    std::size_t pending();
+    std::size_t connections() const noexcept { return size_; }
+    // A pooled connection left idle this long checks its session (and makes
+    // a new one if the server dropped it).
+    static constexpr std::chrono::seconds probe_interval{2};
 
 protected:
     void thread_main() override;
     void interrupt() noexcept override;
 
+public:
+    struct pool_load; // jobs handed to the workers, not yet answered (an atomic)
+
 private:
-    std::unique_ptr<store> db_;
-    detail::store_batch batch_;
+    struct connection;
+    std::unique_ptr<connection> single_; // one connection: run by this thread
+    std::size_t size_ = 0;
     std::atomic<std::size_t> busy_{0};
+    std::shared_ptr<pool_load> load_;       // a pool
+    std::vector<std::string> worker_boxes_; // a pool: the outbox to each worker
 };
 
 // PBKDF2 on a thread of its own.

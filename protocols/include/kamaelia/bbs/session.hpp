@@ -20,6 +20,13 @@ struct session {
           peer(std::move(p)),
           line(std::move(l)),
           counted(board->enter()) {}
+    // Counted already (board::try_enter, the cap checked).
+    session(std::shared_ptr<bbs::board> b, connection_info p, std::shared_ptr<kamaelia::detail::line_state> l,
+            board::ticket t)
+        : board(std::move(b)),
+          peer(std::move(p)),
+          line(std::move(l)),
+          counted(std::move(t)) {}
 
     std::shared_ptr<bbs::board> board;
     connection_info peer;
