@@ -14,6 +14,8 @@
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/core/metrics.hpp>
 #include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/core/scheduler_group.hpp>
+#include <kamaelia/core/services.hpp>
 #include <kamaelia/net/server_core.hpp>
 
 #include <CLI/CLI.hpp>
@@ -101,6 +103,24 @@ public:
           data_dir_(std::move(data_dir)) {}
 
     scheduler& sched() noexcept { return sched_; }
+    // The scheduler group when the daemon runs several schedulers (set by
+    // main before the modules are built; none with one scheduler).
+    void set_group(scheduler_group* g) noexcept { group_ = g; }
+    // Its services (null with one scheduler): a store shared by every
+    // connection is registered there, once for the whole daemon
+    // (register_service_in).
+    service_directory* group() const noexcept { return group_ ? &group_->services() : nullptr; }
+    // Every scheduler, scheduler i at index i (just sched() with one).
+    std::vector<scheduler*> schedulers() {
+        if (!group_) return {&sched_};
+        std::vector<scheduler*> v;
+        for (std::size_t i = 0; i < group_->size(); ++i) v.push_back(&(*group_)[i]);
+        return v;
+    }
+    // A server's shard on another scheduler (main makes them): the console
+    // shows it as a server too.
+    void note_shard(server_core& s) { shards_.push_back(&s); }
+    const std::vector<server_core*>& shards() const noexcept { return shards_; }
     const config_file* config() const noexcept { return cf_; }
     const std::string& data_dir() const noexcept { return data_dir_; }
 
@@ -161,6 +181,8 @@ public:
 
 private:
     scheduler& sched_;
+    scheduler_group* group_ = nullptr;
+    std::vector<server_core*> shards_;
     const config_file* cf_;
     std::string data_dir_;
     std::vector<server_core*> servers_;

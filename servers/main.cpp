@@ -132,15 +132,11 @@ void add_global_flags(CLI::App* app, global_flags& g) {
                     "schedulers, one thread each: N or auto (default: the CPUs this process may use)");
 }
 
-// Servers whose connections ask a store service (the greylist, the board)
-// keep all their connections on scheduler 0 until their stores are
-// registered with the group (ask() crosses schedulers; the servers' shared
-// state has not been audited for it yet): the one place to change then. The relay stays too: its
-// source's end stops the server, and a stream must not lose bytes at a
-// scheduler's mailbox bound (a chat line may). Every other server spreads.
-bool connections_stay_on_scheduler_0(const std::string& module) {
-    return module == "grey" || module == "policy" || module == "bbs" || module == "relay";
-}
+// Every server spreads its connections over the schedulers but the relay:
+// its source's end stops the server, and a stream must not lose bytes at a
+// scheduler's mailbox bound (a chat line may). The stores that grey, policy
+// and bbs connections ask are services of the whole group (runtime::group()).
+bool connections_stay_on_scheduler_0(const std::string& module) { return module == "relay"; }
 
 // Another shard of `s` for another scheduler: the same settings and
 // protocol factory (which may read the first shard's settings, never
@@ -214,14 +210,15 @@ struct remote_scheduler {
 };
 
 // The introspection server: every connection gets its own introspector,
-// which sends the whole graph, then what changed, once a second.
+// which sends the whole graph (every scheduler's), then what changed, once
+// a second.
 struct introspect_server : k::server_core {
-    introspect_server() {
+    explicit introspect_server(std::vector<k::scheduler*> schedulers) {
         server_name = "introspect";
         bind_address = "127.0.0.1"; // it shows the daemon's insides: local by default
         max_connections = 16;
-        protocol = [](const k::connection_info&) {
-            return std::make_unique<k::introspection::introspector>(std::chrono::seconds(1), true);
+        protocol = [schedulers](const k::connection_info&) {
+            return std::make_unique<k::introspection::introspector>(std::chrono::seconds(1), true, schedulers);
         };
     }
 };
@@ -318,6 +315,7 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
     k::scheduler_group group(threads, k::group_options{.until_idle = true});
     k::scheduler& sched = group[0];
     kd::runtime rt(sched, cf.get(), data_dir);
+    if (threads > 1) rt.set_group(&group);
     std::vector<remote_scheduler> remote(threads);
     // Shards beyond the first, by server; destroyed before the schedulers.
     std::map<k::server_core*, std::vector<k::server_core*>> shards;
@@ -360,6 +358,7 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
                 for (std::size_t j = 1; j < threads; ++j) {
                     auto c = shard_of(*s);
                     c->shard_name = "scheduler " + std::to_string(j);
+                    rt.note_shard(*c);
                     remote[j].servers.push_back(c.get());
                     list.push_back(c.get());
                     remote_owned.push_back(std::move(c));
@@ -371,7 +370,8 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
         std::optional<std::uint16_t> mport = g.metrics_port;
         if (!mport && cf) mport = cf->get_port("kamaelia", "metrics-port");
         if (cport || mport) {
-            if (cport) sched.set_profiling(true); // CPU time per component, shown on the page
+            if (cport) // CPU time per component, shown on the page
+                for (std::size_t i = 0; i < threads; ++i) group[i].set_profiling(true);
             std::string cbind =
                 g.console_bind.value_or(cf ? cf->get("kamaelia", "console-bind").value_or("127.0.0.1") : "127.0.0.1");
             k::console::start(rt, cbind, cport, mport);
@@ -379,8 +379,8 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
         std::optional<std::uint16_t> iport = g.introspect;
         if (!iport && cf) iport = cf->get_port("kamaelia", "introspect");
         if (iport) {
-            sched.set_profiling(true); // CPU time per component, for the STAT lines
-            auto s = std::make_unique<introspect_server>();
+            for (std::size_t i = 0; i < threads; ++i) group[i].set_profiling(true); // CPU time for the STAT lines
+            auto s = std::make_unique<introspect_server>(rt.schedulers());
             s->port = *iport;
             if (auto b = g.introspect_bind ? g.introspect_bind
                                            : (cf ? cf->get("kamaelia", "introspect-bind") : std::nullopt))
@@ -412,8 +412,18 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
             auto tids = std::make_shared<std::vector<std::atomic<pid_t>>>(threads);
             for (std::size_t i = 0; i < threads; ++i)
                 group.post(i, [tids, i] { (*tids)[i].store(gettid(), std::memory_order_relaxed); });
-            rt.metrics().add([tids](k::metrics::exposition& x) {
+            rt.metrics().add([tids, &group](k::metrics::exposition& x) {
                 for (std::size_t i = 0; i < tids->size(); ++i) {
+                    // Published by each scheduler's thread with relaxed stores
+                    // (scheduler.hpp): safe to read from here.
+                    x.gauge("kamaelia_scheduler_thread_run_queue_depth",
+                            "components queued to run on each scheduler, as of its last cycle (--threads > 1)",
+                            {{"scheduler", std::to_string(i)}},
+                            static_cast<double>(group[i].observed_run_queue_depth()));
+                    x.counter("kamaelia_scheduler_thread_wakeups_received_total",
+                              "wake-ups of each scheduler from other threads: batches of posts, cross-scheduler "
+                              "links and services (--threads > 1)",
+                              {{"scheduler", std::to_string(i)}}, static_cast<double>(group[i].wakeups_received()));
                     pid_t tid = (*tids)[i].load(std::memory_order_relaxed);
                     if (tid == 0) continue;
                     if (auto cpu = thread_cpu_seconds(tid))

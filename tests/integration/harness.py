@@ -376,6 +376,13 @@ class Closed(Exception):
     """The server closed the connection (EOF or reset) while we waited for data."""
 
 
+def _wait_io(sock: socket.socket, write: bool, timeout: float) -> bool:
+    """Whether sock became readable (or writable) within timeout seconds."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_WRITE if write else selectors.EVENT_READ)
+        return bool(sel.select(max(timeout, 0)))
+
+
 class Client:
     """A TCP client with line helpers. Every wait has a deadline."""
 
@@ -411,12 +418,24 @@ class Client:
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    # send() and _fill() may run on two threads at once (a writer thread
+    # beside a reader): neither changes the socket's timeout (that flips
+    # O_NONBLOCK under the other one, whose recv then fails with EAGAIN);
+    # each waits with select and does one non-blocking call.
     def send(self, data: bytes) -> None:
-        self.sock.settimeout(self.timeout)
-        try:
-            self.sock.sendall(data)
-        finally:
-            self.sock.settimeout(None)
+        view = memoryview(data)
+        deadline = time.monotonic() + self.timeout
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout(f"send timed out after {self.timeout}s")
+            if not _wait_io(self.sock, write=True, timeout=left):
+                continue
+            try:
+                n = self.sock.send(view, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            view = view[n:]
 
     def send_line(self, line: str | bytes, ending: bytes = b"\r\n") -> None:
         if isinstance(line, str):
@@ -430,16 +449,19 @@ class Client:
         left = deadline - time.monotonic()
         if left <= 0:
             raise TestFailure(f"timed out waiting for data (have {self.buf[-200:]!r})")
-        self.sock.settimeout(left)
-        try:
-            data = self.sock.recv(65536)
-        except socket.timeout:
-            raise TestFailure(f"timed out waiting for data (have {self.buf[-200:]!r})") from None
-        except ConnectionResetError:
-            self.eof = self.reset = True
-            return False
-        finally:
-            self.sock.settimeout(None)
+        while True:
+            if not _wait_io(self.sock, write=False, timeout=left):
+                raise TestFailure(f"timed out waiting for data (have {self.buf[-200:]!r})")
+            try:
+                data = self.sock.recv(65536, socket.MSG_DONTWAIT)
+                break
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TestFailure(f"timed out waiting for data (have {self.buf[-200:]!r})") from None
+            except ConnectionResetError:
+                self.eof = self.reset = True
+                return False
         if not data:
             self.eof = True
             return False

@@ -233,7 +233,9 @@ void server_core::begin_stop() {
         spdlog::debug("{}: stopping on {}, {} connection(s) open", server_name, shard_name, conns_.size());
     } else {
         spdlog::info("{}: stopping, {} connection(s) open", server_name,
-                     shared_caps ? shared_caps->open() : conns_.size());
+                     counted_at_stop_ ? open_at_stop_
+                     : shared_caps    ? shared_caps->open()
+                                      : conns_.size());
     }
     // Tell every graph: the handler finishes (and closes its socket through
     // its signal); the adapter flushes what the handler still sends.
@@ -243,6 +245,10 @@ void server_core::begin_stop() {
 }
 
 void server_core::stop_serving() {
+    if (shared_caps && log_listening && !counted_at_stop_) {
+        open_at_stop_ = shared_caps->open();
+        counted_at_stop_ = true;
+    }
     if (state() == component_state::active) {
         deliver(*this, "control", message(server_shutdown("stop_serving")));
     }

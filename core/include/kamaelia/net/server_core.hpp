@@ -192,6 +192,12 @@ private:
     traffic closed_traffic_;
     std::uint64_t reaped_seen_ = 0; // children_finished_count() at the last reap
     bool stopping_ = false;
+    // The whole server's open connections when stop_serving() was called
+    // (the first shard, whose log line counts them): taken then, because
+    // the other shards start closing theirs on their own threads before
+    // this shard's begin_stop() runs.
+    std::size_t open_at_stop_ = 0;
+    bool counted_at_stop_ = false;
     std::optional<time_point> stop_deadline_;
 };
 
