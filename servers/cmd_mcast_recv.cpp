@@ -93,7 +93,7 @@ protected:
                 }
                 left = *deadline - now;
             }
-            co_await wait_events(ev_inbox | ev_children, left);
+            co_await wait(ev_inbox | ev_children, left);
         }
         const km::reassembler& r = dp_->assembly();
         locked = file || r.locked();

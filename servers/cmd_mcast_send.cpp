@@ -66,7 +66,7 @@ protected:
                  {static_cast<component*>(reader_), static_cast<component*>(pack_), static_cast<component*>(tx_)})
                 if (c->failed() && error.empty()) error = c->error_text();
             if (!error.empty() || tx_->finished()) break;
-            co_await wait_events(ev_inbox | ev_children);
+            co_await wait(ev_inbox | ev_children);
         }
         stats = tx_->stats();
         passes = reader_->passes_done();

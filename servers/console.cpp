@@ -361,11 +361,11 @@ task http_session::main() {
         if (sub) {
             while (auto ev = recv<std::string>("events")) co_await send(std::move(*ev));
             if (sub->finished()) break; // cut off (did not read) or the console stopped
-            co_await wait_events(ev_inbox | ev_children);
+            co_await wait(ev_inbox | ev_children);
             continue;
         }
         if (sched()->now() >= deadline) break;
-        co_await wait_events(ev_inbox, deadline - sched()->now());
+        co_await wait(ev_inbox, deadline - sched()->now());
     }
     if (sub && !sub->finished()) sub->stop();
     send_forced(message(producer_finished()), "signal");
@@ -385,7 +385,7 @@ task console_hub::main() {
         // Never wait for watchers: the backplane takes what it is given.
         if (!ev.diff.empty()) try_send(std::move(ev.diff));
         try_send(std::move(ev.stats));
-        co_await wait_any_for(interval_);
+        co_await wait(ev_inbox, interval_);
         while (recv_message("inbox")) {}
     }
     forward_shutdown();

@@ -75,7 +75,7 @@ task stream_reader::main() {
         while (recv_message("inbox")) {}
         if (!plain) {
             if (armed && *w.result == -1) {
-                co_await wait_any_or_external();
+                co_await wait(ev_inbox | ev_external);
                 continue;
             }
             armed = false;

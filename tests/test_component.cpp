@@ -49,7 +49,7 @@ struct echo : component {
 struct holder : component {
     task main() override {
         for (component* c : children()) c->activate(*sched());
-        while (!children_done()) co_await wait_children_or_inbox();
+        while (!children_done()) co_await wait(ev_inbox | ev_children);
     }
 };
 

@@ -45,7 +45,7 @@ struct idle : component {
 struct wrapper : component {
     task main() override {
         for (component* c : children()) c->activate(*sched());
-        while (!children_done()) co_await wait_children_or_inbox();
+        while (!children_done()) co_await wait(ev_inbox | ev_children);
     }
 };
 

@@ -283,7 +283,7 @@ struct driver : component {
     };
     task main() override {
         for (int i = 0; i < askers; ++i) add_child(one(this, i)).activate();
-        while (!children_done()) co_await wait_children_or_inbox();
+        while (!children_done()) co_await wait(ev_inbox | ev_children);
         if (after) after->set();
         // By name: a service that failed has been reaped (and left the registry) already.
         if (auto* sv = sched()->services().find("doubler"))

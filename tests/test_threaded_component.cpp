@@ -500,7 +500,7 @@ TEST_CASE("a threaded component inside a parent ends with it", "[threaded][threa
     struct parent : component {
         task main() override {
             for (component* c : children()) c->activate(*sched());
-            while (!children_done()) co_await wait_children_or_inbox();
+            while (!children_done()) co_await wait(ev_inbox | ev_children);
         }
     };
     scheduler s;

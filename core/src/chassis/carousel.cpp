@@ -100,7 +100,7 @@ task carousel::main() {
                 co_await child_->done();
                 continue;
             }
-            co_await wait_children_or_inbox();
+            co_await wait(ev_inbox | ev_children);
             continue;
         }
         if (end_.stop_requested()) break;

@@ -155,7 +155,7 @@ task graphline::main() {
         bool any = false;
         for (auto& e : entries_) any = any || e.comp;
         if (!any) break;
-        co_await wait_children_or_inbox();
+        co_await wait(ev_inbox | ev_children);
     }
     if (!signal_passthrough_) send_forced(message(end_.result(id())), "signal");
 }

@@ -34,9 +34,9 @@ task inactivity_chassis::main() {
         }
         if (children_done()) break;
         if (told) {
-            co_await wait_children_or_inbox();
+            co_await wait(ev_inbox | ev_children);
         } else {
-            co_await wait_events(ev_inbox | ev_children, deadline - sched()->now());
+            co_await wait(ev_inbox | ev_children, deadline - sched()->now());
         }
     }
 }

@@ -108,7 +108,7 @@ task par::main() {
         bool any = false;
         for (auto& b : branches_) any = any || b.holder;
         if (!any) break;
-        co_await wait_children_or_inbox();
+        co_await wait(ev_inbox | ev_children);
     }
     send_forced(message(end_.result(id())), "signal");
 }

@@ -88,7 +88,7 @@ task pipeline::main() {
             detail::discard_inbox(*this, "inbox");
             while (auto m = recv_message("control")) detail::push_control(*first_alive, std::move(*m));
         }
-        co_await wait_children_or_inbox();
+        co_await wait(ev_inbox | ev_children);
     }
 }
 

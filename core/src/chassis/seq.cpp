@@ -59,7 +59,7 @@ task seq::main() {
         for (;;) {
             forward_control();
             if (s.finished()) break;
-            co_await wait_children_or_inbox();
+            co_await wait(ev_inbox | ev_children);
         }
         if (s.failed()) end_.note_failure(s);
         bool more = i + 1 < stages_.size() && !end_.received && !end_.failed();

@@ -61,7 +61,7 @@ task tpipe::main() {
             if (const ipc* i = m->peek<ipc>(); i && i->ends()) child_end = *i;
         }
         if (child.finished() && data_ready("_from_child") == 0 && data_ready("_child_signal") == 0) break;
-        co_await wait_children_or_inbox();
+        co_await wait(ev_inbox | ev_children);
     }
     if (!cw.ended() && child_end) cw.set_end(*child_end);
     cw.forward_end(*this);

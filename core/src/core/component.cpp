@@ -345,8 +345,6 @@ component::timed_wait_awaiter component::wait_for(box_name b, duration timeout) 
     return {this, &inbox_or_throw(b), timeout};
 }
 
-component::timed_wait_awaiter component::wait_any_for(duration timeout) { return {this, nullptr, timeout}; }
-
 component::sleep_awaiter component::sleep_for(duration d) noexcept { return {this, sched_->now() + d}; }
 
 component::sleep_awaiter component::sleep_until(time_point t) noexcept { return {this, t}; }
@@ -354,8 +352,6 @@ component::sleep_awaiter component::sleep_until(time_point t) noexcept { return 
 component::yield_awaiter component::yield() noexcept { return {this}; }
 
 component::done_awaiter component::done() noexcept { return {this}; }
-
-component::children_awaiter component::wait_children_or_inbox() noexcept { return {this}; }
 
 component::event_awaiter component::wait(std::uint8_t events, std::optional<duration> timeout) noexcept {
     return {this, events, timeout};
@@ -371,21 +367,10 @@ void component::event_awaiter::await_suspend(std::coroutine_handle<> h) {
     self->suspend_on(flags, h);
 }
 
-bool component::any_child_finished() const noexcept {
-    if (!ext_) return false;
-    for (component* c = ext_->first_child; c; c = c->next_sibling_)
-        if (c->finished()) return true;
-    return false;
-}
-
 void component::timed_wait_awaiter::await_suspend(std::coroutine_handle<> h) {
     self->arm_timer(self->sched_->now() + timeout);
-    if (b) {
-        self->wait_box_ = b;
-        self->suspend_on(detail::wait_one_box | detail::wait_timer, h);
-    } else {
-        self->suspend_on(detail::wait_any_inbox | detail::wait_timer, h);
-    }
+    self->wait_box_ = b;
+    self->suspend_on(detail::wait_one_box | detail::wait_timer, h);
 }
 
 bool component::sleep_awaiter::await_ready() const noexcept { return until <= self->sched_->now(); }
@@ -393,12 +378,6 @@ bool component::sleep_awaiter::await_ready() const noexcept { return until <= se
 void component::sleep_awaiter::await_suspend(std::coroutine_handle<> h) {
     self->arm_timer(until);
     self->suspend_on(detail::wait_timer, h);
-}
-
-bool component::children_awaiter::await_ready() const noexcept {
-    if (!self->any_ready().empty()) return true;
-    if (!self->ext_ || !self->ext_->first_child) return true;
-    return self->any_child_finished();
 }
 
 void component::arm_timer(time_point t) { sched_->timer_set(this, t); }

@@ -586,13 +586,13 @@ task introspector::main() {
         // The first picture is whole: the other schedulers answer within
         // microseconds unless busy (then it goes without them, bounded).
         for (int i = 0; i < 50 && view_.incomplete(); ++i) {
-            co_await wait_any_for(std::chrono::milliseconds(10));
+            co_await wait(ev_inbox, std::chrono::milliseconds(10));
             g = view_.take(*sched());
         }
         std::string text = differ_.update(g);
         if (!text.empty()) co_await send(std::move(text), "outbox");
         if (should_end()) break;
-        co_await wait_any_for(interval_);
+        co_await wait(ev_inbox, interval_);
         if (should_end()) break;
     }
     forward_shutdown();

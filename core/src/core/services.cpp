@@ -522,7 +522,7 @@ subtask<remote_push> push_remote(component& self, service_port& port, message& m
             guard.armed = false;
             continue;
         }
-        auto w = self.wait_events(events, left);
+        auto w = self.wait(events, left);
         co_await w;
         if (table.stop_waiting_room(t)) {
             guard.armed = false;

@@ -195,7 +195,7 @@ void bridge_pump::wait_awaiter::await_suspend(std::coroutine_handle<> h) noexcep
         }
     }
     if (children) {
-        p->self_.wait_children_or_inbox().await_suspend(h);
+        p->self_.wait(component::ev_inbox | component::ev_children).await_suspend(h);
     } else {
         p->self_.wait_any().await_suspend(h);
     }

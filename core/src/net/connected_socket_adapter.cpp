@@ -403,9 +403,9 @@ task connected_socket_adapter::main() {
             co_await yield();
         } else if (queued_bytes_ >= opt_.high_watermark || tls_busy()) {
             // Full (or handshaking): the inbox waits; only the socket (or "stop") can change things.
-            co_await wait_events(ev_external | ev_control, limit);
+            co_await wait(ev_external | ev_control, limit);
         } else {
-            co_await wait_events(ev_inbox | ev_external, limit);
+            co_await wait(ev_inbox | ev_external, limit);
         }
     }
     if (tls_established() && !broken && !abort) {
@@ -419,7 +419,7 @@ task connected_socket_adapter::main() {
             write_blocked_ = true;
             arm_write();
             duration left = deadline - sched()->now();
-            co_await wait_events(ev_external, left);
+            co_await wait(ev_external, left);
         }
         ERR_clear_error();
     }

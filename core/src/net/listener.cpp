@@ -144,9 +144,9 @@ task listener::main() {
             co_await yield();
             continue;
         }
-        std::optional<duration> wait;
-        if (paused_until_) wait = *paused_until_ - sched()->now();
-        co_await wait_events(ev_external | ev_control, wait);
+        std::optional<duration> limit;
+        if (paused_until_) limit = *paused_until_ - sched()->now();
+        co_await wait(ev_external | ev_control, limit);
     }
     anchor_.clear();
     close_listener();

@@ -344,10 +344,10 @@ task multicast_transceiver::main() {
         if (readable_) {
             co_await yield();
         } else if (retry_later_) {
-            co_await wait_events(events, enobufs_retry);
+            co_await wait(events, enobufs_retry);
             retry_later_ = false;
         } else {
-            co_await wait_events(events);
+            co_await wait(events);
         }
     }
     anchor_->clear();

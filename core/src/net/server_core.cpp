@@ -300,10 +300,10 @@ task server_core::main() {
             begin_stop();
             continue;
         }
-        std::optional<duration> wait;
-        if (auto next = deadlines_.next_deadline()) wait = std::max<duration>(*next - now, duration::zero());
-        if (stopping_) wait = std::min<duration>(wait.value_or(*stop_deadline_ - now), *stop_deadline_ - now);
-        co_await wait_events(ev_inbox | ev_children | ev_external, wait);
+        std::optional<duration> limit;
+        if (auto next = deadlines_.next_deadline()) limit = std::max<duration>(*next - now, duration::zero());
+        if (stopping_) limit = std::min<duration>(limit.value_or(*stop_deadline_ - now), *stop_deadline_ - now);
+        co_await wait(ev_inbox | ev_children | ev_external, limit);
     }
     if (listener_ && !listener_->finished()) listener_->stop();
     spdlog::log(shared_caps && !log_listening ? spdlog::level::debug : spdlog::level::info, "{}: stopped", server_name);

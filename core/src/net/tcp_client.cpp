@@ -46,7 +46,7 @@ subtask<bool> tcp_client::wait_op(time_point deadline) {
         if (stop_pending()) co_return true;
         auto left = deadline - sched()->now();
         if (left <= duration::zero()) co_return false;
-        co_await wait_events(ev_external | ev_control, left);
+        co_await wait(ev_external | ev_control, left);
     }
     co_return false;
 }
@@ -100,7 +100,7 @@ task tcp_client::main() {
         if (!op_done_) {
             error_ = stopped ? "stopped while connecting to " + target() : "connect to " + target() + " timed out";
             // The handler still targets this component: wait for it (it comes at once after close).
-            while (!op_done_) co_await wait_external();
+            while (!op_done_) co_await wait(ev_external);
             socket_.reset();
             break;
         }

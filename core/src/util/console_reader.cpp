@@ -107,7 +107,7 @@ task console_reader::main() {
                 in_.arm();
                 armed = true;
             }
-            co_await wait_any_or_external();
+            co_await wait(ev_inbox | ev_external);
             continue;
         }
         ssize_t n = ::read(in_.fd, buf.get(), chunk_size);

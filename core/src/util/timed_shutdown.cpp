@@ -17,7 +17,7 @@ task timed_shutdown::main() {
             break;
         }
         duration left = until - now;
-        co_await wait_any_for(left);
+        co_await wait(ev_inbox, left);
     }
     cw.forward_end(*this);
 }

@@ -80,7 +80,7 @@ subtask<std::optional<std::string>> stage::read_line() {
             spdlog::info("bbs: session from {} idle for too long", s_->peer.name());
             co_return std::nullopt;
         }
-        co_await wait_events(ev_inbox, left);
+        co_await wait(ev_inbox, left);
     }
 }
 

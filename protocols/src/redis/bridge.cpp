@@ -303,10 +303,10 @@ task redis_bridge::main() {
         now = sched()->now();
         if (!pub_) {
             duration left = next_attempt_ - now;
-            if (left > duration::zero()) co_await wait_any_for(left);
+            if (left > duration::zero()) co_await wait(ev_inbox, left);
         } else if (!linked()) {
             duration left = attempt_started_ + 2 * opts_.connect_timeout - now;
-            if (left > duration::zero()) co_await wait_any_for(left);
+            if (left > duration::zero()) co_await wait(ev_inbox, left);
         } else {
             co_await wait_any();
         }

@@ -345,7 +345,7 @@ task session::main() {
             break;
         }
         if (body_.active() && stop_at_) idle = std::min<duration>(idle, *stop_at_ - sched()->now());
-        co_await wait_any_for(std::max<duration>(idle, duration::zero()));
+        co_await wait(ev_inbox, std::max<duration>(idle, duration::zero()));
     }
     // A session without any mail still gets its line (the original's "None" sender).
     env_.end_session(client_gone() || client_eof() ? "client disconnected" : "session ended");

@@ -174,7 +174,10 @@ public:
     enum event : std::uint8_t {
         ev_inbox = detail::wait_any_inbox,   // any inbox has data (or an end message was seen)
         ev_control = detail::wait_one_box,   // "control" has data
-        ev_children = detail::wait_child,    // a child finished since the last such wait (edge)
+        // A child finished since the last wait that included ev_children
+        // (an edge, not a scan: look at the children, e.g. children_done(),
+        // after every wake-up, and before waiting when there may be none).
+        ev_children = detail::wait_child,
         ev_external = detail::wait_external, // signal_external()
     };
     struct event_awaiter;
@@ -185,7 +188,6 @@ public:
     struct wait_box_awaiter;
     struct timed_wait_awaiter;
     struct sleep_awaiter;
-    struct children_awaiter;
     struct done_awaiter;
     struct yield_awaiter;
     // Any inbox holds data (control included), or an end message was seen:
@@ -200,17 +202,6 @@ public:
     yield_awaiter yield() noexcept;
     // This component finishing (awaited by its parent).
     done_awaiter done() noexcept;
-
-    // Older spellings, kept so existing components compile unchanged:
-    // wait_any_for(t) is wait(ev_inbox, t); wait_events is wait;
-    // wait_external() is wait(ev_external); wait_any_or_external() is
-    // wait(ev_inbox | ev_external); wait_children_or_inbox() waits for any
-    // child finishing (or none left) or any inbox.
-    timed_wait_awaiter wait_any_for(duration timeout);
-    event_awaiter wait_events(std::uint8_t events, std::optional<duration> timeout = std::nullopt) noexcept;
-    event_awaiter wait_external() noexcept;
-    event_awaiter wait_any_or_external() noexcept;
-    children_awaiter wait_children_or_inbox() noexcept;
 
     // ---- integration with Asio and other event sources ----------------
     // An I/O completion handler (running on the scheduler thread) calls
@@ -294,7 +285,6 @@ private:
     // A sender parked on a full box still hears "stop now" on its control.
     void notify_parked_sender(inbox* b, const message& m) noexcept;
     void wake() noexcept;
-    bool any_child_finished() const noexcept;
     linkage* find_linkage(box* src) const noexcept;
     void finish_links_and_children() noexcept;
     void arm_timer(time_point t);

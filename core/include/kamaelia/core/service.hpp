@@ -32,7 +32,7 @@
 //    (detail/service_port.hpp); a full one parks the asker until the
 //    service's scheduler takes a batch (or fails fast with fail_if_full());
 //    within() bounds that wait too.
-//  - the asker sleeps on wait_events(ev_external): the reply arrives by
+//  - the asker sleeps on wait(ev_external): the reply arrives by
 //    signal_external(), and a foreign signal meanwhile is raised again.
 #pragma once
 
@@ -265,7 +265,7 @@ subtask<result<Rep>> ask(std::string_view name, R&& req, ask_options opt = {}) {
             left = *deadline - now;
         }
         if (!table.start_waiting(slot.ticket)) break;
-        auto w = self->wait_events(events, left);
+        auto w = self->wait(events, left);
         co_await w;
         if (!table.stop_waiting(slot.ticket) && (!deadline || sched.now() < *deadline)) other_signal = true;
     }

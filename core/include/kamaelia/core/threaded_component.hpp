@@ -133,7 +133,6 @@ public:
     // The coroutine awaitables make no sense on the thread.
     void wait_any() = delete;
     void wait_for(box_name) = delete;
-    void wait_any_for(duration) = delete;
     void sleep_for(duration) = delete;
     void sleep_until(time_point) = delete;
     void yield() = delete;

@@ -62,7 +62,7 @@ enum state_flag : std::uint8_t {
     flag_scheduler_owned = 16,
     flag_shutdown_seen = 32,
     flag_external = 64,    // signal_external() arrived before it was awaited
-    flag_child_done = 128, // a child finished since the last wait_events(ev_children)
+    flag_child_done = 128, // a child finished since the last wait(ev_children)
 };
 
 } // namespace kamaelia::detail

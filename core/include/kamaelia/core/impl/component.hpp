@@ -65,12 +65,11 @@ struct component::wait_box_awaiter {
 
 struct component::timed_wait_awaiter {
     component* self;
-    inbox* b; // nullptr: any inbox
+    inbox* b;
     duration timeout;
-    bool ready() const noexcept { return b ? !b->empty() : !self->any_ready().empty(); }
-    bool await_ready() const noexcept { return ready() || timeout <= duration::zero(); }
+    bool await_ready() const noexcept { return !b->empty() || timeout <= duration::zero(); }
     void await_suspend(std::coroutine_handle<> h);
-    bool await_resume() const noexcept { return ready(); }
+    bool await_resume() const noexcept { return !b->empty(); }
 };
 
 struct component::sleep_awaiter {
@@ -128,20 +127,6 @@ struct component::event_awaiter {
     }
 };
 
-inline component::event_awaiter component::wait_events(std::uint8_t events, std::optional<duration> timeout) noexcept {
-    return wait(events, timeout);
-}
-inline component::event_awaiter component::wait_external() noexcept { return wait(ev_external); }
-inline component::event_awaiter component::wait_any_or_external() noexcept { return wait(ev_inbox | ev_external); }
-
-struct component::children_awaiter {
-    component* self;
-    bool await_ready() const noexcept;
-    void await_suspend(std::coroutine_handle<> h) noexcept {
-        self->suspend_on(detail::wait_child | detail::wait_any_inbox, h);
-    }
-    void await_resume() const noexcept {}
-};
 
 // ---- inline hot paths ----------------------------------------------------
 
