@@ -1,8 +1,8 @@
 // What the connections of grey, policy and bbs share when the daemon runs
 // several schedulers (docs/ARCHITECTURE.md, "What grey, policy and bbs
 // connections share"): the board's services asked from another scheduler,
-// and the counters, the session cap, the login throttle and the upstream's
-// health touched from several threads at once. [threads]: run under TSan.
+// and the counters, the session cap and the upstream's health touched from
+// several threads at once (the login throttle: test_bbs_throttle.cpp). [threads]: run under TSan.
 #include "thread_support.hpp"
 
 #include <kamaelia/bbs/board.hpp>
@@ -134,28 +134,6 @@ TEST_CASE("board: the session cap holds while several threads admit sessions", "
     CHECK_FALSE(b->full());
     REQUIRE(b->try_enter());
     CHECK(b->sessions() == 0); // that ticket was a temporary
-}
-
-TEST_CASE("board: the login throttle counts failures from several threads", "[bbs][threads]") {
-    kamaelia::scheduler s;
-    bbs::settings cfg = fast_settings();
-    cfg.max_failures = 40;
-    auto b = bbs::board::inline_board(s, std::make_unique<bbs::sqlite_store>(":memory:"), cfg);
-    constexpr int threads = 4;
-    std::vector<std::thread> ts;
-    for (int t = 0; t < threads; ++t)
-        ts.emplace_back([&, t] {
-            for (int i = 0; i < 10; ++i) {
-                b->note_failure("harry", "192.0.2.1");
-                (void)b->locked_for("harry", "192.0.2.1");
-                b->note_failure("user" + std::to_string(t), "192.0.2.2");
-                b->note_success("user" + std::to_string(t), "192.0.2.2");
-            }
-        });
-    for (auto& t : ts) t.join();
-    // 40 failures in all, from four threads: none lost, so the name is locked.
-    CHECK(b->locked_for("harry", "192.0.2.1") > kamaelia::duration::zero());
-    CHECK(b->locked_for("user0", "192.0.2.2") == kamaelia::duration::zero());
 }
 
 TEST_CASE("greylist meter: decisions counted on several schedulers' threads, read on another", "[greylist][threads]") {

@@ -22,7 +22,8 @@ template <class StoreService, class KdfService, class Db>
 std::shared_ptr<board> board::with_services(scheduler& s, Db db, settings cfg, service_directory* group) {
     std::shared_ptr<board> b(new board(s, cfg));
     register_service_in(group, b->store_name_, s.spawn<StoreService>(std::move(db)), "inbox");
-    register_service_in(group, b->kdf_name_, s.spawn<KdfService>(), "inbox");
+    login_throttle::limits throttle{cfg.max_failures, cfg.failure_window, cfg.max_throttled};
+    register_service_in(group, b->kdf_name_, s.spawn<KdfService>(s, throttle), "inbox");
     return b;
 }
 
@@ -69,54 +70,6 @@ std::size_t board::db_pending() const {
 std::size_t board::kdf_pending() const {
     auto* k = service_as<bbs::kdf_service>(kdf_name_);
     return k ? k->pending() : 0;
-}
-
-namespace {
-std::string throttle_key(const std::string& name, const std::string& address) {
-    return user_key(name) + '\n' + address;
-}
-} // namespace
-
-void board::prune(time_point now) {
-    // Bounded memory: forget windows that have passed once the map grows.
-    if (failures_.size() < 4096) return;
-    for (auto it = failures_.begin(); it != failures_.end();) {
-        if (now - it->second.first >= cfg_.failure_window) {
-            it = failures_.erase(it);
-        } else {
-            ++it;
-        }
-    }
-}
-
-duration board::locked_for(const std::string& name, const std::string& address) {
-    std::lock_guard<std::mutex> lk(failures_m_);
-    auto it = failures_.find(throttle_key(name, address));
-    if (it == failures_.end() || it->second.count < cfg_.max_failures) return duration::zero();
-    duration left = it->second.first + cfg_.failure_window - sched_.now();
-    if (left <= duration::zero()) {
-        failures_.erase(it);
-        return duration::zero();
-    }
-    return left;
-}
-
-void board::note_failure(const std::string& name, const std::string& address) {
-    time_point now = sched_.now();
-    std::lock_guard<std::mutex> lk(failures_m_);
-    prune(now);
-    auto& f = failures_[throttle_key(name, address)];
-    if (f.count == 0 || now - f.first >= cfg_.failure_window) {
-        f.count = 0;
-        f.first = now;
-    }
-    if (++f.count == cfg_.max_failures)
-        spdlog::warn("bbs: {} failed logins for '{}' from {}: locked for a while", f.count, name, address);
-}
-
-void board::note_success(const std::string& name, const std::string& address) {
-    std::lock_guard<std::mutex> lk(failures_m_);
-    failures_.erase(throttle_key(name, address));
 }
 
 } // namespace kamaelia::bbs

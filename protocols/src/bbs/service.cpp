@@ -2,6 +2,9 @@
 // detail::store_batch so the threaded service (the daemon) and the inline
 // one (deterministic tests) run the same code.
 #include <kamaelia/bbs/service.hpp>
+#include <kamaelia/core/scheduler.hpp>
+
+#include <spdlog/spdlog.h>
 
 #include <exception>
 #include <string>
@@ -73,19 +76,38 @@ void store_batch::run(store& db, std::vector<request_type>& batch) {
     for (std::size_t k = i; k < n; ++k) run_alone(db, batch[k]);
 }
 
-void answer_kdf(kamaelia::request<kdf_request, kdf_answer>& r, log_limiter& log) {
+time_point scheduler_clock::now() const noexcept { return s_->now(); }
+
+void kdf_work::answer(kamaelia::request<kdf_request, kdf_answer>& r) {
     kdf_answer a;
+    std::string key;
+    if (r.body.login) {
+        key = login_throttle::key(r.body.login->name, r.body.login->address);
+        a.locked = throttle_.locked_for(key);
+        if (a.locked > duration::zero()) { // refused without a KDF run: a locked name costs nothing
+            r.reply(std::move(a));
+            return;
+        }
+    }
     try {
         if (r.body.rehash_at) {
             a.fresh = hash_password(r.body.password, r.body.rehash_at);
         } else {
             a.match = verify_password(r.body.password, r.body.stored);
         }
-        log.ok();
+        log_.ok();
     } catch (const std::exception& e) {
-        log.fail(e.what());
+        log_.fail(e.what());
         r.fail("password hashing failed");
         return;
+    }
+    if (const auto& login = r.body.login) {
+        if (a.match && login->known) {
+            throttle_.note_success(key);
+        } else if (throttle_.note_failure(key)) {
+            spdlog::warn("bbs: {} failed logins for '{}' from {}: locked for a while", throttle_.config().max_failures,
+                         login->name, login->address);
+        }
     }
     r.reply(std::move(a));
 }
@@ -292,7 +314,7 @@ void store_service::thread_main() {
     while (done < size_) take_reports(true);
 }
 
-kdf_service::kdf_service() = default;
+kdf_service::kdf_service(const scheduler& s, login_throttle::limits l) : work_(s, l) {}
 
 kdf_service::~kdf_service() { stop_thread(); }
 
@@ -301,7 +323,7 @@ void kdf_service::thread_main() {
     while (!shutdown_requested()) {
         while (auto r = recv<request_type>()) {
             busy_.store(1, std::memory_order_relaxed);
-            detail::answer_kdf(*r, log_);
+            work_.answer(*r);
             busy_.store(0, std::memory_order_relaxed);
         }
         if (!data_ready("inbox")) wait();
@@ -329,7 +351,7 @@ task inline_store_service::main() {
 task inline_kdf_service::main() {
     using request_type = kamaelia::request<kdf_request, kdf_answer>;
     while (!shutdown_requested()) {
-        while (auto r = recv<request_type>()) detail::answer_kdf(*r, log_);
+        while (auto r = recv<request_type>()) work_.answer(*r);
         co_await wait_any();
     }
 }

@@ -168,13 +168,6 @@ subtask<> authenticator::run() {
         if (!password) co_return;
         say(""); // the Enter the client did not echo
 
-        duration locked = board().locked_for(*name, s_->peer.peer);
-        if (locked > duration::zero()) {
-            auto minutes = std::chrono::duration_cast<std::chrono::minutes>(locked).count() + 1;
-            say("Too many failed logins; try again in " + std::to_string(minutes) + " minute(s).");
-            s_->over = true;
-            co_return;
-        }
         auto user = std::make_shared<std::optional<user_record>>();
         std::function<void(store&)> find = [user, n = *name](store& db) { *user = db.find_user(n); };
         bool ok = co_await on_db(find);
@@ -184,8 +177,16 @@ subtask<> authenticator::run() {
         check.password = *password;
         check.stored = *user ? (*user)->password : decoy_hash(cfg().kdf_iterations);
         const std::uint32_t stored_cost = check.stored.iterations;
+        // The KDF service keeps the throttle: it refuses a locked name unchecked.
+        check.login = login_attempt{*name, s_->peer.peer, user->has_value()};
         std::optional<kdf_answer> verdict = co_await on_kdf(check);
         if (!verdict) co_return;
+        if (verdict->locked > duration::zero()) {
+            auto minutes = std::chrono::duration_cast<std::chrono::minutes>(verdict->locked).count() + 1;
+            say("Too many failed logins; try again in " + std::to_string(minutes) + " minute(s).");
+            s_->over = true;
+            co_return;
+        }
         if (verdict->match && *user) {
             if (stored_cost != cfg().kdf_iterations) {
                 // The configured cost changed since this hash was made: the
@@ -200,7 +201,6 @@ subtask<> authenticator::run() {
                 ok = co_await on_db(save);
                 if (!ok) co_return;
             }
-            board().note_success(*name, s_->peer.peer);
             s_->name = *name;
             s_->user_id = (*user)->id;
             s_->last_login = (*user)->last_login;
@@ -208,7 +208,6 @@ subtask<> authenticator::run() {
             spdlog::info("bbs: {} logged in from {}", s_->name, s_->peer.name());
             co_return;
         }
-        board().note_failure(*name, s_->peer.peer);
         say("Login Failed!");
         if (++failures >= cfg().attempts_per_session) {
             say("Too many failed logins; goodbye.");

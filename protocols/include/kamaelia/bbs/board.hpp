@@ -1,6 +1,7 @@
 // The bulletin board every session shares: its settings, the services its
 // sessions ask (the store behind one database thread, PBKDF2 on another:
-// service.hpp), the login throttle and the count of open sessions.
+// service.hpp; the KDF service keeps the login throttle) and the count of
+// open sessions.
 //
 //   auto b = bbs::board::open(sched, "var/bbs.sqlite", settings);  // services started
 //   auto r = co_await ask(b->store_service(), std::move(job));     // from a session's stage
@@ -21,10 +22,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <utility>
 
 namespace kamaelia {
@@ -44,6 +43,7 @@ struct settings {
     unsigned attempts_per_session = 3;                  // failed logins before a connection is closed
     unsigned max_failures = 5;                          // failed logins for one name from one address ...
     duration failure_window = std::chrono::minutes(15); // ... within this long lock it for this long
+    std::size_t max_throttled = 4096;                   // (name, address) pairs the throttle remembers at most
 };
 
 class board {
@@ -104,14 +104,6 @@ public:
     std::uint64_t sessions_total() const noexcept { return sessions_total_.load(std::memory_order_relaxed); }
     bool full() const noexcept { return sessions() >= cfg_.max_sessions; }
 
-    // ---- login throttle (any scheduler's thread) ------------------------------
-    // A map under a mutex, not a service: taken once per login attempt for a
-    // lookup, never held across a wait, so no session waits on another's I/O.
-    // How long `name` from `address` is still locked out (zero: not locked).
-    duration locked_for(const std::string& name, const std::string& address);
-    void note_failure(const std::string& name, const std::string& address);
-    void note_success(const std::string& name, const std::string& address);
-
     // Jobs queued or running in the store service, the KDF service (0 inline).
     std::size_t db_pending() const;
     std::size_t kdf_pending() const;
@@ -123,11 +115,6 @@ private:
     static std::shared_ptr<board> with_services(scheduler& s, Db db, settings cfg, service_directory* group);
     template <class T>
     T* service_as(const std::string& name) const;
-    struct failures {
-        unsigned count = 0;
-        time_point first{};
-    };
-    void prune(time_point now);
 
     scheduler& sched_;
     settings cfg_;
@@ -135,8 +122,6 @@ private:
     std::string kdf_name_ = kdf_service_name;
     std::atomic<std::size_t> sessions_{0};
     std::atomic<std::uint64_t> sessions_total_{0};
-    std::mutex failures_m_; // guards failures_
-    std::unordered_map<std::string, failures> failures_;
 };
 
 } // namespace kamaelia::bbs

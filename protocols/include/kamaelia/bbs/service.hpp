@@ -19,7 +19,9 @@
 // clients to try again later. The process never dies of it.
 //
 // The KDF service computes PBKDF2 on a thread of its own, so a login never
-// stalls a post. Both are bounded (their inboxes and the thread's queues);
+// stalls a post. It also keeps the login throttle (login_throttle.hpp): every
+// login's check passes through it one at a time, so the throttle needs no
+// lock, and a locked name is refused without a KDF run. Both are bounded (their inboxes and the thread's queues);
 // a stopped service answers what was queued (the store runs it first) and
 // every later ask gets service_ended.
 //
@@ -28,6 +30,7 @@
 // batch code, no threads.
 #pragma once
 
+#include <kamaelia/bbs/login_throttle.hpp>
 #include <kamaelia/bbs/password.hpp>
 #include <kamaelia/bbs/store.hpp>
 #include <kamaelia/core/service.hpp>
@@ -40,6 +43,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,13 +66,25 @@ struct store_job {
 struct kdf_answer {
     bool match = false;  // verify: the password is right
     password_hash fresh; // rehash: the new hash
+    duration locked{};   // a login refused unchecked: locked out this much longer
+};
+// A login's check: whose failures it counts (the name from the address), and
+// whether the name is a user's (an unknown name is checked against a decoy
+// and always counts as a failure).
+struct login_attempt {
+    std::string name;
+    std::string address;
+    bool known = false;
 };
 // Check `password` against `stored`, or (rehash_at > 0) make a fresh hash
-// of it at that cost.
+// of it at that cost. With `login`, the throttle is consulted first (a
+// locked key is answered with `locked` and not checked) and then told the
+// outcome.
 struct kdf_request {
     std::string password;
     password_hash stored;
     std::uint32_t rehash_at = 0;
+    std::optional<login_attempt> login;
     using reply_type = kdf_answer;
 };
 
@@ -85,8 +101,31 @@ private:
     std::vector<unsigned char> failed_;
     log_limiter outage_{"bbs: database unusable, sessions told to try again later", std::chrono::seconds(10)};
 };
-// Answers one KDF request (an error if OpenSSL fails).
-void answer_kdf(kamaelia::request<kdf_request, kdf_answer>& r, log_limiter& log);
+// The scheduler's clock as a clock_source (the manual one in tests). Safe
+// from another thread: it only reads the clock the scheduler was made with.
+class scheduler_clock final : public clock_source {
+public:
+    explicit scheduler_clock(const scheduler& s) noexcept : s_(&s) {}
+    time_point now() const noexcept override;
+
+private:
+    const scheduler* s_;
+};
+// What both KDF services do with a request: the password check and the
+// login throttle around it. Used by one thread at a time (the service's).
+class kdf_work {
+public:
+    kdf_work(const scheduler& s, login_throttle::limits l) : clock_(s), throttle_(l, clock_) {}
+    kdf_work(const kdf_work&) = delete; // the throttle holds a reference to clock_
+    kdf_work& operator=(const kdf_work&) = delete;
+    // Answers `r` (an error if OpenSSL fails).
+    void answer(kamaelia::request<kdf_request, kdf_answer>& r);
+
+private:
+    scheduler_clock clock_;
+    login_throttle throttle_;
+    log_limiter log_{"bbs: password hashing failed, sessions told to try again later", std::chrono::seconds(10)};
+};
 } // namespace detail
 
 // The store behind one database thread, or behind a pool of connections
@@ -128,10 +167,11 @@ private:
     std::vector<std::string> worker_boxes_; // a pool: the outbox to each worker
 };
 
-// PBKDF2 on a thread of its own.
+// PBKDF2 and the login throttle on a thread of its own (the throttle's
+// clock is `s`'s).
 class kdf_service final : public threaded_component {
 public:
-    kdf_service();
+    kdf_service(const scheduler& s, login_throttle::limits l);
     ~kdf_service() override;
     std::string type_name() const override { return "bbs_kdf_service"; }
     std::size_t pending() { return data_ready("inbox") + busy_.load(std::memory_order_relaxed); }
@@ -141,7 +181,7 @@ protected:
 
 private:
     std::atomic<std::size_t> busy_{0};
-    log_limiter log_{"bbs: password hashing failed, sessions told to try again later", std::chrono::seconds(10)};
+    detail::kdf_work work_;
 };
 
 // The same two on the scheduler's thread (tests): deterministic, no threads.
@@ -162,13 +202,14 @@ private:
 
 class inline_kdf_service final : public component {
 public:
+    inline_kdf_service(const scheduler& s, login_throttle::limits l) : work_(s, l) {}
     std::string type_name() const override { return "bbs_inline_kdf_service"; }
 
 protected:
     task main() override;
 
 private:
-    log_limiter log_{"bbs: password hashing failed, sessions told to try again later", std::chrono::seconds(10)};
+    detail::kdf_work work_;
 };
 
 } // namespace kamaelia::bbs
