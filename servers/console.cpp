@@ -138,6 +138,8 @@ console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_count
                       static_cast<double>(t.messages_in));
             x.counter("kamaelia_messages_sent_total", "chunks the protocol queued to clients", l,
                       static_cast<double>(t.messages_out));
+            x.counter("kamaelia_socket_writes_total", "write system calls to clients (chunks are coalesced)", l,
+                      static_cast<double>(t.write_calls));
             x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",
                       {{"server", s->server_name}, {"reason", "refused"}}, static_cast<double>(s->refused_total()));
             x.gauge("kamaelia_listening", "1 while the server accepts connections", l, s->listening() ? 1 : 0);

@@ -17,6 +17,7 @@
 
 using namespace kamaelia;
 using asio::ip::tcp;
+using kamaelia::test::connect_pair;
 using kamaelia::test::run_until;
 
 namespace {
@@ -46,18 +47,6 @@ struct byte_sink : component {
         }
     }
 };
-
-struct socket_pair {
-    tcp::socket server, client;
-};
-
-socket_pair connect_pair(scheduler& s) {
-    tcp::acceptor acc(s.io(), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    tcp::socket client(s.io());
-    client.connect(acc.local_endpoint());
-    tcp::socket server = acc.accept();
-    return {std::move(server), std::move(client)};
-}
 
 // One end: an adapter and a sink for what it reads.
 struct end {

@@ -99,6 +99,7 @@ def metrics_count_what_the_test_did(k):
         t.eq(sample(m, "kamaelia_bytes_sent_total", server="greeter"), float(sent + 5 * len(b"hello ")),
              "bytes out = the replies")
         t.check(sample(m, "kamaelia_messages_received_total", server="greeter") >= 5, "messages counted")
+        t.eq(sample(m, "kamaelia_socket_writes_total", server="greeter"), 5.0, "one write a reply (written at once)")
         t.check(sample(m, "kamaelia_scheduler_wakeups_total") > 0, "scheduler wake-ups")
         t.check(sample(m, "kamaelia_process_cpu_seconds_total") > 0, "CPU seconds")
         t.check(sample(m, "kamaelia_scheduler_run_queue_depth") is not None, "run-queue depth")

@@ -1,5 +1,6 @@
 #include <kamaelia/net/connected_socket_adapter.hpp>
 
+#include <asio/post.hpp>
 #include <asio/ssl/context.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -17,6 +18,9 @@ thread_local std::array<char, 64 * 1024> read_buffer;
 
 // TLS records carry at most 16 KiB; small queued chunks are joined up to this.
 constexpr std::size_t tls_record = 16 * 1024;
+
+// Chunks gathered into one writev: a fan-out's small lines leave 64 at a time.
+constexpr std::size_t gather_chunks = 64;
 
 std::string openssl_error(const char* what) {
     std::string s = what;
@@ -63,6 +67,9 @@ connected_socket_adapter::connected_socket_adapter(asio::generic::stream_protoco
 connected_socket_adapter::~connected_socket_adapter() {
     anchor_.clear();
     teardown_now(); // the frame goes before the socket it uses
+    // Stopped from outside with output still deferred: what the kernel takes
+    // now still goes (as it would have without coalescing).
+    if (head_ < queue_.size() && socket_.is_open() && !write_blocked_ && !tls_busy()) flush();
 }
 
 bool connected_socket_adapter::tls_established() const noexcept { return tls_ && tls_->ph == tls_state::phase::open; }
@@ -182,8 +189,7 @@ bool connected_socket_adapter::flush() {
     if (tls_established()) return flush_tls();
     // Plain, or the clear-text part before a STARTTLS handshake.
     while (!write_blocked_ && head_ < queue_.size()) {
-        // Gather up to 16 chunks into one writev.
-        std::array<asio::const_buffer, 16> bufs;
+        std::array<asio::const_buffer, gather_chunks> bufs;
         std::size_t n = 0;
         for (std::size_t i = head_; i < queue_.size() && n < bufs.size(); ++i, ++n) {
             const out_chunk& s = queue_[i];
@@ -191,6 +197,7 @@ bool connected_socket_adapter::flush() {
             bufs[n] = asio::buffer(s.data() + off, s.size() - off);
         }
         asio::error_code ec;
+        ++write_calls_;
         std::size_t wrote = socket_.write_some(std::span<asio::const_buffer>(bufs.data(), n), ec);
         if (ec == asio::error::would_block || ec == asio::error::try_again) {
             write_blocked_ = true;
@@ -228,6 +235,32 @@ void connected_socket_adapter::consume(std::size_t wrote) {
     }
 }
 
+bool connected_socket_adapter::flush_or_defer() {
+    if (head_ == queue_.size() || write_blocked_) return true; // nothing to do, or the writability wake-up flushes
+    bool defer = opt_.coalesce_bytes != 0 && queued_bytes_ < opt_.coalesce_bytes && !unanswered_ &&
+                 !finishing_ && !tls_busy();
+    if (!defer) {
+        unanswered_ = false;
+        return flush();
+    }
+    if (flush_posted_) return true;
+    flush_posted_ = true;
+    // A post runs at the scheduler's next I/O poll: after every component
+    // queued now has run, so their output joins this write.
+    asio::post(sched()->io(), [t = anchor_.token(), this] {
+        if (!*t) return; // the adapter is gone (or closed): `this` is not touched
+        flush_posted_ = false;
+        std::size_t before = queued_bytes_;
+        if (!flush()) write_failed_ = true;
+        // Wake the body only for what it waits on: an error, room after a
+        // full queue, the last bytes of a close. A fan-out's writes wake nobody.
+        bool room = before >= opt_.high_watermark && queued_bytes_ < opt_.high_watermark;
+        bool resume = read_paused_ && queued_bytes_ <= opt_.low_watermark;
+        if (write_failed_ || room || resume || (finishing_ && queued_bytes_ == 0)) io_anchor::signal(t);
+    });
+    return true;
+}
+
 bool connected_socket_adapter::flush_tls() {
     while (!write_blocked_ && head_ < queue_.size()) {
         out_chunk& head = queue_[head_];
@@ -244,6 +277,7 @@ bool connected_socket_adapter::flush_tls() {
         }
         std::size_t len = std::min(head.size() - head_offset_, tls_record);
         ERR_clear_error();
+        ++write_calls_;
         int r = SSL_write(tls_->ssl, head.data() + head_offset_, static_cast<int>(len));
         if (r > 0) {
             tls_->write_retry = false;
@@ -270,7 +304,6 @@ bool connected_socket_adapter::flush_tls() {
 
 task connected_socket_adapter::main() {
     last_rx_ = sched()->now();
-    bool graceful_close = false; // producer_finished: flush, then close
     std::optional<time_point> close_deadline;
     bool abort = false;
     bool broken = false; // the socket failed: no TLS goodbye
@@ -283,7 +316,7 @@ task connected_socket_adapter::main() {
                     abort = true;
                     reason_ = "shut down";
                 } else if (c->finishes()) {
-                    graceful_close = true;
+                    finishing_ = true;
                 }
             }
         }
@@ -329,7 +362,7 @@ task connected_socket_adapter::main() {
                 spdlog::warn("{}: dropped a {} sent to a socket (send std::string)", name(), m->type_name());
             }
         }
-        if (!flush() || !tls_step()) {
+        if (write_failed_ || !flush_or_defer() || !tls_step()) {
             broken = true;
             break;
         }
@@ -343,11 +376,11 @@ task connected_socket_adapter::main() {
         } else if (read_paused_ && queued_bytes_ <= opt_.low_watermark) {
             read_paused_ = false;
         }
-        if (graceful_close && queued_bytes_ == 0 && in("inbox").empty() && !tls_busy()) {
+        if (finishing_ && queued_bytes_ == 0 && in("inbox").empty() && !tls_busy()) {
             reason_ = "closed by handler";
             break;
         }
-        if (graceful_close) {
+        if (finishing_) {
             // A peer that never reads must not hold the connection open.
             if (!close_deadline) close_deadline = sched()->now() + opt_.close_timeout;
             if (sched()->now() >= *close_deadline) {
@@ -382,6 +415,7 @@ task connected_socket_adapter::main() {
                 // A short plain read drained the socket: no EAGAIN read needed
                 // (the next wait's EPOLL_CTL_MOD reports anything newer).
                 bool drained = !tls_ && n < read_buffer.size();
+                unanswered_ = true;
                 co_await send(std::string(read_buffer.data(), n));
                 if (drained) break;
             }
@@ -390,7 +424,7 @@ task connected_socket_adapter::main() {
         }
         if (read_closed_ && !out("signal").link()) {
             // Nobody will tell us to finish: close once the writes are out.
-            graceful_close = true;
+            finishing_ = true;
         }
         if (!tls_busy()) arm_read();
         std::optional<duration> limit;
@@ -408,6 +442,8 @@ task connected_socket_adapter::main() {
             co_await wait(ev_inbox | ev_external, limit);
         }
     }
+    // Stopped at once: what the kernel takes of the deferred output still goes.
+    if (abort && !tls_busy() && socket_.is_open()) flush();
     if (tls_established() && !broken && !abort) {
         // Say goodbye (close_notify), bounded; the peer's answer is not awaited.
         time_point deadline = sched()->now() + opt_.close_timeout;

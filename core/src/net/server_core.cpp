@@ -163,6 +163,7 @@ void server_core::reap_connections() {
             if (shared_caps) shared_caps->close(c.info.peer, listener_->address().is_unix());
             closed_traffic_.bytes_in += c.csa->bytes_in();
             closed_traffic_.bytes_out += c.csa->bytes_out();
+            closed_traffic_.write_calls += c.csa->write_calls();
             closed_traffic_.messages_in += c.csa->sent();
             closed_traffic_.messages_out += c.csa->in("inbox").delivered();
             remove_child(*c.csa);
@@ -185,6 +186,7 @@ server_core::traffic server_core::traffic_total() const {
     for (const auto& [_, c] : conns_) {
         t.bytes_in += c.csa->bytes_in();
         t.bytes_out += c.csa->bytes_out();
+        t.write_calls += c.csa->write_calls();
         t.messages_in += c.csa->sent();
         t.messages_out += c.csa->in("inbox").delivered();
     }

@@ -6,15 +6,22 @@
 //           shutdown_microprocess: close now          half-closes, socket_shutdown
 //                                                      once the socket is closed
 //
-// Exactly one write in flight; writes are attempted at once (non-blocking)
-// and only wait for writability when the kernel buffer is full. Pending
-// bytes are bounded: above the high watermark the adapter stops reading the
-// socket and stops taking from its inbox (so a client that does not read its
-// replies cannot make the server buffer without bound); below the low
-// watermark it resumes. Reading waits for readability and reads into a
-// buffer shared by the scheduler's thread, so an idle connection holds no
-// read buffer. Received chunks are sent with flow control: a handler whose
-// inbox is full stops the reading, and TCP pushes back on the client.
+// Exactly one write in flight; writes are non-blocking and only wait for
+// writability when the kernel buffer is full. Output is coalesced: bytes
+// taken from the inbox are written when the scheduler next polls its I/O
+// (before it sleeps, or every few cycles under load), so what the handler
+// sends in one busy stretch leaves in one gathered write. They are written
+// at once instead when coalesce_bytes are pending, when they answer input
+// read since the last write (request/response latency does not grow),
+// during TLS setup, and when closing; nothing pending is lost on a close.
+// Pending bytes (deferred or waiting for the kernel alike) are bounded:
+// above the high watermark the adapter stops reading the socket and stops
+// taking from its inbox (so a client that does not read its replies cannot
+// make the server buffer without bound); below the low watermark it resumes.
+// Reading waits for readability and reads into a buffer shared by the
+// scheduler's thread, so an idle connection holds no read buffer. Received
+// chunks are sent with flow control: a handler whose inbox is full stops the
+// reading, and TCP pushes back on the client.
 //
 // TLS: constructed with a start_tls (or sent one through the inbox, for
 // STARTTLS), the adapter runs the handshake and then reads and writes
@@ -39,6 +46,7 @@ struct csa_options {
     std::size_t high_watermark = 256 * 1024;           // pending write bytes that pause reading
     std::size_t low_watermark = 64 * 1024;             // ...and resume it
     std::size_t read_budget = 64 * 1024;               // bytes read per wake-up (fairness)
+    std::size_t coalesce_bytes = 64 * 1024;            // pending bytes written at once; 0: no coalescing
     duration close_timeout = std::chrono::seconds(10); // a graceful close that cannot flush gives up;
                                                        // also bounds the TLS handshake and close_notify
 };
@@ -56,6 +64,8 @@ public:
     std::size_t pending_write_bytes() const noexcept { return queued_bytes_; }
     std::uint64_t bytes_in() const noexcept { return bytes_in_; }
     std::uint64_t bytes_out() const noexcept { return bytes_out_; }
+    // Write system calls made (writev, or SSL_write on TLS), to see the coalescing.
+    std::uint64_t write_calls() const noexcept { return write_calls_; }
     // Why it closed: "peer closed", "closed by handler", an error text...
     const std::string& close_reason() const noexcept { return reason_; }
     // True once a TLS handshake has completed on this connection.
@@ -70,6 +80,7 @@ private:
     void arm_read(bool even_if_paused = false);
     void arm_write();
     bool flush(); // false on a write error
+    bool flush_or_defer(); // flush() now, or post it to the next I/O poll when coalescing allows
     bool flush_tls();
     void consume(std::size_t wrote); // drops written bytes from the queue
     io_result read_some(std::size_t& n);
@@ -100,13 +111,17 @@ private:
     std::size_t head_ = 0;        // first unwritten chunk
     std::size_t head_offset_ = 0; // bytes of it already written
     std::size_t queued_bytes_ = 0;
-    std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
+    std::uint64_t bytes_in_ = 0, bytes_out_ = 0, write_calls_ = 0;
     time_point last_rx_{};
     std::string reason_;
     std::unique_ptr<tls_state> tls_; // only on TLS connections
     bool readable_ = false, read_armed_ = false;
     bool write_blocked_ = false;
     bool read_closed_ = false, read_paused_ = false;
+    bool unanswered_ = false;     // input read, no write since: the next output answers it
+    bool flush_posted_ = false;   // a deferred flush waits for the I/O poll
+    bool write_failed_ = false;   // ...and it failed (reason_ says why)
+    bool finishing_ = false;      // producer_finished: flush, then close
 };
 
 } // namespace kamaelia

@@ -159,6 +159,7 @@ public:
     struct traffic {
         std::uint64_t bytes_in = 0, bytes_out = 0;
         std::uint64_t messages_in = 0, messages_out = 0; // chunks read / writes queued
+        std::uint64_t write_calls = 0;                   // write system calls (coalesced: few per burst)
     };
     traffic traffic_total() const;
     // Stop accepting, end every connection (graceful, then forced after grace).
