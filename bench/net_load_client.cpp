@@ -106,10 +106,9 @@ constexpr auto use_aw = asio::use_awaitable;
 
 // ---- process probes ----------------------------------------------------------
 
-long server_ticks() { // utime + stime of SERVER_PID, in clock ticks; -1 if unknown
-    const char* pid = std::getenv("SERVER_PID");
-    if (!pid) return -1;
-    std::ifstream f(std::string("/proc/") + pid + "/stat");
+// utime + stime of one process, in clock ticks; -1 if unknown
+long ticks_of(const std::string& pid) {
+    std::ifstream f("/proc/" + pid + "/stat");
     std::string line;
     if (!std::getline(f, line)) return -1;
     std::istringstream is(line.substr(line.rfind(')') + 2)); // fields after "(comm)", from field 3
@@ -124,6 +123,9 @@ long server_ticks() { // utime + stime of SERVER_PID, in clock ticks; -1 if unkn
     }
     return ut + st;
 }
+
+// ... of SERVER_PID (summed over a comma list); -1 if unknown
+long server_ticks() { return bench::sum_over_servers<long>(ticks_of); }
 
 using bench::server_rss_kib;
 

@@ -23,6 +23,7 @@ namespace {
 std::optional<std::uint32_t> kdf_iterations;
 std::optional<std::size_t> max_sessions;
 std::optional<std::string> store_flag;
+std::optional<std::size_t> connection_queue;
 
 // The board's settings: default < config file < flag.
 bbs::settings board_settings(const kd::config_file* cf) {
@@ -33,7 +34,11 @@ bbs::settings board_settings(const kd::config_file* cf) {
         if (auto v = cf->get_uint("bbs", "max-subject")) s.max_subject = *v;
         if (auto v = cf->get_uint("bbs", "max-body")) s.max_body = *v;
         if (auto v = cf->get_uint("bbs", "max-failures")) s.max_failures = static_cast<unsigned>(*v);
+        if (auto v = cf->get_uint("bbs", "connection-queue")) s.connection_queue = *v;
     }
+    if (connection_queue) s.connection_queue = *connection_queue;
+    if (s.connection_queue == 0 || s.connection_queue > 1'000'000)
+        throw kd::config_error("bbs: connection-queue must be 1..1000000, got " + std::to_string(s.connection_queue));
     if (kdf_iterations) s.kdf_iterations = *kdf_iterations;
     if (max_sessions) s.max_sessions = *max_sessions;
     if (s.kdf_iterations == 0) throw kd::config_error("bbs: kdf-iterations must be at least 1");
@@ -45,7 +50,7 @@ const kd::register_server reg{{
     .name = "bbs",
     .help = "multi-user bulletin board over telnet, SQLite in the data directory or PostgreSQL (default port 1600)",
     .order = 30,
-    .keys = {"kdf-iterations", "max-sessions", "max-subject", "max-body", "max-failures", "store"},
+    .keys = {"kdf-iterations", "max-sessions", "max-subject", "max-body", "max-failures", "store", "connection-queue"},
     .add_flags =
         [](CLI::App& app) {
             app.add_option("--kdf-iterations", kdf_iterations,
@@ -56,6 +61,9 @@ const kd::register_server reg{{
                 "the board's store: postgresql://HOST/DB[?pool=N] (several hosts; N connections, 1-16, default 1; "
                 "password: URL, PGPASSWORD or "
                 "PGPASSFILE) or a SQLite file (default <data-dir>/bbs.sqlite)");
+            app.add_option("--connection-queue", connection_queue,
+                           "jobs that may wait for a PostgreSQL store connection; more are told the store is busy "
+                           "(default 1000)");
         },
     .build =
         [](kd::runtime& rt, const kd::server_flags& f) {
@@ -85,6 +93,12 @@ const kd::register_server reg{{
                 throw std::runtime_error(std::string("bbs: ") + e.what());
             }
             rt.keep(board);
+            std::weak_ptr<bbs::board> counted = board;
+            rt.metrics().add([counted](kamaelia::metrics::exposition& x) {
+                if (auto b = counted.lock())
+                    x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",
+                              {{"service", "bbs"}, {"reason", "busy"}}, static_cast<double>(b->db_refused_busy()));
+            });
             // SIGTERM: the store service answers what it holds queued and ends
             // (sessions still open are then told to try again later).
             std::weak_ptr<bbs::board> stopping = board;

@@ -49,6 +49,7 @@ struct grey_flags {
     std::optional<double> upstream_data_timeout;
     std::optional<std::string> x_greylist_header;
     std::optional<std::string> store;
+    std::optional<std::size_t> connection_queue;
 };
 grey_flags gf;
 
@@ -73,7 +74,8 @@ const std::set<std::string> grey_keys = {"upstream",
                                          "x-greylist-header",
                                          "whitelisted-triple",
                                          "whitelisted-nonstandard-triple",
-                                         "store"};
+                                         "store",
+                                         "connection-queue"};
 
 std::vector<std::string> split_list(const std::string& s) {
     std::vector<std::string> out;
@@ -289,6 +291,7 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     if (auto d = gf.delay ? gf.delay : file("delay")) gs.delay = kd::parse_duration(*d, 1, "grey: delay"); // 300, 5m
     try {
         gs.database = kd::greylist_store(rt, gf.store, "grey");
+        gs.connection_queue = kd::connection_queue(gf.connection_queue, cf, "grey");
         s->ctx->greylist = kd::shared_greylist(rt, gs, "grey");
         s->ctx->meter = kamaelia::console::greylist_counters_of(rt).get(); // kept alive by the runtime
     } catch (const kamaelia::greylist::store_error& e) {
@@ -353,6 +356,9 @@ const kd::register_server reg{{
                 "greylist store: postgresql://HOST/DB[?pool=N] (several MX hosts; N connections, 1-16, default 1) "
                 "or a SQLite file "
                 "(default <data-dir>/greylist.sqlite)");
+            app.add_option("--connection-queue", gf.connection_queue,
+                           "requests a PostgreSQL store connection may hold; more are answered 451 at once "
+                           "(default 1000)");
         },
     .build = build,
 }};

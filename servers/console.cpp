@@ -2,6 +2,7 @@
 
 #include <kamaelia/chassis/backplane.hpp>
 #include <kamaelia/chassis/pipeline.hpp>
+#include <kamaelia/greylist/service.hpp>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -145,6 +146,9 @@ console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_count
             x.gauge("kamaelia_listening", "1 while the server accepts connections", l, s->listening() ? 1 : 0);
         }
         for (component* c : rt_.services()) {
+            if (auto* gs = dynamic_cast<greylist::service*>(c))
+                x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",
+                          {{"service", "greylist"}, {"reason", "busy"}}, static_cast<double>(gs->refused_busy()));
             auto* bp = dynamic_cast<backplane*>(c);
             if (!bp) continue;
             x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",
@@ -198,11 +202,13 @@ console_model::totals console_model::now_totals() const {
         t.messages += tr.messages_in + tr.messages_out;
         t.drops += s->refused_total();
     }
-    for (component* c : rt_.services())
+    for (component* c : rt_.services()) {
         if (auto* bp = dynamic_cast<backplane*>(c)) {
             t.drops += bp->dropped() + bp->cut_off();
             t.messages += bp->delivered();
         }
+        if (auto* gs = dynamic_cast<greylist::service*>(c)) t.drops += gs->refused_busy();
+    }
     t.gl[0] = greylist_->pass();
     t.gl[1] = greylist_->whitelisted();
     t.gl[2] = greylist_->greylisted();

@@ -29,6 +29,20 @@ std::chrono::seconds parse_duration(const std::string& text, std::int64_t unit, 
 // `kamaelia all --greylist-store URL` (daemon-wide; set by main).
 inline std::optional<std::string> greylist_store_flag;
 
+// The requests a remote store's connection may hold (--connection-queue N,
+// else `connection-queue` in the server's section, else 1000): 1 to
+// greylist::max_connection_queue, else a configuration error (exit 2).
+inline std::size_t connection_queue(const std::optional<std::size_t>& flag, const config_file* cf,
+                                    const std::string& section) {
+    std::optional<std::uint64_t> n = flag;
+    if (!n && cf) n = cf->get_uint(section, "connection-queue");
+    if (!n) return greylist::default_connection_queue;
+    if (*n == 0 || *n > greylist::max_connection_queue)
+        throw config_error(section + ": connection-queue must be 1.." + std::to_string(greylist::max_connection_queue) +
+                           ", got " + std::to_string(*n));
+    return static_cast<std::size_t>(*n);
+}
+
 // Which greylist store a server uses: its own --store flag, its section's
 // `store` key, the daemon-wide --greylist-store / [kamaelia] greylist-store,
 // else <data-dir>/greylist.sqlite. A postgresql:// URL names a PostgreSQL

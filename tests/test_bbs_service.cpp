@@ -79,6 +79,8 @@ public:
     void rollback() noexcept override { inner.rollback(); }
     bool in_transaction() const noexcept override { return inner.in_transaction(); }
     void interrupt() noexcept override { interrupted = true; }
+    bool remote() const noexcept override { return remote_; }
+    bool remote_ = false; // as PostgreSQL: the service gives it a worker even alone
 };
 
 struct outcome {
@@ -316,7 +318,7 @@ struct two_connections {
     probe_store* p1;
     bbs::store_service* svc;
     static constexpr const char* name = "test.store_pool";
-    explicit two_connections(fixture& fx) : f(fx) {
+    explicit two_connections(fixture& fx, std::size_t queue = bbs::store_service::default_connection_queue) : f(fx) {
         std::vector<std::unique_ptr<bbs::store>> pool;
         auto a = std::make_unique<probe_store>();
         auto b = std::make_unique<probe_store>();
@@ -324,10 +326,37 @@ struct two_connections {
         p1 = b.get();
         pool.push_back(std::move(a));
         pool.push_back(std::move(b));
-        svc = &f.spawn<bbs::store_service>(std::move(pool)); // kept, finished, for the checks
+        svc = &f.spawn<bbs::store_service>(std::move(pool), queue); // kept, finished, for the checks
         f.sched.services().register_service(name, *svc, "inbox");
     }
 };
+
+// Posters of numbered jobs to one service, and what each got back.
+struct posting {
+    fixture& f;
+    std::string service;
+    probe_store spare; // the posters' (the pool's stores go with the service)
+    std::vector<std::shared_ptr<outcome>> outs;
+    void post(int i) {
+        outs.push_back(std::make_shared<outcome>());
+        f.spawn<poster>(service, &spare, i, outs.back());
+    }
+    std::size_t answered() const {
+        std::size_t n = 0;
+        for (auto& o : outs) n += o->answered;
+        return n;
+    }
+};
+
+// Both connections held, each in a job of its own (0 and 1).
+void stall_both(two_connections& pool, posting& p) {
+    pool.p0->hold = true;
+    pool.p1->hold = true;
+    p.post(0);
+    REQUIRE(pump_until(p.f, [&] { return pool.p0->entered.load(); })); // an idle connection takes it
+    p.post(1);
+    REQUIRE(pump_until(p.f, [&] { return pool.p1->entered.load(); })); // the other one, as the first is busy
+}
 } // namespace
 
 TEST_CASE("bbs store pool: a connection held by a slow job gets no more; the other answers meanwhile",
@@ -363,27 +392,66 @@ TEST_CASE("bbs store pool: a connection held by a slow job gets no more; the oth
 TEST_CASE("bbs store pool: shut down, it answers what was queued on every connection, then ends", "[bbs][threads]") {
     fixture f;
     two_connections pool(f);
-    probe_store spare; // the posters' (the pool's stores go with the service)
-    pool.p0->hold = true;
-    pool.p1->hold = true;
-    std::vector<std::shared_ptr<outcome>> outs;
-    auto post = [&](int i) {
-        outs.push_back(std::make_shared<outcome>());
-        f.spawn<poster>(two_connections::name, &spare, i, outs.back());
-    };
-    post(0);
-    REQUIRE(pump_until(f, [&] { return pool.p0->entered.load(); })); // an idle connection takes it
-    post(1);
-    REQUIRE(pump_until(f, [&] { return pool.p1->entered.load(); })); // the other one, as the first is busy
-    for (int i = 2; i < 8; ++i) post(i);                             // both busy: these wait in the service's inbox
+    posting p{f, two_connections::name};
+    stall_both(pool, p);
+    for (int i = 2; i < 8; ++i) p.post(i); // both busy: these wait for a connection
     f.settle();
     kamaelia::deliver(*pool.svc, "control", kamaelia::message(kamaelia::shutdown_microprocess()));
     f.settle();
     pool.p0->hold = false;
     pool.p1->hold = false;
     REQUIRE(pump_until(f, [&] { return pool.svc->finished(); }));
-    for (auto& o : outs) {
+    for (auto& o : p.outs) {
         CHECK(o->answered);
         CHECK(o->ok);
     }
+}
+
+TEST_CASE("bbs store pool: with every connection stalled, at most connection_queue jobs wait; the rest are told "
+          "the store is busy",
+          "[bbs][threads][hostile]") {
+    fixture f;
+    two_connections pool(f, 3);
+    posting p{f, two_connections::name};
+    stall_both(pool, p);
+    for (int i = 2; i < 10; ++i) p.post(i); // both stalled: three wait, five are refused
+    REQUIRE(pump_until(f, [&] { return p.answered() == 5; }));
+    for (auto& o : p.outs)
+        if (o->answered) {
+            CHECK_FALSE(o->ok);
+            CHECK(o->code == kamaelia::service_errc::full);
+        }
+    CHECK(pool.svc->refused_busy() == 5);
+    CHECK(pump_until(f, [&] { return pool.svc->pending() == 5; })); // two running, three waiting
+
+    // The database resumes: every job that waited is run and acknowledged.
+    pool.p0->hold = false;
+    pool.p1->hold = false;
+    REQUIRE(pump_until(f, [&] { return p.answered() == 10; }));
+    std::size_t ok = 0;
+    for (auto& o : p.outs) ok += o->ok;
+    CHECK(ok == 5);
+    CHECK(pool.svc->refused_busy() == 5);
+    REQUIRE(pump_until(f, [&] { return pool.svc->pending() == 0; }));
+}
+
+TEST_CASE("bbs store service: a remote store alone gets a worker and the bound", "[bbs][threads][hostile]") {
+    fixture f;
+    auto remote = std::make_unique<probe_store>();
+    remote->remote_ = true;
+    probe_store* st = remote.get();
+    auto& svc = f.spawn<bbs::store_service>(std::move(remote), 2);
+    f.sched.services().register_service("test.remote_store", svc, "inbox");
+    CHECK(svc.children().size() == 1);
+    st->hold = true;
+    posting p{f, "test.remote_store"};
+    p.post(0);
+    REQUIRE(pump_until(f, [&] { return st->entered.load(); }));
+    for (int i = 1; i < 6; ++i) p.post(i);
+    REQUIRE(pump_until(f, [&] { return svc.refused_busy() == 3; })); // one running, two waiting
+    st->hold = false;
+    REQUIRE(pump_until(f, [&] { return p.answered() == 6; }));
+    std::size_t ok = 0;
+    for (auto& o : p.outs) ok += o->ok;
+    CHECK(ok == 3);
 }

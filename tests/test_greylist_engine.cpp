@@ -14,8 +14,10 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 using namespace kamaelia;
@@ -527,4 +529,161 @@ TEST_CASE("greylist store_health: the database thread's finding, read from anoth
     writer.join();
     CHECK(bad == 0);
     CHECK(h.error() == "store down 4"); // the last write: i = 1999, 1999 % 7 == 4
+}
+
+namespace {
+
+// A remote store whose server has stopped answering: every transaction
+// waits in begin() until the test opens the gate (or the service is
+// stopped: interrupt()). It knows no rows, so what it decides is greylisted.
+struct stall_gate {
+    std::mutex m;
+    std::condition_variable cv;
+    bool open = false;
+    std::size_t waiting = 0; // transactions begun and stuck
+    void release() {
+        std::lock_guard lk(m);
+        open = true;
+        cv.notify_all();
+    }
+    std::size_t stuck() {
+        std::lock_guard lk(m);
+        return waiting;
+    }
+};
+
+struct stalled_store final : store {
+    std::shared_ptr<stall_gate> g;
+    explicit stalled_store(std::shared_ptr<stall_gate> gate) : g(std::move(gate)) {}
+    bool remote() const noexcept override { return true; }
+    void begin() override {
+        std::unique_lock lk(g->m);
+        ++g->waiting;
+        g->cv.wait(lk, [&] { return g->open; });
+        --g->waiting;
+    }
+    void commit() override {}
+    void rollback() noexcept override {}
+    std::optional<triplet_row> find(const triplet&) override { return std::nullopt; }
+    void save(const triplet&, const triplet_row&, bool) override {}
+    std::optional<client_row> find_client(const std::string&) override { return std::nullopt; }
+    void save_client(const std::string&, const client_row&) override {}
+    std::size_t expire(std::int64_t, const timing&, std::size_t) override { return 0; }
+    store_stats stats(const timing&, unsigned) override { return {}; }
+    void for_each(const std::function<void(const triplet&, const triplet_row&)>&) override {}
+    void for_each_client(const std::function<void(const std::string&, const client_row&)>&) override {}
+    void interrupt() noexcept override { g->release(); }
+};
+
+// Runs `s` until `done()` (a liveness deadline only).
+template <class Pred>
+bool pump_until(scheduler& s, Pred done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+        if (!s.run_once()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return done();
+}
+
+// The service over `connections` stalled stores behind `gate`, each
+// holding `queue` requests, registered as "greylist" on `s`.
+service& start_stalled(scheduler& s, const fake_time& t, const std::shared_ptr<stall_gate>& gate,
+                       std::size_t connections, std::size_t queue) {
+    settings cfg;
+    cfg.clock = t.clock();
+    cfg.connection_queue = queue;
+    std::vector<std::unique_ptr<store>> stores;
+    for (std::size_t i = 0; i < connections; ++i) stores.push_back(std::make_unique<stalled_store>(gate));
+    auto svc = std::make_unique<service>(cfg, std::move(stores));
+    service& ref = *svc;
+    s.spawn(std::move(svc));
+    s.services().register_service(service_name, ref, "inbox");
+    return ref;
+}
+
+// `n` askers at once, with distinct triplets from `clients` in turn.
+std::vector<std::unique_ptr<one_ask>> ask_many(scheduler& s, std::size_t n, const std::vector<std::string>& clients,
+                                               const std::string& tag) {
+    std::vector<std::unique_ptr<one_ask>> asks;
+    for (std::size_t i = 0; i < n; ++i) {
+        auto a = std::make_unique<one_ask>();
+        a->r = req(clients[i % clients.size()], tag + std::to_string(i) + "@example.org", "u@example.net");
+        a->activate(s);
+        asks.push_back(std::move(a));
+    }
+    return asks;
+}
+
+std::size_t answered(const std::vector<std::unique_ptr<one_ask>>& asks) {
+    std::size_t n = 0;
+    for (const auto& a : asks) n += a->got.has_value();
+    return n;
+}
+
+bool busy(const one_ask& a) {
+    return a.got && a.got->ok() && (*a.got)->what == verdict::tempfail && (*a.got)->reason == "greylist store busy";
+}
+
+} // namespace
+
+TEST_CASE("engine: a stalled remote store holds at most connection_queue requests, the rest are refused busy",
+          "[grey][threads][hostile]") {
+    fake_time t;
+    scheduler s;
+    auto gate = std::make_shared<stall_gate>();
+    service& svc = start_stalled(s, t, gate, 1, 5);
+
+    auto asks = ask_many(s, 12, {"203.0.114.7", "198.51.100.9", "2001:db8::1"}, "first");
+    // The store never answers: five requests are held, seven answered busy at once.
+    REQUIRE(pump_until(s, [&] { return answered(asks) == 7 && gate->stuck() == 1; }));
+    std::size_t refused = 0;
+    for (const auto& a : asks) refused += busy(*a);
+    CHECK(refused == 7);
+    CHECK(svc.refused_busy() == 7);
+    CHECK(svc.decisions() == 0);
+
+    // The store resumes: every held request is decided (a first sighting:
+    // greylisted), and the connection has room again.
+    gate->release();
+    REQUIRE(pump_until(s, [&] { return answered(asks) == 12; }));
+    std::size_t decided = 0;
+    for (const auto& a : asks)
+        if (!busy(*a)) {
+            REQUIRE(a->got->ok());
+            CHECK((*a->got)->what == verdict::greylisted);
+            ++decided;
+        }
+    CHECK(decided == 5);
+    auto later = ask_many(s, 5, {"192.0.2.44"}, "later");
+    REQUIRE(pump_until(s, [&] { return answered(later) == 5; }));
+    for (const auto& a : later) CHECK_FALSE(busy(*a));
+    CHECK(svc.refused_busy() == 7);
+    svc.stop();
+    s.run_once();
+}
+
+TEST_CASE("engine: the bound is per connection of a pool", "[grey][threads][hostile]") {
+    fake_time t;
+    scheduler s;
+    auto gate = std::make_shared<stall_gate>();
+    service& svc = start_stalled(s, t, gate, 2, 3);
+
+    // Clients enough that both connections get some: each holds at most
+    // three, so at most six wait; every other request is refused busy.
+    std::vector<std::string> clients;
+    for (int i = 1; i <= 16; ++i) clients.push_back("198.51.100." + std::to_string(i));
+    auto asks = ask_many(s, 40, clients, "pool");
+    REQUIRE(pump_until(s, [&] { return answered(asks) >= 34 && gate->stuck() == 2; }));
+    std::size_t refused = 0;
+    for (const auto& a : asks) refused += busy(*a);
+    CHECK(refused == answered(asks));
+    CHECK(svc.refused_busy() == refused);
+    CHECK(40 - refused == 6); // both connections full: three each
+
+    gate->release();
+    REQUIRE(pump_until(s, [&] { return answered(asks) == 40; }));
+    CHECK(svc.refused_busy() == refused);
+    for (const auto& a : asks)
+        if (!busy(*a)) CHECK((*a->got)->what == verdict::greylisted);
+    svc.stop();
+    s.run_once();
 }

@@ -7,6 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <type_traits>
+
 namespace kamaelia::bbs {
 
 board::board(scheduler& s, settings cfg) : sched_(s), cfg_(cfg) {}
@@ -21,7 +23,10 @@ std::shared_ptr<board> board::open(scheduler& s, const std::string& where, setti
 template <class StoreService, class KdfService, class Db>
 std::shared_ptr<board> board::with_services(scheduler& s, Db db, settings cfg, service_directory* group) {
     std::shared_ptr<board> b(new board(s, cfg));
-    register_service_in(group, b->store_name_, s.spawn<StoreService>(std::move(db)), "inbox");
+    if constexpr (std::is_same_v<StoreService, bbs::store_service>)
+        register_service_in(group, b->store_name_, s.spawn<StoreService>(std::move(db), cfg.connection_queue), "inbox");
+    else
+        register_service_in(group, b->store_name_, s.spawn<StoreService>(std::move(db)), "inbox");
     login_throttle::limits throttle{cfg.max_failures, cfg.failure_window, cfg.max_throttled};
     register_service_in(group, b->kdf_name_, s.spawn<KdfService>(s, throttle), "inbox");
     return b;
@@ -65,6 +70,11 @@ store& board::inline_store() {
 std::size_t board::db_pending() const {
     auto* st = service_as<bbs::store_service>(store_name_);
     return st ? st->pending() : 0;
+}
+
+std::uint64_t board::db_refused_busy() const {
+    auto* st = service_as<bbs::store_service>(store_name_);
+    return st ? st->refused_busy() : 0;
 }
 
 std::size_t board::kdf_pending() const {

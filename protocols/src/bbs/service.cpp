@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <exception>
 #include <string>
 #include <utility>
@@ -203,12 +204,16 @@ private:
 
 } // namespace
 
-store_service::store_service(std::unique_ptr<store> db) : store_service(one(std::move(db))) {}
+store_service::store_service(std::unique_ptr<store> db, std::size_t connection_queue)
+    : store_service(one(std::move(db)), connection_queue) {}
 
-store_service::store_service(std::vector<std::unique_ptr<store>> pool) {
+store_service::store_service(std::vector<std::unique_ptr<store>> pool, std::size_t connection_queue)
+    : bound_(connection_queue ? connection_queue : 1) {
     if (pool.empty()) throw store_error("bbs: no store");
     size_ = pool.size();
-    if (size_ == 1) {
+    // One local store (SQLite: its waits end at its busy timeout) is run by
+    // this thread; a remote one may stall as long as its server does.
+    if (size_ == 1 && !pool.front()->remote()) {
         single_ = std::make_unique<connection>();
         single_->db = std::move(pool.front());
         return;
@@ -231,7 +236,8 @@ store_service::~store_service() {
 
 std::size_t store_service::pending() {
     std::size_t handed = load_ ? load_->busy.load(std::memory_order_relaxed) : 0;
-    return data_ready("inbox") + handed + busy_.load(std::memory_order_relaxed);
+    return data_ready("inbox") + waiting_.load(std::memory_order_relaxed) + handed +
+           busy_.load(std::memory_order_relaxed);
 }
 
 void store_service::interrupt() noexcept {
@@ -269,10 +275,12 @@ void store_service::thread_main() {
     // A pool: an idle worker (one that has answered its batch) is handed
     // what is queued, up to max_batch, as its batch - as a shared queue
     // would: a connection held by a slow batch gets no more while another
-    // is free. Nothing waits here but in the service's bounded inbox: with
-    // every worker busy this thread takes nothing, the inbox fills, and
-    // askers wait. The workers run the batches.
+    // is free. This thread always takes what comes: what no idle worker
+    // takes waits here, at most bound_ jobs; beyond that a job is refused
+    // at once, so a stalled database holds a bounded number of sessions
+    // while the rest are told to try later. The workers run the batches.
     std::vector<std::size_t> idle;
+    std::deque<request_type> waiting;
     for (std::size_t i = 0; i < size_; ++i) idle.push_back(size_ - 1 - i);
     std::size_t done = 0;
     auto take_reports = [&](bool block) {
@@ -282,33 +290,54 @@ void store_service::thread_main() {
             block = false;
         }
     };
+    // What comes in waits, up to what the idle workers are about to take
+    // plus bound_; the rest is refused "store busy".
+    auto take_in = [&] {
+        const std::size_t room = bound_ + idle.size() * detail::store_batch::max_batch;
+        while (auto r = recv<request_type>()) {
+            if (waiting.size() < room) {
+                waiting.push_back(std::move(*r));
+                continue;
+            }
+            refused_.fetch_add(1, std::memory_order_relaxed);
+            busy_log_.fail(std::to_string(waiting.size()) + " jobs wait for a connection");
+            r->fail(service_error{service_errc::full, "the board's store is busy"});
+        }
+    };
     auto hand_out = [&] {
-        while (!idle.empty() && data_ready("inbox")) {
+        while (!idle.empty() && !waiting.empty()) {
             job_batch batch;
-            while (batch.jobs.size() < detail::store_batch::max_batch)
-                if (auto r = recv<request_type>()) {
-                    batch.jobs.push_back(std::move(*r));
-                } else {
-                    break;
-                }
-            if (batch.jobs.empty()) break;
+            while (batch.jobs.size() < detail::store_batch::max_batch && !waiting.empty()) {
+                batch.jobs.push_back(std::move(waiting.front()));
+                waiting.pop_front();
+            }
             load_->busy.fetch_add(batch.jobs.size(), std::memory_order_relaxed);
             send(std::move(batch), std::string_view(worker_boxes_[idle.back()]));
             idle.pop_back();
         }
+        // Drained to half the bound: the busy spell is over (one line per
+        // interval while it hovers at the bound, not one per batch).
+        if (busy_log_.active() && waiting.size() < bound_ / 2) busy_log_.ok();
+        waiting_.store(waiting.size(), std::memory_order_relaxed);
     };
     while (!shutdown_requested()) {
         take_reports(false);
+        take_in();
         hand_out();
-        if (!data_ready("workers") && (idle.empty() || !data_ready("inbox"))) wait();
+        if (!data_ready("workers") && !data_ready("inbox")) wait();
     }
     // Shut down (the daemon stopping): what was queued still runs and is
     // answered; the workers end after it. Stopped outright: this thread
     // unwinds at its next blocking call and the workers end with the
     // service (their askers hear the service ended).
-    while (data_ready("inbox")) {
+    for (;;) {
+        take_in();
         hand_out();
-        if (data_ready("inbox")) take_reports(true);
+        if (waiting.empty()) {
+            if (!data_ready("inbox")) break;
+            continue;
+        }
+        take_reports(true); // every worker busy: wait for one
     }
     for (const auto& b : worker_boxes_) send(end_of_jobs{}, std::string_view(b));
     while (done < size_) take_reports(true);

@@ -3,8 +3,11 @@
 // size for PostgreSQL: each connection is a threaded_component of its own
 // (a `connection_worker`, a child of the service), and thread_main() only
 // routes each request to one by client address (service::impl::route),
-// sending it out of that worker's outbox (bounded: a full worker blocks the
-// routing) and taking the workers' findings for /healthz and the outage log.
+// sending it out of that worker's outbox, and takes the workers' findings
+// for /healthz and the outage log. A remote store (PostgreSQL) always has
+// workers, even a pool of one: a stalled server then stalls a worker, never
+// the routing, which answers "greylist store busy" at once for a connection
+// that already holds settings::connection_queue requests.
 //
 // A connection takes every request queued for it so far, runs them in ONE
 // transaction, commits, and only then replies (group commit). A failed batch
@@ -24,6 +27,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <optional>
@@ -104,6 +108,12 @@ decision tempfail(std::string reason) {
     return d;
 }
 
+// The thread queues of the service and its workers hold a whole
+// connection_queue, so that routing an admitted request never blocks.
+std::size_t queue_limit_for(const settings& cfg) {
+    return std::max(threaded_component::default_queue_limit, cfg.connection_queue);
+}
+
 } // namespace
 
 namespace {
@@ -139,6 +149,13 @@ struct shared_state {
     settings cfg;
     timing t;
     std::atomic<std::uint64_t> decisions{0}, commits{0};
+    // A pool: each connection's requests routed and not yet answered (the
+    // routing adds, the worker takes off once it replied), and the bound.
+    std::unique_ptr<std::atomic<std::size_t>[]> held;
+    std::size_t bound = default_connection_queue;
+    std::atomic<std::uint64_t> refused_busy{0};
+    // The routing's refusals (the service's thread only).
+    log_limiter busy{"greylist: store busy, answering tempfail", std::chrono::seconds(10)};
     // An outage is being logged: a worker then reports a successful batch
     // even if its own finding did not change, so that the outage can end.
     std::atomic<bool> outage_active{false};
@@ -277,6 +294,9 @@ struct connection {
             out.assign(batch.size(), tempfail("greylist store failed"));
         }
         report(error, true);
+        // Committed (or rolled back): the connection has room again before
+        // the answers go out, so an asker answered may ask again at once.
+        if (m.held) m.held[index].fetch_sub(batch.size(), std::memory_order_acq_rel);
         for (std::size_t i = 0; i < batch.size(); ++i) batch[i].rq.reply(std::move(out[i]));
         m.decisions.fetch_add(batch.size(), std::memory_order_relaxed);
         m.commits.fetch_add(1, std::memory_order_relaxed);
@@ -352,8 +372,10 @@ struct connection {
 // takes every job queued for it as one batch, as the single connection does.
 class connection_worker final : public threaded_component {
 public:
-    connection_worker(std::shared_ptr<shared_state> s, std::size_t i, std::unique_ptr<store> st)
-        : shared_(std::move(s)),
+    connection_worker(std::shared_ptr<shared_state> s, std::size_t i, std::unique_ptr<store> st,
+                      std::size_t queue_limit)
+        : threaded_component(queue_limit),
+          shared_(std::move(s)),
           c_(*shared_, i, std::move(st)) {}
     ~connection_worker() override { stop_thread(); } // the thread uses c_
     std::string type_name() const override { return "greylist_connection"; }
@@ -411,7 +433,7 @@ struct service::impl {
     std::shared_ptr<shared_state> state = std::make_shared<shared_state>();
     shared_state& shared = *state;
     std::shared_ptr<const whitelist> lists;
-    std::unique_ptr<connection> single;    // SQLite, or a pool of one: run by the service's thread
+    std::unique_ptr<connection> single;    // SQLite: run by the service's thread
     std::vector<std::string> worker_boxes; // a pool: the outbox to each worker
     std::size_t size = 0;
 
@@ -424,10 +446,19 @@ struct service::impl {
         if (cfg.expire_interval < std::chrono::milliseconds(100)) cfg.expire_interval = std::chrono::milliseconds(100);
         if (cfg.expire_batch == 0) cfg.expire_batch = 1;
         if (cfg.health_interval < std::chrono::milliseconds(100)) cfg.health_interval = std::chrono::milliseconds(100);
+        if (cfg.connection_queue == 0) cfg.connection_queue = 1;
         if (stores.empty()) throw store_error("greylist: no store");
         shared.errors.resize(stores.size());
         size = stores.size();
-        if (size == 1) single = std::make_unique<connection>(shared, 0, std::move(stores.front()));
+        // A local store's waits are bounded by its busy timeout: no hop. A
+        // remote one may stall for as long as its server does.
+        if (size == 1 && !stores.front()->remote()) {
+            single = std::make_unique<connection>(shared, 0, std::move(stores.front()));
+            return;
+        }
+        shared.bound = cfg.connection_queue;
+        shared.held = std::make_unique<std::atomic<std::size_t>[]>(size);
+        for (std::size_t i = 0; i < size; ++i) shared.held[i].store(0, std::memory_order_relaxed);
     }
 
     plan make_plan(const request& r) const {
@@ -446,9 +477,27 @@ struct service::impl {
     // each other's row locks. The same triplet from two addresses of one
     // network may meet on two connections: SELECT ... FOR UPDATE makes the
     // second wait for the first's COMMIT and read its row, as two hosts do.
-    const std::string& route(const request& r) const {
+    std::size_t route(const request& r) const {
         std::size_t h = std::hash<std::string>{}(canonical_address(r.client_address));
-        return worker_boxes[h % worker_boxes.size()];
+        return h % worker_boxes.size();
+    }
+
+    // Room on connection `i` for one more request: taken (true), or the
+    // refusal counted and logged (false). Only this thread adds to held[i],
+    // so the check and the add cannot race; the worker only takes off. The
+    // outage log ends once the connection has drained to half the bound, so
+    // a connection hovering at its bound logs one line per interval, not
+    // one per batch.
+    bool admit(std::size_t i) {
+        std::size_t n = shared.held[i].load(std::memory_order_acquire);
+        if (n >= shared.bound) {
+            shared.refused_busy.fetch_add(1, std::memory_order_relaxed);
+            shared.busy.fail("connection " + std::to_string(i) + " holds " + std::to_string(n) + " requests");
+            return false;
+        }
+        shared.held[i].fetch_add(1, std::memory_order_acq_rel);
+        if (shared.busy.active() && n < shared.bound / 2) shared.busy.ok();
+        return true;
     }
 
     void reload() {
@@ -466,7 +515,8 @@ service::service(const settings& cfg) : service(cfg, open_stores(cfg)) {}
 service::service(const settings& cfg, std::unique_ptr<store> st) : service(cfg, one(std::move(st))) {}
 
 service::service(const settings& cfg, std::vector<std::unique_ptr<store>> stores)
-    : impl_(std::make_unique<impl>(cfg, stores)) {
+    : threaded_component(queue_limit_for(cfg)),
+      impl_(std::make_unique<impl>(cfg, stores)) {
     declare_inbox("reload", "reload_whitelists: re-read the whitelist files (SIGHUP)");
     if (impl_->single) return;
     // A pool: a worker a connection, activated with the service.
@@ -474,7 +524,8 @@ service::service(const settings& cfg, std::vector<std::unique_ptr<store>> stores
     for (std::size_t i = 0; i < stores.size(); ++i) {
         auto& name = impl_->worker_boxes.emplace_back(
             add_outbox("connection" + std::to_string(i), "requests routed to connection " + std::to_string(i)));
-        auto& w = add_child(std::make_unique<connection_worker>(impl_->state, i, std::move(stores[i])));
+        auto& w =
+            add_child(std::make_unique<connection_worker>(impl_->state, i, std::move(stores[i]), queue_limit_for(cfg)));
         link({*this, std::string_view(name)}, {w, "inbox"});
         link({w, "outbox"}, {*this, "findings"});
     }
@@ -491,6 +542,9 @@ service::~service() {
 std::uint64_t service::decisions() const noexcept { return impl_->shared.decisions.load(std::memory_order_relaxed); }
 std::uint64_t service::commits() const noexcept { return impl_->shared.commits.load(std::memory_order_relaxed); }
 std::size_t service::connections() const noexcept { return impl_->size; }
+std::uint64_t service::refused_busy() const noexcept {
+    return impl_->shared.refused_busy.load(std::memory_order_relaxed);
+}
 
 void service::interrupt() noexcept {
     if (impl_->single) impl_->single->db->interrupt(); // a pool's workers are interrupted as they stop
@@ -528,17 +582,22 @@ void service::thread_main() {
         return;
     }
     // A pool: this thread routes, each worker runs its batches (group
-    // commit per connection; several commits in flight at once). send()
-    // blocks while the worker's queues are full: a slow connection holds
-    // the routing, the service's inbox fills, and askers wait (bounded).
-    // The workers end with the service (its children).
+    // commit per connection; several commits in flight at once). A
+    // connection holding connection_queue requests gets no more: they are
+    // answered tempfail at once, so a stalled server holds a bounded number
+    // of askers and the routing never waits (the queues take a whole
+    // connection_queue). The workers end with the service (its children).
     while (!shutdown_requested()) {
         while (recv_message("reload")) m.reload();
         while (auto f = recv<finding>("findings")) m.shared.apply(*f);
         while (auto r = recv<impl::request_type>()) {
+            std::size_t to = m.route(r->body.r);
+            if (!m.admit(to)) {
+                r->reply(tempfail("greylist store busy"));
+                continue;
+            }
             plan p = m.make_plan(r->body.r);
-            const std::string& to = m.route(r->body.r);
-            send(job{std::move(*r), std::move(p)}, std::string_view(to));
+            send(job{std::move(*r), std::move(p)}, std::string_view(m.worker_boxes[to]));
         }
         if (!data_ready("inbox") && !data_ready("reload") && !data_ready("findings")) wait();
     }

@@ -44,6 +44,7 @@ struct settings {
     unsigned max_failures = 5;                          // failed logins for one name from one address ...
     duration failure_window = std::chrono::minutes(15); // ... within this long lock it for this long
     std::size_t max_throttled = 4096;                   // (name, address) pairs the throttle remembers at most
+    std::size_t connection_queue = 1000;                // jobs that may wait for a PostgreSQL connection (store_service)
 };
 
 class board {
@@ -106,6 +107,8 @@ public:
 
     // Jobs queued or running in the store service, the KDF service (0 inline).
     std::size_t db_pending() const;
+    // Jobs the store service answered "store busy" (store_service::refused_busy).
+    std::uint64_t db_refused_busy() const;
     std::size_t kdf_pending() const;
 
 private:

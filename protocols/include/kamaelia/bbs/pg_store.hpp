@@ -78,6 +78,7 @@ public:
     // A running statement is bounded by statement_timeout instead: a cancel
     // from another thread would race the reconnect that replaces the session.
     void interrupt() noexcept override {}
+    bool remote() const noexcept override { return true; }
 
 private:
     std::vector<std::int64_t> replies_of(std::int64_t id);

@@ -133,20 +133,30 @@ private:
 // its own (a child of the service, activated with it), and the service's
 // thread hands an idle one (it has answered its last batch) what is queued
 // (up to max_batch) as its batch, out of that worker's outbox: a shared
-// queue's behaviour, without one. With every worker busy the thread takes
-// nothing and the service's bounded inbox fills (askers wait). A session asks one job at a
-// time, so its jobs stay in order whatever connection runs them; what one
-// committed, the next reads (READ COMMITTED) on any connection.
+// queue's behaviour, without one. With every worker busy the jobs wait on
+// the service's thread, at most `connection_queue` of them; beyond that a
+// job is answered at once with service_errc::full ("the board's store is
+// busy": the session tells its user to try again later), counted by
+// refused_busy() and logged rate-limited, so a stalled database holds a
+// bounded number of sessions. A remote store (PostgreSQL) has a worker
+// even alone, so that the bound holds while its connection stalls. A
+// session asks one job at a time, so its jobs stay in order whatever
+// connection runs them; what one committed, the next reads (READ
+// COMMITTED) on any connection.
 class store_service final : public threaded_component {
 public:
-    explicit store_service(std::unique_ptr<store> db);
+    static constexpr std::size_t default_connection_queue = 1000;
+    explicit store_service(std::unique_ptr<store> db, std::size_t connection_queue = default_connection_queue);
     // One connection a store (at least one).
-    explicit store_service(std::vector<std::unique_ptr<store>> pool);
+    explicit store_service(std::vector<std::unique_ptr<store>> pool,
+                           std::size_t connection_queue = default_connection_queue);
     ~store_service() override;
     std::string type_name() const override { return "bbs_store_service"; }
     // Jobs queued for the thread or running (thread-safe; a rough live figure).
     std::size_t pending();
     std::size_t connections() const noexcept { return size_; }
+    // Jobs answered "store busy" (a pool's, or a remote store's).
+    std::uint64_t refused_busy() const noexcept { return refused_.load(std::memory_order_relaxed); }
     // A pooled connection left idle this long checks its session (and makes
     // a new one if the server dropped it).
     static constexpr std::chrono::seconds probe_interval{2};
@@ -165,6 +175,10 @@ private:
     std::atomic<std::size_t> busy_{0};
     std::shared_ptr<pool_load> load_;       // a pool
     std::vector<std::string> worker_boxes_; // a pool: the outbox to each worker
+    std::size_t bound_;                     // a pool: jobs that may wait for a worker
+    std::atomic<std::uint64_t> refused_{0};
+    std::atomic<std::size_t> waiting_{0}; // a pool: jobs waiting on this thread for a worker
+    log_limiter busy_log_{"bbs: store busy, sessions told to try again later", std::chrono::seconds(10)};
 };
 
 // PBKDF2 and the login throttle on a thread of its own (the throttle's

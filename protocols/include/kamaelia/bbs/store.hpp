@@ -116,6 +116,9 @@ public:
 
     // Thread-safe: makes a running statement on the store's thread fail.
     virtual void interrupt() noexcept = 0;
+    // Across a network (PostgreSQL): the store service then runs it on a
+    // worker of its own and bounds the jobs waiting for it.
+    virtual bool remote() const noexcept { return false; }
 };
 
 } // namespace kamaelia::bbs

@@ -81,6 +81,7 @@ public:
     store_stats stats(const timing& t, unsigned awl_threshold) override;
     void for_each(const std::function<void(const triplet&, const triplet_row&)>& f) override;
     void for_each_client(const std::function<void(const std::string&, const client_row&)>& f) override;
+    bool remote() const noexcept override { return true; }
 
     // "host:port/dbname" (no password): what errors and logs show.
     const std::string& name() const noexcept { return db_.name(); }

@@ -12,7 +12,11 @@
 // outage (then rate-limited with a count, then when it ends); the process
 // never dies of it. When idle it expires old rows in small transactions.
 // With PostgreSQL there is one such thread per pooled connection, each a
-// component of its own (below).
+// component of its own (below), and each holds at most
+// settings::connection_queue requests: beyond that a request is answered
+// tempfail at once ("greylist store busy"), counted by refused_busy() and
+// logged rate-limited, so a stalled database holds a bounded number of
+// askers.
 #pragma once
 
 #include <kamaelia/core/stm.hpp>
@@ -79,13 +83,16 @@ public:
     // Opens (creating or migrating) the SQLite store named in `cfg` and
     // builds the whitelists: store_error naming the file if either fails.
     // A postgresql:// database is opened as a pool of `?pool=N` connections
-    // (pg::split_pool; 4 unless said): each is a threaded_component of its
-    // own (a child of the service) that batches and commits the requests
-    // the service's thread routes to it (by client address, out of one
-    // outbox a connection), so several commits are in flight at once.
+    // (pg::split_pool; pg::default_pool_size unless said): each is a
+    // threaded_component of its own (a child of the service) that batches
+    // and commits the requests the service's thread routes to it (by client
+    // address, out of one outbox a connection), so several commits are in
+    // flight at once.
     explicit service(const settings& cfg);
     service(const settings& cfg, std::unique_ptr<store> st);
-    // One connection a store, as many as given (at least one).
+    // One connection a store, as many as given (at least one). Several, or
+    // one that is remote(), get a worker each and the connection_queue
+    // bound; one local store is run by the service's own thread.
     service(const settings& cfg, std::vector<std::unique_ptr<store>> stores);
     ~service() override;
     std::string type_name() const override { return "greylist_service"; }
@@ -94,6 +101,9 @@ public:
     std::uint64_t decisions() const noexcept;
     std::uint64_t commits() const noexcept; // transactions of decisions, every connection's
     std::size_t connections() const noexcept;
+    // Requests answered "greylist store busy": their connection already
+    // held connection_queue requests (a remote store's only).
+    std::uint64_t refused_busy() const noexcept;
     // The store's health (see store_health); the handle outlives the service.
     std::shared_ptr<const store_health> health() const noexcept;
 

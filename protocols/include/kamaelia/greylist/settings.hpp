@@ -15,6 +15,9 @@
 
 namespace kamaelia::greylist {
 
+inline constexpr std::size_t default_connection_queue = 1000;
+inline constexpr std::size_t max_connection_queue = 1'000'000;
+
 struct settings {
     std::chrono::seconds delay{300};                  // first retry passes after this
     std::chrono::seconds retry_window{2 * 24 * 3600}; // ... and before this, else it starts over
@@ -37,6 +40,10 @@ struct settings {
     std::chrono::milliseconds health_interval{2000};  // an idle database thread probes the store this often
     std::chrono::milliseconds busy_timeout{100};      // a locked database fails after this (then: tempfail)
     bool default_whitelists = true;                   // postgrey's postmaster@ and abuse@ recipients
+    // Requests a remote store's connection may hold unanswered (queued and in
+    // its running batch); over it a request is answered tempfail at once
+    // ("greylist store busy"), so a stalled database cannot pile up askers.
+    std::size_t connection_queue = default_connection_queue;
 };
 
 class store_error : public std::runtime_error {

@@ -65,6 +65,10 @@ public:
     // Every triplet, in key order (grey-db export).
     virtual void for_each(const std::function<void(const triplet&, const triplet_row&)>& f) = 0;
     virtual void for_each_client(const std::function<void(const std::string&, const client_row&)>& f) = 0;
+    // Across a network (PostgreSQL): its waits are the server's, not bounded
+    // by a local timeout, so the service gives each such connection a thread
+    // of its own and a bounded queue (settings::connection_queue).
+    virtual bool remote() const noexcept { return false; }
     // Thread-safe: makes a long statement on the store's thread give up
     // (the service calls it when it is stopped).
     virtual void interrupt() noexcept {}
