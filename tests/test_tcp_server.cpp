@@ -13,6 +13,7 @@
 #include <asio/write.hpp>
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <thread>
@@ -51,7 +52,7 @@ struct wiring : component {
 
 } // namespace
 
-TEST_CASE("tcp_server: connections arrive as adapters the receiver wires", "[net][tcp_server]") {
+TEST_CASE("tcp_server: connections arrive as adapters the receiver wires", "[net][tcp_server][threads]") {
     scheduler s;
     tcp_server server("127.0.0.1", 0);
     wiring w;
@@ -63,7 +64,10 @@ TEST_CASE("tcp_server: connections arrive as adapters the receiver wires", "[net
     REQUIRE(port != 0);
 
     // A blocking client on another thread, so the scheduler keeps running here.
+    // The scheduler's thread polls `got` (an atomic); it reads `reply` only
+    // after join().
     std::string reply;
+    std::atomic<bool> got{false};
     std::thread client([&] {
         asio::io_context io;
         tcp::socket c(io);
@@ -72,8 +76,9 @@ TEST_CASE("tcp_server: connections arrive as adapters the receiver wires", "[net
         asio::streambuf b;
         asio::read_until(c, b, '\n');
         reply.assign(asio::buffers_begin(b.data()), asio::buffers_end(b.data()));
+        got.store(true, std::memory_order_release);
     });
-    bool answered = run_until(s, [&] { return !reply.empty(); });
+    bool answered = run_until(s, [&] { return got.load(std::memory_order_acquire); });
     client.join();
     REQUIRE(answered);
     REQUIRE(reply == "SHOUT\n");

@@ -17,7 +17,7 @@ namespace kamaelia::bbs {
 // A tool's one connection: a URL's ?pool=N is not for it.
 std::unique_ptr<store> open_store(const std::string& where);
 // A daemon's: N stores (connections) for a postgresql:// URL with ?pool=N
-// (pg::split_pool: 4 unless said, store_error for a bad value), one for SQLite.
+// (pg::split_pool: pg::default_pool_size unless said, store_error for a bad value), one for SQLite.
 std::vector<std::unique_ptr<store>> open_pool(const std::string& where);
 
 } // namespace kamaelia::bbs
