@@ -65,6 +65,35 @@ TEST_CASE("telnet decoder strips negotiation and unescapes IAC IAC across chunks
     REQUIRE(d.commands_seen() == 4);
 }
 
+TEST_CASE("telnet decoder: a subnegotiation past its bound is given up and what follows is data", "[framing][telnet]") {
+    telnet_decoder d;
+    std::string out;
+    // A short one within the bound is swallowed whole, across chunks.
+    d.feed(std::string("a\xff\xfa\x18") + std::string(telnet::max_subnegotiation - 1, 'q'), out);
+    d.feed("\xff\xf0" "b", out);
+    CHECK(out == "ab");
+    CHECK(d.subnegotiations_abandoned() == 0);
+    // IAC SB and no IAC SE: the bytes past the bound come out.
+    out.clear();
+    d.feed(std::string("\xff\xfa") + std::string(telnet::max_subnegotiation, 's'), out);
+    CHECK(out.empty());
+    d.feed(std::string(3000, 'z') + "\n", out);
+    CHECK(out == std::string(3000, 'z') + "\n");
+    CHECK(d.subnegotiations_abandoned() == 1);
+    CHECK(d.idle());
+}
+
+TEST_CASE("an endless telnet subnegotiation still meets the line limit", "[framing][greeter][telnet]") {
+    fixture f;
+    embedded_connection c(f, std::make_unique<pipeline>(greeter_protocol(64)));
+    c.write("ok\n");
+    c.write(std::string("\xff\xfa") + std::string(telnet::max_subnegotiation + 200, 'z'));
+    std::string out = c.read();
+    REQUIRE(out.find("hello ok\n") == 0);
+    REQUIRE(out.find("error: line too long") != std::string::npos);
+    REQUIRE(c.sock.closed);
+}
+
 TEST_CASE("greeter protocol answers every line in the client's line ending", "[framing][greeter]") {
     fixture f;
     embedded_connection c(f, std::make_unique<pipeline>(greeter_protocol()));

@@ -21,6 +21,7 @@ void telnet_decoder::feed(std::string_view in, std::string& out) {
                 state_ = st::option;
             } else if (c == telnet::sb) {
                 state_ = st::sub;
+                sub_len_ = 0;
             } else {
                 ++commands_; // NOP, GA, AYT, IP... carry no data
                 state_ = st::data;
@@ -31,14 +32,24 @@ void telnet_decoder::feed(std::string_view in, std::string& out) {
             state_ = st::data;
             break;
         case st::sub:
-            if (c == telnet::iac) state_ = st::sub_iac;
+            if (c == telnet::iac) {
+                state_ = st::sub_iac;
+            } else if (++sub_len_ > telnet::max_subnegotiation) {
+                // Not telnet: give the subnegotiation up, so what follows is
+                // data again and counts toward the line limit (an IAC SB
+                // without SE must not hide an endless line).
+                ++abandoned_;
+                state_ = st::data;
+                out.push_back(ch);
+            }
             break;
         case st::sub_iac:
             if (c == telnet::se) {
                 ++commands_;
                 state_ = st::data;
             } else {
-                state_ = st::sub; // IAC IAC inside a subnegotiation
+                ++sub_len_; // IAC IAC (or a stray IAC) inside: one byte of it
+                state_ = st::sub;
             }
             break;
         }

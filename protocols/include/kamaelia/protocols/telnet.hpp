@@ -11,6 +11,7 @@
 
 #include <kamaelia/net/chunks_to_lines.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,6 +21,10 @@ namespace kamaelia {
 namespace telnet {
 inline constexpr unsigned char iac = 255, dont = 254, do_ = 253, wont = 252, will = 251, sb = 250, se = 240;
 inline constexpr unsigned char echo = 1;
+// The longest subnegotiation (IAC SB ... IAC SE, the bytes between) taken as
+// one: a terminal type or a window size takes a few bytes, an environment a
+// few hundred. Past it the decoder gives the subnegotiation up.
+inline constexpr std::size_t max_subnegotiation = 1024;
 
 // IAC WILL ECHO: "I (the server) echo" — the client stops echoing locally.
 inline std::string will_echo() { return std::string{char(iac), char(will), char(echo)}; }
@@ -44,12 +49,17 @@ public:
     // Appends the data bytes of `in` to `out`.
     void feed(std::string_view in, std::string& out);
     std::uint64_t commands_seen() const noexcept { return commands_; }
+    // Subnegotiations given up past telnet::max_subnegotiation bytes: the
+    // bytes after the limit came out as data.
+    std::uint64_t subnegotiations_abandoned() const noexcept { return abandoned_; }
     // Not in the middle of a command: data bytes pass through unchanged.
     bool idle() const noexcept { return state_ == st::data; }
 
 private:
     enum class st : std::uint8_t { data, iac, option, sub, sub_iac } state_ = st::data;
     std::uint64_t commands_ = 0;
+    std::uint64_t abandoned_ = 0;
+    std::size_t sub_len_ = 0; // bytes of the subnegotiation so far
 };
 
 class telnet_lines : public chunks_to_lines {
