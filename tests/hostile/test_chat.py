@@ -11,7 +11,8 @@
 - control_sequences_never_reach_other_users: CR, ESC[K, ESC[2J, OSC 52, NUL,
   BEL, C1 CSI and a bidi override are replaced by '?'; UTF-8 text survives;
   no sender can forge another's prefix.
-- overlong_lines_garbage_and_iac: a 50 MB line is refused (told, then
+- overlong_lines_garbage_and_iac: a 50 MB line, and an endless telnet
+  subnegotiation, are refused (told, then
   disconnected), binary garbage does not crash anything, telnet IAC edge
   cases (split across writes, IAC IAC, SB without SE) are handled.
 - slow_loris: 200 connections sending a byte every few seconds do not stop
@@ -170,6 +171,18 @@ def overlong_lines_garbage_and_iac(k):
             try:
                 out = g.read_to_close(timeout=harness.IO_TIMEOUT)
                 t.check(b"line too long" in out, f"the client is told why: {out[-200:]!r}")
+            except ConnectionResetError:
+                t.note("reset before the reason could be read (the daemon closed with input unread)")
+        finally:
+            g.close()
+        # An endless telnet subnegotiation (IAC SB, no IAC SE) hides no line: past
+        # its bound what follows is data and meets the line limit.
+        g = d.client()
+        try:
+            g.send(b"\xff\xfa\x18" + b"y" * 12000)
+            try:
+                out = g.read_to_close(timeout=harness.IO_TIMEOUT)
+                t.check(b"line too long" in out, f"an endless subnegotiation is cut: {out[-200:]!r}")
             except ConnectionResetError:
                 t.note("reset before the reason could be read (the daemon closed with input unread)")
         finally:
