@@ -157,6 +157,20 @@ def control_sequences_never_reach_other_users(k):
         t.eq(b.read_line(), chat_line(a, "café 日本 ÿ".encode()), "UTF-8 text passes unchanged")
 
 
+def told_line_too_long(d, payload, what):
+    """A new client sends `payload` (no line end): told 'line too long', then cut."""
+    g = d.client()
+    try:
+        g.send(payload)
+        try:
+            out = g.read_to_close(timeout=harness.IO_TIMEOUT)
+            t.check(b"line too long" in out, f"{what}: {out[-200:]!r}")
+        except ConnectionResetError:
+            t.note("reset before the reason could be read (the daemon closed with input unread)")
+    finally:
+        g.close()
+
+
 @t.test
 def overlong_lines_garbage_and_iac(k):
     with chat_pair(k) as (d, a, b):
@@ -164,29 +178,11 @@ def overlong_lines_garbage_and_iac(k):
         # CR and LF are taken out of the garbage: LF, and CR NUL (telnet's end of
         # line), would end a line that the chat then rightly relays to b (about
         # one run in sixteen holds a CR NUL by chance).
-        g = d.client()
-        try:
-            garbage = os.urandom(4000).replace(b"\n", b".").replace(b"\r", b".")
-            g.send(garbage + b"y" * 8000)
-            try:
-                out = g.read_to_close(timeout=harness.IO_TIMEOUT)
-                t.check(b"line too long" in out, f"the client is told why: {out[-200:]!r}")
-            except ConnectionResetError:
-                t.note("reset before the reason could be read (the daemon closed with input unread)")
-        finally:
-            g.close()
+        garbage = os.urandom(4000).replace(b"\n", b".").replace(b"\r", b".")
+        told_line_too_long(d, garbage + b"y" * 8000, "the client is told why")
         # An endless telnet subnegotiation (IAC SB, no IAC SE) hides no line: past
         # its bound what follows is data and meets the line limit.
-        g = d.client()
-        try:
-            g.send(b"\xff\xfa\x18" + b"y" * 12000)
-            try:
-                out = g.read_to_close(timeout=harness.IO_TIMEOUT)
-                t.check(b"line too long" in out, f"an endless subnegotiation is cut: {out[-200:]!r}")
-            except ConnectionResetError:
-                t.note("reset before the reason could be read (the daemon closed with input unread)")
-        finally:
-            g.close()
+        told_line_too_long(d, b"\xff\xfa\x18" + b"y" * 12000, "an endless subnegotiation is cut")
         # A 50 MB line: the daemon never holds more than the limit; it disconnects.
         g = d.client()
         try:
