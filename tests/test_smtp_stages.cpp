@@ -308,7 +308,7 @@ struct envelope_rig {
     test::fake_engine* eng = test::start_fake_greylist(f);
     std::shared_ptr<proxy_context> ctx = std::make_shared<proxy_context>();
     std::vector<std::string> log;
-    std::shared_ptr<relay_log> relay_stub = std::make_shared<relay_log>();
+    std::shared_ptr<relay_log> relay_seen = std::make_shared<relay_log>();
     std::unique_ptr<test::embedded_connection> c;
 
     envelope_rig() {
@@ -320,7 +320,7 @@ struct envelope_rig {
         connection_info ci;
         ci.peer = "192.0.2.10";
         ci.peer_port = 40000;
-        c = std::make_unique<test::embedded_connection>(f, protocol(ctx, ci, std::make_unique<fake_relay>(relay_stub)));
+        c = std::make_unique<test::embedded_connection>(f, protocol(ctx, ci, std::make_unique<fake_relay>(relay_seen)));
         c->read();
     }
     component& envelope_stage() { return *static_cast<graphline&>(*c->handler).child("ENVELOPE"); }
@@ -437,7 +437,7 @@ TEST_CASE("smtp ENVELOPE stage: replies keep the commands' order behind a late g
     r.c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n"
                "Subject: x\r\n\r\nbody\r\n.\r\nNOOP\r\n");
     CHECK(r.c->read().empty());       // the batch's replies wait for the greylist's answer
-    CHECK(r.relay_stub->got.empty()); // nothing overtakes the pending RCPT
+    CHECK(r.relay_seen->got.empty()); // nothing overtakes the pending RCPT
     REQUIRE(r.eng->waiting.size() == 1);
 
     r.eng->answer(verdict::pass);
@@ -445,8 +445,8 @@ TEST_CASE("smtp ENVELOPE stage: replies keep the commands' order behind a late g
     auto out = r.c->read(); // said before ENVELOPE waits on RELAY
     CHECK(out.find("250 ENHANCEDSTATUSCODES\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n") != std::string::npos);
     CHECK(out.find("354") == std::string::npos);
-    REQUIRE(r.relay_stub->got.size() == 1);
-    const transaction* t = r.relay_stub->got[0].peek<transaction>();
+    REQUIRE(r.relay_seen->got.size() == 1);
+    const transaction* t = r.relay_seen->got[0].peek<transaction>();
     REQUIRE(t);
     CHECK(t->helo == "c.test");
     CHECK(t->esmtp);
@@ -458,8 +458,8 @@ TEST_CASE("smtp ENVELOPE stage: replies keep the commands' order behind a late g
 
     r.relay_says(envelope_rig::go());
     CHECK(r.c->read() == "354 End data with <CR><LF>.<CR><LF>\r\n");
-    CHECK(r.relay_stub->body() == "Subject: x\r\n\r\nbody\r\n.\r\n"); // still dot-stuffed, ended by the dot
-    CHECK(r.relay_stub->count<body_end>() == 1);
+    CHECK(r.relay_seen->body() == "Subject: x\r\n\r\nbody\r\n.\r\n"); // still dot-stuffed, ended by the dot
+    CHECK(r.relay_seen->count<body_end>() == 1);
     CHECK(r.c->read().empty()); // NOOP waits for the upstream's reply to the dot
 
     r.relay_says(envelope_rig::final("250 2.0.0 Ok: queued as 4XYZ\r\n", outcome::accepted));
@@ -472,7 +472,7 @@ TEST_CASE("smtp ENVELOPE stage: replies keep the commands' order behind a late g
     r.c->write("QUIT\r\n");
     CHECK(r.c->read() == "221 2.0.0 Bye\r\n");
     CHECK(r.c->sock.closed);
-    CHECK(r.relay_stub->ended); // RELAY was told to end (it QUITs the upstream)
+    CHECK(r.relay_seen->ended); // RELAY was told to end (it QUITs the upstream)
 }
 
 TEST_CASE("smtp ENVELOPE stage: RELAY's refusal is the client's answer; no 354 without RELAY's go", "[smtp]") {
@@ -486,7 +486,7 @@ TEST_CASE("smtp ENVELOPE stage: RELAY's refusal is the client's answer; no 354 w
     CHECK(r.c->read() == "554 5.0.0 Upstream refused: 550 5.1.1 no such user\r\n250 2.0.0 Ok\r\n");
     REQUIRE(r.log.size() == 1);
     CHECK(r.log[0].find("| REJECTED | upstream: 554 5.0.0 Upstream refused") != std::string::npos);
-    CHECK(r.relay_stub->count<body_abort>() == 0); // nothing was sent after the refusal
+    CHECK(r.relay_seen->count<body_abort>() == 0); // nothing was sent after the refusal
 }
 
 TEST_CASE("smtp ENVELOPE stage: a smuggled line aborts the message at RELAY; the refusal is ours at the dot",
@@ -497,9 +497,9 @@ TEST_CASE("smtp ENVELOPE stage: a smuggled line aborts the message at RELAY; the
     r.relay_says(envelope_rig::go());
     r.c->read();
     r.c->write("ok line\r\nevil\n.\r\nmore\r\n.\r\n");
-    CHECK(r.relay_stub->count<body_abort>() == 1);
-    CHECK(r.relay_stub->count<body_end>() == 0); // the smuggled dot did not end it, the real one is ours
-    CHECK(r.relay_stub->body().find("evil") == std::string::npos);
+    CHECK(r.relay_seen->count<body_abort>() == 1);
+    CHECK(r.relay_seen->count<body_end>() == 0); // the smuggled dot did not end it, the real one is ours
+    CHECK(r.relay_seen->body().find("evil") == std::string::npos);
     CHECK(r.c->read() == "554 5.6.11 Error: bare CR or LF in message (SMTP smuggling protection)\r\n");
     REQUIRE(r.log.size() == 1);
     CHECK(r.log[0].find("| REJECTED | 5.6.11") != std::string::npos);
@@ -516,15 +516,15 @@ TEST_CASE("smtp ENVELOPE stage: a stop passes its deadline to RELAY; past it mid
     time_point stopped_at = r.f.sched.now();
     deliver(*r.c->handler, "control", message(shutdown_microprocess("server stopping")));
     r.f.settle();
-    REQUIRE(r.relay_stub->controls.size() == 1);
-    const relay_stop* s = r.relay_stub->controls[0].peek<relay_stop>();
+    REQUIRE(r.relay_seen->controls.size() == 1);
+    const relay_stop* s = r.relay_seen->controls[0].peek<relay_stop>();
     REQUIRE(s);
     CHECK(s->at == stopped_at + std::chrono::seconds(30));
     r.f.advance(std::chrono::seconds(29));
     CHECK(r.c->read().empty());
-    CHECK(r.relay_stub->count<body_abort>() == 0);
+    CHECK(r.relay_seen->count<body_abort>() == 0);
     r.f.advance(std::chrono::seconds(2));
-    CHECK(r.relay_stub->count<body_abort>() == 1);
+    CHECK(r.relay_seen->count<body_abort>() == 1);
     CHECK(r.c->read().rfind("421 4.3.2 mx.test Service shutting down", 0) == 0);
     CHECK(r.c->sock.closed);
     REQUIRE(r.log.size() == 1);
