@@ -12,6 +12,21 @@ namespace kd = kamaelia::daemon;
 
 namespace {
 std::optional<std::string> backplane_url;
+std::optional<std::size_t> backplane_pending;
+
+// What may wait for Redis's answers, in bytes (redis_bridge::options::
+// max_pending_bytes): the flag, else the `backplane-pending-bytes` key.
+std::size_t pending_bytes(kd::runtime& rt, const std::string& section) {
+    std::optional<std::size_t> n = backplane_pending;
+    if (!n && rt.config())
+        if (auto v = rt.config()->get_uint(section, "backplane-pending-bytes")) n = static_cast<std::size_t>(*v);
+    if (!n) return kamaelia::redis_bridge::default_max_pending_bytes;
+    constexpr std::size_t lo = 64 << 10, hi = std::size_t(1) << 30;
+    if (*n < lo || *n > hi)
+        throw kd::config_error(section + ": backplane-pending-bytes must be " + std::to_string(lo) + ".." +
+                               std::to_string(hi) + ", got " + std::to_string(*n));
+    return *n;
+}
 
 // A backplane-based server's `--backplane` / `backplane` key: bridges the
 // backplane `name` to Redis when a URL is given.
@@ -30,7 +45,9 @@ void bridge_backplane(kd::runtime& rt, const std::string& section, const std::st
         throw kd::config_error(section + ": backplane: empty password in the URL");
     spdlog::info("{}: backplane {} bridged to {} channel {}", section, name, u.display(),
                  u.channel.empty() ? name : u.channel);
-    auto bridge = std::make_unique<kamaelia::redis_bridge>(name, std::move(u));
+    kamaelia::redis_bridge::options o;
+    o.max_pending_bytes = pending_bytes(rt, section);
+    auto bridge = std::make_unique<kamaelia::redis_bridge>(name, std::move(u), o);
     // /healthz: 503 while the bridge is not linked (Redis down, or not yet
     // reached at start); read from the bridge's flag, never a probe of ours.
     rt.add_health_check([linked = bridge->link_state(), why = section + ": backplane " + name +
@@ -44,12 +61,15 @@ const kd::register_server reg{{
     .name = "chat",
     .help = "telnet chat: every line goes to every other client (default port 1700)",
     .order = 20,
-    .keys = {"backplane"},
+    .keys = {"backplane", "backplane-pending-bytes"},
     .add_flags =
         [](CLI::App& app) {
             app.add_option("--backplane", backplane_url,
                            "redis://[USER:PASS@]HOST:PORT[/DB][?channel=NAME]: share the chat with other hosts "
                            "through Redis pub/sub (password better from $REDISCLI_AUTH or ?password-file=PATH)");
+            app.add_option("--backplane-pending-bytes", backplane_pending,
+                           "bytes of chat that may wait for Redis to answer (default 8 MiB); beyond, while Redis "
+                           "does not read, lines are not forwarded (counted in /metrics)");
         },
     .build =
         [](kd::runtime& rt, const kd::server_flags& f) {

@@ -3,6 +3,7 @@
 #include <kamaelia/chassis/backplane.hpp>
 #include <kamaelia/chassis/pipeline.hpp>
 #include <kamaelia/greylist/service.hpp>
+#include <kamaelia/redis/bridge.hpp>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -149,6 +150,20 @@ console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_count
             if (auto* gs = dynamic_cast<greylist::service*>(c))
                 x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",
                           {{"service", "greylist"}, {"reason", "busy"}}, static_cast<double>(gs->refused_busy()));
+            if (auto* rb = dynamic_cast<redis_bridge*>(c)) {
+                metrics::labels l = {{"backplane", rb->backplane_name()}};
+                x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",
+                          {{"backplane", rb->backplane_name()}, {"reason", "redis"}},
+                          static_cast<double>(rb->not_forwarded()));
+                x.counter("kamaelia_backplane_redis_forwarded_total", "messages published to Redis (answered)", l,
+                          static_cast<double>(rb->forwarded()));
+                x.counter("kamaelia_backplane_redis_received_total", "messages from Redis to local subscribers", l,
+                          static_cast<double>(rb->received()));
+                x.gauge("kamaelia_backplane_redis_pending_bytes", "PUBLISH bytes Redis has not answered yet", l,
+                        static_cast<double>(rb->pending_bytes()));
+                x.gauge("kamaelia_backplane_redis_linked", "1 while bridged to Redis", l, rb->linked() ? 1 : 0);
+                continue;
+            }
             auto* bp = dynamic_cast<backplane*>(c);
             if (!bp) continue;
             x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",

@@ -102,10 +102,19 @@ public:
 
     void stop() {
         if (pid_ <= 0) return;
-        ::kill(pid_, SIGKILL); // as a crash would: no goodbye to the clients
+        ::kill(pid_, SIGKILL); // as a crash would: no goodbye to the clients (a stopped one too)
         int st = 0;
         ::waitpid(pid_, &st, 0);
         pid_ = -1;
+    }
+
+    // SIGSTOP / SIGCONT by pid: a Redis that is alive (its connections
+    // open) but reads and answers nothing, then goes on.
+    void pause() {
+        if (pid_ > 0) ::kill(pid_, SIGSTOP);
+    }
+    void resume() {
+        if (pid_ > 0) ::kill(pid_, SIGCONT);
     }
 
     // `redis-cli ARGS...` against this server; its exit status.

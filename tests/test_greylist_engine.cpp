@@ -587,8 +587,7 @@ bool pump_until(scheduler& s, Pred done) {
 // The service over `connections` stalled stores behind `gate`, each
 // holding `queue` requests, registered as "greylist" on `s`.
 service& start_stalled(scheduler& s, const fake_time& t, const std::shared_ptr<stall_gate>& gate,
-                       std::size_t connections, std::size_t queue) {
-    settings cfg;
+                       std::size_t connections, std::size_t queue, settings cfg = {}) {
     cfg.clock = t.clock();
     cfg.connection_queue = queue;
     std::vector<std::unique_ptr<store>> stores;
@@ -659,6 +658,54 @@ TEST_CASE("engine: a stalled remote store holds at most connection_queue request
     CHECK(svc.refused_busy() == 7);
     svc.stop();
     s.run_once();
+}
+
+TEST_CASE("engine: whitelisted requests are answered while the store is stalled and its queue full",
+          "[grey][threads][hostile]") {
+    fake_time t;
+    scheduler s;
+    auto gate = std::make_shared<stall_gate>();
+    settings cfg;
+    cfg.whitelist_clients = {"192.0.2.0/24"};
+    cfg.whitelist_sender_domains = {"trusted.example"};
+    for (std::size_t connections : {std::size_t(1), std::size_t(2)}) {
+        DYNAMIC_SECTION("a pool of " << connections) {
+            service& svc = start_stalled(s, t, gate, connections, 2, cfg);
+            // Fill every connection's queue: the store answers nothing.
+            std::vector<std::string> clients;
+            for (int i = 1; i <= 16; ++i) clients.push_back("198.51.100." + std::to_string(i));
+            auto held = ask_many(s, 30, clients, "held");
+            REQUIRE(
+                pump_until(s, [&] { return answered(held) == 30 - 2 * connections && gate->stuck() == connections; }));
+            std::uint64_t refused = svc.refused_busy();
+            CHECK(refused == 30 - 2 * connections);
+
+            // Decided by the whitelists alone: a listed client, a listed
+            // sender domain, postmaster@ (a default recipient entry). None
+            // waits behind the stalled store or is refused busy.
+            std::vector<std::unique_ptr<one_ask>> listed;
+            for (int i = 0; i < 3; ++i) {
+                auto a = std::make_unique<one_ask>();
+                a->r = i == 0   ? req("192.0.2.77", "x@example.org", "u@example.net")
+                       : i == 1 ? req("198.51.100.3", "x@trusted.example", "u@example.net")
+                                : req("198.51.100.4", "x@example.org", "postmaster@example.net");
+                a->activate(s);
+                listed.push_back(std::move(a));
+            }
+            REQUIRE(pump_until(s, [&] { return answered(listed) == listed.size(); }));
+            for (const auto& a : listed) {
+                REQUIRE(a->got->ok());
+                CHECK((*a->got)->what == verdict::whitelisted);
+            }
+            CHECK(svc.refused_busy() == refused);
+            CHECK(answered(held) == 30 - 2 * connections); // the held ones still wait
+
+            gate->release();
+            REQUIRE(pump_until(s, [&] { return answered(held) == 30; }));
+            svc.stop();
+            s.run_once();
+        }
+    }
 }
 
 TEST_CASE("engine: the bound is per connection of a pool", "[grey][threads][hostile]") {

@@ -4,17 +4,25 @@
 #include <kamaelia/core/scheduler.hpp>
 #include <kamaelia/redis/bridge.hpp>
 
+#include <kamaelia/redis/detail/publish_window.hpp>
+
 #include "fixture.hpp"
 #include "net_support.hpp"
 #include "redis_support.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <asio/ip/tcp.hpp>
+#include <asio/write.hpp>
+
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -194,7 +202,9 @@ TEST_CASE("redis bridge: two backplanes on one channel, each local message exact
     REQUIRE(run_until(s, [&] { return a.bridge.echoes() >= lines.size(); }));
     CHECK(a.heard() == lines);
     CHECK(b.heard() == lines);
-    CHECK(a.bridge.forwarded() == lines.size());
+    // Forwarded once Redis answered each PUBLISH (on the other connection).
+    REQUIRE(run_until(s, [&] { return a.bridge.forwarded() == lines.size(); }));
+    CHECK(a.bridge.pending_bytes() == 0);
     CHECK(b.bridge.received() == lines.size());
     CHECK(b.bridge.forwarded() == 0); // what B got from Redis is not sent back
     CHECK(a.bridge.not_forwarded() == 0);
@@ -292,4 +302,276 @@ TEST_CASE("redis bridge: a message larger than max_payload drops the link, not t
     p.start(s);
     REQUIRE(run_until(s, [&] { return a.bridge.not_forwarded() == 1; }));
     CHECK(a.bridge.forwarded() == 0);
+}
+
+// ---- Redis alive but not reading: the bytes bound --------------------------------
+
+TEST_CASE("redis publish window: bounded in bytes, answered from the front, a lone big command fits", "[redis]") {
+    redis::detail::publish_window w(1000);
+    CHECK(w.fits(1000));
+    CHECK(w.fits(5000)); // empty: a lone command larger than the bound still goes
+    w.add(3, 600);
+    CHECK(w.fits(400));
+    CHECK_FALSE(w.fits(401));
+    CHECK_FALSE(w.fits(300, 200)); // 200 being formatted, not added yet
+    w.add(1, 300);
+    CHECK(w.bytes() == 900);
+    CHECK(w.commands() == 4);
+    auto answer = [&](int n) {
+        for (int i = 0; i < n; ++i) REQUIRE(w.answered());
+    };
+    // A batch leaves the window with its last answer.
+    answer(2);
+    CHECK(w.bytes() == 900);
+    answer(1);
+    CHECK(w.bytes() == 300);
+    w.grow(2, 100); // joins the last (unsent) batch
+    CHECK(w.bytes() == 400);
+    answer(2);
+    CHECK(w.bytes() == 400);
+    answer(1);
+    CHECK(w.bytes() == 0);
+    CHECK_FALSE(w.answered()); // nothing waits for an answer: not ours
+    w.add(5, 700);
+    CHECK(w.clear() == 5);
+    CHECK(w.bytes() == 0);
+    CHECK(w.commands() == 0);
+}
+
+TEST_CASE("redis publish window: command_size is the RESP size format_command writes", "[redis]") {
+    std::string payload(12345, 'x');
+    std::string resp = "*3\r\n$7\r\nPUBLISH\r\n$4\r\nROOM\r\n$12345\r\n" + payload + "\r\n";
+    CHECK(redis::detail::command_size({7, 4, payload.size()}) == resp.size());
+    CHECK(redis::detail::command_size({7, 0, 0}) == std::string("*3\r\n$7\r\nPUBLISH\r\n$0\r\n\r\n$0\r\n\r\n").size());
+}
+
+namespace {
+
+// Publishes `n` messages of `size` bytes on backplane `name`, as fast as it may.
+struct burst : component {
+    std::string name;
+    int n;
+    std::size_t size;
+    publish_to pub;
+    burst(std::string bp, int count, std::size_t bytes) : name(bp), n(count), size(bytes), pub(std::move(bp)) {}
+    void start(scheduler& s) {
+        link({*this, "outbox"}, {pub, "inbox"});
+        pub.activate(s);
+        activate(s);
+    }
+    task main() override {
+        for (int i = 0; i < n; ++i) co_await send(std::string(size, static_cast<char>('a' + i % 26)));
+    }
+};
+
+// A local subscriber that counts what it hears and keeps the short messages.
+struct tally : component {
+    std::size_t count = 0, bytes = 0;
+    std::vector<std::string> short_ones;
+    task main() override {
+        for (;;) {
+            while (auto m = recv<std::string>()) {
+                ++count;
+                bytes += m->size();
+                if (m->size() < 64) short_ones.push_back(*m);
+            }
+            co_await wait_any();
+        }
+    }
+};
+
+// A fake Redis on the scheduler's io_context, polled by the test: it
+// confirms SUBSCRIBE, never reads the publishing connection until told
+// (Redis alive but stalled), and can push messages on the subscribed one.
+struct stalled_redis {
+    asio::ip::tcp::acceptor acc;
+    std::vector<asio::ip::tcp::socket> conns;
+    std::vector<std::string> got;
+    int sub = -1;
+    bool reading_pub = false;
+    std::size_t publishes = 0; // PUBLISH commands read once reading
+
+    explicit stalled_redis(scheduler& s) : acc(s.io()) {
+        asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
+        acc.open(ep.protocol());
+        acc.set_option(asio::socket_base::receive_buffer_size(4096)); // the kernel holds little
+        acc.bind(ep);
+        acc.listen();
+        acc.non_blocking(true);
+    }
+    std::string url() const { return "redis://127.0.0.1:" + std::to_string(acc.local_endpoint().port()); }
+    static std::string bulk(std::string_view s) {
+        return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n";
+    }
+
+    void poll() {
+        asio::error_code ec;
+        for (;;) {
+            asio::ip::tcp::socket c = acc.accept(ec);
+            if (ec) break;
+            c.non_blocking(true);
+            conns.push_back(std::move(c));
+            got.emplace_back();
+        }
+        for (std::size_t i = 0; i < conns.size(); ++i) {
+            // Before the subscription every connection is read (the
+            // publishing one says nothing yet); after it, not the other one.
+            bool is_pub = sub >= 0 && static_cast<int>(i) != sub;
+            if (is_pub && !reading_pub) continue;
+            std::array<char, 65536> buf;
+            for (;;) {
+                std::size_t n = conns[i].read_some(asio::buffer(buf), ec);
+                if (ec || n == 0) break;
+                got[i].append(buf.data(), n);
+            }
+            if (sub < 0 && got[i].find("SUBSCRIBE") != std::string::npos) {
+                sub = static_cast<int>(i);
+                write(i, "*3\r\n" + bulk("subscribe") + bulk("ROOM") + ":1\r\n");
+            }
+            if (is_pub) {
+                // Answer every complete PUBLISH read so far (":1"), keep the rest.
+                std::size_t at = 0, answered = 0;
+                while (std::size_t end = end_of_command(got[i], at)) {
+                    at = end;
+                    ++answered;
+                }
+                got[i].erase(0, at);
+                if (answered) write(i, replies(answered));
+                publishes += answered;
+            }
+        }
+    }
+    static std::string replies(std::size_t n) {
+        std::string r;
+        for (std::size_t k = 0; k < n; ++k) r += ":1\r\n";
+        return r;
+    }
+    // Where the command at `at` (*3 and three bulk strings) ends; 0 if it is not all there.
+    static std::size_t end_of_command(const std::string& s, std::size_t at) {
+        if (s.compare(at, 4, "*3\r\n") != 0) return 0;
+        std::size_t p = at + 4;
+        for (int k = 0; k < 3; ++k) {
+            if (p >= s.size() || s[p] != '$') return 0;
+            std::size_t eol = s.find("\r\n", p);
+            if (eol == std::string::npos) return 0;
+            std::size_t len = std::stoul(s.substr(p + 1, eol - p - 1));
+            p = eol + 2 + len + 2;
+            if (p > s.size()) return 0;
+        }
+        return p;
+    }
+    void write(std::size_t i, const std::string& bytes) {
+        asio::error_code ec;
+        conns[i].non_blocking(false);
+        asio::write(conns[i], asio::buffer(bytes), ec);
+        conns[i].non_blocking(true);
+    }
+    void push(std::string_view payload) {
+        write(static_cast<std::size_t>(sub), "*3\r\n" + bulk("message") + bulk("ROOM") + bulk(payload));
+    }
+};
+
+} // namespace
+
+TEST_CASE("redis bridge: Redis stops reading - bounded in bytes, dropped and counted, Redis->local goes on",
+          "[redis]") {
+    scheduler s;
+    stalled_redis r(s);
+    backplane bp("A");
+    auto o = host::fast_options();
+    o.max_pending_bytes = 256 << 10;
+    redis_bridge bridge("A", redis::parse_url(r.url() + "?channel=ROOM"), o);
+    subscribe_to sub("A");
+    sub.set_max_bytes(std::size_t(64) << 20); // the test's listener never falls behind
+    tally heard;
+    bp.activate(s);
+    bridge.activate(s);
+    component::link({sub, "outbox"}, {heard, "inbox"});
+    sub.activate(s);
+    heard.activate(s);
+    auto until = [&](const std::function<bool()>& f) {
+        return run_until(s, [&] {
+            r.poll();
+            return f();
+        });
+    };
+    REQUIRE(until([&] { return bridge.linked(); }));
+
+    // 48 MiB said locally while Redis reads nothing: far more than any
+    // kernel buffer, queue or message count would absorb.
+    constexpr int n = 3000;
+    constexpr std::size_t size = 16 << 10;
+    burst b("A", n, size);
+    b.start(s);
+    REQUIRE(until([&] { return heard.count == n; })); // local delivery went on
+    CHECK(heard.bytes == n * size);
+    CHECK(bridge.forwarded() == 0);
+    CHECK(bridge.dropped_pending() > 0);
+    // What waits for Redis: within the bound (plus one command at most).
+    CHECK(bridge.pending_bytes() <= o.max_pending_bytes + size + 64);
+    CHECK(bridge.pending_bytes() > 0);
+    // Every message either waits for an answer or was counted lost.
+    REQUIRE(until([&] { return bridge.not_forwarded() + bridge.pending_commands() == n; }));
+    CHECK(bridge.linked());
+
+    // The bridge never waits on the stalled connection: Redis->local goes on.
+    r.push("from redis while stalled");
+    REQUIRE(until([&] { return !heard.short_ones.empty(); }));
+    CHECK(heard.short_ones.back() == "from redis while stalled");
+    CHECK(bridge.received() == 1);
+
+    // Redis reads again: the answers free the window, forwarding resumes.
+    std::uint64_t waiting = bridge.pending_commands();
+    r.reading_pub = true;
+    REQUIRE(until([&] { return bridge.pending_bytes() == 0; }));
+    CHECK(bridge.forwarded() == waiting);
+    burst after("A", 10, 100);
+    after.start(s);
+    REQUIRE(until([&] { return bridge.forwarded() == waiting + 10; }));
+    CHECK(r.publishes == waiting + 10);
+    CHECK(bridge.outages() == 0); // stalled, never disconnected
+}
+
+TEST_CASE("redis bridge: a SIGSTOPped redis-server - local chat goes on, bounded, resumes after SIGCONT",
+          "[redis][integration]") {
+    if (!redis_server::available()) {
+        WARN("redis-server is not installed: skipped");
+        return;
+    }
+    redis_server rs;
+    scheduler s;
+    auto o = host::fast_options();
+    o.max_pending_bytes = 512 << 10;
+    host a("A", rs.url(), "ROOM", o);
+    host b("B", rs.url(), "ROOM");
+    a.start(s);
+    b.start(s);
+    REQUIRE(run_until(s, [&] { return a.bridge.linked() && b.bridge.linked(); }));
+
+    rs.pause();
+    constexpr int n = 2000;
+    constexpr std::size_t size = 16 << 10;
+    tally local;
+    subscribe_to counted("A");
+    counted.set_max_bytes(std::size_t(64) << 20);
+    component::link({counted, "outbox"}, {local, "inbox"});
+    counted.activate(s);
+    local.activate(s);
+    burst flood("A", n, size);
+    flood.start(s);
+    REQUIRE(run_until(s, [&] { return local.count == n; })); // local delivery goes on
+    CHECK(a.bridge.dropped_pending() > 0);
+    CHECK(a.bridge.pending_bytes() <= o.max_pending_bytes + size + 64);
+    CHECK(a.bridge.linked()); // alive, only stalled
+
+    rs.resume();
+    REQUIRE(run_until(s, [&] { return a.bridge.pending_bytes() == 0; }));
+    auto after = numbered("after ", 20);
+    publisher p("A", after);
+    p.start(s);
+    REQUIRE(run_until(s, [&] {
+        auto h = b.heard();
+        return h.size() >= after.size() && std::equal(after.begin(), after.end(), h.end() - after.size());
+    }));
+    CHECK(a.bridge.outages() == 0);
 }

@@ -7,7 +7,10 @@
 // for /healthz and the outage log. A remote store (PostgreSQL) always has
 // workers, even a pool of one: a stalled server then stalls a worker, never
 // the routing, which answers "greylist store busy" at once for a connection
-// that already holds settings::connection_queue requests.
+// that already holds settings::connection_queue requests. A request the
+// whitelists decide never reaches a connection: it is answered at once
+// (by the routing, or before the single connection's transaction), so a
+// stalled or full store never delays it.
 //
 // A connection takes every request queued for it so far, runs them in ONE
 // transaction, commits, and only then replies (group commit). A failed batch
@@ -471,6 +474,20 @@ struct service::impl {
         return p;
     }
 
+    // A request the whitelists decide (client, sender domain, recipient:
+    // the store is not asked) is answered here, at once: it never waits in
+    // a connection's queue behind a slow or stalled store, nor is it
+    // refused "busy" because that queue is full. True if it was answered.
+    bool answer_listed(request_type& r, plan& p) {
+        if (!p.listed) return false;
+        decision d;
+        d.what = verdict::whitelisted;
+        d.reason = std::move(*p.listed);
+        r.reply(std::move(d));
+        shared.decisions.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+
     // The connection a request goes to: by its client's address, so that
     // one client's requests (its triplets and its auto-whitelist row) are
     // decided on one connection, in the order they came, and never wait on
@@ -571,9 +588,10 @@ void service::thread_main() {
                 std::this_thread::yield();
                 while (auto r = recv<impl::request_type>()) {
                     plan p = m.make_plan(r->body.r);
+                    if (m.answer_listed(*r, p)) continue; // before the transaction, not after its COMMIT
                     batch.push_back(job{std::move(*r), std::move(p)});
                 }
-                c.run_batch(batch, due);
+                if (!batch.empty()) c.run_batch(batch, due);
             }
             c.idle_work(due);
             tell();
@@ -591,12 +609,13 @@ void service::thread_main() {
         while (recv_message("reload")) m.reload();
         while (auto f = recv<finding>("findings")) m.shared.apply(*f);
         while (auto r = recv<impl::request_type>()) {
+            plan p = m.make_plan(r->body.r);
+            if (m.answer_listed(*r, p)) continue;
             std::size_t to = m.route(r->body.r);
             if (!m.admit(to)) {
                 r->reply(tempfail("greylist store busy"));
                 continue;
             }
-            plan p = m.make_plan(r->body.r);
             send(job{std::move(*r), std::move(p)}, std::string_view(m.worker_boxes[to]));
         }
         if (!data_ready("inbox") && !data_ready("reload") && !data_ready("findings")) wait();

@@ -31,9 +31,14 @@ redis_bridge::redis_bridge(std::string backplane_name, redis::url where, options
       url_(std::move(where)),
       opts_(o),
       channel_(url_.channel.empty() ? bp_name_ : url_.channel),
-      origin_(redis::new_origin()) {
+      origin_(redis::new_origin()),
+      window_(opts_.max_pending_bytes),
+      stall_log_("backplane " + bp_name_ + ": Redis " + url_.display() + " does not answer PUBLISH",
+                 std::chrono::seconds(10), nullptr, spdlog::level::warn) {
     if (opts_.backoff_min <= duration::zero() || opts_.backoff_max < opts_.backoff_min)
         throw bad_state("redis_bridge: back-off must be positive and backoff_min <= backoff_max");
+    if (opts_.max_pending_bytes == 0 || opts_.batch_bytes == 0)
+        throw bad_state("redis_bridge: max_pending_bytes and batch_bytes must be positive");
     declare_inbox("local", "what was published on the local backplane");
     declare_inbox("pub_in", "the publishing connection's replies and end");
     declare_inbox("sub_in", "the subscribed connection's messages and end");
@@ -106,6 +111,10 @@ void redis_bridge::drop_link(std::string why) {
     subscribed_ = false;
     linked_->store(false, std::memory_order_relaxed);
     pub_handshake_ = sub_handshake_ = 0;
+    // What Redis never answered is counted lost (whether it was published
+    // is unknown: at most once).
+    not_forwarded_ += window_.clear();
+    held_.clear();
     while (recv_message("pub_in")) {}
     while (recv_message("sub_in")) {}
     time_point now = sched()->now();
@@ -121,6 +130,60 @@ void redis_bridge::drop_link(std::string why) {
     }
     next_attempt_ = now + backoff_;
     backoff_ = std::min<duration>(backoff_ * 2, opts_.backoff_max);
+}
+
+bool redis_bridge::offer_held() {
+    if (held_.empty()) return true;
+    message m(std::move(held_));
+    if (try_send_message(m, "pub_out")) return true;
+    held_ = m.take<std::string>(); // refused: the message still holds it
+    return false;
+}
+
+void redis_bridge::forward_local() {
+    // A batch refused earlier goes first (order per publisher); while it is
+    // still refused, new commands join it, as far as the window allows:
+    // "local" is drained either way, so nothing piles up before the bridge.
+    bool appending = !held_.empty() && !offer_held();
+    std::string batch = appending ? std::move(held_) : std::string();
+    std::uint32_t count = 0;
+    std::size_t added = 0;
+    while (appending || batch.size() < opts_.batch_bytes) {
+        std::optional<message> m = recv_message("local");
+        if (!m) break;
+        const std::string* p = m->peek<std::string>();
+        if (!p || p->size() > opts_.max_payload) {
+            ++not_forwarded_;
+            continue;
+        }
+        std::size_t need = redis::detail::command_size(
+            {std::size_t(7), channel_.size(), redis::envelope_header + p->size()}); // PUBLISH channel envelope
+        if (!window_.fits(need, added)) {
+            // Redis has not answered max_pending_bytes: it does not read.
+            // Dropped, not queued; the scheduler never waits for it.
+            ++not_forwarded_;
+            ++dropped_pending_;
+            stall_log_.fail("local messages dropped, not queued; local delivery goes on", sched()->now());
+            continue;
+        }
+        envelope_.clear();
+        redis::wrap_into(envelope_, origin_, *p);
+        redis::detail::format_command(batch, {"PUBLISH", channel_, envelope_});
+        ++count;
+        added += need;
+    }
+    if (count == 0) {
+        if (appending) held_ = std::move(batch);
+        return;
+    }
+    if (appending) {
+        window_.grow(count, added);
+        held_ = std::move(batch);
+        return;
+    }
+    window_.add(count, added);
+    held_ = std::move(batch);
+    (void)offer_held();
 }
 
 void redis_bridge::check_linked() {
@@ -172,7 +235,10 @@ bool redis_bridge::take_pub_input() {
                 continue;
             }
             // A PUBLISH answered: an integer (receivers), or an error.
-            if (r->type == REDIS_REPLY_ERROR) {
+            (void)window_.answered();
+            if (r->type != REDIS_REPLY_ERROR) {
+                ++forwarded_;
+            } else {
                 ++not_forwarded_;
                 if (publish_errors_++ == 0)
                     spdlog::warn("backplane {}: Redis refused PUBLISH: {} (further refusals not logged)", bp_name_,
@@ -266,34 +332,16 @@ task redis_bridge::main() {
         // Replies on the publishing connection.
         if (pub_) (void)take_pub_input();
 
-        // Local publishers -> Redis: many PUBLISH commands per write.
+        // Local publishers -> Redis: many PUBLISH commands per write,
+        // never waiting for the connection.
         if (linked()) {
-            std::string batch;
-            std::uint64_t count = 0;
-            while (batch.size() < opts_.batch_bytes) {
-                std::optional<message> m = recv_message("local");
-                if (!m) break;
-                const std::string* p = m->peek<std::string>();
-                if (!p || p->size() > opts_.max_payload) {
-                    ++not_forwarded_;
-                    continue;
-                }
-                envelope.clear();
-                redis::wrap_into(envelope, origin_, *p);
-                redis::detail::format_command(batch, {"PUBLISH", channel_, envelope});
-                ++count;
-            }
-            if (count != 0) {
-                bool sent = co_await send(std::move(batch), "pub_out");
-                if (sent) {
-                    forwarded_ += count;
-                } else {
-                    not_forwarded_ += count;
-                }
-            }
+            forward_local();
         } else {
             while (recv_message("local")) ++not_forwarded_;
         }
+        // The stall ends once Redis has answered half the window.
+        if (linked() && stall_log_.active() && window_.bytes() <= window_.max_bytes() / 2)
+            stall_log_.ok(sched()->now());
 
         if (!in("local").empty() || (sub_ && !in("sub_in").empty()) || (pub_ && !in("pub_in").empty()) ||
             !in("control").empty()) {

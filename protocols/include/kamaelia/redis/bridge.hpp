@@ -31,14 +31,27 @@
 //
 // Bounds: a message from Redis larger than max_payload closes the
 // connection (and reconnects); local messages larger than it are not
-// forwarded; at most queue_limit local messages wait for Redis (then the
-// oldest are dropped and counted).
+// forwarded. What waits for Redis is bounded in bytes, not only in
+// messages: every PUBLISH from the moment it is formatted until Redis
+// answers it counts against max_pending_bytes (redis/detail/
+// publish_window.hpp: the connection's queues, the kernel's buffers and
+// Redis's input buffer alike). A Redis that is alive but stops reading
+// (stopped, swapping, a stalled host) stops answering: once the bound is
+// reached, local messages are dropped and counted instead of queued, the
+// stall is logged once (then at most every 10 s, and when it ends), and
+// the bridge never waits on the connection - Redis->local and control go
+// on. When Redis reads again the answers free the window and forwarding
+// resumes by itself. Before the bridge, its own subscriber's queue is
+// bounded by subscribe_to's byte bound (256 KiB) and queue_limit messages;
+// the bridge takes from it every turn it runs.
 #pragma once
 
 #include <kamaelia/chassis/backplane.hpp>
 #include <kamaelia/core/component.hpp>
+#include <kamaelia/redis/detail/publish_window.hpp>
 #include <kamaelia/redis/envelope.hpp>
 #include <kamaelia/redis/url.hpp>
+#include <kamaelia/util/log_limiter.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -55,13 +68,18 @@ class reply_reader;
 
 class redis_bridge : public component {
 public:
+    static constexpr std::size_t default_max_pending_bytes = 8 << 20;
+
     struct options {
         duration connect_timeout = std::chrono::seconds(5); // connect + AUTH/SELECT/SUBSCRIBE
         duration backoff_min = std::chrono::milliseconds(100);
         duration backoff_max = std::chrono::seconds(5);
         std::size_t max_payload = 1 << 20;
-        std::uint32_t queue_limit = 8192;   // local messages waiting for Redis
+        std::uint32_t queue_limit = 8192;   // local messages queued before the bridge takes them
         std::size_t batch_bytes = 64 << 10; // PUBLISH commands written per send
+        // Bytes of PUBLISH commands not yet answered by Redis (one lone
+        // command larger than this still goes when nothing else waits).
+        std::size_t max_pending_bytes = default_max_pending_bytes;
     };
 
     // `where` should have its password resolved (redis::resolve_password).
@@ -80,10 +98,15 @@ public:
     // The same, for another thread (the daemon's /healthz); the handle
     // outlives the bridge.
     std::shared_ptr<const std::atomic<bool>> link_state() const noexcept { return linked_; }
-    std::uint64_t forwarded() const noexcept { return forwarded_; } // published to Redis
+    std::uint64_t forwarded() const noexcept { return forwarded_; } // published: Redis answered
     std::uint64_t received() const noexcept { return received_; }   // from Redis to local subscribers
     std::uint64_t echoes() const noexcept { return echoes_; }       // our own copies, dropped
     std::uint64_t not_forwarded() const noexcept;                   // lost on the way to Redis
+    // Of those, dropped because max_pending_bytes were waiting for Redis.
+    std::uint64_t dropped_pending() const noexcept { return dropped_pending_; }
+    // Bytes of PUBLISH commands waiting for Redis's answer now.
+    std::size_t pending_bytes() const noexcept { return window_.bytes(); }
+    std::uint64_t pending_commands() const noexcept { return window_.commands(); }
     std::uint64_t outages() const noexcept { return outages_; }
     std::uint64_t connects() const noexcept { return connects_; } // successful links, ever
 
@@ -100,7 +123,10 @@ private:
     // Handles what a connection sent; false if the link had to be dropped.
     bool take_pub_input();
     void check_linked();
-    void count_failure_start(const std::string& why);
+    // Local messages -> PUBLISH commands, within the window.
+    void forward_local();
+    // The batch the connection had no room for, offered again; true once sent.
+    bool offer_held();
 
     std::string bp_name_;
     redis::url url_;
@@ -124,6 +150,10 @@ private:
     duration backoff_{};
     std::uint64_t lost_at_outage_start_ = 0;
     std::unordered_set<const void*> injected_; // payloads we put on the backplane, not yet seen back
+    redis::detail::publish_window window_;
+    std::string held_;      // a formatted batch the connection refused (its inbox was full), in the window
+    std::string envelope_;  // scratch, kept for its capacity
+    log_limiter stall_log_; // the window full: Redis does not read
 
     std::uint64_t forwarded_ = 0;
     std::uint64_t received_ = 0;
@@ -132,6 +162,7 @@ private:
     std::uint64_t outages_ = 0;
     std::uint64_t connects_ = 0;
     std::uint64_t publish_errors_ = 0;
+    std::uint64_t dropped_pending_ = 0;
 };
 
 } // namespace kamaelia
