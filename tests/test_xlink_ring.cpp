@@ -213,7 +213,7 @@ TEST_CASE("xlink ring: destroying the group with the ring and the overflow full"
         test::keep<blocker>(kept, (*g)[1], &go);
         std::vector<counted_source*> srcs;
         for (int i = 0; i < links; ++i) {
-            auto& src = test::keep<counted_source>(kept, (*g)[0], 1'000'000);
+            auto& src = test::keep<counted_source>(kept, (*g)[0], 5000); // suspend: parks at `limit`
             auto& sink = test::keep<test::gate_sink>(kept, (*g)[1]);
             sink.in().set_limit(limit);
             component::link({src, "outbox"}, {sink, "inbox"}, p);

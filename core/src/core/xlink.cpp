@@ -123,19 +123,27 @@ public:
         }
         if (!has_overflow_.load(std::memory_order_acquire)) return false;
         std::lock_guard<std::mutex> lk(overflow_m_);
-        for (xentry& e : overflow_)
-            if (e.route == &r && e.kind == entry_kind::data) {
-                e.route = nullptr;
-                e.msg.reset();
-                ++r.cancelled;
-                // What was taken back goes once it is half the overflow: it
-                // stays within the links' credit if the pump never comes.
-                if (++overflow_dead_ * 2 > overflow_.size()) {
-                    std::erase_if(overflow_, [](const xentry& x) { return !x.route; });
-                    overflow_dead_ = 0;
-                }
-                return true;
+        if (r.ov_epoch != overflow_epoch_) {
+            r.ov_epoch = overflow_epoch_;
+            r.ov_cursor = 0;
+        }
+        for (std::size_t i = r.ov_cursor; i < overflow_.size(); ++i) {
+            xentry& e = overflow_[i];
+            if (e.route != &r || e.kind != entry_kind::data) continue;
+            e.route = nullptr;
+            e.msg.reset();
+            ++r.cancelled;
+            r.ov_cursor = i + 1;
+            // What was taken back goes once it is half the overflow: it
+            // stays within the links' credit if the pump never comes.
+            if (++overflow_dead_ * 2 > overflow_.size()) {
+                std::erase_if(overflow_, [](const xentry& x) { return !x.route; });
+                overflow_dead_ = 0;
+                ++overflow_epoch_; // the indices moved
             }
+            return true;
+        }
+        r.ov_cursor = overflow_.size();
         return false;
     }
 
@@ -143,6 +151,7 @@ public:
     void forget_overflow(xroute* r) noexcept {
         std::lock_guard<std::mutex> lk(overflow_m_);
         std::erase_if(overflow_, [r](const xentry& e) { return e.route == r; });
+        ++overflow_epoch_;
     }
 
     // ---- the receiver's thread (the consumer) ---------------------------
@@ -164,6 +173,7 @@ public:
             std::lock_guard<std::mutex> lk(overflow_m_);
             taken_overflow_.swap(overflow_);
             overflow_dead_ = 0;
+            ++overflow_epoch_;
             // From here the sender pushes into the ring again: after these.
             has_overflow_.store(false, std::memory_order_release);
         }
@@ -280,8 +290,9 @@ private:
     alignas(64) std::atomic<bool> pump_armed_{false};
     std::atomic<bool> has_overflow_{false}; // set by the sender, cleared by the pump
     std::mutex overflow_m_;
-    std::vector<xentry> overflow_;  // oldest first; behind everything in the ring
-    std::size_t overflow_dead_ = 0; // entries in it taken back by drop_oldest
+    std::vector<xentry> overflow_;     // oldest first; behind everything in the ring
+    std::size_t overflow_dead_ = 0;    // entries in it taken back by drop_oldest
+    std::uint64_t overflow_epoch_ = 0; // changes when its entries move (xroute::ov_cursor)
     alignas(64) std::unique_ptr<slot[]> slots_;
 };
 

@@ -59,6 +59,11 @@ struct xroute {
     std::uint64_t sent = 0;           // data messages pushed
     std::uint64_t cancelled = 0;      // ...of which drop_oldest took back before the pump got them
     std::deque<std::uint64_t> live;   // drop_oldest: ring positions of its data messages
+    // drop_oldest, under the channel's overflow mutex: in the overflow of
+    // epoch `ov_epoch`, everything of this route before `ov_cursor` has
+    // been taken back (so each cancel does not walk it again).
+    std::uint64_t ov_epoch = 0;
+    std::size_t ov_cursor = 0;
     // Written by the receiver's thread, read by the sender's: in transit is
     // sent - cancelled - returned.
     alignas(64) std::atomic<std::uint64_t> returned{0}; // handed to the receiver's inbox (or discarded there)
