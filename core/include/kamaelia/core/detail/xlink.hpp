@@ -15,9 +15,9 @@
 //    "signal"→"control" included (it cannot overtake data sent before it on
 //    "outbox"→"inbox"). One ring per pair, not per link: the pump drains one
 //    ring per batch whatever the number of links, and the cross-link order
-//    above needs a single FIFO. When the ring is full the sender's thread
-//    keeps what follows in an overflow of its own (order kept) until the pump
-//    frees room; the links' credit bounds both.
+//    above needs a single FIFO. When the ring is full the sender appends
+//    to an overflow under a mutex until the pump, having drained the ring,
+//    takes the overflow whole (order kept); the links' credit bounds both.
 //  - a pump on B: a component that takes the whole ring at once and hands
 //    each message on through an outbox of its own, locally linked to D with
 //    the link's policy, so D's bound, its parked-sender wake-up and the four
@@ -26,11 +26,12 @@
 //    senders' messages go on, so no sender waits behind another's full inbox.
 // Wake-ups are batched: B is posted to once when the pump has gone to sleep
 // and a message arrives, A once per batch that frees room for parked
-// senders, frees ring room for its overflow or finds a receiver gone.
-// The per-message path takes no lock: a push is a slot write and a release
+// senders or finds a receiver gone.
+// The per-message path takes no lock: a push is a slot write and a store
 // of the tail; the credit is two counters, one per side. A mutex per channel
 // remains for what is rare: making and closing routes, the lists of routes
-// to wake, and posting wake-ups (once per batch).
+// to wake, and posting wake-ups (once per batch); the overflow's mutex is
+// taken only while the ring is full (the receiver a ring's worth behind).
 #pragma once
 
 #include <kamaelia/core/box.hpp>
