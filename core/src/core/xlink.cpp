@@ -27,6 +27,7 @@ struct xentry {
 // route: the sender may take such a message back (drop the oldest) while the
 // pump may be taking it, and one exchange each decides who has it.
 struct slot : xentry {
+    bool cancellable = false; // a drop_oldest data message: the pump exchanges `state`
     std::atomic<std::uint8_t> state{0};
 };
 enum : std::uint8_t { slot_pending = 0, slot_taken = 1, slot_cancelled = 2 };
@@ -234,7 +235,8 @@ private:
         s.route = r;
         s.msg = std::move(m);
         s.kind = k;
-        if (k == entry_kind::data && r->policy == delivery_policy::drop_oldest) {
+        s.cancellable = k == entry_kind::data && r->policy == delivery_policy::drop_oldest;
+        if (s.cancellable) {
             s.state.store(slot_pending, std::memory_order_relaxed); // published with the tail
             // Positions a ring's length back are past the pump: at most a ring's worth is kept.
             while (!r->live.empty() && t - r->live.front() >= ring_capacity) r->live.pop_front();
@@ -269,8 +271,7 @@ private:
         while (h != t) {
             slot& s = slots_[h & ring_mask];
             ++h;
-            if (!(s.kind == entry_kind::data && s.route->policy == delivery_policy::drop_oldest &&
-                  s.state.exchange(slot_taken, std::memory_order_acq_rel) == slot_cancelled))
+            if (!(s.cancellable && s.state.exchange(slot_taken, std::memory_order_acq_rel) == slot_cancelled))
                 fn(static_cast<xentry&>(s)); // else the sender took it back
             if (h - given >= release_every) {
                 head_.store(h, std::memory_order_release); // the sender may write these slots again
@@ -560,6 +561,10 @@ void xlink_channel::close_route(xroute* r) noexcept {
 }
 
 void xlink_channel::receiver_gone() noexcept {
+    // Lost: there is no receiver left to take them. Before to_ goes: until
+    // then a closing port leaves its route to the pump (a close entry), so
+    // no route the ring names is freed while this reads it.
+    discard_all();
     {
         std::lock_guard<std::mutex> lk(ctl_);
         to_ = nullptr;
@@ -570,7 +575,6 @@ void xlink_channel::receiver_gone() noexcept {
         }
         if (!gone_.empty()) post_sender_locked();
     }
-    discard_all(); // lost: there is no receiver left to take them
 }
 
 // ---- the port (sender's side) ------------------------------------------------
