@@ -16,6 +16,9 @@ namespace kamaelia::console {
 
 using nlohmann::json;
 
+// How long /metrics waits for the shards' threads to answer.
+constexpr duration shard_answer_bound = std::chrono::seconds(1);
+
 namespace {
 
 std::string type_of(const introspection::component_snapshot& c) {
@@ -128,12 +131,14 @@ console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_count
       view_(rt.schedulers()),
       greylist_(std::move(g)) {
     rt.metrics().add([this](metrics::exposition& x) {
+        const auto& refs = rt_.shard_refs();
         for (server_core* s : rt_.servers()) {
+            // The whole server: with --threads N its shards' counters added.
             metrics::labels l = {{"server", s->server_name}};
-            auto t = s->traffic_total();
-            x.gauge("kamaelia_connections_open", "connections open now", l, static_cast<double>(s->connections()));
-            x.counter("kamaelia_connections_total", "connections accepted", l,
-                      static_cast<double>(s->accepted_total()));
+            server_totals w = whole(*s);
+            const auto& t = w.traffic;
+            x.gauge("kamaelia_connections_open", "connections open now", l, static_cast<double>(w.connections));
+            x.counter("kamaelia_connections_total", "connections accepted", l, static_cast<double>(w.accepted));
             x.counter("kamaelia_bytes_received_total", "bytes read from clients", l, static_cast<double>(t.bytes_in));
             x.counter("kamaelia_bytes_sent_total", "bytes written to clients", l, static_cast<double>(t.bytes_out));
             x.counter("kamaelia_messages_received_total", "chunks read from clients and passed to the protocol", l,
@@ -143,8 +148,25 @@ console_model::console_model(daemon::runtime& rt, std::shared_ptr<greylist_count
             x.counter("kamaelia_socket_writes_total", "write system calls to clients (chunks are coalesced)", l,
                       static_cast<double>(t.write_calls));
             x.counter("kamaelia_drops_total", "connections refused, messages dropped and subscribers cut off",
-                      {{"server", s->server_name}, {"reason", "refused"}}, static_cast<double>(s->refused_total()));
+                      {{"server", s->server_name}, {"reason", "refused"}}, static_cast<double>(w.refused));
             x.gauge("kamaelia_listening", "1 while the server accepts connections", l, s->listening() ? 1 : 0);
+            // Each scheduler's share, for a server with shards (a family of
+            // its own: summing the whole-server series never counts twice).
+            bool sharded = false;
+            for (const auto& r : refs) sharded = sharded || r.of == s;
+            if (!sharded) continue;
+            auto share = [&](std::size_t sched, std::size_t open, std::uint64_t accepted) {
+                metrics::labels ls = {{"server", s->server_name}, {"scheduler", std::to_string(sched)}};
+                x.gauge("kamaelia_shard_connections_open", "connections open now on each scheduler (--threads > 1)", ls,
+                        static_cast<double>(open));
+                x.counter("kamaelia_shard_connections_total", "connections accepted on each scheduler (--threads > 1)",
+                          ls, static_cast<double>(accepted));
+            };
+            share(0, s->connections(), s->accepted_total());
+            for (std::size_t i = 0; i < refs.size() && i < shard_seen_->size(); ++i) {
+                const shard_counters& c = (*shard_seen_)[i];
+                if (refs[i].of == s && c.seen) share(refs[i].scheduler, c.connections, c.accepted);
+            }
         }
         for (component* c : rt_.services()) {
             if (auto* gs = dynamic_cast<greylist::service*>(c))
@@ -209,13 +231,71 @@ std::set<std::uint32_t> console_model::server_ids() const {
     return ids;
 }
 
+namespace {
+void add_traffic(server_core::traffic& to, const server_core::traffic& t) noexcept {
+    to.bytes_in += t.bytes_in;
+    to.bytes_out += t.bytes_out;
+    to.messages_in += t.messages_in;
+    to.messages_out += t.messages_out;
+    to.write_calls += t.write_calls;
+}
+} // namespace
+
+console_model::server_totals console_model::whole(const server_core& s) const {
+    server_totals w;
+    w.connections = s.connections();
+    w.accepted = s.accepted_total();
+    w.refused = s.refused_total();
+    w.traffic = s.traffic_total();
+    const auto& refs = rt_.shard_refs();
+    for (std::size_t i = 0; i < refs.size() && i < shard_seen_->size(); ++i) {
+        if (refs[i].of != &s) continue;
+        const shard_counters& c = (*shard_seen_)[i];
+        w.connections += c.connections;
+        w.accepted += c.accepted;
+        w.refused += c.refused;
+        add_traffic(w.traffic, c.traffic);
+    }
+    return w;
+}
+
+std::shared_ptr<shard_refresh> console_model::refresh_shards(component* waiter) {
+    auto st = std::make_shared<shard_refresh>();
+    st->waiter = waiter;
+    const auto& refs = rt_.shard_refs();
+    if (shard_seen_->size() < refs.size()) shard_seen_->resize(refs.size());
+    auto scheds = rt_.schedulers();
+    scheduler* home = waiter && waiter->sched() ? waiter->sched() : &rt_.sched();
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+        if (refs[i].scheduler >= scheds.size()) continue;
+        ++st->left;
+        // The shard's counters are its thread's alone: read there, and the
+        // copy posted back here. Shards live until the schedulers have
+        // stopped (main owns them), so the pointer outlives the post.
+        server_core* shard = refs[i].shard;
+        scheds[refs[i].scheduler]->post([shard, i, st, home, seen = shard_seen_] {
+            shard_counters c;
+            c.seen = true;
+            c.connections = shard->connections();
+            c.accepted = shard->accepted_total();
+            c.refused = shard->refused_total();
+            c.traffic = shard->traffic_total();
+            home->post([c, i, st, seen] {
+                (*seen)[i] = c;
+                if (--st->left == 0 && st->waiter) st->waiter->signal_external();
+            });
+        });
+    }
+    return st;
+}
+
 console_model::totals console_model::now_totals() const {
     totals t;
     t.t = std::chrono::duration<double>(rt_.sched().now().time_since_epoch()).count();
     for (server_core* s : rt_.servers()) {
-        auto tr = s->traffic_total();
-        t.messages += tr.messages_in + tr.messages_out;
-        t.drops += s->refused_total();
+        server_totals w = whole(*s); // shards: as of the last refresh (the hub asks each tick)
+        t.messages += w.traffic.messages_in + w.traffic.messages_out;
+        t.drops += w.refused;
     }
     for (component* c : rt_.services()) {
         if (auto* bp = dynamic_cast<backplane*>(c)) {
@@ -245,7 +325,7 @@ console_model::tick_events console_model::tick(bool with_graph) {
     totals t = now_totals();
     double dt = have_last_ ? std::max(1e-3, t.t - last_.t) : 1;
     json conns = json::object();
-    for (server_core* s : rt_.servers()) conns[s->server_name] = s->connections();
+    for (server_core* s : rt_.servers()) conns[s->server_name] = whole(*s).connections;
     auto rate = [&](std::uint64_t now, std::uint64_t before) {
         return have_last_ && now >= before ? static_cast<double>(now - before) / dt : 0.0;
     };
@@ -375,6 +455,19 @@ task http_session::main() {
                 s.activate(*sched());
                 sub = &s;
             } else {
+                if (req->path() == "/metrics" && model_->has_shards()) {
+                    // Every shard's counters, read on its own thread, before
+                    // the answer; a scheduler that does not answer within
+                    // the bound leaves its last figures.
+                    auto st = model_->refresh_shards(this);
+                    struct stop_waiting {
+                        shard_refresh& r;
+                        ~stop_waiting() { r.waiter = nullptr; }
+                    } guard{*st};
+                    time_point until = sched()->now() + shard_answer_bound;
+                    while (!st->complete() && sched()->now() < until)
+                        co_await wait(ev_external, until - sched()->now());
+                }
                 std::string out = model_->respond(*req, metrics_only_);
                 co_await send(std::move(out));
                 closing = !req->keep_alive;
@@ -404,6 +497,7 @@ task console_hub::main() {
         } catch (const std::exception&) {
             // stopping: the backplane has gone first
         }
+        if (model_->has_shards()) model_->refresh_shards(nullptr); // for the next tick's figures
         auto ev = model_->tick(watchers > 0);
         // Never wait for watchers: the backplane takes what it is given.
         if (!ev.diff.empty()) try_send(std::move(ev.diff));

@@ -59,9 +59,34 @@ private:
 
 std::string graph_json(const introspection::graph& g, const std::set<std::uint32_t>& servers);
 
+// A shard's counters (a server's listener on another scheduler, --threads
+// N), as read on the shard's own thread at the last refresh: /metrics adds
+// them to the server's, so each per-server figure is the whole server's.
+struct shard_counters {
+    bool seen = false; // answered at least once
+    std::size_t connections = 0;
+    std::uint64_t accepted = 0, refused = 0;
+    server_core::traffic traffic;
+};
+
+// One refresh of every shard's counters. Touched on the console's
+// scheduler only: the shards' threads answer with a post to it.
+struct shard_refresh {
+    std::size_t left = 0;        // shards yet to answer
+    component* waiter = nullptr; // signalled (signal_external) when none is left; cleared by it when it stops waiting
+    bool complete() const noexcept { return left == 0; }
+};
+
 class console_model {
 public:
     console_model(daemon::runtime& rt, std::shared_ptr<greylist_counters> g);
+
+    // Whether some server runs shards on other schedulers.
+    bool has_shards() const noexcept { return !rt_.shard_refs().empty(); }
+    // Asks each shard's thread for its counters (on the console's
+    // scheduler's thread); `waiter`, if any, is woken once all have
+    // answered. A shard whose scheduler does not answer keeps its last figures.
+    std::shared_ptr<shard_refresh> refresh_shards(component* waiter);
 
     // Once a second (the hub): the diff event and the stats event to publish.
     struct tick_events {
@@ -94,6 +119,16 @@ private:
     totals last_{};
     bool have_last_ = false;
     totals now_totals() const;
+    // The shards' counters by rt_.shard_refs() index; written on this
+    // model's scheduler only (the answers of refresh_shards are posted here).
+    std::shared_ptr<std::vector<shard_counters>> shard_seen_ = std::make_shared<std::vector<shard_counters>>();
+    // A server's counters with its shards' added.
+    struct server_totals {
+        std::size_t connections = 0;
+        std::uint64_t accepted = 0, refused = 0;
+        server_core::traffic traffic;
+    };
+    server_totals whole(const server_core& s) const;
 };
 
 // One HTTP connection: GET requests answered in order (keep-alive), or one

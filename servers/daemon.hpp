@@ -118,9 +118,18 @@ public:
         return v;
     }
     // A server's shard on another scheduler (main makes them): the console
-    // shows it as a server too.
-    void note_shard(server_core& s) { shards_.push_back(&s); }
+    // shows it as a server too, and /metrics adds its counters to `of`'s.
+    struct shard_ref {
+        server_core* shard;
+        const server_core* of; // the server's first shard, on scheduler 0
+        std::size_t scheduler; // the index of the shard's scheduler
+    };
+    void note_shard(server_core& s, const server_core& of, std::size_t scheduler) {
+        shards_.push_back(&s);
+        shard_refs_.push_back({&s, &of, scheduler});
+    }
     const std::vector<server_core*>& shards() const noexcept { return shards_; }
+    const std::vector<shard_ref>& shard_refs() const noexcept { return shard_refs_; }
     const config_file* config() const noexcept { return cf_; }
     const std::string& data_dir() const noexcept { return data_dir_; }
 
@@ -183,6 +192,7 @@ private:
     scheduler& sched_;
     scheduler_group* group_ = nullptr;
     std::vector<server_core*> shards_;
+    std::vector<shard_ref> shard_refs_;
     const config_file* cf_;
     std::string data_dir_;
     std::vector<server_core*> servers_;

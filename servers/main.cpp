@@ -358,7 +358,7 @@ int serve(const std::vector<const kd::server_module*>& which, const std::map<std
                 for (std::size_t j = 1; j < threads; ++j) {
                     auto c = shard_of(*s);
                     c->shard_name = "scheduler " + std::to_string(j);
-                    rt.note_shard(*c);
+                    rt.note_shard(*c, *s, j);
                     remote[j].servers.push_back(c.get());
                     list.push_back(c.get());
                     remote_owned.push_back(std::move(c));

@@ -4,6 +4,7 @@
 // links cut while messages are in transit.
 #include "group_fixture.hpp"
 #include "thread_support.hpp"
+#include "xlink_support.hpp"
 
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/core/scheduler_group.hpp>
@@ -38,66 +39,13 @@ struct int_source : component {
     }
 };
 
-// Reads "inbox" only while open (the test opens it with signal_external()),
-// records every control message, ends after producer_finished once "inbox"
-// is empty. `max_seen` is the most messages it ever found waiting.
-struct gate_sink : component {
-    bool open = false;
-    bool end_on_finish = true;
-    std::vector<int> got;
-    std::vector<ipc_kind> controls;
-    std::size_t max_seen = 0;
-    std::size_t data_when_finished = 0; // messages received before producer_finished arrived
-    task main() override {
-        bool finish_seen = false;
-        for (;;) {
-            max_seen = std::max(max_seen, in().size());
-            // Data first: what was sent before the end message is here
-            // before it (the order the test checks).
-            if (open)
-                while (auto v = recv<int>()) got.push_back(*v);
-            while (auto m = recv_message("control")) {
-                if (const ipc* c = m->peek<ipc>()) {
-                    controls.push_back(c->kind);
-                    if (c->kind == ipc_kind::producer_finished && !finish_seen) {
-                        finish_seen = true;
-                        data_when_finished = got.size() + in().size();
-                    }
-                }
-            }
-            if (finish_seen && end_on_finish && in().empty()) co_return;
-            if (open) {
-                co_await wait_any();
-            } else {
-                co_await wait(ev_external | ev_control);
-            }
-        }
-    }
-    void let_in() {
-        open = true;
-        signal_external();
-    }
-};
-
-bool ascending(const std::vector<int>& v) {
-    for (std::size_t i = 1; i < v.size(); ++i)
-        if (v[i] <= v[i - 1]) return false;
-    return true;
-}
-
-std::vector<int> iota_vec(int from, int to) {
-    std::vector<int> v;
-    for (int i = from; i < to; ++i) v.push_back(i);
-    return v;
-}
-
 } // namespace
 
 // ---- logic, on the deterministic fixture (several schedulers, one thread) ----
 
 TEST_CASE("xlink: data and producer_finished cross in order, the receiver's bound holds", "[core][xlink]") {
     test::group_fixture g(2);
-    auto& sink = g.spawn<gate_sink>(1);
+    auto& sink = g.spawn<test::gate_sink>(1);
     sink.in().set_limit(3);
     auto& src = g.spawn<int_source>(0, 50);
     auto& l = component::link({src, "outbox"}, {sink, "inbox"});
@@ -114,7 +62,7 @@ TEST_CASE("xlink: data and producer_finished cross in order, the receiver's boun
     g.settle();
     REQUIRE(src.finished());
     REQUIRE(sink.finished());
-    REQUIRE(sink.got == iota_vec(0, 50));
+    REQUIRE(sink.got == test::iota_vec(0, 50));
     REQUIRE(sink.max_seen <= 3);
     // The end message did not overtake the data sent before it on the other link.
     REQUIRE(sink.data_when_finished == 50);
@@ -126,7 +74,7 @@ TEST_CASE("xlink: data and producer_finished cross in order, the receiver's boun
 
 TEST_CASE("xlink: drop_newest drops by the receiver's bound", "[core][xlink]") {
     test::group_fixture g(2);
-    auto& sink = g.spawn<gate_sink>(1);
+    auto& sink = g.spawn<test::gate_sink>(1);
     sink.in().set_limit(2);
     auto& src = g.spawn<int_source>(0, 20);
     component::link({src, "outbox"}, {sink, "inbox"}, delivery_policy::drop_newest);
@@ -144,7 +92,7 @@ TEST_CASE("xlink: drop_newest drops by the receiver's bound", "[core][xlink]") {
 
 TEST_CASE("xlink: drop_newest at the receiver when its inbox is fuller than the credit", "[core][xlink]") {
     test::group_fixture g(2);
-    auto& sink = g.spawn<gate_sink>(1);
+    auto& sink = g.spawn<test::gate_sink>(1);
     sink.in().set_limit(2);
     auto& src = g.spawn<int_source>(0, 2);
     component::link({src, "outbox"}, {sink, "inbox"}, delivery_policy::drop_newest);
@@ -163,7 +111,7 @@ TEST_CASE("xlink: drop_newest at the receiver when its inbox is fuller than the 
 
 TEST_CASE("xlink: drop_oldest keeps the newest, in transit and at the inbox", "[core][xlink]") {
     test::group_fixture g(2);
-    auto& sink = g.spawn<gate_sink>(1);
+    auto& sink = g.spawn<test::gate_sink>(1);
     sink.in().set_limit(2);
     auto& src = g.spawn<int_source>(0, 20);
     component::link({src, "outbox"}, {sink, "inbox"}, delivery_policy::drop_oldest);
@@ -180,7 +128,7 @@ TEST_CASE("xlink: drop_oldest keeps the newest, in transit and at the inbox", "[
 
 TEST_CASE("xlink: fail cuts the link and tells the receiver", "[core][xlink]") {
     test::group_fixture g(2);
-    auto& sink = g.spawn<gate_sink>(1);
+    auto& sink = g.spawn<test::gate_sink>(1);
     sink.in().set_limit(2);
     sink.end_on_finish = false;
     auto& src = g.spawn<int_source>(0, 10);
@@ -206,7 +154,7 @@ TEST_CASE("xlink: fail cuts the link and tells the receiver", "[core][xlink]") {
 
 TEST_CASE("xlink: fail at the receiver's inbox cuts the link there", "[core][xlink]") {
     test::group_fixture g(2);
-    auto& sink = g.spawn<gate_sink>(1);
+    auto& sink = g.spawn<test::gate_sink>(1);
     sink.in().set_limit(1);
     sink.end_on_finish = false;
     auto& src = g.spawn<int_source>(0, 1);
@@ -226,7 +174,7 @@ TEST_CASE("xlink: fail at the receiver's inbox cuts the link there", "[core][xli
 
 TEST_CASE("xlink: a receiver ending while the sender is parked frees the sender", "[core][xlink]") {
     test::group_fixture g(2);
-    auto& sink = g.spawn<gate_sink>(1);
+    auto& sink = g.spawn<test::gate_sink>(1);
     sink.in().set_limit(2);
     auto& src = g.spawn<int_source>(0, 100);
     component::link({src, "outbox"}, {sink, "inbox"});
@@ -243,7 +191,7 @@ TEST_CASE("xlink: a receiver ending while the sender is parked frees the sender"
 
 TEST_CASE("xlink: a receiver destroyed while the sender is parked", "[core][xlink]") {
     test::group_fixture g(2);
-    auto sink = std::make_unique<gate_sink>();
+    auto sink = std::make_unique<test::gate_sink>();
     sink->in().set_limit(1);
     sink->activate(g[1]);
     auto& src = g.spawn<int_source>(0, 100);
@@ -258,7 +206,7 @@ TEST_CASE("xlink: a receiver destroyed while the sender is parked", "[core][xlin
 
 TEST_CASE("xlink: unlink while messages are in transit", "[core][xlink]") {
     test::group_fixture g(2);
-    auto& sink = g.spawn<gate_sink>(1);
+    auto& sink = g.spawn<test::gate_sink>(1);
     sink.open = true;
     sink.end_on_finish = false;
     auto& src = g.spawn<int_source>(0, 5);
@@ -278,8 +226,8 @@ TEST_CASE("xlink: unlink while messages are in transit", "[core][xlink]") {
     REQUIRE(src2.finished());
     // What crossed before the unlink arrives, in order.
     REQUIRE(sink.got.size() >= 5);
-    REQUIRE(std::vector<int>(sink.got.begin(), sink.got.begin() + 5) == iota_vec(0, 5));
-    REQUIRE(ascending(std::vector<int>(sink.got.begin() + 5, sink.got.end())));
+    REQUIRE(std::vector<int>(sink.got.begin(), sink.got.begin() + 5) == test::iota_vec(0, 5));
+    REQUIRE(test::ascending(std::vector<int>(sink.got.begin() + 5, sink.got.end())));
     REQUIRE(g[1].live() == 1); // the sink only: no route left, the pump ended
     sink.stop();
     g.settle();
@@ -327,24 +275,6 @@ struct checking_sink : component {
     }
 };
 
-// Activated, not spawned: the test reads them after the group has finished
-// (a spawned component is deleted when it ends).
-template <class C, class... A>
-C& keep(std::vector<std::unique_ptr<component>>& kept, scheduler& s, A&&... a) {
-    auto c = std::make_unique<C>(std::forward<A>(a)...);
-    C& ref = *c;
-    kept.push_back(std::move(c));
-    ref.activate(s);
-    return ref;
-}
-
-bool wait_flag(const std::atomic<bool>& f) {
-    auto deadline = std::chrono::steady_clock::now() + test::liveness_deadline;
-    while (!f.load() && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    return f.load();
-}
-
 } // namespace
 
 TEST_CASE("xlink: a pipeline alternating between two scheduler threads", "[core][xlink][threads]") {
@@ -352,20 +282,20 @@ TEST_CASE("xlink: a pipeline alternating between two scheduler threads", "[core]
     std::atomic<bool> done{false};
     std::vector<std::unique_ptr<component>> kept;
     scheduler_group g(2, group_options{.pin = false, .until_idle = true});
-    auto& src = keep<int_source>(kept, g[0], n);
+    auto& src = test::keep<int_source>(kept, g[0], n);
     component* prev = &src;
     for (int i = 0; i < 8; ++i) {
-        auto& r = keep<relay>(kept, g[static_cast<std::size_t>((i + 1) % 2)]);
+        auto& r = test::keep<relay>(kept, g[static_cast<std::size_t>((i + 1) % 2)]);
         r.in().set_limit(static_cast<std::uint32_t>(1 + i % 3)); // tiny bounds: parks both ways
         component::link({*prev, "outbox"}, {r, "inbox"});
         component::link({*prev, "signal"}, {r, "control"});
         prev = &r;
     }
-    auto& sink = keep<checking_sink>(kept, g[1], &done);
+    auto& sink = test::keep<checking_sink>(kept, g[1], &done);
     component::link({*prev, "outbox"}, {sink, "inbox"});
     component::link({*prev, "signal"}, {sink, "control"});
     g.start();
-    REQUIRE(wait_flag(done));
+    REQUIRE(test::eventually([&] { return done.load(); }));
     g.wait(0);
     g.wait(1);
     g.join();
@@ -378,13 +308,13 @@ TEST_CASE("xlink: drop policies across threads stay bounded and ordered", "[core
         std::atomic<bool> done{false};
         std::vector<std::unique_ptr<component>> kept;
         scheduler_group g(2, group_options{.pin = false, .until_idle = true});
-        auto& src = keep<int_source>(kept, g[0], 20000);
-        auto& sink = keep<checking_sink>(kept, g[1], &done);
+        auto& src = test::keep<int_source>(kept, g[0], 20000);
+        auto& sink = test::keep<checking_sink>(kept, g[1], &done);
         sink.in().set_limit(4);
         component::link({src, "outbox"}, {sink, "inbox"}, p);
         component::link({src, "signal"}, {sink, "control"});
         g.start();
-        REQUIRE(wait_flag(done));
+        REQUIRE(test::eventually([&] { return done.load(); }));
         g.join();
         REQUIRE(sink.count >= 1);
         REQUIRE(sink.count <= 20000);
@@ -410,12 +340,12 @@ TEST_CASE("xlink: fail across threads cuts the link, the receiver is told", "[co
     };
     std::vector<std::unique_ptr<component>> kept;
     scheduler_group g(2, group_options{.pin = false, .until_idle = true});
-    auto& src = keep<int_source>(kept, g[0], 1000);
-    auto& sink = keep<told_sink>(kept, g[1], &done);
+    auto& src = test::keep<int_source>(kept, g[0], 1000);
+    auto& sink = test::keep<told_sink>(kept, g[1], &done);
     sink.in().set_limit(2);
     component::link({src, "outbox"}, {sink, "inbox"}, delivery_policy::fail);
     g.start();
-    REQUIRE(wait_flag(done));
+    REQUIRE(test::eventually([&] { return done.load(); }));
     g.join();
     REQUIRE(src.finished());
     REQUIRE(sink.in().size() <= 2);
@@ -441,12 +371,12 @@ TEST_CASE("xlink: a receiver ending while a sender on another thread is parked",
     };
     std::vector<std::unique_ptr<component>> kept;
     scheduler_group g(2, group_options{.pin = false, .until_idle = true});
-    auto& src = keep<int_source>(kept, g[0], 1'000'000);
-    auto& sink = keep<short_sink>(kept, g[1], &done);
+    auto& src = test::keep<int_source>(kept, g[0], 1'000'000);
+    auto& sink = test::keep<short_sink>(kept, g[1], &done);
     sink.in().set_limit(1);
     component::link({src, "outbox"}, {sink, "inbox"});
     g.start();
-    REQUIRE(wait_flag(done));
+    REQUIRE(test::eventually([&] { return done.load(); }));
     g.wait(0); // the sender was woken, its link went, it finished
     g.wait(1);
     g.join();
@@ -487,13 +417,13 @@ TEST_CASE("xlink: per-scheduler wake-up counters count cross-thread wake-ups", "
     std::atomic<bool> done{false};
     std::vector<std::unique_ptr<component>> kept;
     scheduler_group g(2, group_options{.pin = false, .until_idle = true});
-    auto& src = keep<int_source>(kept, g[0], 5000);
-    auto& sink = keep<checking_sink>(kept, g[1], &done);
+    auto& src = test::keep<int_source>(kept, g[0], 5000);
+    auto& sink = test::keep<checking_sink>(kept, g[1], &done);
     sink.in().set_limit(4);
     component::link({src, "outbox"}, {sink, "inbox"});
     component::link({src, "signal"}, {sink, "control"});
     g.start();
-    REQUIRE(wait_flag(done));
+    REQUIRE(test::eventually([&] { return done.load(); }));
     g.join();
     REQUIRE(sink.count == 5000);
     // Scheduler 1 was woken for batches (far fewer than one per message);

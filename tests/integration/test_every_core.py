@@ -119,6 +119,61 @@ def metrics_per_scheduler(k):
         t.eq(d.stop(), 0, "exit 0")
 
 
+def scrape(mport):
+    """/metrics as {(name, sorted labels): value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=harness.IO_TIMEOUT) as r:
+        text = r.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)
+        if m:
+            labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or "")))
+            samples[(m.group(1), labels)] = float(m.group(3))
+    return samples
+
+
+def sample(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+@t.test
+def metrics_sum_the_shards(k):
+    # /metrics reports the whole server: scheduler 1's shard's counters are
+    # added to the server's, and each scheduler's share is its own series.
+    with Daemon(k, "greeter", "--threads", "2", "--metrics-port", "0", "--log-level", "debug",
+                expect_servers=2) as d:
+        _, mport = d.address("metrics")
+        a, b = clients_on_both(d, "greeter", connect=lambda: d.client("greeter"))
+        try:
+            def both_open():
+                m = scrape(mport)
+                return m if sample(m, "kamaelia_connections_open", server="greeter") == 2 else None
+            m = harness.wait_until(both_open, 30, "two greeter connections open (the spares closed)")
+            for i in (0, 1):
+                t.eq(sample(m, "kamaelia_shard_connections_open", server="greeter", scheduler=str(i)), 1.0,
+                     f"one connection open on scheduler {i}")
+            total = sample(m, "kamaelia_connections_total", server="greeter")
+            shares = [sample(m, "kamaelia_shard_connections_total", server="greeter", scheduler=str(i)) for i in (0, 1)]
+            t.check(None not in shares and shares[0] >= 1 and shares[1] >= 1, f"both schedulers accepted: {shares}")
+            t.eq(total, sum(shares), "connections_total is the sum over the schedulers")
+            # Bytes from the client on scheduler 1 count in the server's totals.
+            before = scrape(mport)
+            line = b"x" * 100
+            b.send_line(line)
+            t.eq(b.read_line(), b"hello " + line + b"\r\n", "the reply on scheduler 1")
+            def grown():
+                m = scrape(mport)
+                got_in = sample(m, "kamaelia_bytes_received_total", server="greeter") - \
+                    sample(before, "kamaelia_bytes_received_total", server="greeter")
+                got_out = sample(m, "kamaelia_bytes_sent_total", server="greeter") - \
+                    sample(before, "kamaelia_bytes_sent_total", server="greeter")
+                return (got_in, got_out) if (got_in, got_out) == (102, 108) else None
+            harness.wait_until(grown, 30, "the bytes of the client on scheduler 1 in the server's totals")
+            t.eq(d.stop(), 0, "exit 0")
+        finally:
+            harness.close_all([a, b])
+
+
 @t.test
 def cap_holds_for_the_whole_server(k):
     with Daemon(k, "chat", "--threads", "2", "--max-connections", "3", "--log-level", "debug") as d:

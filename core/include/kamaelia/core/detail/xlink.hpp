@@ -9,28 +9,39 @@
 //    same-scheduler send pays nothing for this: the full() check it always
 //    made is the only branch.
 //  - a route: the link's state shared by both ends (its policy, its credit).
-//  - a channel per (A, B) pair: one FIFO transit queue under one mutex, so
-//    everything A's components send to B's keeps its order, a
-//    producer_finished on "signal"→"control" included (it cannot overtake
-//    data sent before it on "outbox"→"inbox").
-//  - a pump on B: a component that takes the whole queue at once and hands
+//  - a channel per (A, B) pair: a bounded lock-free single-producer/
+//    single-consumer ring (A's thread produces, B's consumes), so everything
+//    A's components send to B's keeps its order, a producer_finished on
+//    "signal"→"control" included (it cannot overtake data sent before it on
+//    "outbox"→"inbox"). One ring per pair, not per link: the pump drains one
+//    ring per batch whatever the number of links, and the cross-link order
+//    above needs a single FIFO. When the ring is full the sender appends
+//    to an overflow under a mutex until the pump, having drained the ring,
+//    takes the overflow whole (order kept); the links' credit bounds both.
+//  - a pump on B: a component that takes the whole ring at once and hands
 //    each message on through an outbox of its own, locally linked to D with
 //    the link's policy, so D's bound, its parked-sender wake-up and the four
 //    policies hold as for a local link. A message that finds D full waits in
 //    a lane of its sender (the sender's later messages behind it); other
 //    senders' messages go on, so no sender waits behind another's full inbox.
-// Wake-ups are batched: B is posted to once when the queue turns non-empty
-// (until the pump takes it), A once per batch that frees room for parked
+// Wake-ups are batched: B is posted to once when the pump has gone to sleep
+// and a message arrives, A once per batch that frees room for parked
 // senders or finds a receiver gone.
+// The per-message path takes no lock: a push is a slot write and a store
+// of the tail; the credit is two counters, one per side. A mutex per channel
+// remains for what is rare: making and closing routes, the lists of routes
+// to wake, and posting wake-ups (once per batch); the overflow's mutex is
+// taken only while the ring is full (the receiver a ring's worth behind).
 #pragma once
 
 #include <kamaelia/core/box.hpp>
 #include <kamaelia/core/fwd.hpp>
 #include <kamaelia/core/message.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -44,17 +55,29 @@ struct xroute {
     delivery_policy policy = delivery_policy::suspend;
     const void* sender = nullptr;              // the sending component: its messages keep their order
     std::uint32_t limit = default_inbox_limit; // messages in transit before the sender's policy acts
-    // Under the channel's mutex.
-    std::uint32_t in_transit = 0; // data messages pushed, not yet handed to the receiver's inbox
-    bool sender_parked = false;   // a sender waits for credit
-    bool dst_closed = false;      // the receiver has gone (or its local link was cut)
-    bool cut_by_fail = false;     // ...cut because its inbox was full: the sender's next send fails
     // Sender's thread only.
-    class xlink_port* port = nullptr;
+    class xlink_port* port = nullptr; // null once closed (written under the channel's mutex)
+    std::uint64_t sent = 0;           // data messages pushed
+    std::uint64_t cancelled = 0;      // ...of which drop_oldest took back before the pump got them
+    std::deque<std::uint64_t> live;   // drop_oldest: ring positions of its data messages
+    // drop_oldest, under the channel's overflow mutex: in the overflow of
+    // epoch `ov_epoch`, everything of this route before `ov_cursor` has
+    // been taken back (so each cancel does not walk it again).
+    std::uint64_t ov_epoch = 0;
+    std::size_t ov_cursor = 0;
+    // Written by the receiver's thread, read by the sender's: in transit is
+    // sent - cancelled - returned.
+    alignas(64) std::atomic<std::uint64_t> returned{0}; // handed to the receiver's inbox (or discarded there)
+    std::atomic<std::uint8_t> closed{0};                // 0 open, 1 the receiver went, 2 cut by "fail" there
+    // Set by the sender when it finds no credit, cleared by whoever wakes it.
+    std::atomic<bool> sender_parked{false};
     // Receiver's thread only.
     std::string outbox; // the pump's box locally linked to the receiver's inbox
     box* pump_box = nullptr;
-    std::uint32_t taken = 0; // data messages handled in the pump's current batch
+    std::uint32_t taken = 0;         // data messages handled in the pump's current batch
+    std::uint64_t returned_mine = 0; // what `returned` says, without reading it back
+
+    enum : std::uint8_t { open = 0, receiver_went = 1, cut_by_fail = 2 };
 };
 
 // The sender's end: what the source box links to.
@@ -78,7 +101,8 @@ public:
 
 private:
     friend class xlink_channel;
-    void room();     // sender's thread: credit came back, parked senders go on
+    void room(); // sender's thread: credit came back, parked senders go on
+    std::uint64_t in_transit(std::memory_order o) const noexcept;
     void released(); // sender's thread: the receiver has gone
     std::shared_ptr<xlink_channel> ch_;
     ring fake_{}; // limit 0: always full, never holds a message
