@@ -51,13 +51,14 @@ test-asan: deps
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
-# ThreadSanitizer covers the threaded parts (tests tagged [threads]) and the
+# ThreadSanitizer covers the threaded parts (tests tagged [threads]), the
 # tests that use up every descriptor ([descriptors]), which UBSan's vptr check
-# cannot run.
+# cannot run, and the socket adapter's write coalescing over real sockets
+# ([csa]: its posted flushes and I/O handlers).
 test-tsan: deps
 	cmake -S . -B $(TSAN) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKAMAELIA_SANITIZE=thread -DKAMAELIA_BUILD_BENCH=OFF -DKAMAELIA_BUILD_EXAMPLES=OFF
 	cmake --build $(TSAN) -j $(JOBS) --target kamaelia_tests
-	TSAN_OPTIONS=halt_on_error=1 ./$(TSAN)/bin/kamaelia_tests '[threads],[descriptors]'
+	TSAN_OPTIONS=halt_on_error=1 ./$(TSAN)/bin/kamaelia_tests '[threads],[descriptors],[csa]'
 
 # libFuzzer targets (tests/fuzz/fuzz_*.cpp), FUZZ_SECONDS each (default 10).
 test-fuzz: deps

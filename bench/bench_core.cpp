@@ -244,12 +244,11 @@ int sizes() {
     k::scheduler s;
     s.spawn<idle>().stop();
     s.run_until_idle();
-    std::printf(
-        "# sizes: sizeof(component)=%zu sizeof(inbox)=%zu sizeof(outbox)=%zu sizeof(message)=%zu "
-        "sizeof(ring)=%zu sizeof(component_ext)=%zu sizeof(send_awaiter)=%zu first ring=%zu+%zu bytes (malloc)\n",
-        sizeof(k::component), sizeof(k::inbox), sizeof(k::outbox), sizeof(k::message), sizeof(k::detail::ring),
-        sizeof(k::detail::component_ext), sizeof(k::component::send_awaiter), sizeof(k::detail::ring),
-        4 * sizeof(k::message));
+    std::printf("# sizes: sizeof(component)=%zu sizeof(inbox)=%zu sizeof(outbox)=%zu sizeof(message)=%zu "
+                "sizeof(ring)=%zu sizeof(component_ext)=%zu sizeof(send_awaiter)=%zu first ring=%zu+%zu bytes (slab)\n",
+                sizeof(k::component), sizeof(k::inbox), sizeof(k::outbox), sizeof(k::message), sizeof(k::detail::ring),
+                sizeof(k::detail::component_ext), sizeof(k::component::send_awaiter), sizeof(k::detail::ring),
+                4 * sizeof(k::message));
     size_of<idle>(s, "idle(wait_any loop)");
     size_of<relay>(s, "relay(recv/send loop)");
     size_of<one_shot>(s, "one_shot");

@@ -1,6 +1,7 @@
 // Inbox storage: the bounded ring, growth, and the senders parked on a full box.
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/core/detail/xlink.hpp>
+#include <kamaelia/core/slab.hpp>
 
 #include <new>
 
@@ -10,6 +11,29 @@ namespace {
 
 constexpr std::uint32_t first_ring_capacity = 4;
 
+// The first ring and its slots are one slab chunk (≈ 216 B): a one-shot
+// component's first message costs one slab allocation, not two mallocs.
+constexpr std::size_t inline_slots_offset =
+    (sizeof(detail::ring) + alignof(message) - 1) / alignof(message) * alignof(message);
+constexpr std::size_t first_ring_bytes = inline_slots_offset + sizeof(message) * first_ring_capacity;
+
+message* inline_slots(detail::ring* r) noexcept {
+    return reinterpret_cast<message*>(reinterpret_cast<unsigned char*>(r) + inline_slots_offset);
+}
+
+// Slot arrays past the first come from the slab too (it hands anything
+// above its largest class to operator new).
+message* allocate_slots(std::uint32_t cap) {
+    auto* s = static_cast<message*>(detail::slab_allocate(sizeof(message) * cap));
+    for (std::uint32_t i = 0; i < cap; ++i) new (&s[i]) message();
+    return s;
+}
+
+void free_slots(detail::ring* r, message* s, std::uint32_t cap) noexcept {
+    for (std::uint32_t i = 0; i < cap; ++i) s[i].~message();
+    if (s != inline_slots(r)) detail::slab_free(s, sizeof(message) * cap);
+}
+
 } // namespace
 
 // ---- inbox ----------------------------------------------------------------
@@ -18,8 +42,8 @@ inbox::~inbox() {
     if (!ring_) return;
     release_waiters();
     for (std::uint32_t i = 0; i < ring_->size; ++i) ring_->slots[(ring_->head + i) & ring_->mask].reset();
-    ::operator delete(ring_->slots);
-    delete ring_;
+    free_slots(ring_, ring_->slots, ring_->mask + 1);
+    detail::slab_free(ring_, first_ring_bytes);
 }
 
 void inbox::release_waiters() noexcept {
@@ -52,21 +76,20 @@ void inbox::absorb_waiters() {
 
 void inbox::grow() {
     if (!ring_) {
-        ring_ = new detail::ring{};
+        void* mem = detail::slab_allocate(first_ring_bytes);
+        ring_ = new (mem) detail::ring{};
         ring_->limit = default_inbox_limit;
         ring_->mask = first_ring_capacity - 1;
-        ring_->slots = static_cast<message*>(::operator new(sizeof(message) * first_ring_capacity));
+        ring_->slots = inline_slots(ring_);
         for (std::uint32_t i = 0; i < first_ring_capacity; ++i) new (&ring_->slots[i]) message();
         return;
     }
     detail::ring& r = *ring_;
     std::uint32_t cap = r.mask + 1;
     std::uint32_t ncap = cap * 2;
-    auto* slots = static_cast<message*>(::operator new(sizeof(message) * ncap));
-    for (std::uint32_t i = 0; i < ncap; ++i) new (&slots[i]) message();
+    message* slots = allocate_slots(ncap);
     for (std::uint32_t i = 0; i < r.size; ++i) slots[i] = std::move(r.slots[(r.head + i) & r.mask]);
-    for (std::uint32_t i = 0; i < cap; ++i) r.slots[i].~message();
-    ::operator delete(r.slots);
+    free_slots(ring_, r.slots, cap);
     r.slots = slots;
     r.head = 0;
     r.mask = ncap - 1;

@@ -70,17 +70,23 @@ std::string component::type_name() const {
 
 std::string component::name() const {
     std::string n = type_name() + "_" + std::to_string(id_);
-    if (ext_ && !ext_->tag.empty()) n += "_" + ext_->tag;
+    if (ext_ && ext_->rare && !ext_->rare->tag.empty()) n += "_" + ext_->rare->tag;
     return n;
 }
 
-void component::set_tag(std::string tag) { ext().tag = std::move(tag); }
+void component::set_tag(std::string tag) { rare().tag = std::move(tag); }
 
-std::string component::error_text() const { return ext_ ? ext_->error : std::string(); }
+std::string component::error_text() const { return ext_ && ext_->rare ? ext_->rare->error : std::string(); }
 
 detail::component_ext& component::ext() {
     if (!ext_) ext_ = new detail::component_ext();
     return *ext_;
+}
+
+detail::component_rare& component::rare() {
+    auto& e = ext();
+    if (!e.rare) e.rare = std::make_unique<detail::component_rare>();
+    return *e.rare;
 }
 
 // ---- boxes ------------------------------------------------------------------
@@ -397,7 +403,7 @@ bool component::shutdown_requested() {
         if (c && c->ends()) {
             if (!(flags_ & detail::flag_shutdown_seen) || (!shutdown_is_stop() && c->stops())) {
                 shutdown_kind_ = c->kind;
-                if (!c->text.empty() || ext_) ext().shutdown_text = c->text;
+                if (!c->text.empty() || (ext_ && ext_->rare)) rare().shutdown_text = c->text;
                 flags_ |= detail::flag_shutdown_seen;
             }
             continue;
@@ -418,9 +424,7 @@ bool component::shutdown_is_stop() const noexcept {
     return probe.stops();
 }
 
-void component::forward_shutdown() {
-    send_forced(message(ipc{shutdown_kind(), ext_ ? ext_->shutdown_text : std::string(), id_}), "signal");
-}
+void component::forward_shutdown() { send_forced(message(ipc{shutdown_kind(), shutdown_text(), id_}), "signal"); }
 
 // ---- life cycle -------------------------------------------------------------------
 
@@ -467,21 +471,21 @@ void component::destroy_frame() noexcept {
 
 void component::detach_from_parent() noexcept {
     if (!parent_) return;
-    auto* pe = parent_->ext_;
-    if (pe) {
-        component* prev = nullptr;
-        component** p = &pe->first_child;
-        while (*p && *p != this) {
-            prev = *p;
-            p = &(*p)->next_sibling_;
+    if (auto* pe = parent_->ext_) {
+        // O(1): a server with thousands of connections removes one per close.
+        if (prev_sibling_) {
+            prev_sibling_->next_sibling_ = next_sibling_;
+        } else if (pe->first_child == this) {
+            pe->first_child = next_sibling_;
         }
-        if (*p) {
-            *p = next_sibling_;
-            if (pe->last_child == this) pe->last_child = prev;
+        if (next_sibling_) {
+            next_sibling_->prev_sibling_ = prev_sibling_;
+        } else if (pe->last_child == this) {
+            pe->last_child = prev_sibling_;
         }
     }
     parent_ = nullptr;
-    next_sibling_ = nullptr;
+    next_sibling_ = prev_sibling_ = nullptr;
 }
 
 void component::remove_links() noexcept { unlink_all(*this); }

@@ -52,8 +52,7 @@ scheduler::~scheduler() {
     // Take every top-level component down: owned ones are deleted, the
     // others lose their frames (their objects belong to someone else).
     while (component* c = top_) {
-        top_ = c->next_sibling_;
-        c->next_sibling_ = nullptr;
+        remove_top(c);
         if (c->flags_ & detail::flag_scheduler_owned) {
             c->parent_ = nullptr;
             c->teardown(); // the frame goes while the derived object is whole
@@ -96,15 +95,24 @@ std::vector<component*> scheduler::top_level() const {
 }
 
 void scheduler::add_top(component* c) noexcept {
+    c->prev_sibling_ = nullptr;
     c->next_sibling_ = top_;
+    if (top_) top_->prev_sibling_ = c;
     top_ = c;
 }
 
+// O(1), and a no-op for a component not in the list (no previous sibling
+// and not the head): teardown() may ask again for one already removed.
 void scheduler::remove_top(component* c) noexcept {
-    component** p = &top_;
-    while (*p && *p != c) p = &(*p)->next_sibling_;
-    if (*p) *p = c->next_sibling_;
-    c->next_sibling_ = nullptr;
+    if (c->prev_sibling_) {
+        c->prev_sibling_->next_sibling_ = c->next_sibling_;
+    } else if (top_ == c) {
+        top_ = c->next_sibling_;
+    } else {
+        return;
+    }
+    if (c->next_sibling_) c->next_sibling_->prev_sibling_ = c->prev_sibling_;
+    c->next_sibling_ = c->prev_sibling_ = nullptr;
 }
 
 // ---- run queue ------------------------------------------------------------------
@@ -128,8 +136,11 @@ void scheduler::dequeue_everywhere(component* c) noexcept {
         }
         c->flags_ &= ~detail::flag_queued;
     }
-    for (auto& r : reap_)
-        if (r == c) r = nullptr;
+    // Only a finished component waits in reap_ (reap_finished takes it out
+    // before it is reaped): no walk for the usual case, a reaped one.
+    if (c->state_ == component_state::finished)
+        for (auto& r : reap_)
+            if (r == c) r = nullptr;
     if (running_ == c) running_ = nullptr;
 }
 
@@ -141,7 +152,7 @@ void scheduler::resume(component* c) {
         auto t0 = clock_type::now();
         c->current_.resume();
         auto dt = clock_type::now() - t0;
-        if (running_ == c) c->ext().cpu_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(dt).count();
+        if (running_ == c) c->rare().cpu_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(dt).count();
     } else {
         c->current_.resume();
     }
@@ -197,7 +208,7 @@ void scheduler::reap_finished() {
                     what = "unknown exception";
                 }
                 c->flags_ |= detail::flag_failed;
-                c->ext().error = what;
+                c->rare().error = what;
                 ++stats_.failures;
                 spdlog::error("component {} failed: {}", c->name(), what);
                 try {

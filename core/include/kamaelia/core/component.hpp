@@ -221,7 +221,7 @@ public:
     // The end message seen (defaults to producer_finished).
     ipc_kind shutdown_kind() const noexcept;
     // The text that came with the end message (a reason, an error for the peer).
-    std::string shutdown_text() const { return ext_ ? ext_->shutdown_text : std::string(); }
+    std::string shutdown_text() const { return ext_ && ext_->rare ? ext_->rare->shutdown_text : std::string(); }
     bool shutdown_is_stop() const noexcept;
     // Sends the end message seen (or producer_finished) out of "signal".
     void forward_shutdown();
@@ -256,7 +256,7 @@ public:
     // Per-component counters (for introspection).
     std::uint32_t wakeups() const noexcept { return wakeups_; }
     std::uint32_t sent() const noexcept { return sent_; }
-    std::uint64_t cpu_ns() const noexcept { return ext_ ? ext_->cpu_ns : 0; }
+    std::uint64_t cpu_ns() const noexcept { return ext_ && ext_->rare ? ext_->rare->cpu_ns : 0; }
 
 protected:
     virtual task main() = 0;
@@ -277,6 +277,7 @@ private:
     friend void detail::set_current(component*, std::coroutine_handle<>) noexcept;
 
     detail::component_ext& ext();
+    detail::component_rare& rare();
     box* lookup(box_name b) const noexcept;
     box& lookup_or_throw(box_name b) const;
     inbox& inbox_or_throw(box_name b) const;
@@ -305,7 +306,11 @@ private:
 
     scheduler* sched_ = nullptr;
     component* parent_ = nullptr;
+    // Siblings (a parent's children, or a scheduler's top-level components)
+    // form a doubly linked list: a server ends one of thousands of
+    // connections, a scheduler reaps its oldest component, in O(1).
     component* next_sibling_ = nullptr;
+    component* prev_sibling_ = nullptr;
     std::coroutine_handle<> root_;
     std::coroutine_handle<> current_; // innermost suspended coroutine
     inbox* wait_box_ = nullptr;

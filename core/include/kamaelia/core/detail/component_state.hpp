@@ -6,6 +6,7 @@
 #include <kamaelia/core/box.hpp>
 #include <kamaelia/core/clock.hpp>
 #include <kamaelia/core/fwd.hpp>
+#include <kamaelia/core/slab.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +28,17 @@ struct extra_box {
     std::unique_ptr<box, box_deleter> b;
 };
 
+// Texts and counters few components ever have: a tag, an error, an end
+// message's text, profiled CPU time. Kept out of component_ext so that the
+// state every linked component has stays small.
+struct component_rare {
+    std::string tag;           // optional name suffix
+    std::string error;         // what the body threw, if it did
+    std::string shutdown_text; // text of the end message seen
+    std::uint64_t cpu_ns = 0;  // time spent running (profiling on)
+};
+
+// From the slab, as the component itself (a server has five per connection).
 struct component_ext {
     std::vector<extra_box> boxes; // declared and run-time boxes beyond the four
     component* first_child = nullptr;
@@ -34,13 +46,13 @@ struct component_ext {
     std::uint64_t children_finished = 0;                   // ever: lets a parent skip a scan when none did
     std::vector<linkage*> links_out;                       // links whose source box is ours
     std::vector<linkage*> links_in;                        // links whose sink box is ours
-    std::string tag;                                       // optional name suffix
     time_point deadline{};                                 // timer armed for this component
     std::size_t heap_index = static_cast<std::size_t>(-1); // place in the scheduler's timer heap
+    std::unique_ptr<component_rare> rare;
     bool timed_out = false;
-    std::string error;         // what the body threw, if it did
-    std::string shutdown_text; // text of the end message seen
-    std::uint64_t cpu_ns = 0;  // time spent running (profiling on)
+
+    static void* operator new(std::size_t n) { return slab_allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { slab_free(p, n); }
 };
 
 // What a suspended component waits for.

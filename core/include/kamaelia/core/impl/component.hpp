@@ -239,6 +239,7 @@ C& component::add_child(std::unique_ptr<C> c) {
     raw->parent_ = this;
     auto& e = ext();
     // Append, keeping creation order (chassis rely on it for naming and wiring).
+    raw->prev_sibling_ = e.last_child;
     if (e.last_child) {
         e.last_child->next_sibling_ = raw;
     } else {
