@@ -72,7 +72,10 @@ public:
     bool reuse_port = false; // SO_REUSEPORT: one listener per scheduler on one TCP port
     bool tcp_nodelay = true;
     bool keepalive = false;
-    int backlog = 1024;
+    // The accept queue: a burst of connects while the scheduler is busy
+    // waits here; beyond it the kernel drops SYNs and the client retries
+    // after its 1 s SYN timeout. The kernel caps it at net.core.somaxconn.
+    int backlog = 4096;
     std::size_t accept_batch = 256; // connections accepted per wake-up (fairness)
 
     // Binds and listens now (also done at activation); throws std::system_error

@@ -126,7 +126,7 @@ public:
     bool reuse_address = true;
     bool tcp_nodelay = true;
     bool keepalive = false;
-    int backlog = 1024;
+    int backlog = 4096;                         // accept queue (listener.hpp: why 4096)
     std::size_t max_connections = 10000;        // beyond it, new connections are closed at once
     std::size_t max_per_address = 0;            // per client address (0: no cap; not for unix sockets,
                                                 // whose clients have no address)
