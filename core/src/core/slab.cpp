@@ -95,6 +95,14 @@ void slab_free(void* p, std::size_t n) noexcept {
 #endif
 }
 
+bool slab_enabled() noexcept {
+#ifdef KAMAELIA_SLAB_DISABLED
+    return false;
+#else
+    return true;
+#endif
+}
+
 std::size_t slab_bytes_in_use() noexcept {
 #ifdef KAMAELIA_SLAB_DISABLED
     return 0;

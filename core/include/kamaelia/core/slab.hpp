@@ -15,6 +15,10 @@ namespace kamaelia::detail {
 void* slab_allocate(std::size_t n);
 void slab_free(void* p, std::size_t n) noexcept;
 
+// False in sanitizer builds, where every object comes from plain new (so a
+// test counting allocations sees each coroutine frame there).
+bool slab_enabled() noexcept;
+
 // Bytes currently handed out by this thread's slab (for tests and benchmarks).
 std::size_t slab_bytes_in_use() noexcept;
 
