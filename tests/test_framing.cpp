@@ -70,7 +70,9 @@ TEST_CASE("telnet decoder: a subnegotiation past its bound is given up and what 
     std::string out;
     // A short one within the bound is swallowed whole, across chunks.
     d.feed(std::string("a\xff\xfa\x18") + std::string(telnet::max_subnegotiation - 1, 'q'), out);
-    d.feed("\xff\xf0" "b", out);
+    d.feed("\xff\xf0"
+           "b",
+           out);
     CHECK(out == "ab");
     CHECK(d.subnegotiations_abandoned() == 0);
     // IAC SB and no IAC SE: the bytes past the bound come out.

@@ -44,7 +44,7 @@ struct settings {
     unsigned max_failures = 5;                          // failed logins for one name from one address ...
     duration failure_window = std::chrono::minutes(15); // ... within this long lock it for this long
     std::size_t max_throttled = 4096;                   // (name, address) pairs the throttle remembers at most
-    std::size_t connection_queue = 1000;                // jobs that may wait for a PostgreSQL connection (store_service)
+    std::size_t connection_queue = 1000; // jobs that may wait for a PostgreSQL connection (store_service)
 };
 
 class board {
