@@ -237,8 +237,8 @@ void connected_socket_adapter::consume(std::size_t wrote) {
 
 bool connected_socket_adapter::flush_or_defer() {
     if (head_ == queue_.size() || write_blocked_) return true; // nothing to do, or the writability wake-up flushes
-    bool defer = opt_.coalesce_bytes != 0 && queued_bytes_ < opt_.coalesce_bytes && !unanswered_ &&
-                 !finishing_ && !tls_busy();
+    bool defer =
+        opt_.coalesce_bytes != 0 && queued_bytes_ < opt_.coalesce_bytes && !unanswered_ && !finishing_ && !tls_busy();
     if (!defer) {
         unanswered_ = false;
         return flush();

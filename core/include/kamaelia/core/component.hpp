@@ -172,8 +172,8 @@ public:
     // given). True when an awaited event is there, false on the timeout.
     //   co_await wait(ev_inbox | ev_external, 5s);
     enum event : std::uint8_t {
-        ev_inbox = detail::wait_any_inbox,   // any inbox has data (or an end message was seen)
-        ev_control = detail::wait_one_box,   // "control" has data
+        ev_inbox = detail::wait_any_inbox, // any inbox has data (or an end message was seen)
+        ev_control = detail::wait_one_box, // "control" has data
         // A child finished since the last wait that included ev_children
         // (an edge, not a scan: look at the children, e.g. children_done(),
         // after every wake-up, and before waiting when there may be none).

@@ -79,7 +79,7 @@ private:
     enum class io_result { ok, would_block, eof, error };
     void arm_read(bool even_if_paused = false);
     void arm_write();
-    bool flush(); // false on a write error
+    bool flush();          // false on a write error
     bool flush_or_defer(); // flush() now, or post it to the next I/O poll when coalescing allows
     bool flush_tls();
     void consume(std::size_t wrote); // drops written bytes from the queue
@@ -118,10 +118,10 @@ private:
     bool readable_ = false, read_armed_ = false;
     bool write_blocked_ = false;
     bool read_closed_ = false, read_paused_ = false;
-    bool unanswered_ = false;     // input read, no write since: the next output answers it
-    bool flush_posted_ = false;   // a deferred flush waits for the I/O poll
-    bool write_failed_ = false;   // ...and it failed (reason_ says why)
-    bool finishing_ = false;      // producer_finished: flush, then close
+    bool unanswered_ = false;   // input read, no write since: the next output answers it
+    bool flush_posted_ = false; // a deferred flush waits for the I/O poll
+    bool write_failed_ = false; // ...and it failed (reason_ says why)
+    bool finishing_ = false;    // producer_finished: flush, then close
 };
 
 } // namespace kamaelia

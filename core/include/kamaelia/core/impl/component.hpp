@@ -127,7 +127,6 @@ struct component::event_awaiter {
     }
 };
 
-
 // ---- inline hot paths ----------------------------------------------------
 
 inline void component::signal_external() noexcept {
