@@ -62,7 +62,7 @@ TEST_CASE("xlink: data and producer_finished cross in order, the receiver's boun
     g.settle();
     REQUIRE(src.finished());
     REQUIRE(sink.finished());
-    REQUIRE(sink.got == test::iota_vec(0, 50));
+    REQUIRE(sink.got == test::range_vec(0, 50));
     REQUIRE(sink.max_seen <= 3);
     // The end message did not overtake the data sent before it on the other link.
     REQUIRE(sink.data_when_finished == 50);
@@ -226,7 +226,7 @@ TEST_CASE("xlink: unlink while messages are in transit", "[core][xlink]") {
     REQUIRE(src2.finished());
     // What crossed before the unlink arrives, in order.
     REQUIRE(sink.got.size() >= 5);
-    REQUIRE(std::vector<int>(sink.got.begin(), sink.got.begin() + 5) == test::iota_vec(0, 5));
+    REQUIRE(std::vector<int>(sink.got.begin(), sink.got.begin() + 5) == test::range_vec(0, 5));
     REQUIRE(test::ascending(std::vector<int>(sink.got.begin() + 5, sink.got.end())));
     REQUIRE(g[1].live() == 1); // the sink only: no route left, the pump ended
     sink.stop();

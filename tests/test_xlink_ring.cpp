@@ -108,7 +108,7 @@ TEST_CASE("xlink ring: wrap-around and overflow under load keep each link's orde
     g.wait(0);
     g.wait(1);
     g.join();
-    for (auto* s : sinks) REQUIRE(s->got == test::iota_vec(0, n));
+    for (auto* s : sinks) REQUIRE(s->got == test::range_vec(0, n));
 }
 
 TEST_CASE("xlink ring: a full ring under each delivery policy", "[core][xlink][threads]") {
@@ -152,22 +152,22 @@ TEST_CASE("xlink ring: a full ring under each delivery policy", "[core][xlink][t
             const auto& got = sinks[i]->got;
             const auto& res = srcs[i]->results;
             switch (p) {
-            case delivery_policy::suspend: REQUIRE(got == test::iota_vec(0, n)); break;
+            case delivery_policy::suspend: REQUIRE(got == test::range_vec(0, n)); break;
             case delivery_policy::drop_newest:
                 // The first `limit` took the credit, the rest were dropped.
-                REQUIRE(got == test::iota_vec(0, limit));
+                REQUIRE(got == test::range_vec(0, limit));
                 REQUIRE(std::count(res.begin(), res.end(), false) == n - limit);
                 break;
             case delivery_policy::drop_oldest:
                 // Each send past the credit took back the oldest in transit,
                 // in the ring or in the overflow.
-                REQUIRE(got == test::iota_vec(n - limit, n));
+                REQUIRE(got == test::range_vec(n - limit, n));
                 REQUIRE(std::count(res.begin(), res.end(), false) == 0);
                 break;
             case delivery_policy::fail:
                 // The credit, then one failed send cut the link; the rest went
                 // to an unlinked outbox. The receiver was told.
-                REQUIRE(got == test::iota_vec(0, limit));
+                REQUIRE(got == test::range_vec(0, limit));
                 REQUIRE(std::count(res.begin(), res.end(), false) == 1);
                 REQUIRE_FALSE(res[limit]);
                 REQUIRE(sinks[i]->controls ==
@@ -185,7 +185,7 @@ TEST_CASE("xlink ring: a sender parked on a full remote inbox is woken when the 
     REQUIRE(p.start_parked());
     p.g.post(1, [&p] { p.sink.let_in(); });
     p.finish();
-    REQUIRE(p.sink.got == test::iota_vec(0, n));
+    REQUIRE(p.sink.got == test::range_vec(0, n));
     REQUIRE(std::count(p.src.results.begin(), p.src.results.end(), false) == 0);
 }
 

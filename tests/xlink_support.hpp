@@ -62,7 +62,10 @@ inline bool ascending(const std::vector<int>& v) {
     return true;
 }
 
-inline std::vector<int> iota_vec(int from, int to) {
+// [from, to). Not named iota_vec: chassis_support.hpp has an inclusive
+// iota_vec, and two inline functions of one name in one program are an ODR
+// violation (the linker keeps either body).
+inline std::vector<int> range_vec(int from, int to) {
     std::vector<int> v;
     for (int i = from; i < to; ++i) v.push_back(i);
     return v;
