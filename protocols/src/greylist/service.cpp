@@ -233,13 +233,8 @@ struct connection {
     }
 
     decision judge(plan& p, std::int64_t at) {
+        // A listed request never gets here: answer_listed() took it first.
         const timing& t = m.t;
-        if (p.listed) {
-            decision d;
-            d.what = verdict::whitelisted;
-            d.reason = std::move(*p.listed);
-            return d;
-        }
         const triplet& key = p.key;
         if (m.cfg.auto_whitelist_clients > 0) {
             const std::string& client = p.client;
@@ -276,7 +271,6 @@ struct connection {
             keys.clear();
             clients.clear();
             for (auto& j : batch) {
-                if (j.p.listed) continue;
                 keys.push_back(j.p.key);
                 if (!j.p.client.empty()) clients.push_back(j.p.client);
             }
