@@ -126,6 +126,13 @@ TEST_CASE("client networks: /24 and /64 by default, configurable", "[grey]") {
     CHECK(client_network("Not-An-Address", 24, 64) == "not-an-address");
     CHECK(client_network("", 24, 64).empty());
     CHECK(canonical_address("::FFFF:1.2.3.4") == "1.2.3.4");
+    // IPv4 is formatted without inet_ntop: every octet width, both ends.
+    CHECK(canonical_address("0.0.0.0") == "0.0.0.0");
+    CHECK(canonical_address("255.255.255.255") == "255.255.255.255");
+    CHECK(canonical_address(" <9.10.99.100> ") == "9.10.99.100");
+    CHECK(client_network("255.255.255.255", 32, 64) == "255.255.255.255/32");
+    CHECK(client_network("198.51.100.200", 0, 64) == "0.0.0.0/0");
+    CHECK(client_network("198.51.100.200", 99, 64) == "198.51.100.200/32");
 }
 
 TEST_CASE("sender normalisation: case, BATV, SRS, +extension, VERP numbers", "[grey]") {

@@ -243,3 +243,30 @@ TEST_CASE("policy parser: a repeated attribute keeps its first value, found by h
     CHECK(*r.request.get("sender") == "s0");
     CHECK(r.request.attributes.size() == 1);
 }
+
+TEST_CASE("policy parser: past 32 names a repeat is still found, before and after the index", "[policy][hostile]") {
+    // 32 names are scanned; the 33rd builds the hash index over all of them.
+    std::string req;
+    for (int round = 0; round < 3; ++round)
+        for (int i = 0; i < 2000; ++i) req += "n" + std::to_string(i) + "=v" + std::to_string(round) + "\n";
+    req += "sender=first\nsender=second\n\n";
+    auto r = parse_policy_request(req, 1 << 20);
+    REQUIRE(r.status == policy_parse::complete);
+    CHECK(r.request.attributes.size() == 2001);
+    CHECK(*r.request.get("n0") == "v0");    // indexed when the 33rd name came
+    CHECK(*r.request.get("n31") == "v0");   // the last scanned one
+    CHECK(*r.request.get("n32") == "v0");   // the one that built the index
+    CHECK(*r.request.get("n1999") == "v0"); // indexed on arrival
+    CHECK(*r.request.get("sender") == "first");
+    CHECK(r.request.get("n2000") == nullptr);
+}
+
+TEST_CASE("policy parser: a short request keeps every name, first value wins, without the index", "[policy]") {
+    auto r = parse_policy_request("a=1\nb=2\na=3\nc=\nb=4\n\n");
+    REQUIRE(r.status == policy_parse::complete);
+    REQUIRE(r.request.attributes.size() == 3);
+    CHECK(*r.request.get("a") == "1");
+    CHECK(*r.request.get("b") == "2");
+    CHECK(r.request.get("c")->empty());
+    CHECK(r.request.get("d") == nullptr);
+}

@@ -38,7 +38,7 @@ task policy_protocol::main() {
             if (st.what == policy_conversation::reply) {
                 out = std::move(st.text);
             } else {
-                check question{st.query.req};
+                check question{st.query->req};
                 auto asked = std::chrono::steady_clock::now();
                 auto r = co_await ask(service_, std::move(question));
                 // The service layer failing (ended, shutting down) is a tempfail like a store error.
@@ -46,12 +46,12 @@ task policy_protocol::main() {
                 if (meter_)
                     meter_->count(d, std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count());
                 out = conv_.answer(d, std::time(nullptr));
-                if (spdlog::should_log(spdlog::level::debug)) log_policy_decision(st.query.req, d, out);
+                if (spdlog::should_log(spdlog::level::debug)) log_policy_decision(st.query->req, d, out);
                 if (out.empty()) {
                     // No reply: Postfix retries, then applies its default action (451 4.3.5).
                     // The store's outage itself is logged by the service, once.
-                    spdlog::debug("policy: {}: no answer for {} -> {}: {}", peer_, st.query.req.sender,
-                                  st.query.req.recipient, d.reason);
+                    spdlog::debug("policy: {}: no answer for {} -> {}: {}", peer_, st.query->req.sender,
+                                  st.query->req.recipient, d.reason);
                     closing = true;
                     break;
                 }

@@ -9,14 +9,31 @@
 
 namespace kamaelia::greylist {
 
+std::size_t policy_request::find(std::string_view name) const {
+    if (!index_.empty()) {
+        auto it = index_.find(name);
+        return it == index_.end() ? std::string_view::npos : it->second;
+    }
+    for (std::size_t i = 0; i < attributes.size(); ++i)
+        if (attributes[i].first == name) return i;
+    return std::string_view::npos;
+}
+
 const std::string* policy_request::get(std::string_view name) const {
-    auto it = index_.find(name);
-    return it == index_.end() ? nullptr : &attributes[it->second].second;
+    std::size_t i = find(name);
+    return i == std::string_view::npos ? nullptr : &attributes[i].second;
 }
 
 void policy_request::add(std::string_view name, std::string_view value) {
-    auto [it, fresh] = index_.try_emplace(std::string(name), attributes.size());
-    if (fresh) attributes.emplace_back(it->first, std::string(value));
+    if (find(name) != std::string_view::npos) return; // the first value wins
+    if (attributes.empty()) attributes.reserve(16);   // one allocation for a usual request
+    attributes.emplace_back(std::string(name), std::string(value));
+    if (attributes.size() == scan_max + 1) { // past the scan: index every name once
+        index_.reserve(2 * scan_max);
+        for (std::size_t i = 0; i < attributes.size(); ++i) index_.emplace(attributes[i].first, i);
+    } else if (attributes.size() > scan_max + 1) {
+        index_.emplace(attributes.back().first, attributes.size() - 1);
+    }
 }
 
 policy_parse_result policy_parser::next() {
@@ -189,14 +206,13 @@ policy_conversation::step policy_conversation::next() {
     case policy_parse::complete: break;
     }
     pending_ = to_query(r.request, test_hooks_);
+    st.query = &pending_;
     if (!pending_.ask) {
         st.what = reply;
         st.text = "action=DUNNO\n\n";
-        st.query = pending_;
         return st;
     }
     st.what = ask;
-    st.query = pending_;
     return st;
 }
 

@@ -7,9 +7,10 @@
 // ignored; a repeated name keeps its first value.
 //
 // Parsing is incremental and linear: each byte is looked at once however
-// the request is split into reads, and a repeated name is found by a hash
-// lookup (a hostile client sending 63 KB two lines at a time costs what one
-// 63 KB write costs).
+// the request is split into reads (a hostile client sending 63 KB two lines
+// at a time costs what one 63 KB write costs). A repeated name is found by a
+// scan while a request has at most 32 names (Postfix sends about 25: no
+// allocation, cheaper than hashing), by a hash index built past that.
 #pragma once
 
 #include <kamaelia/greylist/decision.hpp>
@@ -35,11 +36,14 @@ struct policy_request {
     void add(std::string_view name, std::string_view value);
 
 private:
+    static constexpr std::size_t scan_max = 32;    // names looked up by a scan up to here
+    std::size_t find(std::string_view name) const; // index in attributes, or npos
+
     struct hash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
     };
-    std::unordered_map<std::string, std::size_t, hash, std::equal_to<>> index_;
+    std::unordered_map<std::string, std::size_t, hash, std::equal_to<>> index_; // empty up to scan_max names
 };
 
 enum class policy_parse {
@@ -115,15 +119,15 @@ std::string policy_action(const decision& d, const policy_query& q, const reply_
 //
 //   conv.feed(bytes);
 //   for (auto st = conv.next(); st.kind != policy_conversation::need_input; st = conv.next())
-//       reply: write st.text | ask: decide(st.query.req), then write conv.answer(d, now)
+//       reply: write st.text | ask: decide(st.query->req), then write conv.answer(d, now)
 //       (empty: close without a reply) | close: close (st.text says why)
 class policy_conversation {
 public:
     enum kind { need_input, reply, ask, close };
     struct step {
         kind what = need_input;
-        std::string text; // reply: the bytes to write; close: why
-        policy_query query;
+        std::string text;                    // reply: the bytes to write; close: why
+        const policy_query* query = nullptr; // reply, ask: the request's query (valid until the next next())
     };
 
     explicit policy_conversation(reply_style style = {}, std::size_t max_request = 64 * 1024, bool test_hooks = false)
