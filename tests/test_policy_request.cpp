@@ -248,7 +248,13 @@ TEST_CASE("policy parser: past 32 names a repeat is still found, before and afte
     // 32 names are scanned; the 33rd builds the hash index over all of them.
     std::string req;
     for (int round = 0; round < 3; ++round)
-        for (int i = 0; i < 2000; ++i) req += "n" + std::to_string(i) + "=v" + std::to_string(round) + "\n";
+        for (int i = 0; i < 2000; ++i) {
+            req += 'n';
+            req += std::to_string(i);
+            req += "=v";
+            req += std::to_string(round);
+            req += '\n';
+        }
     req += "sender=first\nsender=second\n\n";
     auto r = parse_policy_request(req, 1 << 20);
     REQUIRE(r.status == policy_parse::complete);

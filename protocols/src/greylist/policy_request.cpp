@@ -107,7 +107,7 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 } // namespace
 
-policy_query to_query(const policy_request& r, bool test_hooks) {
+policy_query to_query(policy_request r, bool test_hooks) {
     policy_query q;
     auto* type = r.get("request");
     if (!type || *type != "smtpd_access_policy") {
@@ -127,12 +127,12 @@ policy_query to_query(const policy_request& r, bool test_hooks) {
         return q;
     }
     q.ask = true;
-    q.req.client_address = *client;
-    q.req.sender = *sender;
-    q.req.recipient = *rcpt;
-    if (auto* v = r.get("client_name")) q.req.client_name = *v == "unknown" ? std::string() : *v;
-    if (auto* v = r.get("helo_name")) q.req.helo = *v;
-    if (auto* v = r.get("instance")) q.req.instance = *v;
+    q.req.client_address = std::move(*client);
+    q.req.sender = std::move(*sender);
+    q.req.recipient = std::move(*rcpt);
+    if (auto* v = r.get("client_name")) q.req.client_name = *v == "unknown" ? std::string() : std::move(*v);
+    if (auto* v = r.get("helo_name")) q.req.helo = std::move(*v);
+    if (auto* v = r.get("instance")) q.req.instance = std::move(*v);
     if (auto* v = test_hooks ? r.get("policy_test_time") : nullptr) {
         std::int64_t t = 0;
         auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), t);
@@ -205,7 +205,7 @@ policy_conversation::step policy_conversation::next() {
         return st;
     case policy_parse::complete: break;
     }
-    pending_ = to_query(r.request, test_hooks_);
+    pending_ = to_query(std::move(r.request), test_hooks_);
     st.query = &pending_;
     if (!pending_.ask) {
         st.what = reply;

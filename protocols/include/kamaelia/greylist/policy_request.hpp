@@ -32,6 +32,7 @@ struct policy_request {
     std::vector<std::pair<std::string, std::string>> attributes;
     // The first value of `name`, or nullptr when absent.
     const std::string* get(std::string_view name) const;
+    std::string* get(std::string_view name) { return const_cast<std::string*>(std::as_const(*this).get(name)); }
     // Adds an attribute unless the name is already there (the first wins).
     void add(std::string_view name, std::string_view value);
 
@@ -96,7 +97,8 @@ struct policy_query {
 // policy_test_time (postgrey's test hook) is honoured only when `test_hooks`
 // is set, which only the command line's --test-hooks does; otherwise it is
 // ignored like any attribute we do not know.
-policy_query to_query(const policy_request& r, bool test_hooks = false);
+// The request's values move into the query (pass an rvalue to save the copies).
+policy_query to_query(policy_request r, bool test_hooks = false);
 
 // Text substitutions of postgrey's --greylist-text: %s seconds left, %r the
 // recipient's domain, %% a percent sign.
