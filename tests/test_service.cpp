@@ -17,6 +17,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 // Counts this thread's allocations while armed (the no-allocation test).
@@ -252,14 +253,28 @@ struct threaded_doubler : threaded_component {
     std::atomic<std::size_t> batches{0};
     latch_flag* gate = nullptr; // if set: wait for it before answering anything
     bool fail_after_taking = false;
+    // If set: each batch is answered inside a reply_batch, and while it
+    // lives no asker of the batch may resume (checked against `resumed`).
+    std::atomic<int>* resumed = nullptr;
+    std::atomic<bool> held{true};
     void thread_main() override {
         std::vector<request<job>> batch;
+        int answered = 0;
         while (!shutdown_requested()) {
             while (auto r = recv<request<job>>()) batch.push_back(std::move(*r));
             if (!batch.empty()) {
                 if (gate) gate->wait();
                 if (fail_after_taking) throw std::runtime_error("disk on fire");
-                for (auto& r : batch) r.reply(r.body.n * 2);
+                if (resumed) {
+                    reply_batch replies;
+                    for (auto& r : batch) r.reply(r.body.n * 2);
+                    // Room for a wake-up that was not held back to show.
+                    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                    if (resumed->load() != answered) held = false;
+                } else {
+                    for (auto& r : batch) r.reply(r.body.n * 2);
+                }
+                answered += static_cast<int>(batch.size());
                 batch.clear();
                 ++batches;
             }
@@ -276,6 +291,7 @@ struct driver : component {
     std::vector<std::optional<result<int>>> got;
     component* service;
     latch_flag* after = nullptr; // set once every asker has its answer
+    std::atomic<int> resumed{0}; // askers back from their ask (read by the service's thread)
     driver(int n, component& s, ask_options o = {}) : askers(n), opt(o), got(n), service(&s) {}
 
     struct one : component {
@@ -285,6 +301,7 @@ struct driver : component {
         task main() override {
             auto r = co_await ask("doubler", job{i}, d->opt);
             d->got[i].emplace(std::move(r));
+            d->resumed.fetch_add(1);
         }
     };
     task main() override {
@@ -311,6 +328,24 @@ TEST_CASE("ask: a threaded service answers from its thread", "[service][threads]
         REQUIRE(d.got[i]->ok());
         CHECK(**d.got[i] == 2 * i);
     }
+    CHECK(s.services().replies().open_count() == 0);
+}
+
+TEST_CASE("ask: a reply_batch holds a threaded service's wake-ups until its answers are all given",
+          "[service][threads]") {
+    scheduler s;
+    auto& svc = s.spawn<threaded_doubler>();
+    s.services().register_service("doubler", svc, "inbox");
+    driver d(200, svc);
+    svc.resumed = &d.resumed;
+    d.activate(s);
+    REQUIRE(run_within(s));
+    for (int i = 0; i < 200; ++i) {
+        REQUIRE(d.got[i]);
+        REQUIRE(d.got[i]->ok());
+        CHECK(**d.got[i] == 2 * i);
+    }
+    CHECK(svc.held.load()); // no asker of a batch resumed while its reply_batch lived
     CHECK(s.services().replies().open_count() == 0);
 }
 

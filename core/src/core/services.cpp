@@ -203,14 +203,40 @@ scheduler* reply_table::wake_locked(entry& e, std::uint32_t index) noexcept {
     return sched_;
 }
 
+namespace {
+thread_local reply_batch_state* held_replies = nullptr;
+} // namespace
+
 // One post per batch of wake-ups from another thread. The lambda fits
-// std::function's small buffer; the table outlives it (shared).
+// std::function's small buffer; the table outlives it (shared). Inside a
+// reply_batch the post waits for the batch's end (post_held()).
 void reply_table::post_ready(scheduler* to) noexcept {
     if (!to) return;
+    if (reply_batch_state* b = held_replies) {
+        try {
+            b->tables.push_back(shared_from_this());
+            return;
+        } catch (...) {
+            // out of memory: post now
+        }
+    }
     try {
         to->post([self = shared_from_this()] { self->run_ready(); });
     } catch (...) {
         std::lock_guard<std::mutex> lk(m_);
+        post_pending_ = false; // out of memory: the askers' deadlines still apply
+    }
+}
+
+void reply_table::post_held() noexcept {
+    std::lock_guard<std::mutex> lk(m_);
+    if (!sched_) { // the scheduler went meanwhile: its askers went with it
+        post_pending_ = false;
+        return;
+    }
+    try {
+        sched_->post([self = shared_from_this()] { self->run_ready(); });
+    } catch (...) {
         post_pending_ = false; // out of memory: the askers' deadlines still apply
     }
 }
@@ -535,5 +561,24 @@ subtask<remote_push> push_remote(component& self, service_port& port, message& m
 }
 
 } // namespace detail
+
+reply_batch::reply_batch() noexcept {
+    state_.outer = detail::held_replies;
+    detail::held_replies = &state_;
+}
+
+reply_batch::~reply_batch() {
+    detail::held_replies = state_.outer;
+    if (state_.outer) {
+        try {
+            auto& to = state_.outer->tables;
+            to.insert(to.end(), state_.tables.begin(), state_.tables.end());
+            return;
+        } catch (...) {
+            // out of memory: post them now
+        }
+    }
+    for (auto& t : state_.tables) t->post_held();
+}
 
 } // namespace kamaelia

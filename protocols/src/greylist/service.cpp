@@ -294,7 +294,10 @@ struct connection {
         // Committed (or rolled back): the connection has room again before
         // the answers go out, so an asker answered may ask again at once.
         if (m.held) m.held[index].fetch_sub(batch.size(), std::memory_order_acq_rel);
-        for (std::size_t i = 0; i < batch.size(); ++i) batch[i].rq.reply(std::move(out[i]));
+        {
+            reply_batch replies; // one wake-up for the askers' scheduler, not one an answer
+            for (std::size_t i = 0; i < batch.size(); ++i) batch[i].rq.reply(std::move(out[i]));
+        }
         m.decisions.fetch_add(batch.size(), std::memory_order_relaxed);
         m.commits.fetch_add(1, std::memory_order_relaxed);
     }
@@ -580,10 +583,13 @@ void service::thread_main() {
                 // (which the wake-up may have preempted on a shared core) queue
                 // the rest of its cycle, so they share a commit.
                 std::this_thread::yield();
-                while (auto r = recv<impl::request_type>()) {
-                    plan p = m.make_plan(r->body.r);
-                    if (m.answer_listed(*r, p)) continue; // before the transaction, not after its COMMIT
-                    batch.push_back(job{std::move(*r), std::move(p)});
+                {
+                    reply_batch replies; // the listed answers: one wake-up, before the transaction
+                    while (auto r = recv<impl::request_type>()) {
+                        plan p = m.make_plan(r->body.r);
+                        if (m.answer_listed(*r, p)) continue; // before the transaction, not after its COMMIT
+                        batch.push_back(job{std::move(*r), std::move(p)});
+                    }
                 }
                 if (!batch.empty()) c.run_batch(batch, due);
             }
@@ -602,15 +608,18 @@ void service::thread_main() {
     while (!shutdown_requested()) {
         while (recv_message("reload")) m.reload();
         while (auto f = recv<finding>("findings")) m.shared.apply(*f);
-        while (auto r = recv<impl::request_type>()) {
-            plan p = m.make_plan(r->body.r);
-            if (m.answer_listed(*r, p)) continue;
-            std::size_t to = m.route(r->body.r);
-            if (!m.admit(to)) {
-                r->reply(tempfail("greylist store busy"));
-                continue;
+        {
+            reply_batch replies; // listed and busy answers: one wake-up, before any wait
+            while (auto r = recv<impl::request_type>()) {
+                plan p = m.make_plan(r->body.r);
+                if (m.answer_listed(*r, p)) continue;
+                std::size_t to = m.route(r->body.r);
+                if (!m.admit(to)) {
+                    r->reply(tempfail("greylist store busy"));
+                    continue;
+                }
+                send(job{std::move(*r), std::move(p)}, std::string_view(m.worker_boxes[to]));
             }
-            send(job{std::move(*r), std::move(p)}, std::string_view(m.worker_boxes[to]));
         }
         if (!data_ready("inbox") && !data_ready("reload") && !data_ready("findings")) wait();
     }

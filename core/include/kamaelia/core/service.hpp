@@ -67,6 +67,25 @@ struct reply_of<Req, std::void_t<typename Req::reply_type>> {
 template <class Req>
 using reply_of_t = typename reply_of<Req>::type;
 
+// Replies given on this thread while a reply_batch lives wake each asker's
+// scheduler once, when it ends, instead of once a reply. A service that
+// answers a batch (a group commit) should hold one around its answers: on a
+// core shared with the askers' scheduler, each wake-up would otherwise let
+// that scheduler preempt the service after every answer (two context
+// switches a request). Nests (the outermost posts); any thread.
+//
+//   { reply_batch replies; for (auto& j : batch) j.rq.reply(decide(j)); }
+class reply_batch {
+public:
+    reply_batch() noexcept;
+    ~reply_batch();
+    reply_batch(const reply_batch&) = delete;
+    reply_batch& operator=(const reply_batch&) = delete;
+
+private:
+    detail::reply_batch_state state_;
+};
+
 // A request as the service receives it. Move-only; answered once.
 template <class Req, class Rep = reply_of_t<Req>>
 class request {

@@ -27,6 +27,12 @@ namespace kamaelia::detail {
 
 class reply_table;
 
+// See kamaelia::reply_batch (service.hpp): the wake-ups held back on this thread.
+struct reply_batch_state {
+    reply_batch_state* outer = nullptr;
+    std::vector<std::shared_ptr<reply_table>> tables; // each posts once when the batch ends
+};
+
 // Moves the reply (a result<Rep>*) into the slot (an optional<result<Rep>>*).
 using reply_complete_fn = void (*)(void* slot, void* value) noexcept;
 
@@ -68,6 +74,10 @@ public:
 
     // The scheduler goes: replies after this are dropped.
     void detach() noexcept;
+
+    // The end of a reply_batch that held back this table's post: posts it
+    // now (with the lock held, so the scheduler cannot go meanwhile).
+    void post_held() noexcept;
 
     // Entries open now (for tests and introspection).
     std::size_t open_count();
