@@ -220,24 +220,26 @@ void reply_table::post_ready(scheduler* to) noexcept {
             // out of memory: post now
         }
     }
-    try {
-        to->post([self = shared_from_this()] { self->run_ready(); });
-    } catch (...) {
-        std::lock_guard<std::mutex> lk(m_);
-        post_pending_ = false; // out of memory: the askers' deadlines still apply
-    }
+    post_held();
 }
 
+// Posts under post_m_, not m_: detach() takes both, so the scheduler lives
+// for the whole post, while its thread, woken by the post (and preempting
+// this one on a shared core), finds m_ free for run_ready().
 void reply_table::post_held() noexcept {
-    std::lock_guard<std::mutex> lk(m_);
-    if (!sched_) { // the scheduler went meanwhile: its askers went with it
-        post_pending_ = false;
-        return;
+    std::lock_guard<std::mutex> lk(post_m_);
+    bool posted = false;
+    if (scheduler* to = sched_) { // null: the scheduler went meanwhile, its askers with it
+        try {
+            to->post([self = shared_from_this()] { self->run_ready(); });
+            posted = true;
+        } catch (...) {
+            // out of memory: the askers' deadlines still apply
+        }
     }
-    try {
-        sched_->post([self = shared_from_this()] { self->run_ready(); });
-    } catch (...) {
-        post_pending_ = false; // out of memory: the askers' deadlines still apply
+    if (!posted) {
+        std::lock_guard<std::mutex> lk2(m_);
+        post_pending_ = false;
     }
 }
 
@@ -303,7 +305,7 @@ void reply_table::run_ready() noexcept {
 }
 
 void reply_table::detach() noexcept {
-    std::lock_guard<std::mutex> lk(m_);
+    std::scoped_lock lk(post_m_, m_); // no post in progress (post_held), none after
     sched_ = nullptr;
     for (auto& e : entries_)
         if (e.open) {

@@ -106,10 +106,11 @@ private:
     void post_ready(scheduler* to) noexcept;
 
     std::mutex m_;
+    std::mutex post_m_; // held while posting to sched_ (and by detach); taken before m_
     std::vector<entry> entries_;
     std::uint32_t free_ = UINT32_MAX;
     std::size_t open_ = 0;
-    scheduler* sched_ = nullptr;
+    scheduler* sched_ = nullptr; // set by open() (m_), cleared by detach() (post_m_ and m_)
     std::vector<woken> woken_;
     bool post_pending_ = false;
 };
