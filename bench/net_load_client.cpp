@@ -867,6 +867,32 @@ int mode_fanout(proto kind, tcp::endpoint ep, tcp::endpoint ep2, int nsubs, doub
         std::printf("fanout-%s value=0 unit=deliveries/s ok=0 error=setup\n", label);
         return 1;
     }
+    // Two chat daemons: a chat client is known by "ADDR:PORT", and Linux
+    // may give connections to two different servers the same local port. A
+    // subscriber of the second daemon with the publisher's port would take
+    // every line as its own and skip it (the run would fail its sync). So
+    // the publisher gets a port no subscriber has: a new connection is
+    // opened before the clashing one is closed, so it gets another port.
+    if (ep2 != ep) {
+        auto clashes = [&](const tcp::socket& p) {
+            asio::error_code ec;
+            auto mine = p.local_endpoint(ec).port();
+            return std::any_of(st.subs.begin(), st.subs.end(), [&](const sub_state& sub) {
+                asio::error_code e2;
+                return sub.s->local_endpoint(e2).port() == mine;
+            });
+        };
+        for (int tries = 0; clashes(*pubv.back()); ++tries) {
+            if (tries == 10 || open_connections(io, ep, 1, pubv) != 1) {
+                std::printf("fanout-%s value=0 unit=deliveries/s ok=0 error=setup\n", label);
+                return 1;
+            }
+            std::fprintf(stderr, "fanout: the publisher's port was a subscriber's: reconnected\n");
+            asio::error_code ec;
+            pubv.front()->close(ec);
+            pubv.erase(pubv.begin());
+        }
+    }
     tcp::socket& pub = *pubv[0];
 
     for (std::size_t i = 0; i < st.subs.size(); ++i) asio::co_spawn(io, sub_reader(st, i), asio::detached);
