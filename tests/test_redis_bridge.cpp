@@ -162,6 +162,14 @@ TEST_CASE("redis envelope: a pack carries several messages in order; a malformed
     }
 }
 
+TEST_CASE("redis bridge: a max_payload a pack cannot frame is refused at construction", "[redis]") {
+    redis_bridge::options o;
+    o.max_payload = std::size_t(1) << 32;
+    CHECK_THROWS_AS(redis_bridge("A", redis::parse_url("redis://127.0.0.1:1"), o), bad_state);
+    o.max_payload = (std::size_t(1) << 32) - 1;
+    CHECK_NOTHROW(redis_bridge("A", redis::parse_url("redis://127.0.0.1:1"), o));
+}
+
 namespace {
 
 // One "host": a backplane NAME bridged to `channel`, a local subscriber

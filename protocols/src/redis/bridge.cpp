@@ -39,6 +39,8 @@ redis_bridge::redis_bridge(std::string backplane_name, redis::url where, options
         throw bad_state("redis_bridge: back-off must be positive and backoff_min <= backoff_max");
     if (opts_.max_pending_bytes == 0 || opts_.batch_bytes == 0)
         throw bad_state("redis_bridge: max_pending_bytes and batch_bytes must be positive");
+    // A pack gives each message's length in 4 bytes.
+    if (opts_.max_payload > 0xffffffffu) throw bad_state("redis_bridge: max_payload must be below 4 GiB");
     // A pack is one message to every bridge on the channel: within what they read.
     opts_.pack_bytes = std::min(opts_.pack_bytes, opts_.max_payload);
     declare_inbox("local", "what was published on the local backplane");
