@@ -278,8 +278,8 @@ bool redis_bridge::take_pub_input() {
                 in_flight_.pop_front();
                 in_flight_msgs_ -= msgs;
             }
+            ++publishes_;
             if (r->type != REDIS_REPLY_ERROR) {
-                ++publishes_;
                 forwarded_ += msgs;
             } else {
                 not_forwarded_ += msgs;
