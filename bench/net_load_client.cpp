@@ -135,11 +135,20 @@ double self_cpu_s() {
     return double(r.ru_utime.tv_sec) + r.ru_utime.tv_usec / 1e6 + double(r.ru_stime.tv_sec) + r.ru_stime.tv_usec / 1e6;
 }
 
+// Each SERVER_PID's CPU time in ns (schedstat), in SERVER_PID's order; -1
+// for one that is unknown.
+std::vector<long long> server_cpu_each() {
+    std::vector<long long> v;
+    for (const auto& p : bench::server_pids()) v.push_back(bench::cpu_ns(p));
+    return v;
+}
+
 struct cpu_mark {
     long server = -1;
     double self = 0;
     clk::time_point at;
-    static cpu_mark now() { return {server_ticks(), self_cpu_s(), clk::now()}; }
+    std::vector<long long> each; // per server pid, ns
+    static cpu_mark now() { return {server_ticks(), self_cpu_s(), clk::now(), server_cpu_each()}; }
 };
 
 double server_pct(const cpu_mark& a, const cpu_mark& b) {
@@ -151,6 +160,22 @@ double server_pct(const cpu_mark& a, const cpu_mark& b) {
 double self_pct(const cpu_mark& a, const cpu_mark& b) {
     double secs = std::chrono::duration<double>(b.at - a.at).count();
     return secs > 0 ? 100.0 * (b.self - a.self) / secs : -1;
+}
+
+// "p1,p2,...": each server pid's share of a CPU between the marks, in
+// SERVER_PID's order (-1: unknown), so that a figure with several server
+// processes (net.chat_fanout_2nodes: two daemons and Redis) shows which one
+// is busy.
+std::string server_pcts(const cpu_mark& a, const cpu_mark& b) {
+    double secs = std::chrono::duration<double>(b.at - a.at).count();
+    std::string out;
+    for (std::size_t i = 0; i < a.each.size() && i < b.each.size(); ++i) {
+        double pct = a.each[i] < 0 || b.each[i] < 0 || secs <= 0 ? -1 : double(b.each[i] - a.each[i]) / 1e7 / secs;
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%s%.1f", out.empty() ? "" : ",", pct);
+        out += buf;
+    }
+    return out.empty() ? "-1" : out;
 }
 
 // ---- connecting ----------------------------------------------------------------
@@ -842,6 +867,32 @@ int mode_fanout(proto kind, tcp::endpoint ep, tcp::endpoint ep2, int nsubs, doub
         std::printf("fanout-%s value=0 unit=deliveries/s ok=0 error=setup\n", label);
         return 1;
     }
+    // Two chat daemons: a chat client is known by "ADDR:PORT", and Linux
+    // may give connections to two different servers the same local port. A
+    // subscriber of the second daemon with the publisher's port would take
+    // every line as its own and skip it (the run would fail its sync). So
+    // the publisher gets a port no subscriber has: a new connection is
+    // opened before the clashing one is closed, so it gets another port.
+    if (ep2 != ep) {
+        auto clashes = [&](const tcp::socket& p) {
+            asio::error_code ec;
+            auto mine = p.local_endpoint(ec).port();
+            return std::any_of(st.subs.begin(), st.subs.end(), [&](const sub_state& sub) {
+                asio::error_code e2;
+                return sub.s->local_endpoint(e2).port() == mine;
+            });
+        };
+        for (int tries = 0; clashes(*pubv.back()); ++tries) {
+            if (tries == 10 || open_connections(io, ep, 1, pubv) != 1) {
+                std::printf("fanout-%s value=0 unit=deliveries/s ok=0 error=setup\n", label);
+                return 1;
+            }
+            std::fprintf(stderr, "fanout: the publisher's port was a subscriber's: reconnected\n");
+            asio::error_code ec;
+            pubv.front()->close(ec);
+            pubv.erase(pubv.begin());
+        }
+    }
     tcp::socket& pub = *pubv[0];
 
     for (std::size_t i = 0; i < st.subs.size(); ++i) asio::co_spawn(io, sub_reader(st, i), asio::detached);
@@ -866,10 +917,11 @@ int mode_fanout(proto kind, tcp::endpoint ep, tcp::endpoint ep2, int nsubs, doub
         sync_ok && tl.drained && gaps == 0 && bad == 0 && incomplete == 0 && st.pub_bad == 0 && w > 0 && tl.d1 > tl.d0;
     std::printf("fanout-%s value=%.0f unit=deliveries/s ok=%d subs=%d payload=%zu window_msgs=%lld window_s=%.3f "
                 "published=%lld published_per_s=%.0f gaps=%lld bad=%lld incomplete_subs=%lld drained=%d syncs=%lld "
-                "pub_in=%lld pub_bad=%lld server_cpu_pct=%.0f client_cpu_pct=%.0f\n",
+                "pub_in=%lld pub_bad=%lld server_cpu_pct=%.0f server_cpu_pcts=%s client_cpu_pct=%.0f\n",
                 label, w > 0 ? double(tl.d1 - tl.d0) / w : 0.0, good ? 1 : 0, nsubs, payload, window, w, st.published,
                 w > 0 ? double(tl.p1 - tl.p0) / w : 0.0, gaps, bad, incomplete, tl.drained ? 1 : 0, st.syncs_sent,
-                st.pub_lines, st.pub_bad, server_pct(tl.m0, tl.m1), self_pct(tl.m0, tl.m1));
+                st.pub_lines, st.pub_bad, server_pct(tl.m0, tl.m1), server_pcts(tl.m0, tl.m1).c_str(),
+                self_pct(tl.m0, tl.m1));
     return good ? 0 : 1;
 }
 

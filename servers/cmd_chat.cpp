@@ -13,6 +13,7 @@ namespace kd = kamaelia::daemon;
 namespace {
 std::optional<std::string> backplane_url;
 std::optional<std::size_t> backplane_pending;
+std::optional<std::size_t> backplane_pack;
 
 // What may wait for Redis's answers, in bytes (redis_bridge::options::
 // max_pending_bytes): the flag, else the `backplane-pending-bytes` key.
@@ -24,6 +25,21 @@ std::size_t pending_bytes(kd::runtime& rt, const std::string& section) {
     constexpr std::size_t lo = 64 << 10, hi = std::size_t(1) << 30;
     if (*n < lo || *n > hi)
         throw kd::config_error(section + ": backplane-pending-bytes must be " + std::to_string(lo) + ".." +
+                               std::to_string(hi) + ", got " + std::to_string(*n));
+    return *n;
+}
+
+// Bytes of local messages packed into one PUBLISH (redis_bridge::options::
+// pack_bytes): the flag, else the `backplane-pack-bytes` key; 0 turns packs
+// off (for a channel shared with bridges from before packs).
+std::size_t pack_bytes(kd::runtime& rt, const std::string& section) {
+    std::optional<std::size_t> n = backplane_pack;
+    if (!n && rt.config())
+        if (auto v = rt.config()->get_uint(section, "backplane-pack-bytes")) n = static_cast<std::size_t>(*v);
+    if (!n) return kamaelia::redis_bridge::options{}.pack_bytes;
+    constexpr std::size_t lo = 1 << 10, hi = 1 << 20;
+    if (*n != 0 && (*n < lo || *n > hi))
+        throw kd::config_error(section + ": backplane-pack-bytes must be 0 (off) or " + std::to_string(lo) + ".." +
                                std::to_string(hi) + ", got " + std::to_string(*n));
     return *n;
 }
@@ -47,6 +63,7 @@ void bridge_backplane(kd::runtime& rt, const std::string& section, const std::st
                  u.channel.empty() ? name : u.channel);
     kamaelia::redis_bridge::options o;
     o.max_pending_bytes = pending_bytes(rt, section);
+    o.pack_bytes = pack_bytes(rt, section);
     auto bridge = std::make_unique<kamaelia::redis_bridge>(name, std::move(u), o);
     // /healthz: 503 while the bridge is not linked (Redis down, or not yet
     // reached at start); read from the bridge's flag, never a probe of ours.
@@ -61,7 +78,7 @@ const kd::register_server reg{{
     .name = "chat",
     .help = "telnet chat: every line goes to every other client (default port 1700)",
     .order = 20,
-    .keys = {"backplane", "backplane-pending-bytes"},
+    .keys = {"backplane", "backplane-pending-bytes", "backplane-pack-bytes"},
     .add_flags =
         [](CLI::App& app) {
             app.add_option("--backplane", backplane_url,
@@ -70,6 +87,9 @@ const kd::register_server reg{{
             app.add_option("--backplane-pending-bytes", backplane_pending,
                            "bytes of chat that may wait for Redis to answer (default 8 MiB); beyond, while Redis "
                            "does not read, lines are not forwarded (counted in /metrics)");
+            app.add_option("--backplane-pack-bytes", backplane_pack,
+                           "lines taken together go to Redis as one PUBLISH of up to this many bytes (default "
+                           "16384; 0: one PUBLISH a line, for a channel shared with kamaelia before packs)");
         },
     .build =
         [](kd::runtime& rt, const kd::server_flags& f) {

@@ -5,6 +5,7 @@
 #include <kamaelia/redis/bridge.hpp>
 
 #include <kamaelia/redis/detail/publish_window.hpp>
+#include <kamaelia/redis/detail/resp.hpp>
 
 #include "fixture.hpp"
 #include "net_support.hpp"
@@ -116,6 +117,59 @@ TEST_CASE("redis envelope: origin round trip, binary payloads, plain payloads", 
     CHECK(redis::unwrap(redis::wrap(a, "")).payload.empty());
 }
 
+TEST_CASE("redis envelope: a pack carries several messages in order; a malformed one none", "[redis]") {
+    auto a = redis::new_origin();
+    std::vector<std::string> msgs = {"one", "", std::string("b\0n\r\n\xff", 6), std::string(70000, 'z')};
+    std::string pack;
+    redis::begin_pack(pack, a);
+    for (auto& m : msgs) redis::add_to_pack(pack, m);
+    auto u = redis::unwrap(pack);
+    REQUIRE(u.origin);
+    CHECK(*u.origin == a);
+    CHECK(u.pack);
+    redis::payloads each(u);
+    REQUIRE(each.count());
+    CHECK(*each.count() == msgs.size());
+    std::vector<std::string> got;
+    std::string_view p;
+    while (each.next(p)) got.emplace_back(p);
+    CHECK(got == msgs);
+
+    // One message (KB1) and a plain payload: one each.
+    for (std::string raw : {redis::wrap(a, "single"), std::string("plain")}) {
+        redis::payloads one(redis::unwrap(raw));
+        REQUIRE(one.count());
+        CHECK(*one.count() == 1);
+        REQUIRE(one.next(p));
+        CHECK((p == "single" || p == "plain"));
+        CHECK_FALSE(one.next(p));
+    }
+    // An empty pack: nothing.
+    std::string empty;
+    redis::begin_pack(empty, a);
+    redis::payloads none(redis::unwrap(empty));
+    REQUIRE(none.count());
+    CHECK(*none.count() == 0);
+    CHECK_FALSE(none.next(p));
+
+    // A length past the end, or a cut length: the whole pack is refused,
+    // not the messages before the damage delivered.
+    for (std::size_t cut : {std::size_t(1), std::size_t(2), std::size_t(70000)}) {
+        std::string bad = pack.substr(0, pack.size() - cut);
+        redis::payloads broken(redis::unwrap(bad));
+        CHECK_FALSE(broken.count());
+        CHECK_FALSE(broken.next(p));
+    }
+}
+
+TEST_CASE("redis bridge: a max_payload a pack cannot frame is refused at construction", "[redis]") {
+    redis_bridge::options o;
+    o.max_payload = std::size_t(1) << 32;
+    CHECK_THROWS_AS(redis_bridge("A", redis::parse_url("redis://127.0.0.1:1"), o), bad_state);
+    o.max_payload = (std::size_t(1) << 32) - 1;
+    CHECK_NOTHROW(redis_bridge("A", redis::parse_url("redis://127.0.0.1:1"), o));
+}
+
 namespace {
 
 // One "host": a backplane NAME bridged to `channel`, a local subscriber
@@ -219,6 +273,47 @@ TEST_CASE("redis bridge: two backplanes on one channel, each local message exact
     }
 }
 
+TEST_CASE("redis bridge: a burst goes in packs, fewer PUBLISH than messages; a bridge that does not pack "
+          "reads them and is read",
+          "[redis][integration]") {
+    if (!redis_server::available()) {
+        WARN("redis-server is not installed: skipped");
+        return;
+    }
+    redis_server rs;
+    scheduler s;
+    auto plain = host::fast_options();
+    plain.pack_bytes = 0; // one PUBLISH a message, the one-message envelope
+    host a("A", rs.url(), "ROOM");
+    host b("B", rs.url(), "ROOM", plain);
+    a.start(s);
+    b.start(s);
+    REQUIRE(run_until(s, [&] { return a.bridge.linked() && b.bridge.linked(); }));
+
+    auto from_a = numbered("a ", 1000);
+    publisher pa("A", from_a);
+    pa.start(s);
+    REQUIRE(run_until(s, [&] { return b.heard().size() >= from_a.size(); }));
+    CHECK(b.heard() == from_a);
+    REQUIRE(run_until(s, [&] { return a.bridge.forwarded() == from_a.size(); }));
+    CHECK(a.bridge.publishes() < from_a.size() / 2); // packed
+    CHECK(a.bridge.pending_messages() == 0);
+    REQUIRE(run_until(s, [&] { return a.bridge.echoes() == from_a.size(); })); // a pack's echo counts each
+    CHECK(a.heard() == from_a);                                                // once each, locally
+
+    auto from_b = numbered("b ", 300);
+    publisher pb("B", from_b);
+    pb.start(s);
+    REQUIRE(run_until(s, [&] { return a.heard().size() >= from_a.size() + from_b.size(); }));
+    auto heard_a = a.heard();
+    REQUIRE(heard_a.size() == from_a.size() + from_b.size());
+    CHECK(std::equal(from_b.begin(), from_b.end(), heard_a.begin() + static_cast<long>(from_a.size())));
+    REQUIRE(run_until(s, [&] { return b.bridge.forwarded() == from_b.size(); }));
+    CHECK(b.bridge.publishes() == from_b.size()); // not packed
+    CHECK(a.bridge.bad_packs() == 0);
+    CHECK(b.bridge.bad_packs() == 0);
+}
+
 TEST_CASE("redis bridge: Redis down - local delivery goes on, counted, reconnects once it is back",
           "[redis][integration]") {
     if (!redis_server::available()) {
@@ -302,6 +397,65 @@ TEST_CASE("redis bridge: a message larger than max_payload drops the link, not t
     p.start(s);
     REQUIRE(run_until(s, [&] { return a.bridge.not_forwarded() == 1; }));
     CHECK(a.bridge.forwarded() == 0);
+}
+
+TEST_CASE("redis reply reader: a large read parsed a slice at a time, in order, bounded", "[redis]") {
+    // What a subscribed connection reads under load: many pub/sub messages
+    // in one 64 KiB chunk, the last one cut in two.
+    auto frame = [](int i) {
+        std::string payload = "payload " + std::to_string(i);
+        return "*3\r\n$7\r\nmessage\r\n$4\r\nROOM\r\n$" + std::to_string(payload.size()) + "\r\n" + payload + "\r\n";
+    };
+    std::string wire;
+    int n = 0;
+    while (wire.size() < 64 * 1024) wire += frame(n++);
+    std::string last = frame(n);
+    wire += last.substr(0, 10);
+
+    redis::detail::reply_reader r(1 << 20);
+    REQUIRE(r.feed(wire));
+    int seen = 0;
+    std::size_t most = 0;
+    while (auto rep = r.next()) {
+        most = std::max(most, r.buffered());
+        REQUIRE(rep->type == REDIS_REPLY_ARRAY);
+        REQUIRE(rep->elements == 3);
+        CHECK(redis::detail::text_of(rep->element[2]) == "payload " + std::to_string(seen));
+        ++seen;
+    }
+    CHECK(seen == n);
+    CHECK_FALSE(r.broken());
+    // hiredis was never handed the whole read: it holds a slice or two, not
+    // 64 KiB (each reply it ends far into its buffer costs a memmove of the rest).
+    CHECK(most <= 2 * 4096);
+    // The rest of the cut message arrives: it completes.
+    REQUIRE(r.feed(std::string_view(last).substr(10)));
+    auto rep = r.next();
+    REQUIRE(rep);
+    CHECK(redis::detail::text_of(rep->element[2]) == "payload " + std::to_string(n));
+    CHECK_FALSE(r.next());
+
+    SECTION("a reply over the bound breaks the reader before it is all buffered") {
+        redis::detail::reply_reader small(10000);
+        std::string big = "$100000\r\n" + std::string(100000, 'x') + "\r\n";
+        REQUIRE(small.feed(big));
+        CHECK_FALSE(small.next());
+        CHECK(small.broken());
+        CHECK(small.error().find("larger than 10000") != std::string::npos);
+        CHECK_FALSE(small.feed("+OK\r\n"));
+    }
+    SECTION("fed byte by byte, the same replies") {
+        redis::detail::reply_reader r2(1 << 20);
+        int k = 0;
+        for (char c : wire) {
+            REQUIRE(r2.feed(std::string_view(&c, 1)));
+            while (auto x = r2.next()) {
+                CHECK(redis::detail::text_of(x->element[2]) == "payload " + std::to_string(k));
+                ++k;
+            }
+        }
+        CHECK(k == n);
+    }
 }
 
 // ---- Redis alive but not reading: the bytes bound --------------------------------
@@ -511,7 +665,7 @@ TEST_CASE("redis bridge: Redis stops reading - bounded in bytes, dropped and cou
     CHECK(bridge.pending_bytes() <= o.max_pending_bytes + size + 64);
     CHECK(bridge.pending_bytes() > 0);
     // Every message either waits for an answer or was counted lost.
-    REQUIRE(until([&] { return bridge.not_forwarded() + bridge.pending_commands() == n; }));
+    REQUIRE(until([&] { return bridge.not_forwarded() + bridge.pending_messages() == n; }));
     CHECK(bridge.linked());
 
     // The bridge never waits on the stalled connection: Redis->local goes on.
@@ -521,14 +675,18 @@ TEST_CASE("redis bridge: Redis stops reading - bounded in bytes, dropped and cou
     CHECK(bridge.received() == 1);
 
     // Redis reads again: the answers free the window, forwarding resumes.
-    std::uint64_t waiting = bridge.pending_commands();
+    std::uint64_t waiting = bridge.pending_messages();
+    std::uint64_t waiting_commands = bridge.pending_commands();
     r.reading_pub = true;
     REQUIRE(until([&] { return bridge.pending_bytes() == 0; }));
     CHECK(bridge.forwarded() == waiting);
     burst after("A", 10, 100);
     after.start(s);
     REQUIRE(until([&] { return bridge.forwarded() == waiting + 10; }));
-    CHECK(r.publishes == waiting + 10);
+    // (The 10 small ones may share a PUBLISH: packed.)
+    CHECK(r.publishes == bridge.publishes());
+    CHECK(r.publishes > waiting_commands);
+    CHECK(r.publishes <= waiting_commands + 10);
     CHECK(bridge.outages() == 0); // stalled, never disconnected
 }
 

@@ -272,6 +272,47 @@ class RawSubscriber:
 
 
 @t.test
+def packs_and_the_flag_that_turns_them_off(k):
+    """By default a daemon publishes to Redis in packs (\\0KB2); with
+    --backplane-pack-bytes 0 one \\0KB1 message a line (for a channel shared
+    with daemons from before packs). The two chat with each other in order
+    either way; a bad value stops the daemon at start-up."""
+    if skip_without_redis():
+        return
+    with Redis() as r:
+        with Daemon(k, "chat", "--backplane", r.url()) as a, \
+                Daemon(k, "chat", "--backplane", r.url(), "--backplane-pack-bytes", "0") as b:
+            t.require(linked(a) and linked(b), "both bridged")
+            sub = RawSubscriber(r.port, "CHAT")
+            a1, b1 = a.client(), b.client()
+            try:
+                chat_sync([a1, b1])
+                for i in range(300):
+                    a1.send_line(f"pa{i}")
+                for i in range(300):
+                    t.require(b1.read_line() == chat_line(a1, f"pa{i}"), f"A's line {i} in order on B")
+                t.check(sub.wait_for(b"\x00KB2"), "A publishes packs")
+                t.check(b"\x00KB1" not in sub.buf, "and nothing in the one-message envelope")
+                for i in range(300):
+                    b1.send_line(f"pb{i}")
+                for i in range(300):
+                    t.require(a1.read_line() == chat_line(b1, f"pb{i}"), f"B's line {i} in order on A")
+                t.check(sub.wait_for(b"\x00KB1"), "B publishes one message a PUBLISH")
+            finally:
+                a1.close()
+                b1.close()
+                sub.close()
+        tmp = tempfile.mkdtemp(prefix="kamaelia-it-chat-pack-")
+        try:
+            bad = harness.run([k, "chat", "--backplane", r.url(), "--backplane-pack-bytes", "10", "--port", "0",
+                               "--bind", "127.0.0.1", "--data-dir", tmp])
+            t.eq(bad.returncode, 2, "a pack bound of 10 bytes is refused")
+            t.check(b"backplane-pack-bytes must be 0" in bad.stderr, f"naming the setting: {bad.stderr[-200:]!r}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@t.test
 def redis_stopped_chat_goes_on_bounded(k):
     """SIGSTOP: Redis alive, reading nothing. Two local clients push 24 MiB at
     each other; the bridge may keep only --backplane-pending-bytes unanswered."""

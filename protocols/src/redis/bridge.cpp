@@ -2,7 +2,7 @@
 #include <kamaelia/redis/bridge.hpp>
 #include <kamaelia/util/control_watch.hpp>
 
-#include "resp.hpp"
+#include <kamaelia/redis/detail/resp.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -39,6 +39,10 @@ redis_bridge::redis_bridge(std::string backplane_name, redis::url where, options
         throw bad_state("redis_bridge: back-off must be positive and backoff_min <= backoff_max");
     if (opts_.max_pending_bytes == 0 || opts_.batch_bytes == 0)
         throw bad_state("redis_bridge: max_pending_bytes and batch_bytes must be positive");
+    // A pack gives each message's length in 4 bytes.
+    if (opts_.max_payload > 0xffffffffu) throw bad_state("redis_bridge: max_payload must be below 4 GiB");
+    // A pack is one message to every bridge on the channel: within what they read.
+    opts_.pack_bytes = std::min(opts_.pack_bytes, opts_.max_payload);
     declare_inbox("local", "what was published on the local backplane");
     declare_inbox("pub_in", "the publishing connection's replies and end");
     declare_inbox("sub_in", "the subscribed connection's messages and end");
@@ -113,7 +117,10 @@ void redis_bridge::drop_link(std::string why) {
     pub_handshake_ = sub_handshake_ = 0;
     // What Redis never answered is counted lost (whether it was published
     // is unknown: at most once).
-    not_forwarded_ += window_.clear();
+    (void)window_.clear();
+    not_forwarded_ += in_flight_msgs_;
+    in_flight_.clear();
+    in_flight_msgs_ = 0;
     held_.clear();
     while (recv_message("pub_in")) {}
     while (recv_message("sub_in")) {}
@@ -146,9 +153,21 @@ void redis_bridge::forward_local() {
     // "local" is drained either way, so nothing piles up before the bridge.
     bool appending = !held_.empty() && !offer_held();
     std::string batch = appending ? std::move(held_) : std::string();
-    std::uint32_t count = 0;
-    std::size_t added = 0;
-    while (appending || batch.size() < opts_.batch_bytes) {
+    const bool packing = opts_.pack_bytes != 0;
+    std::uint32_t count = 0;  // commands formatted into `batch`
+    std::size_t added = 0;    // bytes they and the open pack take in the window
+    std::uint32_t packed = 0; // messages in the open command (envelope_)
+    std::size_t open_cmd = 0; // its command size
+    auto close = [&] {
+        if (packed == 0) return;
+        redis::detail::format_command(batch, {"PUBLISH", channel_, envelope_});
+        in_flight_.push_back(packed);
+        in_flight_msgs_ += packed;
+        ++count;
+        packed = 0;
+        open_cmd = 0;
+    };
+    while (appending || batch.size() + (packed ? envelope_.size() : 0) < opts_.batch_bytes) {
         std::optional<message> m = recv_message("local");
         if (!m) break;
         const std::string* p = m->peek<std::string>();
@@ -156,8 +175,15 @@ void redis_bridge::forward_local() {
             ++not_forwarded_;
             continue;
         }
-        std::size_t need = redis::detail::command_size(
-            {std::size_t(7), channel_.size(), redis::envelope_header + p->size()}); // PUBLISH channel envelope
+        // Into the open pack, or a command of its own.
+        bool join =
+            packing && packed != 0 && envelope_.size() + redis::pack_frame_header + p->size() <= opts_.pack_bytes;
+        std::size_t body = join      ? envelope_.size() + redis::pack_frame_header + p->size()
+                           : packing ? redis::envelope_header + redis::pack_frame_header + p->size()
+                                     : redis::envelope_header + p->size();
+        std::size_t cmd =
+            redis::detail::command_size({std::size_t(7), channel_.size(), body}); // PUBLISH channel envelope
+        std::size_t need = join ? cmd - open_cmd : cmd;
         if (!window_.fits(need, added)) {
             // Redis has not answered max_pending_bytes: it does not read.
             // Dropped, not queued; the scheduler never waits for it.
@@ -166,12 +192,22 @@ void redis_bridge::forward_local() {
             stall_log_.fail("local messages dropped, not queued; local delivery goes on", sched()->now());
             continue;
         }
-        envelope_.clear();
-        redis::wrap_into(envelope_, origin_, *p);
-        redis::detail::format_command(batch, {"PUBLISH", channel_, envelope_});
-        ++count;
+        if (!join) {
+            close();
+            if (packing) {
+                redis::begin_pack(envelope_, origin_);
+            } else {
+                envelope_.clear();
+                redis::wrap_into(envelope_, origin_, *p);
+            }
+        }
+        if (packing) redis::add_to_pack(envelope_, *p);
+        ++packed;
+        open_cmd = cmd;
         added += need;
+        if (!packing) close();
     }
+    close();
     if (count == 0) {
         if (appending) held_ = std::move(batch);
         return;
@@ -235,11 +271,18 @@ bool redis_bridge::take_pub_input() {
                 continue;
             }
             // A PUBLISH answered: an integer (receivers), or an error.
-            (void)window_.answered();
+            // (The window and in_flight_ hold the same commands.)
+            std::uint32_t msgs = 0;
+            if (window_.answered() && !in_flight_.empty()) {
+                msgs = in_flight_.front();
+                in_flight_.pop_front();
+                in_flight_msgs_ -= msgs;
+            }
+            ++publishes_;
             if (r->type != REDIS_REPLY_ERROR) {
-                ++forwarded_;
+                forwarded_ += msgs;
             } else {
-                ++not_forwarded_;
+                not_forwarded_ += msgs;
                 if (publish_errors_++ == 0)
                     spdlog::warn("backplane {}: Redis refused PUBLISH: {} (further refusals not logged)", bp_name_,
                                  text_of(r.get()));
@@ -313,18 +356,28 @@ task redis_bridge::main() {
                 }
                 if (kind != "message") continue;
                 redis::unwrapped u = redis::unwrap(text_of(r->element[2]));
-                if (u.origin && *u.origin == origin_) {
-                    ++echoes_;
+                redis::payloads each(u);
+                if (!each.count()) {
+                    if (bad_packs_++ == 0)
+                        spdlog::warn("backplane {}: a malformed pack from Redis dropped (further ones not logged)",
+                                     bp_name_);
                     continue;
                 }
-                message out(make_shared_message(std::string(u.payload)));
-                const void* addr = out.peek<std::string>();
-                injected_.insert(addr);
-                bool sent = co_await send_message(std::move(out), "to_backplane");
-                if (sent) {
-                    ++received_;
-                } else {
-                    injected_.erase(addr);
+                if (u.origin && *u.origin == origin_) {
+                    echoes_ += *each.count();
+                    continue;
+                }
+                std::string_view payload;
+                while (each.next(payload)) {
+                    message out(make_shared_message(std::string(payload)));
+                    const void* addr = out.peek<std::string>();
+                    injected_.insert(addr);
+                    bool sent = co_await send_message(std::move(out), "to_backplane");
+                    if (sent) {
+                        ++received_;
+                    } else {
+                        injected_.erase(addr);
+                    }
                 }
             }
         }

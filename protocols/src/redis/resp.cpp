@@ -1,5 +1,6 @@
-#include "resp.hpp"
+#include <kamaelia/redis/detail/resp.hpp>
 
+#include <algorithm>
 #include <array>
 #include <new>
 #include <stdexcept>
@@ -14,27 +15,43 @@ reply_reader::~reply_reader() { redisReaderFree(r_); }
 
 bool reply_reader::feed(std::string_view bytes) {
     if (broken()) return false;
-    if (redisReaderFeed(r_, bytes.data(), bytes.size()) != REDIS_OK) {
+    // What an earlier feed left (a caller that stopped early) goes first.
+    while (!pending_.empty())
+        if (!give_slice()) return false;
+    pending_ = bytes;
+    return true;
+}
+
+bool reply_reader::give_slice() {
+    std::size_t n = std::min(pending_.size(), slice);
+    if (redisReaderFeed(r_, pending_.data(), n) != REDIS_OK) {
         error_ = "RESP reader: cannot buffer input";
+        pending_ = {};
         return false;
     }
+    pending_.remove_prefix(n);
     return true;
 }
 
 reply_ptr reply_reader::next() {
-    if (broken()) return nullptr;
-    void* out = nullptr;
-    if (redisReaderGetReply(r_, &out) != REDIS_OK) {
-        error_ = std::string("RESP protocol error: ") + r_->errstr;
-        return nullptr;
-    }
-    if (!out) {
+    for (;;) {
+        if (broken()) return nullptr;
+        void* out = nullptr;
+        if (redisReaderGetReply(r_, &out) != REDIS_OK) {
+            error_ = std::string("RESP protocol error: ") + r_->errstr;
+            pending_ = {};
+            return nullptr;
+        }
+        if (out) return reply_ptr(static_cast<redisReply*>(out));
         // An incomplete reply: what it holds is bounded (a peer cannot make
         // us buffer without limit).
-        if (r_->len - r_->pos > max_) error_ = "a reply larger than " + std::to_string(max_) + " bytes";
-        return nullptr;
+        if (r_->len - r_->pos > max_) {
+            error_ = "a reply larger than " + std::to_string(max_) + " bytes";
+            pending_ = {};
+            return nullptr;
+        }
+        if (pending_.empty() || !give_slice()) return nullptr;
     }
-    return reply_ptr(static_cast<redisReply*>(out));
 }
 
 void format_command(std::string& out, std::initializer_list<std::string_view> args) {

@@ -12,6 +12,9 @@
 // - everything published locally is published once to the Redis channel
 //   (the backplane's name unless the URL says ?channel=NAME), wrapped in a
 //   small envelope carrying this bridge's origin id (redis/envelope.hpp);
+//   what it takes from the backplane in one turn goes in one PUBLISH, a
+//   pack (options::pack_bytes), so Redis and every bridge on the channel
+//   handle one command a burst, not one a message;
 // - everything Redis delivers on the channel is published on the local
 //   backplane, except the copies of our own messages (our origin id), which
 //   local subscribers already had: each local subscriber gets a local
@@ -56,6 +59,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -77,6 +81,11 @@ public:
         std::size_t max_payload = 1 << 20;
         std::uint32_t queue_limit = 8192;   // local messages queued before the bridge takes them
         std::size_t batch_bytes = 64 << 10; // PUBLISH commands written per send
+        // Local messages packed into one PUBLISH (redis/envelope.hpp), at
+        // most this many bytes (and never above max_payload); one larger
+        // message goes alone. 0: one PUBLISH a message, in the one-message
+        // envelope, the only one bridges before packs read.
+        std::size_t pack_bytes = 16 << 10;
         // Bytes of PUBLISH commands not yet answered by Redis (one lone
         // command larger than this still goes when nothing else waits).
         std::size_t max_pending_bytes = default_max_pending_bytes;
@@ -98,15 +107,18 @@ public:
     // The same, for another thread (the daemon's /healthz); the handle
     // outlives the bridge.
     std::shared_ptr<const std::atomic<bool>> link_state() const noexcept { return linked_; }
-    std::uint64_t forwarded() const noexcept { return forwarded_; } // published: Redis answered
+    std::uint64_t forwarded() const noexcept { return forwarded_; } // messages published: Redis answered
+    std::uint64_t publishes() const noexcept { return publishes_; } // PUBLISH commands Redis answered
     std::uint64_t received() const noexcept { return received_; }   // from Redis to local subscribers
     std::uint64_t echoes() const noexcept { return echoes_; }       // our own copies, dropped
+    std::uint64_t bad_packs() const noexcept { return bad_packs_; } // malformed packs from Redis, dropped
     std::uint64_t not_forwarded() const noexcept;                   // lost on the way to Redis
     // Of those, dropped because max_pending_bytes were waiting for Redis.
     std::uint64_t dropped_pending() const noexcept { return dropped_pending_; }
     // Bytes of PUBLISH commands waiting for Redis's answer now.
     std::size_t pending_bytes() const noexcept { return window_.bytes(); }
     std::uint64_t pending_commands() const noexcept { return window_.commands(); }
+    std::uint64_t pending_messages() const noexcept { return in_flight_msgs_; } // in those commands
     std::uint64_t outages() const noexcept { return outages_; }
     std::uint64_t connects() const noexcept { return connects_; } // successful links, ever
 
@@ -151,9 +163,11 @@ private:
     std::uint64_t lost_at_outage_start_ = 0;
     std::unordered_set<const void*> injected_; // payloads we put on the backplane, not yet seen back
     redis::detail::publish_window window_;
-    std::string held_;      // a formatted batch the connection refused (its inbox was full), in the window
-    std::string envelope_;  // scratch, kept for its capacity
-    log_limiter stall_log_; // the window full: Redis does not read
+    std::string held_;     // a formatted batch the connection refused (its inbox was full), in the window
+    std::string envelope_; // scratch (the pack being filled), kept for its capacity
+    std::deque<std::uint32_t> in_flight_; // messages in each PUBLISH not yet answered, oldest first
+    std::uint64_t in_flight_msgs_ = 0;    // their sum
+    log_limiter stall_log_;               // the window full: Redis does not read
 
     std::uint64_t forwarded_ = 0;
     std::uint64_t received_ = 0;
@@ -162,6 +176,8 @@ private:
     std::uint64_t outages_ = 0;
     std::uint64_t connects_ = 0;
     std::uint64_t publish_errors_ = 0;
+    std::uint64_t publishes_ = 0;
+    std::uint64_t bad_packs_ = 0;
     std::uint64_t dropped_pending_ = 0;
 };
 

@@ -26,16 +26,28 @@ public:
     reply_reader(const reply_reader&) = delete;
     reply_reader& operator=(const reply_reader&) = delete;
 
-    // False once broken (see error()).
+    // Takes `bytes` to parse; they are handed to hiredis a slice at a time
+    // by next(), so they must stay valid until next() has returned nullptr
+    // (or the reader is gone). False once broken (see error()).
     bool feed(std::string_view bytes);
     // The next complete reply, or nullptr (none yet, or broken: error()).
     reply_ptr next();
     bool broken() const noexcept { return !error_.empty(); }
+    // Bytes hiredis holds now (parsed or not yet): at most one incomplete
+    // reply's bound plus a slice.
+    std::size_t buffered() const noexcept { return r_->len; }
     const std::string& error() const noexcept { return error_; }
 
 private:
+    // hiredis compacts its buffer (a memmove of all it holds) each time a
+    // reply ends 1 KiB or more into it: fed a 64 KiB read at once, it moves
+    // some 32 bytes for every byte parsed. Fed this much at a time, about 2.
+    static constexpr std::size_t slice = 4096;
+    bool give_slice();
+
     redisReader* r_;
     std::size_t max_;
+    std::string_view pending_; // fed, not yet handed to hiredis
     std::string error_;
 };
 
