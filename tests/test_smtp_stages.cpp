@@ -144,6 +144,34 @@ TEST_CASE("smtp envelope: recipient and attempt limits", "[smtp][hostile]") {
     CHECK(a->error); // past the attempt cap every RCPT is an error
 }
 
+TEST_CASE("smtp envelope: the attempt cap counts from the last message delivered, not from the session's start",
+          "[smtp][hostile]") {
+    // smtp-source -s 8 -m 20000 (grey.proxy_8) sends 2,500 messages on each
+    // connection: a per-session cap of 1,000 refused the 1,001st.
+    stage_rig r;
+    r.ctx.cfg.max_rcpt_attempts = 2;
+    r.ctx.cfg.allowed_senders = {"192.0.2.1"};
+    envelope e(r.ctx, "192.0.2.1", 1);
+    e.hello(cmd("EHLO c.test"), false);
+    greylist::request q;
+    for (int m = 0; m < 5; ++m) {
+        e.mail(cmd("MAIL FROM:<a@b.test>"));
+        CHECK(e.rcpt(cmd("RCPT TO:<a@x.test>"), q)->code == 250);
+        e.end(outcome::accepted, "250 queued");
+    }
+    // Transactions that deliver nothing still count against it.
+    e.mail(cmd("MAIL FROM:<a@b.test>"));
+    CHECK(e.rcpt(cmd("RCPT TO:<a@x.test>"), q)->code == 250);
+    e.end(outcome::abandoned, "RSET");
+    e.mail(cmd("MAIL FROM:<a@b.test>"));
+    CHECK(e.rcpt(cmd("RCPT TO:<a@x.test>"), q)->code == 250);
+    e.end(outcome::failed, "upstream lost");
+    e.mail(cmd("MAIL FROM:<a@b.test>"));
+    auto a = e.rcpt(cmd("RCPT TO:<a@x.test>"), q);
+    CHECK(a->code == 452);
+    CHECK(a->error);
+}
+
 TEST_CASE("smtp envelope: each transaction ends with one log line, in the original's format", "[smtp]") {
     stage_rig r;
     envelope e(r.ctx, "192.0.2.1", 1);

@@ -200,6 +200,11 @@ void envelope::end(outcome r, std::string detail) {
         else if (r == outcome::rejected)
             ctx_.rejected.fetch_add(1, std::memory_order_relaxed);
     }
+    // The attempt cap is on RCPTs since the last message delivered: a client
+    // that delivers mail may send any number on one connection (an MTA's
+    // reused connection, smtp-source -s); one that only cycles RCPT and RSET
+    // to fill the greylist stops at the cap.
+    if (in_mail_ && r == outcome::accepted) rcpt_attempts_ = 0;
     in_mail_ = false;
     sender_.clear();
     declared_size_.reset();

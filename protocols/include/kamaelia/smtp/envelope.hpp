@@ -95,7 +95,7 @@ private:
     bool body_8bit_ = false;
     std::vector<recipient> rcpts_;
     std::size_t accepted_ = 0;
-    std::size_t rcpt_attempts_ = 0; // RCPT commands this session, every outcome
+    std::size_t rcpt_attempts_ = 0; // RCPT commands since the last message delivered, every outcome
     long long delayed_ = 0;
     bool logged_ = false; // a line was written for this session
 };

@@ -45,7 +45,8 @@ struct proxy_settings {
     std::vector<nonstandard_triple> whitelisted_nonstandard_triples;
     std::size_t max_recipients = 100;                // RFC 5321 §4.5.3.1 minimum; more get 452 4.5.3
     std::uint64_t max_message_size = 10'240'000;     // SIZE; Postfix's default
-    std::size_t max_rcpt_attempts = 1000;            // RCPT commands per session (Postfix's smtpd_recipient_limit):
+    std::size_t max_rcpt_attempts = 1000;            // RCPT commands per session since the last message
+                                                     // delivered (Postfix's smtpd_recipient_limit):
                                                      // more get 452 4.5.3 without asking the greylist
     unsigned max_errors = 20;                        // 421 after this many errors (smtpd_hard_error_limit)
     std::size_t max_command_line = 512;              // octets with CRLF (RFC 5321)
