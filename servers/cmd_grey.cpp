@@ -340,7 +340,7 @@ const kd::register_server reg{{
             app.add_option("--max-message-size", gf.max_message_size, "SIZE limit in bytes (default 10240000)");
             app.add_option("--max-recipients", gf.max_recipients, "recipients per message (default 100)");
             app.add_option("--max-rcpt-attempts", gf.max_rcpt_attempts,
-                           "RCPT commands per session, deferred and refused ones too (default 1000)");
+                           "RCPT commands since the session's last delivered message, deferred and refused ones too (default 1000)");
             app.add_option("--max-errors", gf.max_errors, "errors before a session is closed with 421 (default 20)");
             app.add_option("--servername", gf.servername, "our name in replies and Received: (default: host name)");
             app.add_option("--session-log", gf.session_log, "one line per mail transaction to this file");
