@@ -281,6 +281,16 @@ private:
     box* lookup(box_name b) const noexcept;
     box& lookup_or_throw(box_name b) const;
     inbox& inbox_or_throw(box_name b) const;
+    // send/recv: an always-inline fast path for a fast_payload through
+    // "outbox"/"inbox" with room, and the general path (out of line).
+    template <class T, class V>
+    bool send_fast(V& v, box_name b) noexcept;
+    template <class V>
+    send_awaiter send_general(V&& v, box_name b);
+    template <class V>
+    bool try_send_general(V&& v, box_name b);
+    template <class T>
+    std::optional<T> recv_general(box_name b);
     void suspend_on(std::uint8_t flags, std::coroutine_handle<> h) noexcept;
     void notify_data(inbox* b) noexcept;
     // A sender parked on a full box still hears "stop now" on its control.
@@ -298,6 +308,9 @@ private:
     void teardown() noexcept;
     void detach_from_parent() noexcept;
     void remove_links() noexcept;
+    // `b`, a box of `owner`, has a new or no outgoing link: every "outbox"
+    // whose chain runs through it forgets its cached final inbox.
+    static void forget_final_inbox(component* owner, box* b) noexcept;
     std::string_view box_name_of(const box* b) const noexcept;
     enum class send_result : std::uint8_t { delivered, discarded, dropped, full, failed };
     send_result deliver_by_policy(message& m, box& from, inbox* target, delivery_policy p);
@@ -315,6 +328,10 @@ private:
     std::coroutine_handle<> current_; // innermost suspended coroutine
     inbox* wait_box_ = nullptr;
     detail::component_ext* ext_ = nullptr;
+    // Where "outbox" ends up (outbox_.final_inbox()), filled by send and
+    // cleared by every link change along the chain (forget_final_inbox),
+    // so the fast path does not walk the chain per message.
+    inbox* out_final_ = nullptr;
     std::uint32_t id_;
     std::uint32_t wakeups_ = 0;
     std::uint32_t sent_ = 0;
