@@ -176,25 +176,39 @@ inline void component::wake() noexcept {
 
 // recv<T> for a fast_payload T on "inbox": the slot's vtable pointer is
 // compared with T's inline one once, the value copied out, the slot left
-// empty. Anything else (another box, a shared or boxed payload, a type
-// mismatch) takes recv_general, which reports a mismatch as before.
+// empty. `done` is false when the general path must decide (a shared or
+// boxed payload, a type mismatch, which it reports as before).
 template <class T>
-KAMAELIA_ALWAYS_INLINE std::optional<T> component::recv(box_name b) {
+KAMAELIA_ALWAYS_INLINE std::optional<T> component::recv_fast(bool& done) noexcept {
+    done = true;
     if constexpr (detail::fast_payload<T>) {
-        if (b.hash == inbox_hash && b.name == "inbox") {
-            detail::ring* r = inbox_.ring_;
-            if (!r || r->size == 0) return std::nullopt;
-            message& slot = r->slots[r->head];
-            if (detail::message_access::holds_inline<T>(slot)) {
-                T v = detail::message_access::take_fast<T>(slot);
-                r->head = (r->head + 1) & r->mask;
-                --r->size;
-                if (r->waiters_head) [[unlikely]]
-                    inbox_.refill();
-                return v;
-            }
+        detail::ring* r = inbox_.ring_;
+        if (!r || r->size == 0) return std::nullopt;
+        message& slot = r->slots[r->head];
+        if (detail::message_access::holds_inline<T>(slot)) {
+            T v = detail::message_access::take_fast<T>(slot);
+            r->head = (r->head + 1) & r->mask;
+            --r->size;
+            if (r->waiters_head) [[unlikely]]
+                inbox_.refill();
+            return v;
         }
     }
+    done = false;
+    return std::nullopt;
+}
+
+template <class T>
+KAMAELIA_ALWAYS_INLINE std::optional<T> component::recv() {
+    bool done;
+    std::optional<T> v = recv_fast<T>(done);
+    if (done) return v;
+    return recv_general<T>("inbox");
+}
+
+template <class T>
+KAMAELIA_ALWAYS_INLINE std::optional<T> component::recv(box_name b) {
+    if (b.hash == inbox_hash && b.name == "inbox") return recv<T>();
     return recv_general<T>(b);
 }
 
@@ -216,33 +230,37 @@ template <class T>
     }
 }
 
-// The fast path of send and try_send: a fast_payload through "outbox" into a
+// The fast path of send and try_send on "outbox": a fast_payload into a
 // local inbox with room is built straight in its slot. False: nothing was
-// done (another box, a full, remote or unallocated inbox, no link), and the
-// general path decides.
+// done (a full, remote or unallocated inbox, no link), and the general path
+// decides.
 template <class T, class V>
-KAMAELIA_ALWAYS_INLINE bool component::send_fast(V& v, box_name b) noexcept {
+KAMAELIA_ALWAYS_INLINE bool component::send_fast(V& v) noexcept {
     if constexpr (detail::fast_payload<T>) {
-        if (b.hash == outbox_hash && b.name == "outbox") {
-            inbox* target = out_final_;
-            if (!target) [[unlikely]]
-                target = out_final_ = outbox_.final_inbox();
-            if (target && target->emplace_fast<T>(static_cast<V&&>(v))) {
-                ++sent_;
-                return true;
-            }
+        inbox* target = out_final_;
+        if (!target) [[unlikely]]
+            target = out_final_ = outbox_.final_inbox();
+        if (target && target->emplace_fast<T>(static_cast<V&&>(v))) {
+            ++sent_;
+            return true;
         }
     }
     return false;
 }
 
 template <class V>
-KAMAELIA_ALWAYS_INLINE component::send_awaiter component::send(V&& v, box_name b) {
-    if (send_fast<std::remove_cvref_t<V>>(v, b)) {
+KAMAELIA_ALWAYS_INLINE component::send_awaiter component::send(V&& v) {
+    if (send_fast<std::remove_cvref_t<V>>(v)) {
         send_awaiter a(this);
         a.w.delivered = true;
         return a;
     }
+    return send_general(std::forward<V>(v), "outbox");
+}
+
+template <class V>
+KAMAELIA_ALWAYS_INLINE component::send_awaiter component::send(V&& v, box_name b) {
+    if (b.hash == outbox_hash && b.name == "outbox") return send(std::forward<V>(v));
     return send_general(std::forward<V>(v), b);
 }
 
@@ -269,8 +287,14 @@ template <class V>
 }
 
 template <class V>
+KAMAELIA_ALWAYS_INLINE bool component::try_send(V&& v) {
+    if (send_fast<std::remove_cvref_t<V>>(v)) return true;
+    return try_send_general(std::forward<V>(v), "outbox");
+}
+
+template <class V>
 KAMAELIA_ALWAYS_INLINE bool component::try_send(V&& v, box_name b) {
-    if (send_fast<std::remove_cvref_t<V>>(v, b)) return true;
+    if (b.hash == outbox_hash && b.name == "outbox") return try_send(std::forward<V>(v));
     return try_send_general(std::forward<V>(v), b);
 }
 
