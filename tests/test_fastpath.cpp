@@ -1,9 +1,9 @@
 // The send/recv fast path (a trivially copyable payload that fits inline,
-// through "outbox"/"inbox", built straight in the target slot; the final
-// inbox cached per component) must behave exactly as the general path: every
-// delivery policy, a full inbox, a type mismatch, payloads that take the
-// general path, links changed between sends (the cache forgotten), chassis
-// passthrough chains, and the thread bridge and cross-scheduler links.
+// through "outbox"/"inbox", built straight in the target slot) must behave
+// exactly as the general path: every delivery policy, a full inbox, a type
+// mismatch, payloads that take the general path, links changed between
+// sends (no stale final inbox), chassis passthrough chains, and the thread
+// bridge and cross-scheduler links.
 #include "chassis_support.hpp"
 #include "group_fixture.hpp"
 #include "thread_support.hpp"
@@ -253,7 +253,7 @@ TEST_CASE("fastpath: shared, boxed and non-trivially-copyable payloads take the 
     REQUIRE(r.recv<big>()->bytes[0] == 'a');
 }
 
-TEST_CASE("fastpath: a link changed between sends sends to the new target (the cached final inbox is forgotten)",
+TEST_CASE("fastpath: a link changed between sends sends to the new target (no stale final inbox)",
           "[core][fastpath][links]") {
     test::fixture f;
     SECTION("unlink, then link the outbox elsewhere") {

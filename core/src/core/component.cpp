@@ -281,7 +281,6 @@ component::send_result component::deliver_by_policy(message& m, box& from, inbox
             unlink(*l);
         } else {
             b->clear_link();
-            out_final_ = nullptr;
         }
         target->owner()->control_.push_forced(message(ipc{ipc_kind::link_failed, what, id_}));
         m.reset();
@@ -609,7 +608,6 @@ linkage& component::link(endpoint src, endpoint dst, delivery_policy p) {
         src.comp->ext().links_out.push_back(l);
         dst.comp->ext().links_in.push_back(l);
     }
-    forget_final_inbox(src.comp, &s);
     // Messages already waiting in a box that becomes a link source move on.
     if (s.is_inbox()) {
         auto& ib = static_cast<inbox&>(s);
@@ -633,7 +631,6 @@ linkage& component::link(endpoint src, endpoint dst, delivery_policy p) {
 
 void component::unlink(linkage& l) {
     l.src_->clear_link();
-    forget_final_inbox(l.src_owner_, l.src_);
     auto drop = [&](std::vector<linkage*>& v) { v.erase(std::remove(v.begin(), v.end(), &l), v.end()); };
     if (l.src_owner_->ext_) drop(l.src_owner_->ext_->links_out);
     if (l.dst_owner_->ext_) drop(l.dst_owner_->ext_->links_in);
@@ -643,19 +640,8 @@ void component::unlink(linkage& l) {
 
 void component::unlink_all(component& c) {
     if (!c.ext_) return;
-    // Incoming links first: then no chain runs through c's boxes any more,
-    // and unlinking its outgoing ones has no upstream to tell (a hub with
-    // thousands of incoming links is not scanned once per outgoing one).
-    while (!c.ext_->links_in.empty()) unlink(*c.ext_->links_in.back());
     while (!c.ext_->links_out.empty()) unlink(*c.ext_->links_out.back());
-}
-
-void component::forget_final_inbox(component* owner, box* b) noexcept {
-    if (b == &owner->outbox_) owner->out_final_ = nullptr;
-    if (!owner->ext_) return;
-    // Links form no loops (link() refuses them), so this ends.
-    for (linkage* l : owner->ext_->links_in)
-        if (l->dst_ == b) forget_final_inbox(l->src_owner_, l->src_);
+    while (!c.ext_->links_in.empty()) unlink(*c.ext_->links_in.back());
 }
 
 std::vector<linkage*> component::links() const {

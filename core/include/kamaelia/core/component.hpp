@@ -319,9 +319,6 @@ private:
     void teardown() noexcept;
     void detach_from_parent() noexcept;
     void remove_links() noexcept;
-    // `b`, a box of `owner`, has a new or no outgoing link: every "outbox"
-    // whose chain runs through it forgets its cached final inbox.
-    static void forget_final_inbox(component* owner, box* b) noexcept;
     std::string_view box_name_of(const box* b) const noexcept;
     enum class send_result : std::uint8_t { delivered, discarded, dropped, full, failed };
     send_result deliver_by_policy(message& m, box& from, inbox* target, delivery_policy p);
@@ -339,10 +336,6 @@ private:
     std::coroutine_handle<> current_; // innermost suspended coroutine
     inbox* wait_box_ = nullptr;
     detail::component_ext* ext_ = nullptr;
-    // Where "outbox" ends up (outbox_.final_inbox()), filled by send and
-    // cleared by every link change along the chain (forget_final_inbox),
-    // so the fast path does not walk the chain per message.
-    inbox* out_final_ = nullptr;
     std::uint32_t id_;
     std::uint32_t wakeups_ = 0;
     std::uint32_t sent_ = 0;

@@ -237,9 +237,7 @@ template <class T>
 template <class T, class V>
 KAMAELIA_ALWAYS_INLINE bool component::send_fast(V& v) noexcept {
     if constexpr (detail::fast_payload<T>) {
-        inbox* target = out_final_;
-        if (!target) [[unlikely]]
-            target = out_final_ = outbox_.final_inbox();
+        inbox* target = outbox_.final_inbox();
         if (target && target->emplace_fast<T>(static_cast<V&&>(v))) {
             ++sent_;
             return true;
