@@ -58,7 +58,7 @@ test-asan: deps
 test-tsan: deps
 	cmake -S . -B $(TSAN) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKAMAELIA_SANITIZE=thread -DKAMAELIA_BUILD_BENCH=OFF -DKAMAELIA_BUILD_EXAMPLES=OFF
 	cmake --build $(TSAN) -j $(JOBS) --target kamaelia_tests
-	TSAN_OPTIONS=halt_on_error=1 ./$(TSAN)/bin/kamaelia_tests '[threads],[descriptors],[csa]'
+	TSAN_OPTIONS=halt_on_error=1 ./$(TSAN)/bin/kamaelia_tests '[threads],[descriptors],[csa],[fastpath]'
 
 # libFuzzer targets (tests/fuzz/fuzz_*.cpp), FUZZ_SECONDS each (default 10).
 test-fuzz: deps

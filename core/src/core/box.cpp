@@ -137,6 +137,21 @@ bool inbox::try_push(message& m) {
     return true;
 }
 
+void inbox::refill() {
+    detail::ring& r = *ring_;
+    if (!r.waiters_head || r.size >= r.limit) return;
+    detail::send_waiter* w = r.waiters_head;
+    r.waiters_head = w->next;
+    if (!r.waiters_head) r.waiters_tail = nullptr;
+    --r.parked;
+    w->next = nullptr;
+    w->delivered = true;
+    push_raw(std::move(w->msg));
+    ++w->sender->sent_;
+    w->sender->wake();
+    w->target = nullptr; // no longer parked anywhere
+}
+
 void inbox::drop_front() noexcept {
     detail::ring& r = *ring_;
     r.slots[r.head].reset();

@@ -152,6 +152,13 @@ private:
     void unpark(detail::send_waiter* w) noexcept;
     void grow();
     void push_raw(message&& m);
+    // The send fast path: builds a fast_payload T straight into the next
+    // slot when there is room without growing; false (nothing done) otherwise.
+    template <class T, class V>
+    bool emplace_fast(V&& v) noexcept;
+    // After a message left the box: hands the first parked sender's message
+    // into the freed room and wakes that sender (out of line: rare).
+    void refill();
     void release_waiters() noexcept; // the messages are lost: delivered = false
     void absorb_waiters();           // the messages enter the box (past its bound): delivered
 

@@ -145,8 +145,13 @@ public:
     std::vector<box_info> boxes() const;
 
     // ---- receiving -----------------------------------------------------
+    // recv<T>() is recv<T>("inbox"), and send(v) / try_send(v) use
+    // "outbox": overloads rather than default arguments, so the common call
+    // builds no box_name (a co_await keeps its temporaries in the frame).
     template <class T>
-    std::optional<T> recv(box_name b = "inbox");
+    std::optional<T> recv();
+    template <class T>
+    std::optional<T> recv(box_name b);
     std::optional<message> recv_message(box_name b = "inbox");
     std::size_t data_ready(box_name b = "inbox");
     // The name of the first inbox holding data, or empty.
@@ -157,12 +162,16 @@ public:
     // Delivers at once while the receiver has room; otherwise acts by the
     // link's policy (default: suspend until there is room).
     template <class V>
-    send_awaiter send(V&& v, box_name b = "outbox");
+    send_awaiter send(V&& v);
+    template <class V>
+    send_awaiter send(V&& v, box_name b);
     send_awaiter send_message(message m, box_name b = "outbox");
     // Never suspends: true if the message was delivered (or discarded by an
     // unlinked outbox, as Axon does), false if it was refused or dropped.
     template <class V>
-    bool try_send(V&& v, box_name b = "outbox");
+    bool try_send(V&& v);
+    template <class V>
+    bool try_send(V&& v, box_name b);
     bool try_send_message(message& m, box_name b = "outbox");
     // Delivers ignoring the bound: for control notices that must not be lost.
     void send_forced(message m, box_name b = "signal");
@@ -281,6 +290,18 @@ private:
     box* lookup(box_name b) const noexcept;
     box& lookup_or_throw(box_name b) const;
     inbox& inbox_or_throw(box_name b) const;
+    // send/recv: an always-inline fast path for a fast_payload through
+    // "outbox"/"inbox" with room, and the general path (out of line).
+    template <class T, class V>
+    bool send_fast(V& v) noexcept;
+    template <class T>
+    std::optional<T> recv_fast(bool& done) noexcept;
+    template <class V>
+    send_awaiter send_general(V&& v, box_name b);
+    template <class V>
+    bool try_send_general(V&& v, box_name b);
+    template <class T>
+    std::optional<T> recv_general(box_name b);
     void suspend_on(std::uint8_t flags, std::coroutine_handle<> h) noexcept;
     void notify_data(inbox* b) noexcept;
     // A sender parked on a full box still hears "stop now" on its control.

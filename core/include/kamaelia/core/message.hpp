@@ -133,7 +133,13 @@ const char* type_name_of() noexcept {
     return typeid(T).name();
 }
 
+struct message_access;
+
 } // namespace detail
+
+// The send/recv fast paths are a few instructions each; g++ would not inline
+// them into a coroutine body on its own (their slow paths are out of line).
+#define KAMAELIA_ALWAYS_INLINE inline __attribute__((always_inline))
 
 class message {
 public:
@@ -226,6 +232,7 @@ public:
 private:
     template <class T>
     friend struct detail::vtables;
+    friend struct detail::message_access;
 
     template <class T>
     void check() const {
@@ -317,6 +324,42 @@ struct vtables {
                                               &payload_shared,
                                               &to_shared,
                                               &detach_shared};
+};
+
+} // namespace detail
+
+namespace detail {
+
+// A payload the send/recv fast path moves with a plain copy: it lives inline
+// and has nothing to destroy.
+template <class T>
+inline constexpr bool fast_payload =
+    fits_inline<T>&& std::is_trivially_copyable_v<T>&& std::is_trivially_destructible_v<T> && !is_shared_v<T>;
+
+// The fast path's view of an (empty or full) inbox slot. Only for
+// fast_payload types; anything else goes through the vtable.
+struct message_access {
+    // `m` is empty: build the value in place, no temporary message.
+    template <class T, class V>
+    static KAMAELIA_ALWAYS_INLINE void construct_fast(message& m, V&& v) noexcept {
+        static_assert(fast_payload<T>);
+        ::new (m.buf_) T(std::forward<V>(v));
+        m.vt_ = &vtables<T>::inline_vt;
+    }
+    // One pointer compare: a T stored inline (a shared or boxed T, or an
+    // inline T whose vtable another image instantiated, takes the slow path).
+    template <class T>
+    static KAMAELIA_ALWAYS_INLINE bool holds_inline(const message& m) noexcept {
+        return m.vt_ == &vtables<T>::inline_vt;
+    }
+    // Copies the value out and leaves `m` empty (nothing to destroy).
+    template <class T>
+    static KAMAELIA_ALWAYS_INLINE T take_fast(message& m) noexcept {
+        static_assert(fast_payload<T>);
+        T out = *std::launder(reinterpret_cast<const T*>(m.buf_));
+        m.vt_ = nullptr;
+        return out;
+    }
 };
 
 } // namespace detail

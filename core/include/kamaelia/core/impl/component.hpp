@@ -174,8 +174,46 @@ inline void component::wake() noexcept {
 
 // ---- ----------------------------------------------------
 
+// recv<T> for a fast_payload T on "inbox": the slot's vtable pointer is
+// compared with T's inline one once, the value copied out, the slot left
+// empty. `done` is false when the general path must decide (a shared or
+// boxed payload, a type mismatch, which it reports as before).
 template <class T>
-std::optional<T> component::recv(box_name b) {
+KAMAELIA_ALWAYS_INLINE std::optional<T> component::recv_fast(bool& done) noexcept {
+    done = true;
+    if constexpr (detail::fast_payload<T>) {
+        detail::ring* r = inbox_.ring_;
+        if (!r || r->size == 0) return std::nullopt;
+        message& slot = r->slots[r->head];
+        if (detail::message_access::holds_inline<T>(slot)) {
+            T v = detail::message_access::take_fast<T>(slot);
+            r->head = (r->head + 1) & r->mask;
+            --r->size;
+            if (r->waiters_head) [[unlikely]]
+                inbox_.refill();
+            return v;
+        }
+    }
+    done = false;
+    return std::nullopt;
+}
+
+template <class T>
+KAMAELIA_ALWAYS_INLINE std::optional<T> component::recv() {
+    bool done;
+    std::optional<T> v = recv_fast<T>(done);
+    if (done) return v;
+    return recv_general<T>("inbox");
+}
+
+template <class T>
+KAMAELIA_ALWAYS_INLINE std::optional<T> component::recv(box_name b) {
+    if (b.hash == inbox_hash && b.name == "inbox") return recv<T>();
+    return recv_general<T>(b);
+}
+
+template <class T>
+[[gnu::noinline]] std::optional<T> component::recv_general(box_name b) {
     inbox& ib = (b.hash == inbox_hash && b.name == "inbox") ? inbox_ : inbox_or_throw(b);
     if (ib.empty()) return std::nullopt;
     if constexpr (detail::is_shared_v<T>) {
@@ -192,8 +230,40 @@ std::optional<T> component::recv(box_name b) {
     }
 }
 
+// The fast path of send and try_send on "outbox": a fast_payload into a
+// local inbox with room is built straight in its slot. False: nothing was
+// done (a full, remote or unallocated inbox, no link), and the general path
+// decides.
+template <class T, class V>
+KAMAELIA_ALWAYS_INLINE bool component::send_fast(V& v) noexcept {
+    if constexpr (detail::fast_payload<T>) {
+        inbox* target = outbox_.final_inbox();
+        if (target && target->emplace_fast<T>(static_cast<V&&>(v))) {
+            ++sent_;
+            return true;
+        }
+    }
+    return false;
+}
+
 template <class V>
-component::send_awaiter component::send(V&& v, box_name b) {
+KAMAELIA_ALWAYS_INLINE component::send_awaiter component::send(V&& v) {
+    if (send_fast<std::remove_cvref_t<V>>(v)) {
+        send_awaiter a(this);
+        a.w.delivered = true;
+        return a;
+    }
+    return send_general(std::forward<V>(v), "outbox");
+}
+
+template <class V>
+KAMAELIA_ALWAYS_INLINE component::send_awaiter component::send(V&& v, box_name b) {
+    if (b.hash == outbox_hash && b.name == "outbox") return send(std::forward<V>(v));
+    return send_general(std::forward<V>(v), b);
+}
+
+template <class V>
+[[gnu::noinline]] component::send_awaiter component::send_general(V&& v, box_name b) {
     send_awaiter a(this);
     box& from = (b.hash == outbox_hash && b.name == "outbox") ? static_cast<box&>(outbox_) : lookup_or_throw(b);
     inbox* target = from.final_inbox();
@@ -215,7 +285,19 @@ component::send_awaiter component::send(V&& v, box_name b) {
 }
 
 template <class V>
-bool component::try_send(V&& v, box_name b) {
+KAMAELIA_ALWAYS_INLINE bool component::try_send(V&& v) {
+    if (send_fast<std::remove_cvref_t<V>>(v)) return true;
+    return try_send_general(std::forward<V>(v), "outbox");
+}
+
+template <class V>
+KAMAELIA_ALWAYS_INLINE bool component::try_send(V&& v, box_name b) {
+    if (b.hash == outbox_hash && b.name == "outbox") return try_send(std::forward<V>(v));
+    return try_send_general(std::forward<V>(v), b);
+}
+
+template <class V>
+[[gnu::noinline]] bool component::try_send_general(V&& v, box_name b) {
     box& from = (b.hash == outbox_hash && b.name == "outbox") ? static_cast<box&>(outbox_) : lookup_or_throw(b);
     inbox* target = from.final_inbox();
     if (target && !target->full()) {
@@ -266,19 +348,22 @@ inline message inbox::pop() {
     message m = std::move(r.slots[r.head]);
     r.head = (r.head + 1) & r.mask;
     --r.size;
-    if (r.waiters_head && r.size < r.limit) {
-        detail::send_waiter* w = r.waiters_head;
-        r.waiters_head = w->next;
-        if (!r.waiters_head) r.waiters_tail = nullptr;
-        --r.parked;
-        w->next = nullptr;
-        w->delivered = true;
-        push_raw(std::move(w->msg));
-        ++w->sender->sent_;
-        w->sender->wake();
-        w->target = nullptr; // no longer parked anywhere
-    }
+    if (r.waiters_head) refill();
     return m;
+}
+
+// A fast_payload is never an ipc, so unlike push_raw there is no parked
+// sender to tell about a "stop now" arriving on its control box.
+template <class T, class V>
+KAMAELIA_ALWAYS_INLINE bool inbox::emplace_fast(V&& v) noexcept {
+    static_assert(!std::is_same_v<T, ipc>);
+    detail::ring* r = ring_;
+    // A remote port's limit is 0: it never has room here.
+    if (!r || r->size >= r->limit || r->size > r->mask) return false;
+    detail::message_access::construct_fast<T>(r->slots[(r->head + r->size) & r->mask], std::forward<V>(v));
+    ++r->delivered;
+    if (++r->size == 1) owner_->notify_data(this);
+    return true;
 }
 
 } // namespace kamaelia
