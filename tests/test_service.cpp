@@ -256,7 +256,7 @@ struct threaded_doubler : threaded_component {
     // If set: each batch is answered inside a reply_batch, and while it
     // lives no asker of the batch may resume (checked against `resumed`).
     std::atomic<int>* resumed = nullptr;
-    std::atomic<bool> held{true};
+    std::atomic<bool>* held = nullptr; // cleared when an asker resumed too early (outlives the service)
     void thread_main() override {
         std::vector<request<job>> batch;
         int answered = 0;
@@ -270,7 +270,7 @@ struct threaded_doubler : threaded_component {
                     for (auto& r : batch) r.reply(r.body.n * 2);
                     // Room for a wake-up that was not held back to show.
                     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-                    if (resumed->load() != answered) held = false;
+                    if (resumed->load() != answered && held) *held = false;
                 } else {
                     for (auto& r : batch) r.reply(r.body.n * 2);
                 }
@@ -337,7 +337,9 @@ TEST_CASE("ask: a reply_batch holds a threaded service's wake-ups until its answ
     auto& svc = s.spawn<threaded_doubler>();
     s.services().register_service("doubler", svc, "inbox");
     driver d(200, svc);
+    std::atomic<bool> held{true};
     svc.resumed = &d.resumed;
+    svc.held = &held;
     d.activate(s);
     REQUIRE(run_within(s));
     for (int i = 0; i < 200; ++i) {
@@ -345,7 +347,7 @@ TEST_CASE("ask: a reply_batch holds a threaded service's wake-ups until its answ
         REQUIRE(d.got[i]->ok());
         CHECK(**d.got[i] == 2 * i);
     }
-    CHECK(svc.held.load()); // no asker of a batch resumed while its reply_batch lived
+    CHECK(held.load()); // no asker of a batch resumed while its reply_batch lived (svc is reaped by now)
     CHECK(s.services().replies().open_count() == 0);
 }
 
