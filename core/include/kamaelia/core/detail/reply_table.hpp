@@ -75,8 +75,10 @@ public:
     // The scheduler goes: replies after this are dropped.
     void detach() noexcept;
 
-    // The end of a reply_batch that held back this table's post: posts it
-    // now (with the lock held, so the scheduler cannot go meanwhile).
+    // Posts run_ready() to the scheduler now: at the end of a reply_batch
+    // that held this table's post back, or from post_ready() outside one.
+    // Under post_m_, which detach() also takes, so the scheduler cannot go
+    // meanwhile; m_ stays free for the woken scheduler's run_ready().
     void post_held() noexcept;
 
     // Entries open now (for tests and introspection).
