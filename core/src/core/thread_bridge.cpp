@@ -156,7 +156,7 @@ void bridge_pump::step() {
             }
         }
     }
-    if (moved || popped) b_->notify_foreign_locked();
+    b_->unlock_and_notify(lk, moved || popped);
 }
 
 void bridge_pump::flush_inbound() {
@@ -166,7 +166,7 @@ void bridge_pump::flush_inbound() {
         if (!r.last) move_in(r, stalled, moved, true);
     for (auto& r : ins_)
         if (r.last) move_in(r, stalled, moved, true);
-    if (moved) b_->notify_foreign_locked();
+    b_->unlock_and_notify(lk, moved);
 }
 
 bool bridge_pump::outbound_idle() {

@@ -106,9 +106,14 @@ public:
 
     // Asks the proxy to look at the queues (call with the mutex held).
     void wake_proxy_locked();
-    // Wakes foreign waiters, if any (call with the mutex held).
-    void notify_foreign_locked() {
-        if (waiters) cv.notify_all();
+    // Releases `lk`, then wakes the foreign waiters there were (if `changed`).
+    // Notifying after the unlock spares the woken thread blocking at once on
+    // the mutex we still held: two futex calls and a context switch a wake
+    // when both threads share a core.
+    void unlock_and_notify(std::unique_lock<std::mutex>& lk, bool changed) {
+        bool wake = changed && waiters != 0;
+        lk.unlock();
+        if (wake) cv.notify_all();
     }
     // Blocks on cv until `ready()` or the deadline; false on timeout.
     template <class Pred>
