@@ -374,6 +374,7 @@ struct envelope_rig {
 // what the test scripts, in order.
 struct mta_script {
     std::string got;
+    int writes = 0; // the relay's sends, one a write to the socket
     int connections = 0;
     int closes = 0;
     component* live = nullptr;
@@ -392,7 +393,10 @@ struct hand_mta : component {
     }
     task main() override {
         for (;;) {
-            while (auto b = recv<std::string>()) s->got += *b;
+            while (auto b = recv<std::string>()) {
+                s->got += *b;
+                ++s->writes;
+            }
             while (auto b = recv<std::string>("script")) co_await send(std::move(*b));
             while (auto c = recv<ipc>("control")) {
                 if (c->ends()) {
@@ -563,14 +567,21 @@ TEST_CASE("smtp RELAY stage: go only after the upstream's 354; the final reply i
     relay_rig r;
     r.reach_upstream_data();
     CHECK(r.replies().empty()); // no go before the upstream's 354
-    auto headers = r.upstream_says("354 go ahead\r\n");
-    CHECK(headers.rfind("Received: from c.test ([192.0.2.10])", 0) == 0);
+    // Our trace headers wait for the client's first body bytes and go out
+    // with them: one write (one wake-up of the upstream) less a message.
+    CHECK(r.upstream_says("354 go ahead\r\n").empty());
     REQUIRE(r.replies().size() == 1);
     CHECK(r.replies()[0].go);
+    int writes = r.mta->writes;
     r.to_relay(message(body_bytes{"Subject: x\r\n\r\n..stuffed\r\n"}));
+    CHECK(r.mta->writes == writes + 1);
+    CHECK(r.mta->got.rfind("Received: from c.test ([192.0.2.10])", 0) == 0);
     r.to_relay(message(body_end{".\r\n"}));
-    CHECK(r.mta->got == "Subject: x\r\n\r\n..stuffed\r\n.\r\n"); // unchanged
-    CHECK(r.replies().size() == 1);                              // waits for the upstream
+    CHECK(r.mta->writes == writes + 2);
+    auto body = r.mta->got.find("Subject: x");
+    REQUIRE(body != std::string::npos);
+    CHECK(r.mta->got.substr(body) == "Subject: x\r\n\r\n..stuffed\r\n.\r\n"); // unchanged
+    CHECK(r.replies().size() == 1);                                           // waits for the upstream
     r.upstream_says("250 2.0.0 Ok: queued as 7\r\n");
     REQUIRE(r.replies().size() == 2);
     auto last = r.replies()[1];
@@ -611,6 +622,11 @@ TEST_CASE("smtp RELAY stage: the upstream's 4xx and 5xx reach the client as refu
         r.reach_upstream_data();
         r.upstream_says("354 go ahead\r\n");
         r.to_relay(message(body_end{"x\r\n.\r\n"}));
+        // A body that is all in its last piece: the trace headers go with it.
+        CHECK(r.mta->got.rfind("Received: from c.test", 0) == 0);
+        CHECK(r.mta->got.size() > 6);
+        CHECK(r.mta->got.compare(r.mta->got.size() - 6, 6, "x\r\n.\r\n") == 0);
+        CHECK(r.mta->writes >= 1);
         r.upstream_says("552 5.3.4 message too big\r\n");
         REQUIRE(r.replies().size() == 2);
         CHECK(r.replies()[1].wire == "552 5.3.4 message too big\r\n");
@@ -686,6 +702,25 @@ TEST_CASE("smtp RELAY stage: body_abort drops the upstream mid-DATA; the next tr
     CHECK(r.replies().size() == 1); // no answer to an abort
     r.to_relay(message(relay_rig::txn()));
     CHECK(r.mta->connections == 2);
+}
+
+TEST_CASE("smtp RELAY stage: a message aborted before its first body bytes leaves no trace headers behind",
+          "[smtp][hostile]") {
+    relay_rig r;
+    r.reach_upstream_data();
+    r.upstream_says("354 go ahead\r\n");
+    CHECK(r.mta->got.empty()); // the headers wait for the body
+    r.to_relay(message(body_abort{"message refused"}));
+    CHECK(r.mta->live == nullptr);
+    CHECK(r.mta->got.empty()); // nothing of the aborted message was written
+    // The next message on a new upstream carries exactly one Received header.
+    r.reach_upstream_data();
+    r.upstream_says("354 go ahead\r\n");
+    r.to_relay(message(body_end{"y\r\n.\r\n"}));
+    const std::string& got = r.mta->got;
+    auto first = got.find("Received: from c.test");
+    REQUIRE(first != std::string::npos);
+    CHECK(got.find("Received: from c.test", first + 1) == std::string::npos);
 }
 
 TEST_CASE("smtp ENVELOPE stage: a RELAY that ends while a client waits on it is a 4xx, never a hang", "[smtp]") {

@@ -157,22 +157,30 @@ subtask<relay_reply> relay::start(const transaction& t) {
     tr.when = ctx_->wall_clock ? ctx_->wall_clock() : std::time(nullptr);
     std::string headers = received_header(tr);
     if (ctx_->cfg.x_greylist_header && t.delayed > 0) headers += x_greylist_header(t.delayed, tr.by, tr.when);
-    co_await write_body(std::move(headers));
+    body_head_ = std::move(headers); // goes out in front of the client's first bytes
     relay_reply r;
     r.go = true;
     co_return r;
 }
 
+std::string relay::with_head(std::string bytes) {
+    if (body_head_.empty()) return bytes;
+    std::string all = std::move(body_head_);
+    body_head_.clear();
+    all += bytes;
+    return all;
+}
+
 subtask<void> relay::write_body(std::string bytes) {
     if (!up_ || up_lost_) co_return; // kept: the final dot finds the upstream lost and says so
-    bool ok = co_await send(std::move(bytes), "up_out");
+    bool ok = co_await send(with_head(std::move(bytes)), "up_out");
     if (!ok) upstream_lost("cannot write to the upstream");
 }
 
 subtask<relay_reply> relay::finish(std::string last) {
     std::optional<reply> r;
     if (up_ && !up_lost_) {
-        bool sent = co_await send(std::move(last), "up_out");
+        bool sent = co_await send(with_head(std::move(last)), "up_out");
         if (sent) r = co_await upstream_reply(ctx_->cfg.upstream_reply_timeout);
     }
     if (!r && stop_cut_) {
@@ -205,6 +213,7 @@ subtask<void> relay::take(message m) {
     } else if (const body_abort* a = m.peek<body_abort>()) {
         if (in_body_) drop_upstream(a->why);
         in_body_ = false;
+        body_head_.clear();
     }
 }
 

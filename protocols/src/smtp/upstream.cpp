@@ -20,6 +20,7 @@ void relay::drop_upstream(std::string why) {
     remove_child(*up_); // stops it if it still runs: the socket closes, a half-sent message is discarded
     up_ = nullptr;
     up_replies_.clear();
+    body_head_.clear();
     up_ext_ = {};
     up_lost_ = false;
     up_lost_why_.clear();

@@ -56,7 +56,8 @@ private:
     subtask<relay_reply> start(const transaction& t); // the envelope upstream, then DATA
     subtask<relay_reply> finish(std::string last);    // the final dot
     subtask<void> write_body(std::string bytes);
-    relay_reply lost_reply(bool in_body); // the upstream went away or timed out
+    std::string with_head(std::string bytes); // body_head_ (taken) + bytes
+    relay_reply lost_reply(bool in_body);     // the upstream went away or timed out
     void read_control();
     bool stop_due() const;
 
@@ -72,7 +73,10 @@ private:
     std::shared_ptr<proxy_context> ctx_;
     std::uint64_t session_;
     bool in_body_ = false; // between go and body_end/body_abort
-    bool ending_ = false;  // producer_finished seen on control
+    // Our trace headers, written with the client's first body bytes: one
+    // write (and one wake-up of the upstream) less a message.
+    std::string body_head_;
+    bool ending_ = false; // producer_finished seen on control
     std::optional<time_point> stop_at_;
 
     component* up_ = nullptr;
