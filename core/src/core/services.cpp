@@ -172,7 +172,7 @@ bool reply_table::stop_waiting(const reply_ticket& t) noexcept {
 }
 
 bool reply_table::deliver(const reply_ticket& t, void* value) noexcept {
-    scheduler* post_to = nullptr;
+    bool post = false;
     {
         std::lock_guard<std::mutex> lk(m_);
         if (t.index >= entries_.size()) return false;
@@ -181,26 +181,26 @@ bool reply_table::deliver(const reply_ticket& t, void* value) noexcept {
         e.fn(e.slot, value);
         e.ready = true;
         if (!e.waiting) return true; // the asker looks before it sleeps
-        post_to = wake_locked(e, t.index);
+        post = wake_locked(e, t.index);
     }
-    post_ready(post_to);
+    if (post) post_ready();
     return true;
 }
 
-scheduler* reply_table::wake_locked(entry& e, std::uint32_t index) noexcept {
+bool reply_table::wake_locked(entry& e, std::uint32_t index) noexcept {
     if (e.owner == std::this_thread::get_id()) {
         e.waiting = false;
         e.asker->signal_external();
-        return nullptr;
+        return false;
     }
     try {
         woken_.push_back({index, e.gen});
     } catch (...) {
-        return nullptr; // out of memory: the asker's deadline still applies
+        return false; // out of memory: the asker's deadline still applies
     }
-    if (post_pending_ || !sched_) return nullptr;
+    if (post_pending_ || !sched_) return false;
     post_pending_ = true;
-    return sched_;
+    return true;
 }
 
 namespace {
@@ -210,8 +210,7 @@ thread_local reply_batch_state* held_replies = nullptr;
 // One post per batch of wake-ups from another thread. The lambda fits
 // std::function's small buffer; the table outlives it (shared). Inside a
 // reply_batch the post waits for the batch's end (post_held()).
-void reply_table::post_ready(scheduler* to) noexcept {
-    if (!to) return;
+void reply_table::post_ready() noexcept {
     if (reply_batch_state* b = held_replies) {
         try {
             b->tables.push_back(shared_from_this());
@@ -278,7 +277,7 @@ void reply_table::disarm_room(const reply_ticket& t) noexcept {
 }
 
 void reply_table::poke(const reply_ticket& t) noexcept {
-    scheduler* post_to = nullptr;
+    bool post = false;
     {
         std::lock_guard<std::mutex> lk(m_);
         if (t.index >= entries_.size()) return;
@@ -286,9 +285,9 @@ void reply_table::poke(const reply_ticket& t) noexcept {
         if (e.gen != t.gen || !e.open || !e.room || e.poked) return;
         e.poked = true;
         if (!e.waiting) return; // it looks before it sleeps
-        post_to = wake_locked(e, t.index);
+        post = wake_locked(e, t.index);
     }
-    post_ready(post_to);
+    if (post) post_ready();
 }
 
 void reply_table::run_ready() noexcept {

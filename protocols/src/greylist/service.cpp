@@ -568,6 +568,18 @@ std::shared_ptr<const store_health> service::health() const noexcept { return im
 
 void service::thread_main() {
     impl& m = *impl_;
+    // Takes every waiting request. A listed one is answered here, before any
+    // transaction rather than after its COMMIT; the others go to
+    // `each(request, plan)`. Every answer given meanwhile wakes its asker's
+    // scheduler once, at the end (reply_batch).
+    auto take_requests = [&](auto&& each) {
+        reply_batch replies;
+        while (auto r = recv<impl::request_type>()) {
+            plan p = m.make_plan(r->body.r);
+            if (m.answer_listed(*r, p)) continue;
+            each(std::move(*r), std::move(p));
+        }
+    };
     if (m.single) {
         // One connection: this thread is its database thread (no hop).
         connection& c = *m.single;
@@ -583,14 +595,7 @@ void service::thread_main() {
                 // (which the wake-up may have preempted on a shared core) queue
                 // the rest of its cycle, so they share a commit.
                 std::this_thread::yield();
-                {
-                    reply_batch replies; // the listed answers: one wake-up, before the transaction
-                    while (auto r = recv<impl::request_type>()) {
-                        plan p = m.make_plan(r->body.r);
-                        if (m.answer_listed(*r, p)) continue; // before the transaction, not after its COMMIT
-                        batch.push_back(job{std::move(*r), std::move(p)});
-                    }
-                }
+                take_requests([&](impl::request_type r, plan p) { batch.push_back(job{std::move(r), std::move(p)}); });
                 if (!batch.empty()) c.run_batch(batch, due);
             }
             c.idle_work(due);
@@ -608,19 +613,14 @@ void service::thread_main() {
     while (!shutdown_requested()) {
         while (recv_message("reload")) m.reload();
         while (auto f = recv<finding>("findings")) m.shared.apply(*f);
-        {
-            reply_batch replies; // listed and busy answers: one wake-up, before any wait
-            while (auto r = recv<impl::request_type>()) {
-                plan p = m.make_plan(r->body.r);
-                if (m.answer_listed(*r, p)) continue;
-                std::size_t to = m.route(r->body.r);
-                if (!m.admit(to)) {
-                    r->reply(tempfail("greylist store busy"));
-                    continue;
-                }
-                send(job{std::move(*r), std::move(p)}, std::string_view(m.worker_boxes[to]));
+        take_requests([&](impl::request_type r, plan p) {
+            std::size_t to = m.route(r.body.r);
+            if (!m.admit(to)) {
+                r.reply(tempfail("greylist store busy")); // answered at once: the routing never waits
+                return;
             }
-        }
+            send(job{std::move(r), std::move(p)}, std::string_view(m.worker_boxes[to]));
+        });
         if (!data_ready("inbox") && !data_ready("reload") && !data_ready("findings")) wait();
     }
 }

@@ -103,9 +103,9 @@ private:
     };
     void run_ready() noexcept; // scheduler thread: wake askers whose replies came from elsewhere
     // With m_ held: wake a waiting asker now (its own thread) or queue it and
-    // say where to post (another thread; once per batch).
-    scheduler* wake_locked(entry& e, std::uint32_t index) noexcept;
-    void post_ready(scheduler* to) noexcept;
+    // say whether a post is owed (another thread; once per batch).
+    bool wake_locked(entry& e, std::uint32_t index) noexcept;
+    void post_ready() noexcept; // the owed post: now, or at the end of this thread's reply_batch
 
     std::mutex m_;
     std::mutex post_m_; // held while posting to sched_ (and by detach); taken before m_
