@@ -28,6 +28,7 @@ task line_protocol_base::main() {
         }
         if (phase_ != phase::open) break;
         if (chunk_pos_ < chunk_.size()) continue; // the replies filled a message mid-chunk
+        in("inbox").shrink();                     // a connection idles far longer than it works
         co_await wait_any();
     }
     if (phase_ == phase::too_long) {
