@@ -56,13 +56,15 @@ void telnet_decoder::feed(std::string_view in, std::string& out) {
     }
 }
 
-std::string telnet_lines::preprocess(std::string chunk) {
+std::string telnet_decoder::decode(std::string chunk) {
     // Most chunks carry no IAC at all: pass them through without a copy.
-    if (decoder_.idle() && chunk.find(static_cast<char>(telnet::iac)) == std::string::npos) return chunk;
+    if (idle() && chunk.find(static_cast<char>(telnet::iac)) == std::string::npos) return chunk;
     std::string out;
     out.reserve(chunk.size());
-    decoder_.feed(chunk, out);
+    feed(chunk, out);
     return out;
 }
+
+std::string telnet_lines::preprocess(std::string chunk) { return decoder_.decode(std::move(chunk)); }
 
 } // namespace kamaelia

@@ -16,9 +16,33 @@ constexpr std::uint32_t first_ring_capacity = 4;
 constexpr std::size_t inline_slots_offset =
     (sizeof(detail::ring) + alignof(message) - 1) / alignof(message) * alignof(message);
 constexpr std::size_t first_ring_bytes = inline_slots_offset + sizeof(message) * first_ring_capacity;
+// What shrink() leaves: the header and one slot (≈ 96 B instead of ≈ 216).
+constexpr std::size_t small_ring_bytes = inline_slots_offset + sizeof(message);
 
 message* inline_slots(detail::ring* r) noexcept {
     return reinterpret_cast<message*>(reinterpret_cast<unsigned char*>(r) + inline_slots_offset);
+}
+
+// Only a shrunk ring has a capacity of one (a first ring has four, and
+// rings only grow from there).
+std::size_t chunk_bytes(const detail::ring* r) noexcept { return r->mask == 0 ? small_ring_bytes : first_ring_bytes; }
+
+// A ring in a fresh chunk of `cap` inline slots (first_ring_capacity or 1),
+// keeping `from`'s count, bound and parked senders.
+detail::ring* new_ring(std::uint32_t cap, const detail::ring* from) {
+    void* mem = detail::slab_allocate(cap == 1 ? small_ring_bytes : first_ring_bytes);
+    auto* r = new (mem) detail::ring{};
+    r->limit = from ? from->limit : default_inbox_limit;
+    if (from) {
+        r->delivered = from->delivered;
+        r->waiters_head = from->waiters_head;
+        r->waiters_tail = from->waiters_tail;
+        r->parked = from->parked;
+    }
+    r->mask = cap - 1;
+    r->slots = inline_slots(r);
+    for (std::uint32_t i = 0; i < cap; ++i) new (&r->slots[i]) message();
+    return r;
 }
 
 // Slot arrays past the first come from the slab too (it hands anything
@@ -42,8 +66,9 @@ inbox::~inbox() {
     if (!ring_) return;
     release_waiters();
     for (std::uint32_t i = 0; i < ring_->size; ++i) ring_->slots[(ring_->head + i) & ring_->mask].reset();
+    std::size_t bytes = chunk_bytes(ring_);
     free_slots(ring_, ring_->slots, ring_->mask + 1);
-    detail::slab_free(ring_, first_ring_bytes);
+    detail::slab_free(ring_, bytes);
 }
 
 void inbox::release_waiters() noexcept {
@@ -76,12 +101,18 @@ void inbox::absorb_waiters() {
 
 void inbox::grow() {
     if (!ring_) {
-        void* mem = detail::slab_allocate(first_ring_bytes);
-        ring_ = new (mem) detail::ring{};
-        ring_->limit = default_inbox_limit;
-        ring_->mask = first_ring_capacity - 1;
-        ring_->slots = inline_slots(ring_);
-        for (std::uint32_t i = 0; i < first_ring_capacity; ++i) new (&ring_->slots[i]) message();
+        ring_ = new_ring(first_ring_capacity, nullptr);
+        return;
+    }
+    if (ring_->mask == 0) {
+        // A shrunk ring, full with its one message: back to a first ring.
+        detail::ring* small = ring_;
+        detail::ring* r = new_ring(first_ring_capacity, small);
+        r->slots[0] = std::move(small->slots[0]);
+        r->size = 1;
+        small->slots[0].~message();
+        detail::slab_free(small, small_ring_bytes);
+        ring_ = r;
         return;
     }
     detail::ring& r = *ring_;
@@ -111,6 +142,21 @@ void inbox::set_limit(std::uint32_t n) {
         w->target = nullptr;
         w->sender->wake();
     }
+}
+
+void inbox::shrink() noexcept {
+    detail::ring* old = ring_;
+    // A remote port's ring is not ours to free (its limit is 0).
+    if (!old || old->size != 0 || old->waiters_head || old->mask == 0 || old->limit == 0) return;
+    detail::ring* r;
+    try {
+        r = new_ring(1, old);
+    } catch (...) {
+        return; // out of memory: keep what it has
+    }
+    ring_ = r;
+    free_slots(old, old->slots, old->mask + 1);
+    detail::slab_free(old, first_ring_bytes);
 }
 
 // Both follow the box's own passthrough link: a message put into a parent's

@@ -439,6 +439,8 @@ task connected_socket_adapter::main() {
             // Full (or handshaking): the inbox waits; only the socket (or "stop") can change things.
             co_await wait(ev_external | ev_control, limit);
         } else {
+            // An idle connection keeps one slot of its inbox, not four.
+            in("inbox").shrink();
             co_await wait(ev_inbox | ev_external, limit);
         }
     }

@@ -6,7 +6,8 @@
 // passthrough chain. A chain that ends at an outbox discards.
 //
 // Storage is allocated on first use and grows by doubling up to the box's
-// limit, so an idle box costs two pointers. Every inbox is bounded; what
+// limit, so an idle box costs two pointers; shrink() gives it back but one
+// slot. Every inbox is bounded; what
 // happens when it is full is the policy of the link the message came through.
 #pragma once
 
@@ -127,6 +128,13 @@ public:
     // Changes the bound. Lowering it below the current size drops nothing;
     // the box just counts as full until it drains.
     void set_limit(std::uint32_t n);
+    // Gives back the storage of an empty box but one slot (its count and
+    // bound are kept); the next message beyond that slot grows it again.
+    // For a component that goes idle for long after a burst or its first
+    // messages: a server's connection handler holds its box for as long as
+    // the client is connected. Does nothing while a message or a parked
+    // sender waits.
+    void shrink() noexcept;
 
     // Removes the oldest message; hands a parked sender's message into the
     // freed slot and wakes that sender (full→not-full only).
@@ -177,6 +185,8 @@ struct send_waiter {
     bool delivered = false; // false after the wait: the target went away
 };
 
+// The ring's header and its first slots are one slab chunk: four slots, or
+// one after shrink() (mask 0: only such a chunk has a capacity of one).
 struct ring {
     std::uint32_t mask; // capacity - 1 (capacity is a power of two)
     std::uint32_t head;

@@ -48,6 +48,9 @@ class telnet_decoder {
 public:
     // Appends the data bytes of `in` to `out`.
     void feed(std::string_view in, std::string& out);
+    // The data bytes of `chunk`: the chunk itself, not copied, when it holds
+    // no command (most do).
+    std::string decode(std::string chunk);
     std::uint64_t commands_seen() const noexcept { return commands_; }
     // Subnegotiations given up past telnet::max_subnegotiation bytes: the
     // bytes after the limit came out as data.
