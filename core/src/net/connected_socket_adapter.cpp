@@ -19,8 +19,18 @@ thread_local std::array<char, 64 * 1024> read_buffer;
 // TLS records carry at most 16 KiB; small queued chunks are joined up to this.
 constexpr std::size_t tls_record = 16 * 1024;
 
-// Chunks gathered into one writev: a fan-out's small lines leave 64 at a time.
+// Chunks gathered into one writev.
 constexpr std::size_t gather_chunks = 64;
+
+// A payload under join_below bytes (a chat line, a reply) is copied onto the
+// end of the chunk queued last, up to join_cap bytes a chunk: a burst of
+// lines then leaves in one or two iovecs, not one a line (64 a writev),
+// and a few dozen bytes cost less to copy than a share costs to keep. A
+// chunk started for joining reserves join_reserve bytes: one allocation a
+// burst. Larger shared payloads are kept by reference.
+constexpr std::size_t join_below = 1024;
+constexpr std::size_t join_cap = 64 * 1024;
+constexpr std::size_t join_reserve = 4096;
 
 std::string openssl_error(const char* what) {
     std::string s = what;
@@ -308,6 +318,16 @@ task connected_socket_adapter::main() {
     bool abort = false;
     bool broken = false; // the socket failed: no TLS goodbye
     readable_ = true;    // try a read at once: data may already be there
+    // The chunk queued last can take `n` more bytes: its own (not a share),
+    // under join_cap, and not a TLS write being retried (which must be
+    // offered the same bytes again); a plain write rebuilds its buffers
+    // each time, so even the head may grow.
+    auto joinable = [this](std::size_t n) {
+        if (queue_.size() == head_) return false;
+        const out_chunk& t = queue_.back();
+        if (t.ref || t.own.size() + n > join_cap) return false;
+        return queue_.size() > head_ + 1 || !tls_ || !tls_->write_retry;
+    };
     while (!abort) {
         // Control first: shutdown_microprocess closes now, producer_finished after a flush.
         while (auto m = recv_message("control")) {
@@ -341,13 +361,24 @@ task connected_socket_adapter::main() {
             if (const std::string* s = m->peek<std::string>()) {
                 if (s->empty()) continue;
                 queued_bytes_ += s->size();
-                // A shared payload is kept by reference: take() would copy
-                // it for every subscriber of a fan-out (a relay's chunks, the
-                // chat's framed lines).
-                if (m->is_shared())
+                if (s->size() < join_below) {
+                    if (joinable(s->size())) {
+                        queue_.back().own.append(*s);
+                    } else if (m->is_shared()) {
+                        std::string c;
+                        c.reserve(join_reserve);
+                        c.append(*s);
+                        queue_.emplace_back(std::move(c));
+                    } else {
+                        queue_.emplace_back(m->take<std::string>());
+                    }
+                } else if (m->is_shared()) {
+                    // Kept by reference: a copy for every subscriber of a
+                    // fan-out (a relay's 16 KiB chunks) would cost more.
                     queue_.emplace_back(std::string(), m->take_shared<std::string>());
-                else
+                } else {
                     queue_.emplace_back(m->take<std::string>());
+                }
             } else if (m->peek<start_tls>()) {
                 auto st = m->take<start_tls>();
                 if (tls_ || !st.context) {
