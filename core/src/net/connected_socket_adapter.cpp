@@ -23,14 +23,44 @@ constexpr std::size_t tls_record = 16 * 1024;
 constexpr std::size_t gather_chunks = 64;
 
 // A payload under join_below bytes (a chat line, a reply) is copied onto the
-// end of the chunk queued last, up to join_cap bytes a chunk: a burst of
-// lines then leaves in one or two iovecs, not one a line (64 a writev),
-// and a few dozen bytes cost less to copy than a share costs to keep. A
-// chunk started for joining reserves join_reserve bytes: one allocation a
-// burst. Larger shared payloads are kept by reference.
+// end of the chunk queued last while that chunk has room without growing:
+// a fan-out's burst of shared lines then leaves in a few iovecs, not one a
+// line (64 a writev), and a few dozen bytes cost less to copy than a share
+// costs to keep. A small shared payload that finds no room starts a chunk
+// of join_reserve bytes: fixed-size blocks the allocator recycles (chunks
+// grown by reallocation took fresh heap pages every burst: page faults).
+// A small payload of its own is moved in as before; larger shared payloads
+// are kept by reference.
 constexpr std::size_t join_below = 1024;
-constexpr std::size_t join_cap = 64 * 1024;
 constexpr std::size_t join_reserve = 4096;
+
+// Those chunks, once written, wait here for the next burst (per scheduler
+// thread, at most join_pool_max of them: 1 MiB). Freed and allocated anew,
+// 100 subscribers' chunks made glibc trim and regrow its heap every burst
+// (a page fault per fresh page: 3-6 % of the chat's fan-out).
+constexpr std::size_t join_pool_max = 256;
+thread_local std::vector<std::string> join_pool;
+
+std::string join_chunk() {
+    if (join_pool.empty()) {
+        std::string c;
+        c.reserve(join_reserve);
+        return c;
+    }
+    std::string c = std::move(join_pool.back());
+    join_pool.pop_back();
+    return c;
+}
+
+void recycle(std::string& c) noexcept {
+    // Only the pool's own size (a TLS join may have grown it).
+    if (c.capacity() != join_reserve || join_pool.size() >= join_pool_max) return;
+    c.clear();
+    try {
+        join_pool.push_back(std::move(c));
+    } catch (...) { // no room for the pointer: it is freed instead
+    }
+}
 
 std::string openssl_error(const char* what) {
     std::string s = what;
@@ -230,6 +260,7 @@ void connected_socket_adapter::consume(std::size_t wrote) {
         std::size_t left = queue_[head_].size() - head_offset_;
         if (wrote >= left) {
             wrote -= left;
+            recycle(queue_[head_].own);
             queue_[head_] = out_chunk{}; // frees its bytes (or its share) now
             ++head_;
             head_offset_ = 0;
@@ -319,13 +350,13 @@ task connected_socket_adapter::main() {
     bool broken = false; // the socket failed: no TLS goodbye
     readable_ = true;    // try a read at once: data may already be there
     // The chunk queued last can take `n` more bytes: its own (not a share),
-    // under join_cap, and not a TLS write being retried (which must be
-    // offered the same bytes again); a plain write rebuilds its buffers
-    // each time, so even the head may grow.
+    // room without reallocating, and not a TLS write being retried (which
+    // must be offered the same bytes again); a plain write rebuilds its
+    // buffers each time, so even the head may grow.
     auto joinable = [this](std::size_t n) {
         if (queue_.size() == head_) return false;
         const out_chunk& t = queue_.back();
-        if (t.ref || t.own.size() + n > join_cap) return false;
+        if (t.ref || t.own.size() + n > t.own.capacity()) return false;
         return queue_.size() > head_ + 1 || !tls_ || !tls_->write_retry;
     };
     while (!abort) {
@@ -365,8 +396,7 @@ task connected_socket_adapter::main() {
                     if (joinable(s->size())) {
                         queue_.back().own.append(*s);
                     } else if (m->is_shared()) {
-                        std::string c;
-                        c.reserve(join_reserve);
+                        std::string c = join_chunk();
                         c.append(*s);
                         queue_.emplace_back(std::move(c));
                     } else {
