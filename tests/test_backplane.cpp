@@ -691,3 +691,58 @@ TEST_CASE(
     CHECK(stuck_c.controls.back().kind == ipc_kind::shutdown_microprocess);
     CHECK_THAT(stuck_c.controls.back().text, Catch::Contains("cut off"));
 }
+
+TEST_CASE("subscribe_to: map, farewell and the consumer's bound, for a subscriber that feeds a socket",
+          "[backplane][chat]") {
+    fixture f;
+    backplane bp("M");
+    f.activate(bp);
+    subscribe_to sub("M");
+    // Odd numbers become their negation: applied in the subscriber's turn.
+    sub.set_map([](message& m) {
+        if (const int* v = m.peek<int>(); v && *v % 2 != 0) m = message(-*v);
+    });
+    sub.set_farewell([](const ipc& end) -> message {
+        if (end.kind != ipc_kind::protocol_error) return {};
+        return message(1000);
+    });
+    sub.set_consumer_limit(7);
+    collector c;
+    chain(sub, c);
+    f.activate(sub);
+    f.activate(c);
+    f.settle();
+    CHECK(c.in("inbox").limit() == 7); // set when it started
+
+    publish_to pub("M");
+    feeder<int> src(iota(1, 4), false);
+    chain(src, pub);
+    f.activate(pub);
+    f.activate(src);
+    f.settle();
+    CHECK(c.values<int>() == std::vector<int>{-1, 2, -3, 4});
+    CHECK(sub.queued_bytes() == 0); // counted as the backplane counted them
+
+    SECTION("an end with a protocol error: the farewell goes first, then the end") {
+        deliver(sub, "control", message(protocol_error("error: too long")));
+        f.settle();
+        CHECK(c.values<int>() == std::vector<int>{-1, 2, -3, 4, 1000});
+        REQUIRE(c.controls.size() == 1);
+        CHECK(c.controls[0].kind == ipc_kind::protocol_error);
+    }
+    SECTION("another end: no farewell") {
+        deliver(sub, "control", message(producer_finished()));
+        f.settle();
+        CHECK(c.values<int>() == std::vector<int>{-1, 2, -3, 4});
+        REQUIRE(c.controls.size() == 1);
+    }
+    SECTION("a stop: no farewell") {
+        deliver(sub, "control", message(shutdown_microprocess()));
+        f.settle();
+        CHECK(c.values<int>() == std::vector<int>{-1, 2, -3, 4});
+        REQUIRE(c.controls.size() == 1);
+        CHECK(c.controls[0].kind == ipc_kind::shutdown_microprocess);
+    }
+    CHECK(sub.finished());
+    CHECK_FALSE(sub.subscribed());
+}

@@ -2,6 +2,7 @@
 // bridge against a real redis-server the test starts (and kills) itself.
 #include <kamaelia/chassis/backplane.hpp>
 #include <kamaelia/core/scheduler.hpp>
+#include <kamaelia/protocols/chat.hpp>
 #include <kamaelia/redis/bridge.hpp>
 
 #include <kamaelia/redis/detail/publish_window.hpp>
@@ -732,4 +733,68 @@ TEST_CASE("redis bridge: a SIGSTOPped redis-server - local chat goes on, bounded
         return h.size() >= after.size() && std::equal(after.begin(), after.end(), h.end() - after.size());
     }));
     CHECK(a.bridge.outages() == 0);
+}
+
+namespace {
+// A chat client on a host's backplane, its socket a collector.
+struct chat_peer {
+    std::unique_ptr<pipeline> handler;
+    collector sock;
+    chat_peer(scheduler& s, const std::string& bp, std::uint16_t port)
+        : handler(std::make_unique<pipeline>(
+              chat_protocol(connection_info{"10.0.0.9", port, "127.0.0.1", 1700, port}, bp))) {
+        component::link({*handler, "outbox"}, {sock, "inbox"});
+        component::link({*handler, "signal"}, {sock, "control"});
+        handler->activate(s);
+        sock.activate(s);
+    }
+    void write(std::string bytes) { deliver(*handler, "inbox", message(std::move(bytes))); }
+    std::string heard() const {
+        std::string out;
+        for (const std::string& v : sock.values<std::string>()) out += v;
+        return out;
+    }
+};
+} // namespace
+
+TEST_CASE("redis bridge: chat lines cross hosts framed once, byte for byte; a plain payload gets each client's ending",
+          "[redis][integration][chat]") {
+    if (!redis_server::available()) {
+        WARN("redis-server is not installed: skipped (scripts/install-deps installs it)");
+        return;
+    }
+    redis_server rs;
+    scheduler s;
+    backplane bp_a("A", delivery_policy::fail), bp_b("B", delivery_policy::fail);
+    redis_bridge br_a("A", redis::parse_url(rs.url() + "?channel=ROOM"), host::fast_options());
+    redis_bridge br_b("B", redis::parse_url(rs.url() + "?channel=ROOM"), host::fast_options());
+    bp_a.activate(s);
+    bp_b.activate(s);
+    br_a.activate(s);
+    br_b.activate(s);
+    REQUIRE(run_until(s, [&] { return br_a.linked() && br_b.linked(); }));
+    chat_peer a1(s, "A", 1), a2(s, "A", 2), b1(s, "B", 3), b_lf(s, "B", 4);
+    b_lf.write("lf here\n");
+    REQUIRE(run_until(s, [&] { return a1.heard().size() > 0 && b1.heard().size() > 0; }));
+    CHECK(a1.heard() == "10.0.0.9:4 says lf here\r\n");
+    CHECK(b1.heard() == "10.0.0.9:4 says lf here\r\n");
+
+    a1.write("hello\r\nworld\r\n");
+    const std::string crlf = "10.0.0.9:4 says lf here\r\n10.0.0.9:1 says hello\r\n10.0.0.9:1 says world\r\n";
+    const std::string lf = "10.0.0.9:1 says hello\n10.0.0.9:1 says world\n";
+    REQUIRE(run_until(s, [&] {
+        return b1.heard().size() >= crlf.size() && a2.heard().size() >= crlf.size() && b_lf.heard().size() >= lf.size();
+    }));
+    CHECK(b1.heard() == crlf);
+    CHECK(a2.heard() == crlf);
+    CHECK(b_lf.heard() == lf);
+    CHECK(a1.heard() == "10.0.0.9:4 says lf here\r\n"); // never its own lines, from either host
+
+    REQUIRE(rs.cli("PUBLISH ROOM 'plain hello'") == 0);
+    REQUIRE(run_until(
+        s, [&] { return b_lf.heard().ends_with("plain hello\n") && a1.heard().ends_with("plain hello\r\n"); }));
+    CHECK(b1.heard() == crlf + "plain hello\r\n");
+    CHECK(b_lf.heard() == lf + "plain hello\n");
+    CHECK(br_a.bad_packs() == 0);
+    CHECK(br_b.bad_packs() == 0);
 }

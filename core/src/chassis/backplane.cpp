@@ -308,20 +308,30 @@ task subscribe_to::main() {
     exit_guard guard(this);
     control_watch cw;
     backplane::find(*sched(), name_).attach(*this);
+    if (consumer_limit_ != 0) {
+        if (inbox* c = out("outbox").final_inbox(); c && !c->remote()) c->set_limit(consumer_limit_);
+    }
+    inbox& queue = in("inbox"); // resolved once, not by name per message
     for (;;) {
         cw.poll(*this, [this](message&& m) { send_forced(std::move(m), "signal"); });
         // Once ending, stop listening at once, then pass on what is here.
         if (cw.ended()) leave();
         if (cw.stopping()) break;
-        while (auto m = recv_message("inbox")) {
-            taken(*m);
-            bool sent = co_await send_message(std::move(*m), "outbox");
+        while (!queue.empty()) {
+            message m = queue.pop();
+            taken(m); // before the map: the bytes the backplane counted
+            if (map_) map_(m);
+            bool sent = co_await send_message(std::move(m), "outbox");
             if (!sent) break; // a stop arrived while it waited: look at control first
         }
-        if (cw.finishing() && in("inbox").empty()) break;
+        if (cw.finishing() && queue.empty()) break;
         co_await wait_any();
     }
     leave();
+    if (farewell_ && cw.finishing()) {
+        // Forced: one short message, and the consumer may have stopped reading.
+        if (message last = farewell_(*cw.end())) send_forced(std::move(last), "outbox");
+    }
     cw.forward_end(*this);
 }
 

@@ -47,6 +47,15 @@
 // never delivered to it, at no cost to the others (the chat uses it so a
 // client does not hear its own lines).
 //
+// A subscriber may also feed a socket directly, with no component between
+// them (the chat: lines are published framed, so every client's socket
+// writes the one shared payload): set_map adjusts each message on its way
+// out (in the subscriber's turn, not the fan-out's: a client whose line
+// ending differs gets its own copy), set_farewell sends a last message
+// before an end is passed on (the reason a client is disconnected), and
+// set_consumer_limit bounds the consumer's inbox when it starts (with the
+// byte bound, what a consumer that does not read can hold).
+//
 // Late subscribers miss earlier messages (there is no retention). A
 // publisher that starts or a subscriber that subscribes when no backplane of
 // that name exists fails with unknown_service (reported like any failure).
@@ -172,6 +181,17 @@ public:
     // Bytes the backplane queued for it that it has not taken yet.
     std::size_t queued_bytes() const noexcept { return queued_bytes_; }
 
+    // Applied to every message before it is passed on (see above).
+    using map_function = std::function<void(message&)>;
+    void set_map(map_function f) { map_ = std::move(f); }
+    // Given the end message it is about to pass on (a finish, never a stop):
+    // a message to send out of "outbox" first, or an empty one.
+    using farewell_function = std::function<message(const ipc&)>;
+    void set_farewell(farewell_function f) { farewell_ = std::move(f); }
+    // The bound, in messages, of the inbox its "outbox" reaches, set when it
+    // starts (0: that inbox keeps its own).
+    void set_consumer_limit(std::uint32_t n) noexcept { consumer_limit_ = n; }
+
     const std::string& backplane_name() const noexcept { return name_; }
     bool subscribed() const noexcept { return bp_ != nullptr; }
     // Messages this subscriber lost because its inbox was full.
@@ -193,11 +213,14 @@ private:
     std::string name_;
     std::optional<delivery_policy> overflow_;
     skip_function skip_;
+    map_function map_;
+    farewell_function farewell_;
     backplane* bp_ = nullptr;
     std::size_t index_ = 0; // place in bp_->subs_ (O(1) removal)
     std::size_t max_bytes_ = default_max_bytes;
     std::size_t queued_bytes_ = 0;
     std::uint64_t dropped_ = 0;
+    std::uint32_t consumer_limit_ = 0;
     bool cut_ = false;
     exit_guard* guard_ = nullptr;
 };

@@ -107,9 +107,8 @@ private:
         }
     };
     std::vector<out_chunk> queue_; // (a deque allocates even when empty)
-    static constexpr std::size_t share_from_bytes = 1024;
-    std::size_t head_ = 0;        // first unwritten chunk
-    std::size_t head_offset_ = 0; // bytes of it already written
+    std::size_t head_ = 0;         // first unwritten chunk
+    std::size_t head_offset_ = 0;  // bytes of it already written
     std::size_t queued_bytes_ = 0;
     std::uint64_t bytes_in_ = 0, bytes_out_ = 0, write_calls_ = 0;
     time_point last_rx_{};
