@@ -86,8 +86,8 @@ public:
     bool complete() const noexcept { return locked_ && have_ == meta_.packet_count(); }
     // The SHA-256 of the assembled bytes matches (only when complete()).
     // The digest is computed as the file fills in order (the prefix that
-    // has no gap is hashed as it grows), so in the usual case little is left
-    // to hash at the end.
+    // has no gap is hashed as it grows, 16 packets at a time), so in the
+    // usual case little is left to hash at the end.
     bool verified();
     // Byte ranges not received yet (merged). Before the first packet the size
     // is unknown: then everything is missing and this returns {}.
@@ -109,6 +109,9 @@ public:
     bool pass_seen() const noexcept { return pass_seen_; }
     // Bitmap blocks allocated (for tests: memory follows the data).
     std::size_t bitmap_blocks() const noexcept { return blocks_in_use_; }
+    // File bytes whose pages were faulted in ahead of the data (see
+    // prefault(); for tests: never more than was received in order).
+    std::uint64_t prefaulted_bytes() const noexcept { return prefaulted_; }
 
 private:
     struct hasher;
@@ -128,6 +131,9 @@ private:
         return b ? b[(seq & ((std::uint64_t(1) << block_shift) - 1)) >> 6] : 0;
     }
     void hash_prefix(); // hashes the gap-free prefix beyond hashed_seq_
+    // Before packet `seq` lands at [begin, end): faults in the pages ahead
+    // of a run of packets arriving in order.
+    void prefault(std::uint64_t seq, std::uint64_t begin, std::uint64_t end) noexcept;
 
     options opt_;
     file_meta meta_;
@@ -140,6 +146,9 @@ private:
     std::unique_ptr<hasher, hasher_deleter> hash_;
     std::uint64_t hashed_seq_ = 0; // packets [0, hashed_seq_) are in the digest
     std::uint64_t have_ = 0, added_ = 0, duplicates_ = 0, ignored_ = 0;
+    // The in-order run: the packet it expects next, its bytes, and where
+    // the pages faulted in ahead of it end.
+    std::uint64_t run_next_ = 0, run_bytes_ = 0, fault_end_ = 0, prefaulted_ = 0;
 };
 
 } // namespace kamaelia::multicast
