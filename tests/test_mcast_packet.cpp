@@ -236,6 +236,34 @@ TEST_CASE("the digest covers every byte in any order: stretches, a gap at the fr
     }
 }
 
+TEST_CASE("hashing left to the owner: hash_some goes by whole packets, stops at a gap, verified() does the rest",
+          "[mcast]") {
+    std::string data = random_bytes(20 * 1000 + 5, 14);
+    file_meta m = meta_for(data, 1000);
+    reassembler r({.hash_as_added = false});
+    auto add = [&](std::uint32_t seq) {
+        std::string d = packet(m, data, seq);
+        packet_view v;
+        REQUIRE(decode(d, v) == decode_error::none);
+        REQUIRE(r.add(v) == reassembler::verdict::added);
+    };
+    for (std::uint32_t seq = 0; seq < 21; ++seq)
+        if (seq != 8) add(seq);
+    CHECK(r.packets_hashed() == 0); // nothing as added
+    CHECK(r.hash_behind());
+    CHECK(r.hash_some(1) == 1000); // at least one packet
+    CHECK(r.hash_some(2500) == 3000);
+    CHECK(r.hash_some(100'000) == 4000); // up to the gap at 8
+    CHECK(r.packets_hashed() == 8);
+    CHECK_FALSE(r.hash_behind());
+    CHECK(r.hash_some(100'000) == 0);
+    add(8);
+    CHECK(r.hash_behind());
+    CHECK(r.hash_some(2000) == 2000);
+    CHECK(r.verified()); // hashes the rest
+    CHECK(r.data() == data);
+}
+
 TEST_CASE("the reassembler refuses a file over its size limit, and other ids when told one", "[mcast]") {
     std::string data = random_bytes(3000, 7);
     file_meta m = meta_for(data, 1000);

@@ -61,14 +61,13 @@ struct reassembler::hasher {
 
 void reassembler::hasher_deleter::operator()(hasher* h) const noexcept { delete h; }
 
-void reassembler::hash_prefix() {
-    std::uint64_t n = meta_.packet_count(), end = hashed_seq_;
-    while (end < n && has(end)) ++end;
-    if (end == hashed_seq_) return;
-    std::uint64_t from = meta_.offset_of(hashed_seq_);
-    std::uint64_t to = meta_.offset_of(end - 1) + meta_.payload_size(end - 1);
-    EVP_DigestUpdate(hash_->ctx, data_.data() + from, to - from);
+std::uint64_t reassembler::hash_some(std::uint64_t max_bytes) {
+    std::uint64_t n = meta_.packet_count(), end = hashed_seq_, bytes = 0;
+    while (end < n && has(end) && (bytes == 0 || bytes < max_bytes)) bytes += meta_.payload_size(end++);
+    if (end == hashed_seq_) return 0;
+    EVP_DigestUpdate(hash_->ctx, data_.data() + meta_.offset_of(hashed_seq_), bytes);
     hashed_seq_ = end;
+    return bytes;
 }
 
 // A fresh page taken by a fault costs a trap for every 4 KiB (every third
@@ -171,7 +170,8 @@ reassembler::verdict reassembler::add(const packet_view& p) {
     // The digest grows by stretches of hash_batch packets, not by every
     // packet (a call per 1,340 bytes cost more than the bytes); a packet
     // that fills the gap at the front of a run already there releases it.
-    if (p.seq >= hashed_seq_ + hash_batch - 1 || (p.seq == hashed_seq_ && has(p.seq + 1))) hash_prefix();
+    if (opt_.hash_as_added && (p.seq >= hashed_seq_ + hash_batch - 1 || (p.seq == hashed_seq_ && has(p.seq + 1))))
+        hash_prefix();
     return verdict::added;
 }
 

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -66,6 +67,10 @@ public:
     struct options {
         std::uint32_t file_id = 0;                      // 0: take the first file seen
         std::uint64_t max_size = default_max_file_size; // refuse bigger files (memory)
+        // Hash the gap-free prefix as add() extends it; false: only when
+        // the owner calls hash_some() (when it has nothing else to do), and
+        // whatever is left in verified().
+        bool hash_as_added = true;
     };
     static constexpr std::uint64_t default_max_file_size = std::uint64_t(4) << 30;
     enum class verdict : std::uint8_t {
@@ -89,6 +94,12 @@ public:
     // has no gap is hashed as it grows, 16 packets at a time), so in the
     // usual case little is left to hash at the end.
     bool verified();
+    // Hashes up to about `max_bytes` more of the gap-free prefix (whole
+    // packets, at least one); returns the bytes hashed.
+    std::uint64_t hash_some(std::uint64_t max_bytes);
+    // Part of the gap-free prefix is received but not hashed yet.
+    bool hash_behind() const noexcept { return locked_ && hashed_seq_ < meta_.packet_count() && has(hashed_seq_); }
+    std::uint64_t packets_hashed() const noexcept { return hashed_seq_; }
     // Byte ranges not received yet (merged). Before the first packet the size
     // is unknown: then everything is missing and this returns {}.
     std::vector<byte_range> missing() const;
@@ -130,7 +141,7 @@ private:
         const auto& b = bits_[seq >> block_shift];
         return b ? b[(seq & ((std::uint64_t(1) << block_shift) - 1)) >> 6] : 0;
     }
-    void hash_prefix(); // hashes the gap-free prefix beyond hashed_seq_
+    void hash_prefix() { hash_some(std::numeric_limits<std::uint64_t>::max()); }
     // Before packet `seq` lands at [begin, end): faults in the pages ahead
     // of a run of packets arriving in order.
     void prefault(std::uint64_t seq, std::uint64_t begin, std::uint64_t end) noexcept;
