@@ -91,8 +91,9 @@ public:
     bool complete() const noexcept { return locked_ && have_ == meta_.packet_count(); }
     // The SHA-256 of the assembled bytes matches (only when complete()).
     // The digest is computed as the file fills in order (the prefix that
-    // has no gap is hashed as it grows, 16 packets at a time), so in the
-    // usual case little is left to hash at the end.
+    // has no gap is hashed as it grows, 16 packets at a time, or by
+    // hash_some() without hash_as_added), so in the usual case little is
+    // left to hash here.
     bool verified();
     // Hashes up to about `max_bytes` more of the gap-free prefix (whole
     // packets, at least one); returns the bytes hashed.
