@@ -460,7 +460,7 @@ struct depack_rig {
 };
 } // namespace
 
-TEST_CASE("the depacketiser hashes in slices while its inbox is empty; a file whose bytes lie is still refused",
+TEST_CASE("asked to, the depacketiser hashes in slices while its inbox is empty; a lying file is still refused",
           "[mcast]") {
     std::string data = random_bytes(300'000, 31); // 300 packets of 1000
     temp_file real(data);
@@ -472,7 +472,7 @@ TEST_CASE("the depacketiser hashes in slices while its inbox is empty; a file wh
         return b;
     };
     SECTION("placed first, hashed after, a slice a cycle") {
-        depack_rig r;
+        depack_rig r(depacketiser_options{.hash_when_idle = true});
         deliver(*r.dp, "inbox", message(batch(0, 150, data)));
         r.f.step(); // places all 150, then hashes one 64 KiB slice and yields
         CHECK(r.dp->assembly().packets_have() == 150);
@@ -487,7 +487,7 @@ TEST_CASE("the depacketiser hashes in slices while its inbox is empty; a file wh
         CHECK(files[0].data == data);
     }
     SECTION("the digest is still checked: a byte that differs, CRCs right, is refused") {
-        depack_rig r;
+        depack_rig r(depacketiser_options{.hash_when_idle = true});
         std::string bad = data;
         bad[123'456] ^= 1;
         deliver(*r.dp, "inbox", message(batch(0, 300, bad)));
@@ -495,8 +495,8 @@ TEST_CASE("the depacketiser hashes in slices while its inbox is empty; a file wh
         CHECK(r.files().empty());
         CHECK(r.dp->digest_mismatches() == 1);
     }
-    SECTION("hashing as placed, when asked") {
-        depack_rig r(depacketiser_options{.hash_when_idle = false});
+    SECTION("hashing as placed (the default)") {
+        depack_rig r;
         deliver(*r.dp, "inbox", message(batch(0, 150, data)));
         r.f.step();
         CHECK(r.dp->assembly().packets_hashed() >= 144); // in stretches of 16, as they were placed
