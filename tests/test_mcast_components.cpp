@@ -460,6 +460,53 @@ struct depack_rig {
 };
 } // namespace
 
+TEST_CASE("asked to, the depacketiser hashes in slices while its inbox is empty; a lying file is still refused",
+          "[mcast]") {
+    std::string data = random_bytes(300'000, 31); // 300 packets of 1000
+    temp_file real(data);
+    file_meta m = describe_file(real.path, 1000);
+    auto batch = [&](std::uint32_t from, std::uint32_t to, const std::string& bytes) {
+        datagram_batch b;
+        for (std::uint32_t seq = from; seq < to; ++seq)
+            b.add(encode(m, seq, std::string_view(bytes).substr(m.offset_of(seq), m.payload_size(seq))));
+        return b;
+    };
+    SECTION("placed first, hashed after, a slice a cycle") {
+        depack_rig r(depacketiser_options{.hash_when_idle = true});
+        deliver(*r.dp, "inbox", message(batch(0, 150, data)));
+        r.f.step(); // places all 150, then hashes one 64 KiB slice and yields
+        CHECK(r.dp->assembly().packets_have() == 150);
+        CHECK(r.dp->assembly().packets_hashed() > 0);
+        CHECK(r.dp->assembly().packets_hashed() < 150);
+        r.f.settle(); // idle: the digest catches up with the data
+        CHECK(r.dp->assembly().packets_hashed() == 150);
+        deliver(*r.dp, "inbox", message(batch(150, 300, data)));
+        r.f.settle();
+        auto files = r.files();
+        REQUIRE(files.size() == 1);
+        CHECK(files[0].data == data);
+    }
+    SECTION("the digest is still checked: a byte that differs, CRCs right, is refused") {
+        depack_rig r(depacketiser_options{.hash_when_idle = true});
+        std::string bad = data;
+        bad[123'456] ^= 1;
+        deliver(*r.dp, "inbox", message(batch(0, 300, bad)));
+        r.f.settle();
+        CHECK(r.files().empty());
+        CHECK(r.dp->digest_mismatches() == 1);
+    }
+    SECTION("hashing as placed (the default)") {
+        depack_rig r;
+        deliver(*r.dp, "inbox", message(batch(0, 150, data)));
+        r.f.step();
+        CHECK(r.dp->assembly().packets_hashed() >= 144); // in stretches of 16, as they were placed
+        deliver(*r.dp, "inbox", message(batch(150, 300, data)));
+        r.f.settle();
+        REQUIRE(r.files().size() == 1);
+        CHECK(r.files()[0].data == data);
+    }
+}
+
 TEST_CASE("a stray datagram of another file, sent first, never makes the receiver ignore the real transfer",
           "[mcast][hostile]") {
     std::string data = random_bytes(20'000, 21); // 20 packets

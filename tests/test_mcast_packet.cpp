@@ -60,7 +60,8 @@ TEST_CASE("CRC-32C: the check value, hardware and table agree, chaining", "[mcas
     CHECK(multicast::detail::crc32c_portable("123456789") == 0xE3069283u);
     CHECK(crc32c("") == 0);
     std::string data = random_bytes(4099, 9);
-    for (std::size_t n : {0u, 1u, 7u, 8u, 9u, 63u, 1400u, 4099u}) {
+    // Lengths around the three-chain rounds (384 bytes) and a 1,340-byte payload.
+    for (std::size_t n : {0u, 1u, 7u, 8u, 9u, 63u, 383u, 384u, 385u, 767u, 768u, 1340u, 1400u, 4099u}) {
         std::string_view d = std::string_view(data).substr(0, n);
         CHECK(crc32c(d) == multicast::detail::crc32c_portable(d));
         for (std::size_t cut : {std::size_t(0), n / 3, n})
@@ -197,6 +198,72 @@ TEST_CASE("a file whose bytes do not match its digest is not verified", "[mcast]
     CHECK_FALSE(r.verified());
 }
 
+TEST_CASE("the digest covers every byte in any order: stretches, a gap at the front filled last, a wrong byte",
+          "[mcast]") {
+    std::string data = random_bytes(100 * 1000 + 77, 13);
+    file_meta m = meta_for(data, 1000);
+    const auto n = static_cast<std::uint32_t>(m.packet_count());
+    auto run = [&](const std::string& bytes, const std::vector<std::uint32_t>& order) {
+        reassembler r;
+        for (std::uint32_t seq : order) {
+            std::string d = encode(m, seq, std::string_view(bytes).substr(m.offset_of(seq), m.payload_size(seq)));
+            packet_view v;
+            REQUIRE(decode(d, v) == decode_error::none);
+            REQUIRE(r.add(v) == reassembler::verdict::added);
+        }
+        REQUIRE(r.complete());
+        CHECK(r.data() == bytes); // placed right, whatever the digest says
+        return r.verified();
+    };
+    std::vector<std::uint32_t> in_order(n);
+    for (std::uint32_t i = 0; i < n; ++i) in_order[i] = i;
+    CHECK(run(data, in_order));
+    for (std::uint32_t late : {0u, 1u, 15u, 16u, 50u, n - 1}) {
+        std::vector<std::uint32_t> order;
+        for (std::uint32_t i = 0; i < n; ++i)
+            if (i != late) order.push_back(i);
+        order.push_back(late);
+        CHECK(run(data, order));
+    }
+    std::vector<std::uint32_t> backwards(in_order.rbegin(), in_order.rend());
+    CHECK(run(data, backwards));
+    // One byte differs from what the digest says (CRCs right: the sender's
+    // file changed, or a forger): never verified, wherever the byte is.
+    for (std::size_t at : {std::size_t(0), std::size_t(15'999), std::size_t(16'000), data.size() - 1}) {
+        std::string bad = data;
+        bad[at] ^= 1;
+        CHECK_FALSE(run(bad, in_order));
+    }
+}
+
+TEST_CASE("hashing left to the owner: hash_some goes by whole packets, stops at a gap, verified() does the rest",
+          "[mcast]") {
+    std::string data = random_bytes(20 * 1000 + 5, 14);
+    file_meta m = meta_for(data, 1000);
+    reassembler r({.hash_as_added = false});
+    auto add = [&](std::uint32_t seq) {
+        std::string d = packet(m, data, seq);
+        packet_view v;
+        REQUIRE(decode(d, v) == decode_error::none);
+        REQUIRE(r.add(v) == reassembler::verdict::added);
+    };
+    for (std::uint32_t seq = 0; seq < 21; ++seq)
+        if (seq != 8) add(seq);
+    CHECK(r.packets_hashed() == 0); // nothing as added
+    CHECK(r.hash_behind());
+    CHECK(r.hash_some(1) == 1000); // at least one packet
+    CHECK(r.hash_some(2500) == 3000);
+    CHECK(r.hash_some(100'000) == 4000); // up to the gap at 8
+    CHECK(r.packets_hashed() == 8);
+    CHECK_FALSE(r.hash_behind());
+    CHECK(r.hash_some(100'000) == 0);
+    add(8);
+    CHECK(r.hash_behind());
+    CHECK(r.hash_some(2000) == 2000);
+    CHECK(r.verified()); // hashes the rest
+    CHECK(r.data() == data);
+}
+
 TEST_CASE("the reassembler refuses a file over its size limit, and other ids when told one", "[mcast]") {
     std::string data = random_bytes(3000, 7);
     file_meta m = meta_for(data, 1000);
@@ -260,6 +327,53 @@ TEST_CASE("a forged 4 GiB file of 1-byte chunks costs memory by the data receive
     CHECK(miss == std::vector<byte_range>{{0, 12345}, {12346, std::uint64_t(4) << 30}});
     CHECK(r.missing_bytes() == (std::uint64_t(4) << 30) - 1);
     CHECK(spent < std::chrono::seconds(2)); // linear in 2^32 took minutes; this is ~65,536 steps
+}
+
+TEST_CASE("pages are faulted in ahead of an in-order run only, never further than the data received",
+          "[mcast][hostile]") {
+    std::string data = random_bytes(1 << 20, 12);
+    file_meta m = meta_for(data, 1340);
+    auto feed = [&](reassembler& r, std::uint32_t seq) {
+        std::string d = packet(m, data, seq);
+        packet_view v;
+        REQUIRE(decode(d, v) == decode_error::none);
+        return r.add(v);
+    };
+    SECTION("in order: ahead of the data, by at most what arrived") {
+        reassembler r;
+        std::uint64_t got = 0;
+        for (std::uint32_t seq = 0; seq < m.packet_count(); ++seq) {
+            REQUIRE(feed(r, seq) == reassembler::verdict::added);
+            got += m.payload_size(seq);
+            REQUIRE(r.prefaulted_bytes() <= 2 * got);
+        }
+        CHECK(r.prefaulted_bytes() > 0);
+        CHECK(r.prefaulted_bytes() <= data.size());
+        CHECK(r.verified());
+        CHECK(r.data() == data);
+    }
+    SECTION("scattered packets (a forger, or heavy loss) get nothing faulted for them") {
+        reassembler r;
+        for (std::uint32_t seq = 0; seq < m.packet_count(); seq += 2)
+            REQUIRE(feed(r, seq) == reassembler::verdict::added);
+        CHECK(r.prefaulted_bytes() == 0);
+        // The gaps filled later (a second pass) still assemble the file.
+        for (std::uint32_t seq = 1; seq < m.packet_count(); seq += 2)
+            REQUIRE(feed(r, seq) == reassembler::verdict::added);
+        CHECK(r.verified());
+        CHECK(r.data() == data);
+    }
+    SECTION("a late join: the run starts where the packets do, and the pass wraps round") {
+        reassembler r;
+        std::uint32_t n = static_cast<std::uint32_t>(m.packet_count()), start = n / 2 + 3;
+        for (std::uint32_t i = 0; i < n; ++i) REQUIRE(feed(r, (start + i) % n) == reassembler::verdict::added);
+        CHECK(r.prefaulted_bytes() > 0);
+        // The second run's last step reaches into the first run's pages
+        // (already there: populating them again costs a page-table walk).
+        CHECK(r.prefaulted_bytes() <= data.size() + 128 * 1024);
+        CHECK(r.verified());
+        CHECK(r.data() == data);
+    }
 }
 
 TEST_CASE("a file over --max-file-size is refused before anything is allocated", "[mcast][hostile]") {

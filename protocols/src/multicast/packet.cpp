@@ -135,10 +135,53 @@ constexpr std::array<std::uint32_t, 256> crc32c_table = [] {
 }();
 
 #if defined(__x86_64__)
+// The crc32 instruction has a latency of three cycles and a throughput of
+// one a cycle: one chain over the data waits on itself. Three chains over
+// three stripes of a round run side by side, and are then joined: a raw
+// CRC is linear, so the state after stripes A, B is shift(crc(A)) ^ crc(B),
+// where shift advances a state over a stripe's length of zero bytes (a
+// linear map of 32 bits, applied by four table lookups). A 1,340-byte
+// payload takes about half the time of one chain.
+constexpr std::size_t crc_stripe = 128; // bytes a chain covers per round
+
+constexpr std::array<std::array<std::uint32_t, 256>, 4> crc32c_shift_table = [] {
+    std::array<std::uint32_t, 32> basis{}; // shift(1 << i)
+    for (int i = 0; i < 32; ++i) {
+        std::uint32_t c = std::uint32_t(1) << i;
+        for (std::size_t n = 0; n < crc_stripe; ++n) c = crc32c_table[c & 0xff] ^ (c >> 8);
+        basis[static_cast<std::size_t>(i)] = c;
+    }
+    std::array<std::array<std::uint32_t, 256>, 4> t{};
+    for (std::size_t k = 0; k < 4; ++k)
+        for (std::size_t b = 0; b < 256; ++b)
+            for (std::size_t bit = 0; bit < 8; ++bit)
+                if ((b >> bit) & 1) t[k][b] ^= basis[8 * k + bit];
+    return t;
+}();
+
+inline std::uint32_t crc32c_shift(std::uint32_t c) noexcept {
+    const auto& t = crc32c_shift_table;
+    return t[0][c & 0xff] ^ t[1][(c >> 8) & 0xff] ^ t[2][(c >> 16) & 0xff] ^ t[3][c >> 24];
+}
+
 __attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::string_view data, std::uint32_t crc) noexcept {
     const char* p = data.data();
     std::size_t n = data.size();
     std::uint64_t c = ~crc;
+    for (; n >= 3 * crc_stripe; p += 3 * crc_stripe, n -= 3 * crc_stripe) {
+        std::uint64_t c1 = 0, c2 = 0;
+        for (std::size_t i = 0; i < crc_stripe; i += 8) {
+            std::uint64_t v0, v1, v2;
+            std::memcpy(&v0, p + i, 8);
+            std::memcpy(&v1, p + crc_stripe + i, 8);
+            std::memcpy(&v2, p + 2 * crc_stripe + i, 8);
+            c = __builtin_ia32_crc32di(c, v0);
+            c1 = __builtin_ia32_crc32di(c1, v1);
+            c2 = __builtin_ia32_crc32di(c2, v2);
+        }
+        c = crc32c_shift(crc32c_shift(static_cast<std::uint32_t>(c)) ^ static_cast<std::uint32_t>(c1)) ^
+            static_cast<std::uint32_t>(c2);
+    }
     for (; n >= 8; p += 8, n -= 8) {
         std::uint64_t v;
         std::memcpy(&v, p, 8);

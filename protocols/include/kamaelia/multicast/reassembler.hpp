@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -66,6 +67,10 @@ public:
     struct options {
         std::uint32_t file_id = 0;                      // 0: take the first file seen
         std::uint64_t max_size = default_max_file_size; // refuse bigger files (memory)
+        // Hash the gap-free prefix as add() extends it; false: only when
+        // the owner calls hash_some() (when it has nothing else to do), and
+        // whatever is left in verified().
+        bool hash_as_added = true;
     };
     static constexpr std::uint64_t default_max_file_size = std::uint64_t(4) << 30;
     enum class verdict : std::uint8_t {
@@ -86,9 +91,16 @@ public:
     bool complete() const noexcept { return locked_ && have_ == meta_.packet_count(); }
     // The SHA-256 of the assembled bytes matches (only when complete()).
     // The digest is computed as the file fills in order (the prefix that
-    // has no gap is hashed as it grows), so in the usual case little is left
-    // to hash at the end.
+    // has no gap is hashed as it grows, 16 packets at a time, or by
+    // hash_some() without hash_as_added), so in the usual case little is
+    // left to hash here.
     bool verified();
+    // Hashes up to about `max_bytes` more of the gap-free prefix (whole
+    // packets, at least one); returns the bytes hashed.
+    std::uint64_t hash_some(std::uint64_t max_bytes);
+    // Part of the gap-free prefix is received but not hashed yet.
+    bool hash_behind() const noexcept { return locked_ && hashed_seq_ < meta_.packet_count() && has(hashed_seq_); }
+    std::uint64_t packets_hashed() const noexcept { return hashed_seq_; }
     // Byte ranges not received yet (merged). Before the first packet the size
     // is unknown: then everything is missing and this returns {}.
     std::vector<byte_range> missing() const;
@@ -109,6 +121,9 @@ public:
     bool pass_seen() const noexcept { return pass_seen_; }
     // Bitmap blocks allocated (for tests: memory follows the data).
     std::size_t bitmap_blocks() const noexcept { return blocks_in_use_; }
+    // File bytes whose pages were faulted in ahead of the data (see
+    // prefault(); for tests: never more than was received in order).
+    std::uint64_t prefaulted_bytes() const noexcept { return prefaulted_; }
 
 private:
     struct hasher;
@@ -127,7 +142,10 @@ private:
         const auto& b = bits_[seq >> block_shift];
         return b ? b[(seq & ((std::uint64_t(1) << block_shift) - 1)) >> 6] : 0;
     }
-    void hash_prefix(); // hashes the gap-free prefix beyond hashed_seq_
+    void hash_prefix() { hash_some(std::numeric_limits<std::uint64_t>::max()); }
+    // Before packet `seq` lands at [begin, end): faults in the pages ahead
+    // of a run of packets arriving in order.
+    void prefault(std::uint64_t seq, std::uint64_t begin, std::uint64_t end) noexcept;
 
     options opt_;
     file_meta meta_;
@@ -140,6 +158,9 @@ private:
     std::unique_ptr<hasher, hasher_deleter> hash_;
     std::uint64_t hashed_seq_ = 0; // packets [0, hashed_seq_) are in the digest
     std::uint64_t have_ = 0, added_ = 0, duplicates_ = 0, ignored_ = 0;
+    // The in-order run: the packet it expects next, its bytes, and where
+    // the pages faulted in ahead of it end.
+    std::uint64_t run_next_ = 0, run_bytes_ = 0, fault_end_ = 0, prefaulted_ = 0;
 };
 
 } // namespace kamaelia::multicast
