@@ -353,6 +353,7 @@ task connected_socket_adapter::main() {
     // room without reallocating, and not a TLS write being retried (which
     // must be offered the same bytes again); a plain write rebuilds its
     // buffers each time, so even the head may grow.
+    inbox& input = in("inbox"); // resolved once, not by name per message
     auto joinable = [this](std::size_t n) {
         if (queue_.size() == head_) return false;
         const out_chunk& t = queue_.back();
@@ -386,9 +387,8 @@ task connected_socket_adapter::main() {
 
         // Take bytes to write while under the high watermark; a start_tls
         // stops the taking until the handshake is done.
-        while (queued_bytes_ < opt_.high_watermark && !tls_busy()) {
-            auto m = recv_message("inbox");
-            if (!m) break;
+        while (queued_bytes_ < opt_.high_watermark && !tls_busy() && !input.empty()) {
+            std::optional<message> m(input.pop());
             if (const std::string* s = m->peek<std::string>()) {
                 if (s->empty()) continue;
                 queued_bytes_ += s->size();
