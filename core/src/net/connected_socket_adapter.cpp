@@ -9,6 +9,7 @@
 #include <array>
 #include <optional>
 #include <span>
+#include <utility>
 
 namespace kamaelia {
 
@@ -88,11 +89,32 @@ struct connected_socket_adapter::tls_state {
     }
 };
 
+namespace {
+connected_socket_adapter::socket_type on_own_executor(asio::generic::stream_protocol::socket s) {
+    auto& io = asio::query(s.get_executor(), asio::execution::context);
+    auto& ctx = static_cast<asio::io_context&>(io);
+    connected_socket_adapter::socket_type out(ctx.get_executor());
+    if (!s.is_open()) return out;
+    asio::error_code ec;
+    auto local = s.local_endpoint(ec);
+    // (The protocol is only asked of the descriptor again on a failed
+    // getsockname: an unusable socket, reported by the first read.)
+    auto protocol = ec ? asio::generic::stream_protocol(AF_INET, 0) : local.protocol();
+    auto fd = s.release(ec);
+    if (!ec) out.assign(protocol, fd, ec);
+    return out;
+}
+} // namespace
+
 connected_socket_adapter::connected_socket_adapter(asio::ip::tcp::socket socket, csa_options options, start_tls tls)
-    : connected_socket_adapter(asio::generic::stream_protocol::socket(std::move(socket)), options, std::move(tls)) {}
+    : connected_socket_adapter(on_own_executor(asio::generic::stream_protocol::socket(std::move(socket))), options,
+                               std::move(tls)) {}
 
 connected_socket_adapter::connected_socket_adapter(asio::generic::stream_protocol::socket socket, csa_options options,
                                                    start_tls tls)
+    : connected_socket_adapter(on_own_executor(std::move(socket)), options, std::move(tls)) {}
+
+connected_socket_adapter::connected_socket_adapter(socket_type socket, csa_options options, start_tls tls)
     : socket_(std::move(socket)),
       opt_(options),
       anchor_(*this) {
@@ -129,6 +151,33 @@ void connected_socket_adapter::arm_read(bool even_if_paused) {
     if (read_armed_ || readable_) return;
     if (!even_if_paused && (read_closed_ || read_paused_)) return;
     read_armed_ = true;
+    if (!tls_ && rx_small_) {
+        // The reactor reads for us. Asio's async_wait re-arms the descriptor
+        // with epoll_ctl(EPOLL_CTL_MOD) every time; a read op keeps the
+        // edge-triggered registration made at accept: no syscall to wait, the
+        // read done where the readiness is found. (Tried at once while the
+        // last read did not exhaust the socket: data may be there already.)
+        rx_armed_ = true;
+        socket_.async_read_some(asio::buffer(rx_buf_), [t = anchor_.token(), this](const asio::error_code& ec,
+                                                                                    std::size_t n) {
+            if (!*t) return;                                // the adapter is gone: `this` is not touched
+            if (ec == asio::error::operation_aborted) return; // cancelled for STARTTLS; nothing was read
+            read_armed_ = false;
+            rx_armed_ = false;
+            if (!ec) {
+                rx_got_ = rx_state::data;
+                rx_n_ = static_cast<std::uint8_t>(n);
+            } else if (ec == asio::error::eof) {
+                rx_got_ = rx_state::eof;
+            } else {
+                rx_got_ = rx_state::error;
+                reason_ = "read failed: " + ec.message();
+            }
+            readable_ = true;
+            io_anchor::signal(t);
+        });
+        return;
+    }
     socket_.async_wait(asio::socket_base::wait_read, [t = anchor_.token(), this](const asio::error_code&) {
         if (!*t) return; // the adapter is gone: `this` is not touched
         read_armed_ = false;
@@ -348,7 +397,10 @@ task connected_socket_adapter::main() {
     std::optional<time_point> close_deadline;
     bool abort = false;
     bool broken = false; // the socket failed: no TLS goodbye
-    readable_ = true;    // try a read at once: data may already be there
+    // Try a read at once: data may already be there (a plain connection's
+    // first read op tries it; TLS starts with its handshake).
+    readable_ = tls_ != nullptr;
+    if (!tls_) arm_read();
     // The chunk queued last can take `n` more bytes: its own (not a share),
     // room without reallocating, and not a TLS write being retried (which
     // must be offered the same bytes again); a plain write rebuilds its
@@ -418,6 +470,19 @@ task connected_socket_adapter::main() {
                 tls_ = std::make_unique<tls_state>();
                 tls_->req = std::move(st);
                 readable_ = false; // nothing more is read in clear
+                if (rx_armed_) {
+                    // OpenSSL reads the handshake from the socket itself: the
+                    // reactor must not take it. (The write wait, if any, is
+                    // cancelled too; its handler retries the write.)
+                    asio::error_code ec;
+                    socket_.cancel(ec);
+                    rx_armed_ = read_armed_ = false;
+                }
+                if (rx_got_ == rx_state::data) {
+                    // Read before the switch: clear text, ahead of the mark.
+                    rx_got_ = rx_state::none;
+                    send_forced(message(std::string(rx_buf_.data(), rx_n_)), "outbox");
+                }
                 if (tls_->req.server) send_forced(message(tls_started{}), "outbox");
             } else {
                 spdlog::warn("{}: dropped a {} sent to a socket (send std::string)", name(), m->type_name());
@@ -437,7 +502,7 @@ task connected_socket_adapter::main() {
         } else if (read_paused_ && queued_bytes_ <= opt_.low_watermark) {
             read_paused_ = false;
         }
-        if (finishing_ && queued_bytes_ == 0 && in("inbox").empty() && !tls_busy()) {
+        if (finishing_ && queued_bytes_ == 0 && input.empty() && !tls_busy()) {
             reason_ = "closed by handler";
             break;
         }
@@ -454,9 +519,43 @@ task connected_socket_adapter::main() {
         if (readable_ && !read_closed_ && !read_paused_ && !tls_busy()) {
             readable_ = false;
             std::size_t budget = opt_.read_budget;
+            std::size_t passed = 0; // bytes read in this pass
+            rx_state got = std::exchange(rx_got_, rx_state::none);
             while (budget > 0) {
-                std::size_t n = 0;
-                io_result r = read_some(n);
+                // One chunk a turn and one send below: every co_await costs
+                // the frame an awaiter, and the frame is an idle connection's bytes.
+                std::string chunk;
+                bool drained = false;
+                io_result r = io_result::ok;
+                if (got == rx_state::data) {
+                    // What the reactor read. A full buffer is joined with the rest.
+                    got = rx_state::none;
+                    chunk.assign(rx_buf_.data(), rx_n_);
+                    drained = rx_n_ < rx_buf_.size();
+                    if (!drained && budget > rx_n_) {
+                        std::size_t n = 0;
+                        io_result more = read_some(n);
+                        if (more == io_result::ok) {
+                            chunk.append(read_buffer.data(), n);
+                            drained = n < read_buffer.size();
+                        } else if (more == io_result::would_block) {
+                            drained = true;
+                        } else {
+                            got = more == io_result::eof ? rx_state::eof : rx_state::error; // after the chunk
+                        }
+                    }
+                } else if (got != rx_state::none) {
+                    r = got == rx_state::eof ? io_result::eof : io_result::error; // reason_ says which
+                } else {
+                    std::size_t n = 0;
+                    r = read_some(n);
+                    if (r == io_result::ok) {
+                        chunk.assign(read_buffer.data(), n);
+                        // A short plain read drained the socket: no EAGAIN read
+                        // needed (the next wait reports anything newer).
+                        drained = !tls_ && n < read_buffer.size();
+                    }
+                }
                 if (r == io_result::would_block) break;
                 if (r == io_result::eof) {
                     // The peer half-closed: no more input. Tell the handler;
@@ -470,18 +569,20 @@ task connected_socket_adapter::main() {
                     broken = true;
                     break;
                 }
+                std::size_t n = chunk.size();
                 bytes_in_ += n;
+                passed += n;
                 last_rx_ = sched()->now();
                 budget = n >= budget ? 0 : budget - n;
-                // A short plain read drained the socket: no EAGAIN read needed
-                // (the next wait's EPOLL_CTL_MOD reports anything newer).
-                bool drained = !tls_ && n < read_buffer.size();
                 unanswered_ = true;
-                co_await send(std::string(read_buffer.data(), n));
-                if (drained) break;
+                co_await send(std::move(chunk));
+                if (drained && got == rx_state::none) break;
             }
             if (broken) break;
             if (budget == 0) readable_ = true; // more may be waiting: come back next cycle
+            // Small input (what fits rx_buf_) waits in a read op; larger
+            // input waits for readability and is read into the shared buffer.
+            if (passed > 0) rx_small_ = passed < rx_buf_.size();
         }
         if (read_closed_ && !out("signal").link()) {
             // Nobody will tell us to finish: close once the writes are out.
@@ -494,15 +595,18 @@ task connected_socket_adapter::main() {
             duration left = *tls_->deadline - sched()->now();
             if (!limit || left < *limit) limit = left;
         }
-        if (readable_ && !tls_busy()) {
+        if (readable_ && !read_closed_ && !read_paused_ && !tls_busy()) {
+            // More to read now. (Readable but paused, the socket's wake-up
+            // stays recorded and the writes' progress wakes us: no busy loop.)
             co_await yield();
-        } else if (queued_bytes_ >= opt_.high_watermark || tls_busy()) {
-            // Full (or handshaking): the inbox waits; only the socket (or "stop") can change things.
-            co_await wait(ev_external | ev_control, limit);
         } else {
-            // An idle connection keeps one slot of its inbox, not four.
-            in("inbox").shrink();
-            co_await wait(ev_inbox | ev_external, limit);
+            // Full (or handshaking): the inbox waits; only the socket (or
+            // "stop") can change things. Otherwise an idle connection keeps
+            // one slot of its inbox, not four. (One wait for both: each
+            // co_await is an awaiter in the frame, for every connection.)
+            bool full = queued_bytes_ >= opt_.high_watermark || tls_busy();
+            if (!full) input.shrink();
+            co_await wait(full ? ev_external | ev_control : ev_inbox | ev_external, limit);
         }
     }
     // Stopped at once: what the kernel takes of the deferred output still goes.

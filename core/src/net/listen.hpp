@@ -115,7 +115,8 @@ inline bool accept_should_back_off(const asio::error_code& ec) {
 }
 
 // The peer's and our addresses of an accepted socket.
-inline connection_info describe(const asio::generic::stream_protocol::socket& s, const listen_address& where) {
+template <class Socket>
+connection_info describe(const Socket& s, const listen_address& where) {
     connection_info info;
     if (where.is_unix()) {
         info.peer = "unix";

@@ -87,7 +87,8 @@ void listener::arm_wait() {
 
 bool listener::accept_one(new_connection& out) {
     asio::error_code ec;
-    asio::generic::stream_protocol::socket s = acceptor_->accept(ec);
+    // On the io_context's own executor: see connected_socket_adapter::socket_type.
+    connected_socket_adapter::socket_type s = acceptor_->accept(sched()->io().get_executor(), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
         readable_ = false;
         return false;

@@ -84,7 +84,7 @@ task tcp_client::main() {
     }
     for (const auto& ep : endpoints) {
         if (!error_.empty()) break;
-        socket_ = std::make_unique<asio::ip::tcp::socket>(io);
+        socket_ = std::make_unique<socket_type>(io.get_executor());
         op_done_ = false;
         socket_->async_connect(ep, [t = anchor_.token(), this](const asio::error_code& e) {
             if (!*t) return;
@@ -113,10 +113,11 @@ task tcp_client::main() {
         send_forced(message(socket_shutdown(error_)), "signal");
         co_return;
     }
-    asio::ip::tcp::socket s = std::move(*socket_);
+    socket_type s = std::move(*socket_);
     socket_.reset();
     s.set_option(asio::ip::tcp::no_delay(true), ec);
-    auto& csa = add_child(std::make_unique<connected_socket_adapter>(std::move(s), options_, std::move(tls_)));
+    auto& csa = add_child(std::make_unique<connected_socket_adapter>(connected_socket_adapter::socket_type(std::move(s)),
+                                                                     options_, std::move(tls_)));
     csa_ = &csa;
     // The adapter's boxes become ours: what waits in our inbox and control moves on.
     link({*this, "inbox"}, {csa, "inbox"});

@@ -18,8 +18,12 @@
 // above the high watermark the adapter stops reading the socket and stops
 // taking from its inbox (so a client that does not read its replies cannot
 // make the server buffer without bound); below the low watermark it resumes.
-// Reading waits for readability and reads into a buffer shared by the
-// scheduler's thread, so an idle connection holds no read buffer. Received
+// Reading: while the connection's inputs are small (a command, a request
+// line) the reactor reads them into a small buffer of the adapter's own the
+// moment they arrive: one recv a request and no epoll_ctl, as a plain Asio
+// server's async_read_some. Larger input waits for readability and is read
+// into a 64 KiB buffer shared by the scheduler's thread, so no connection
+// holds a large buffer, idle or not. TLS always waits (OpenSSL reads). Received
 // chunks are sent with flow control: a handler whose inbox is full stops the
 // reading, and TCP pushes back on the client.
 //
@@ -33,9 +37,12 @@
 #include <kamaelia/net/tls.hpp>
 
 #include <asio/generic/stream_protocol.hpp>
+#include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,7 +60,16 @@ struct csa_options {
 
 class connected_socket_adapter : public component {
 public:
+    // The socket it runs on: bound to the scheduler's io_context, not to a
+    // type-erased executor (56 bytes in the socket and in every pending
+    // operation, for every connection). listener and tcp_client make these.
+    using socket_type = asio::basic_stream_socket<asio::generic::stream_protocol, asio::io_context::executor_type>;
+
     // With tls.context set, the connection is TLS from its first byte.
+    connected_socket_adapter(socket_type socket, csa_options options = {}, start_tls tls = {});
+    // Sockets with the default executor are moved onto their io_context's
+    // own (the descriptor is registered with the reactor again: two system
+    // calls, once).
     connected_socket_adapter(asio::generic::stream_protocol::socket socket, csa_options options = {},
                              start_tls tls = {});
     connected_socket_adapter(asio::ip::tcp::socket socket, csa_options options = {}, start_tls tls = {});
@@ -88,7 +104,11 @@ private:
     bool tls_busy() const noexcept; // start_tls queued or handshaking: hold input and output
     void close_socket() noexcept;
 
-    asio::generic::stream_protocol::socket socket_;
+    // What the reactor's read into rx_buf_ found (see arm_read).
+    enum class rx_state : std::uint8_t { none, data, eof, error };
+    static constexpr std::size_t rx_size = 64;
+
+    socket_type socket_;
     csa_options opt_;
     io_anchor anchor_;
     // A chunk to write: bytes of its own, or a share of a payload many
@@ -114,7 +134,12 @@ private:
     time_point last_rx_{};
     std::string reason_;
     std::unique_ptr<tls_state> tls_; // only on TLS connections
+    std::array<char, rx_size> rx_buf_; // the reactor reads small input here
+    std::uint8_t rx_n_ = 0;            // bytes in rx_buf_
+    rx_state rx_got_ = rx_state::none;
     bool readable_ = false, read_armed_ = false;
+    bool rx_armed_ = false; // the pending read is the reactor's into rx_buf_
+    bool rx_small_ = true;  // the last input was small: arm the next read into rx_buf_
     bool write_blocked_ = false;
     bool read_closed_ = false, read_paused_ = false;
     bool unanswered_ = false;   // input read, no write since: the next output answers it

@@ -61,7 +61,9 @@ private:
     csa_options options_;
     start_tls tls_;
     std::unique_ptr<asio::ip::tcp::resolver> resolver_;
-    std::unique_ptr<asio::ip::tcp::socket> socket_;
+    // On the io_context's own executor (see connected_socket_adapter::socket_type).
+    using socket_type = asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
+    std::unique_ptr<socket_type> socket_;
     io_anchor anchor_;
     connected_socket_adapter* csa_ = nullptr;
     std::string error_;
