@@ -9,6 +9,7 @@
 #include <array>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <utility>
 
 namespace kamaelia {
@@ -91,14 +92,14 @@ struct connected_socket_adapter::tls_state {
 
 namespace {
 connected_socket_adapter::socket_type on_own_executor(asio::generic::stream_protocol::socket s) {
-    auto& io = asio::query(s.get_executor(), asio::execution::context);
-    auto& ctx = static_cast<asio::io_context&>(io);
-    connected_socket_adapter::socket_type out(ctx.get_executor());
+    const auto* ex = s.get_executor().target<asio::io_context::executor_type>();
+    if (!ex) throw std::invalid_argument("connected_socket_adapter: the socket must belong to an io_context");
+    connected_socket_adapter::socket_type out(*ex);
     if (!s.is_open()) return out;
     asio::error_code ec;
     auto local = s.local_endpoint(ec);
-    // (The protocol is only asked of the descriptor again on a failed
-    // getsockname: an unusable socket, reported by the first read.)
+    // getsockname fails only on an unusable socket: any protocol does then,
+    // and the first read reports the error.
     auto protocol = ec ? asio::generic::stream_protocol(AF_INET, 0) : local.protocol();
     auto fd = s.release(ec);
     if (!ec) out.assign(protocol, fd, ec);
@@ -155,15 +156,13 @@ void connected_socket_adapter::arm_read(bool even_if_paused) {
         // The reactor reads for us. Asio's async_wait re-arms the descriptor
         // with epoll_ctl(EPOLL_CTL_MOD) every time; a read op keeps the
         // edge-triggered registration made at accept: no syscall to wait, the
-        // read done where the readiness is found. (Tried at once while the
-        // last read did not exhaust the socket: data may be there already.)
-        rx_armed_ = true;
+        // read done where the readiness is found. (Asio tries a recv at once
+        // too: data may be there already.)
         socket_.async_read_some(asio::buffer(rx_buf_), [t = anchor_.token(), this](const asio::error_code& ec,
                                                                                     std::size_t n) {
             if (!*t) return;                                // the adapter is gone: `this` is not touched
             if (ec == asio::error::operation_aborted) return; // cancelled for STARTTLS; nothing was read
             read_armed_ = false;
-            rx_armed_ = false;
             if (!ec) {
                 rx_got_ = rx_state::data;
                 rx_n_ = static_cast<std::uint8_t>(n);
@@ -467,17 +466,18 @@ task connected_socket_adapter::main() {
                     spdlog::warn("{}: start_tls ignored ({})", name(), tls_ ? "already TLS" : "no context");
                     continue;
                 }
-                tls_ = std::make_unique<tls_state>();
-                tls_->req = std::move(st);
-                readable_ = false; // nothing more is read in clear
-                if (rx_armed_) {
+                if (read_armed_ && rx_small_) {
+                    // A small read is pending (arm_read's choice without TLS).
                     // OpenSSL reads the handshake from the socket itself: the
                     // reactor must not take it. (The write wait, if any, is
                     // cancelled too; its handler retries the write.)
                     asio::error_code ec;
                     socket_.cancel(ec);
-                    rx_armed_ = read_armed_ = false;
+                    read_armed_ = false;
                 }
+                tls_ = std::make_unique<tls_state>();
+                tls_->req = std::move(st);
+                readable_ = false; // nothing more is read in clear
                 if (rx_got_ == rx_state::data) {
                     // Read before the switch: clear text, ahead of the mark.
                     rx_got_ = rx_state::none;

@@ -138,8 +138,8 @@ private:
     std::uint8_t rx_n_ = 0;            // bytes in rx_buf_
     rx_state rx_got_ = rx_state::none;
     bool readable_ = false, read_armed_ = false;
-    bool rx_armed_ = false; // the pending read is the reactor's into rx_buf_
-    bool rx_small_ = true;  // the last input was small: arm the next read into rx_buf_
+    bool rx_small_ = true; // the last input was small: the next read goes into rx_buf_
+                           // (fixed while a read is armed: only reading changes it)
     bool write_blocked_ = false;
     bool read_closed_ = false, read_paused_ = false;
     bool unanswered_ = false;   // input read, no write since: the next output answers it
