@@ -92,7 +92,9 @@ struct connected_socket_adapter::tls_state {
 
 namespace {
 connected_socket_adapter::socket_type on_own_executor(asio::generic::stream_protocol::socket s) {
-    const auto* ex = s.get_executor().target<asio::io_context::executor_type>();
+    // get_executor() returns a copy: keep it alive while target() points into it.
+    const auto held = s.get_executor();
+    const auto* ex = held.target<asio::io_context::executor_type>();
     if (!ex) throw std::invalid_argument("connected_socket_adapter: the socket must belong to an io_context");
     connected_socket_adapter::socket_type out(*ex);
     if (!s.is_open()) return out;
