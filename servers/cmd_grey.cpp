@@ -293,6 +293,7 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
         gs.database = kd::greylist_store(rt, gf.store, "grey");
         gs.connection_queue = kd::connection_queue(gf.connection_queue, cf, "grey");
         s->ctx->greylist = kd::shared_greylist(rt, gs, "grey");
+        s->ctx->memory = kd::shared_greylist_memory(rt);
         s->ctx->meter = kamaelia::console::greylist_counters_of(rt).get(); // kept alive by the runtime
     } catch (const kamaelia::greylist::store_error& e) {
         throw std::runtime_error(std::string("grey: ") + e.what());

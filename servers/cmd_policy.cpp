@@ -56,6 +56,7 @@ struct policy_flags {
 
 struct policy_server : kamaelia::server_core {
     std::string greylist = gl::service_name;
+    std::shared_ptr<gl::pass_memory> memory; // the service's recent passes
     gl::meter* meter = nullptr;
     bool test_hooks = false;
     gl::reply_style style;
@@ -65,7 +66,8 @@ struct policy_server : kamaelia::server_core {
         bind_address = "127.0.0.1"; // like postgrey: Postfix is local
         port = 10023;
         protocol = [this](const kamaelia::connection_info& peer) {
-            return std::make_unique<gl::policy_protocol>(greylist, style, max_line, peer.name(), test_hooks, meter);
+            return std::make_unique<gl::policy_protocol>(greylist, style, max_line, peer.name(), test_hooks, meter,
+                                                         memory);
         };
     }
 };
@@ -155,6 +157,7 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     gl::settings gs = greylist_settings(cf);
     gs.database = kd::greylist_store(rt, policy_store, "policy");
     s->greylist = kd::shared_greylist(rt, gs, "policy");
+    s->memory = kd::shared_greylist_memory(rt);
     s->meter = kamaelia::console::greylist_counters_of(rt).get(); // kept alive by the runtime
     s->test_hooks = pf.test_hooks;
     if (pf.test_hooks)

@@ -64,6 +64,7 @@ inline std::string shared_greylist(runtime& rt, greylist::settings s, const std:
                            ", which another server of this daemon uses (one greylist per daemon: --greylist-store)");
     auto name = rt.shared<std::string>("greylist", [&]() {
         auto svc = std::make_unique<greylist::service>(s);
+        rt.shared<greylist::pass_memory>("greylist-memory", [&] { return svc->memory(); });
         // /healthz: the database thread's last finding (a batch, expiry or
         // its idle probe), read without waiting for the database.
         rt.add_health_check([h = svc->health(), db = greylist::pg_store::redact(s.database)] {
@@ -79,6 +80,12 @@ inline std::string shared_greylist(runtime& rt, greylist::settings s, const std:
         return std::make_shared<std::string>(greylist::service_name);
     });
     return *name;
+}
+
+// The started greylist's pass memory (service::memory()), for its askers:
+// call after shared_greylist.
+inline std::shared_ptr<greylist::pass_memory> shared_greylist_memory(runtime& rt) {
+    return rt.shared<greylist::pass_memory>("greylist-memory", [] { return std::shared_ptr<greylist::pass_memory>(); });
 }
 
 } // namespace kamaelia::daemon

@@ -2,9 +2,11 @@
 // timing rules through the store with an injected clock, whitelists,
 // restart keeping passed triplets, schema migration, locked and corrupt
 // databases answering tempfail (never an accept).
+#include <kamaelia/greylist/pass_memory.hpp>
 #include <kamaelia/greylist/service.hpp>
 #include <kamaelia/greylist/settings.hpp>
 
+#include <kamaelia/core/deliver.hpp>
 #include <kamaelia/core/service.hpp>
 #include <kamaelia/greylist/sqlite_store.hpp>
 
@@ -19,6 +21,7 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 using namespace kamaelia;
 using namespace kamaelia::greylist;
@@ -733,4 +736,198 @@ TEST_CASE("engine: the bound is per connection of a pool", "[grey][threads][host
         if (!busy(*a)) CHECK((*a->got)->what == verdict::greylisted);
     svc.stop();
     s.run_once();
+}
+
+// ---- the pass memory (greylist/pass_memory.hpp) ---------------------------------
+
+namespace {
+
+pass_memory::options memory_options(const fake_time& t, bool per_client = false) {
+    pass_memory::options o;
+    o.ttl = std::chrono::seconds(60);
+    o.per_client = per_client;
+    o.clock = t.clock();
+    return o;
+}
+
+triplet key_of(const greylist::request& r) { return make_triplet(r.client_address, r.sender, r.recipient); }
+
+} // namespace
+
+TEST_CASE("pass memory: a pass is recalled until its row would need a write or the ttl ends", "[grey]") {
+    fake_time t;
+    pass_memory m(memory_options(t));
+    auto r = req("203.0.114.7", "A@Example.org", "u@example.net");
+    CHECK_FALSE(m.recall(r));
+    std::int64_t now = t.now->load();
+    m.remember(key_of(r), "", now - 3590, now, 3600); // stored 3,590 s ago: a write due in 10 s
+    auto d = m.recall(req("203.0.114.99", "a@example.org", "U@example.net")); // same /24, same normalised triplet
+    REQUIRE(d);
+    CHECK(d->what == verdict::pass);
+    CHECK(d->reason == "pass");
+    CHECK_FALSE(d->first_pass);
+    CHECK(m.hits() == 1);
+    CHECK_FALSE(m.recall(req("203.0.115.7", "a@example.org", "u@example.net"))); // another network
+    t.advance(10);
+    CHECK_FALSE(m.recall(r)); // the row's refresh is due: the service must write it
+    CHECK(m.size() == 0);     // and the stale entry is gone
+
+    now = t.now->load();
+    m.remember(key_of(r), "", now, now, 3600);
+    t.advance(59);
+    CHECK(m.recall(r));
+    t.advance(1);
+    CHECK_FALSE(m.recall(r)); // the ttl: what other hosts may have changed is looked at again
+}
+
+TEST_CASE("pass memory: never for a test time, a clock that went back, or when off", "[grey]") {
+    fake_time t;
+    pass_memory m(memory_options(t));
+    auto r = req("203.0.114.7", "a@example.org", "u@example.net");
+    std::int64_t now = t.now->load();
+    m.remember(key_of(r), "", now, now, 3600);
+    auto timed = r;
+    timed.test_time = now;
+    CHECK_FALSE(m.recall(timed));
+    t.advance(-5);
+    CHECK_FALSE(m.recall(r)); // before the stored stamp: the service judges it
+    t.advance(5);
+    CHECK(m.recall(r));
+    // remembered at a time before the stored stamp, or with nothing left: not kept
+    m.clear();
+    m.remember(key_of(r), "", now + 10, now, 3600);
+    m.remember(key_of(r), "", now - 3600, now, 3600);
+    CHECK(m.size() == 0);
+
+    auto off = memory_options(t);
+    off.ttl = std::chrono::seconds(0);
+    pass_memory none(off);
+    none.remember(key_of(r), "", now, now, 3600);
+    CHECK_FALSE(none.recall(r));
+    CHECK(none.size() == 0);
+}
+
+TEST_CASE("pass memory: a client's entries go when its row changes; bounded by its capacity", "[grey]") {
+    fake_time t;
+    pass_memory m(memory_options(t, true));
+    std::int64_t now = t.now->load();
+    auto a = req("192.0.2.1", "a@example.org", "u@example.net");
+    auto b = req("192.0.2.2", "a@example.org", "u@example.net"); // same network, another client
+    m.remember(key_of(a), canonical_address(a.client_address), now, now, 3600);
+    CHECK(m.recall(a));
+    CHECK_FALSE(m.recall(b)); // its own auto-whitelist row may say otherwise
+    m.remember(key_of(b), canonical_address(b.client_address), now, now, 3600);
+    m.forget_client(canonical_address(a.client_address));
+    CHECK_FALSE(m.recall(a));
+    CHECK(m.recall(b));
+    CHECK(m.size() == 1);
+
+    auto small = memory_options(t);
+    small.capacity = 4;
+    pass_memory s(small);
+    for (int i = 0; i < 100; ++i) {
+        auto x = req("198.51.100.1", "s" + std::to_string(i) + "@example.org", "u@example.net");
+        s.remember(key_of(x), "", now, now, 3600);
+        CHECK(s.size() <= 4);
+        CHECK(s.recall(x)); // the newest is always kept
+    }
+}
+
+TEST_CASE("pass memory threads: askers on several threads while connections remember and forget", "[grey][threads]") {
+    fake_time t;
+    pass_memory m(memory_options(t, true));
+    std::int64_t now = t.now->load();
+    std::atomic<bool> go{true};
+    std::atomic<std::uint64_t> found{0};
+    std::vector<std::thread> askers;
+    for (int k = 0; k < 3; ++k)
+        askers.emplace_back([&, k] {
+            for (int i = 0; i < 20000 && go; ++i) {
+                auto x = req("192.0.2." + std::to_string(i % 7), "s" + std::to_string((i + k) % 50) + "@example.org",
+                             "u@example.net");
+                if (auto d = m.recall(x)) {
+                    CHECK(d->what == verdict::pass);
+                    ++found;
+                }
+            }
+        });
+    for (int i = 0; i < 20000; ++i) {
+        auto x = req("192.0.2." + std::to_string(i % 7), "s" + std::to_string(i % 50) + "@example.org", "u@example.net");
+        m.remember(key_of(x), canonical_address(x.client_address), now, now, 3600);
+        if (i % 97 == 0) m.forget_client(canonical_address(x.client_address));
+        if (i % 1001 == 0) m.clear();
+    }
+    go = false;
+    for (auto& th : askers) th.join();
+    CHECK(m.size() <= 7 * 50);
+    CHECK(m.hits() == found.load());
+}
+
+TEST_CASE("engine: a committed pass goes to the pass memory; a failed batch and a reload empty it", "[grey][threads]") {
+    temp_dir d;
+    fake_time t;
+    scheduler s;
+    auto cfg = base(d, t);
+    cfg.whitelist_clients_file = (d.path / "clients").string();
+    { std::ofstream(cfg.whitelist_clients_file) << "# none yet\n"; }
+    auto e = open_engine(s, cfg);
+    auto m = e->svc->memory();
+    REQUIRE(m);
+    auto r = req("203.0.114.7", "a@example.org", "u@example.net");
+    CHECK(ask(s, *e, r).what == verdict::greylisted);
+    CHECK_FALSE(m->recall(r)); // greylisted: nothing to remember
+    t.advance(300);
+    auto first = ask(s, *e, r);
+    CHECK(first.what == verdict::pass);
+    CHECK(first.first_pass);
+    auto again = m->recall(r);
+    REQUIRE(again); // what the service would answer now, without asking it
+    auto asked = ask(s, *e, r);
+    CHECK(asked.what == again->what);
+    CHECK(asked.reason == again->reason);
+    CHECK(asked.first_pass == again->first_pass);
+
+    // A locked database fails the next batch: the memory is emptied, and
+    // the failing store answers tempfail, never a remembered pass.
+    auto r2 = req("203.0.114.8", "b@example.org", "u@example.net");
+    sqlite3* other = nullptr;
+    REQUIRE(sqlite3_open(d.db().c_str(), &other) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    CHECK(ask(s, *e, r2).what == verdict::tempfail);
+    CHECK(m->size() == 0);
+    CHECK_FALSE(m->recall(r));
+    sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(other);
+    CHECK(ask(s, *e, r).what == verdict::pass);
+    REQUIRE(m->recall(r));
+
+    // The client goes on the whitelist file: the reload forgets every pass,
+    // and the service answers "whitelisted" again.
+    { std::ofstream(cfg.whitelist_clients_file) << "203.0.114.7\n"; }
+    deliver(*e->svc, "reload", message(reload_whitelists{}));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (m->size() != 0 && std::chrono::steady_clock::now() < deadline) {
+        if (!s.run_once()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    CHECK_FALSE(m->recall(r));
+    CHECK(ask(s, *e, r).what == verdict::whitelisted);
+}
+
+TEST_CASE("engine: the pass memory forgets a client whose pass made it auto-whitelisted", "[grey][threads]") {
+    temp_dir d;
+    fake_time t;
+    scheduler s;
+    auto cfg = base(d, t);
+    cfg.auto_whitelist_clients = 1;
+    auto e = open_engine(s, cfg);
+    auto m = e->svc->memory();
+    auto r = req("192.0.2.1", "a@example.org", "r1@example.net");
+    CHECK(ask(s, *e, r).what == verdict::greylisted);
+    t.advance(300);
+    CHECK(ask(s, *e, r).what == verdict::pass); // the first pass counts: the client is whitelisted now
+    CHECK_FALSE(m->recall(r));                   // so its pass is not the answer any more
+    auto x = ask(s, *e, r);
+    CHECK(x.what == verdict::whitelisted);
+    CHECK(x.reason == "client auto-whitelisted");
+    CHECK(m->size() == 0);
 }

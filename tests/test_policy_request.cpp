@@ -3,6 +3,7 @@
 // embedded connection with a scripted greylist.
 #include "embedded.hpp"
 
+#include <kamaelia/greylist/pass_memory.hpp>
 #include <kamaelia/greylist/policy.hpp>
 #include <kamaelia/greylist/policy_request.hpp>
 
@@ -10,7 +11,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <deque>
+#include <memory>
 
 using namespace kamaelia;
 using namespace kamaelia::greylist;
@@ -183,6 +186,29 @@ TEST_CASE("policy component: answers, keeps the connection, closes on a store fa
     CHECK(c.sock.closed);
     CHECK(eng->asked.size() == 3);
     CHECK(eng->asked[0].sender == "a@example.org");
+}
+
+TEST_CASE("policy component: a pass in the pass memory is answered without asking the service", "[policy]") {
+    test::fixture f;
+    auto* eng = start_scripted(f);
+    eng->script = {make(verdict::greylisted, 300)};
+    pass_memory::options o;
+    o.clock = [] { return std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000)); };
+    auto memory = std::make_shared<pass_memory>(o);
+    memory->remember(make_triplet("203.0.114.7", "a@example.org", "u@example.net"), "", 1'700'000'000, 1'700'000'000,
+                     3600);
+    test::embedded_connection c(
+        f, std::make_unique<policy_protocol>(service_name, reply_style{}, 4096, "test", false, nullptr, memory));
+    c.write(rcpt_request);
+    CHECK(c.read() == "action=DUNNO\n\n");
+    CHECK(eng->asked.empty());
+    CHECK(memory->hits() == 1);
+    std::string other = rcpt_request;
+    other.replace(other.find("u@example.net"), 13, "v@example.net");
+    c.write(other); // not remembered: the service is asked
+    CHECK(c.read().rfind("action=DEFER_IF_PERMIT", 0) == 0);
+    REQUIRE(eng->asked.size() == 1);
+    CHECK(eng->asked[0].recipient == "v@example.net");
 }
 
 TEST_CASE("policy component: an oversized request closes without a reply", "[policy]") {

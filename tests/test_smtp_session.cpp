@@ -3,6 +3,7 @@
 #include "embedded.hpp"
 #include "smtp_fakes.hpp"
 
+#include <kamaelia/greylist/pass_memory.hpp>
 #include <kamaelia/smtp/protocol.hpp>
 
 #include <asio/ssl/context.hpp>
@@ -223,6 +224,25 @@ TEST_CASE("smtp session: pipelined commands are answered in order while a decisi
     r.f.settle();
     CHECK(c->read() == "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n451 4.3.0 <u2@example.org>: Temporary failure, please try "
                        "again later\r\n250 2.0.0 Ok\r\n");
+}
+
+TEST_CASE("smtp session: a triplet in the pass memory is accepted without asking the greylist", "[smtp]") {
+    rig r;
+    greylist::pass_memory::options o;
+    o.clock = [] { return std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000)); };
+    r.ctx->memory = std::make_shared<greylist::pass_memory>(o);
+    r.ctx->memory->remember(greylist::make_triplet("192.0.2.10", "a@s.test", "u@example.org"), "", 1'700'000'000,
+                            1'700'000'000, 3600);
+    auto c = r.connect();
+    c->read();
+    c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<U@Example.org>\r\n");
+    CHECK(c->read().find("250 2.1.5 Ok\r\n") != std::string::npos);
+    CHECK(r.eng->asked.empty());
+    CHECK(r.ctx->memory->hits() == 1);
+    c->write("RCPT TO:<v@example.org>\r\n"); // another triplet: asked
+    CHECK(c->read().empty());
+    REQUIRE(r.eng->asked.size() == 1);
+    CHECK(r.eng->asked[0].recipient == "v@example.org");
 }
 
 TEST_CASE("smtp session: allowed client networks relay anywhere without greylisting", "[smtp]") {

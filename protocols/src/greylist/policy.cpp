@@ -10,11 +10,12 @@
 namespace kamaelia::greylist {
 
 policy_protocol::policy_protocol(std::string service, reply_style style, std::size_t max_request, std::string peer,
-                                 bool test_hooks, meter* m)
+                                 bool test_hooks, meter* m, std::shared_ptr<pass_memory> memory)
     : service_(std::move(service)),
       conv_(std::move(style), max_request, test_hooks),
       peer_(std::move(peer)),
-      meter_(m) {}
+      meter_(m),
+      memory_(std::move(memory)) {}
 
 void log_policy_decision(const request& r, const decision& d, const std::string& action) {
     static const char* names[] = {"pass", "whitelisted", "greylisted", "tempfail"};
@@ -38,11 +39,18 @@ task policy_protocol::main() {
             if (st.what == policy_conversation::reply) {
                 out = std::move(st.text);
             } else {
-                check question{st.query->req};
                 auto asked = std::chrono::steady_clock::now();
-                auto r = co_await ask(service_, std::move(question));
-                // The service layer failing (ended, shutting down) is a tempfail like a store error.
-                decision d = r ? std::move(*r) : decision{verdict::tempfail, {}, {}, r.error().text};
+                std::optional<decision> known;
+                if (memory_) known = memory_->recall(st.query->req);
+                decision d;
+                if (known) {
+                    d = std::move(*known); // a pass the database would answer again, writing nothing
+                } else {
+                    check question{st.query->req};
+                    auto r = co_await ask(service_, std::move(question));
+                    // The service layer failing (ended, shutting down) is a tempfail like a store error.
+                    d = r ? std::move(*r) : decision{verdict::tempfail, {}, {}, r.error().text};
+                }
                 if (meter_)
                     meter_->count(d, std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count());
                 out = conv_.answer(d, std::time(nullptr));

@@ -165,6 +165,7 @@ struct shared_state {
     log_limiter outage{"greylist: database unusable, answering tempfail", std::chrono::seconds(10)};
     std::shared_ptr<store_health> health = std::make_shared<store_health>();
     std::vector<std::string> errors; // each connection's last finding (empty: fine)
+    std::shared_ptr<pass_memory> memory; // filled by the connections after their commits
 
     std::int64_t now() const {
         auto tp = cfg.clock ? cfg.clock() : std::chrono::system_clock::now();
@@ -200,6 +201,14 @@ struct connection {
     std::vector<triplet> keys;
     std::vector<std::string> clients;
     std::vector<decision> out;
+    // What a batch tells the pass memory, in the order it was judged; told
+    // only once the batch committed.
+    struct memo {
+        const triplet* key = nullptr; // a pass (remember), else the client's row changed (forget)
+        const std::string* client = nullptr;
+        std::int64_t stored_last = 0, at = 0;
+    };
+    std::vector<memo> memos;
     // What it found since its owner last took it (take_finding()).
     finding found;
     bool dirty = false;
@@ -241,6 +250,8 @@ struct connection {
             auto c = db->find_client(client);
             if (client_whitelisted(c, at, m.cfg.auto_whitelist_clients, t)) {
                 if (auto b = bump_client(c, at, t)) db->save_client(client, *b);
+                // Passes remembered before it was whitelisted (another host's doing) are stale.
+                memos.push_back({nullptr, &client, 0, at});
                 decision d;
                 d.what = verdict::whitelisted;
                 d.reason = "client auto-whitelisted";
@@ -249,14 +260,40 @@ struct connection {
             auto row = db->find(key);
             auto o = judge_triplet(row, at, t);
             if (o.store) db->save(key, o.write, row.has_value());
+            note_pass(p, o, row, at);
             if (o.first_pass)
-                if (auto b = bump_client(c, at, t)) db->save_client(client, *b);
+                if (auto b = bump_client(c, at, t)) {
+                    db->save_client(client, *b);
+                    // Auto-whitelisted now: its answers are "whitelisted", not the passes remembered.
+                    if (client_whitelisted(b, at, m.cfg.auto_whitelist_clients, t))
+                        memos.push_back({nullptr, &client, 0, at});
+                }
             return o.answer;
         }
         auto row = db->find(key);
         auto o = judge_triplet(row, at, t);
         if (o.store) db->save(key, o.write, row.has_value());
+        note_pass(p, o, row, at);
         return o.answer;
+    }
+
+    // A pass: the row as it now stands in the store (written, or left with
+    // its fresh stamp) is what the pass memory may answer from.
+    void note_pass(const plan& p, const triplet_outcome& o, const std::optional<triplet_row>& row, std::int64_t at) {
+        if (!m.memory || o.answer.what != verdict::pass) return;
+        std::int64_t stored_last = o.store || !row ? o.write.last : row->last;
+        memos.push_back({&p.key, &p.client, stored_last, at});
+    }
+
+    // After COMMIT, in the order judged.
+    void tell_memory() {
+        if (!m.memory) return;
+        for (const memo& x : memos) {
+            if (x.key)
+                m.memory->remember(*x.key, *x.client, x.stored_last, x.at, m.t.refresh);
+            else
+                m.memory->forget_client(*x.client);
+        }
     }
 
     // One transaction for the batch; the answers go out after COMMIT. Any
@@ -274,6 +311,7 @@ struct connection {
                 keys.push_back(j.p.key);
                 if (!j.p.client.empty()) clients.push_back(j.p.client);
             }
+            memos.clear();
             db->begin();
             db->prefetch(keys, clients);
             for (auto& j : batch) {
@@ -281,6 +319,7 @@ struct connection {
                 out.push_back(judge(j.p, r.test_time ? r.test_time : at));
             }
             db->commit();
+            tell_memory();
         } catch (const std::exception& e) {
             db->rollback();
             error = e.what();
@@ -290,6 +329,9 @@ struct connection {
             error = "unknown error";
             out.assign(batch.size(), tempfail("greylist store failed"));
         }
+        // A failing store: nothing is answered from memory until a batch
+        // commits again (what it remembered may be what failed).
+        if (!error.empty() && m.memory) m.memory->clear();
         report(error, true);
         // Committed (or rolled back): the connection has room again before
         // the answers go out, so an asker answered may ask again at once.
@@ -448,6 +490,14 @@ struct service::impl {
         if (cfg.health_interval < std::chrono::milliseconds(100)) cfg.health_interval = std::chrono::milliseconds(100);
         if (cfg.connection_queue == 0) cfg.connection_queue = 1;
         if (stores.empty()) throw store_error("greylist: no store");
+        pass_memory::options mo;
+        mo.ttl = cfg.pass_memory_ttl.count() > 0 ? cfg.pass_memory_ttl : std::chrono::seconds(0);
+        mo.capacity = std::max<std::size_t>(cfg.pass_memory_entries, 1);
+        mo.ipv4_prefix = cfg.ipv4_prefix;
+        mo.ipv6_prefix = cfg.ipv6_prefix;
+        mo.per_client = cfg.auto_whitelist_clients > 0;
+        mo.clock = cfg.clock;
+        shared.memory = std::make_shared<pass_memory>(std::move(mo));
         shared.errors.resize(stores.size());
         size = stores.size();
         // A local store's waits are bounded by its busy timeout: no hop. A
@@ -517,6 +567,8 @@ struct service::impl {
     void reload() {
         try {
             lists = build_whitelist(shared.cfg, false);
+            // A request judged a pass may be listed now (another answer).
+            if (shared.memory) shared.memory->clear();
             spdlog::info("greylist: whitelists reloaded ({} entries)", lists->size());
         } catch (const std::exception& e) {
             spdlog::error("greylist: whitelists not reloaded, keeping the old ones: {}", e.what());
@@ -554,6 +606,7 @@ service::~service() {
 }
 
 std::uint64_t service::decisions() const noexcept { return impl_->shared.decisions.load(std::memory_order_relaxed); }
+std::shared_ptr<pass_memory> service::memory() const noexcept { return impl_->shared.memory; }
 std::uint64_t service::commits() const noexcept { return impl_->shared.commits.load(std::memory_order_relaxed); }
 std::size_t service::connections() const noexcept { return impl_->size; }
 std::uint64_t service::refused_busy() const noexcept {

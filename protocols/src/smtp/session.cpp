@@ -80,14 +80,20 @@ subtask<void> session::handle_rcpt(const command& c) {
     }
     greylist::decision d{greylist::verdict::tempfail, {}, {}, "no greylist"};
     if (!ctx_->greylist.empty()) {
-        // The service answers exactly once; the bound only guards against a wedged store.
-        greylist::check question{std::move(q)};
         auto asked = std::chrono::steady_clock::now();
-        auto r = co_await ask(ctx_->greylist, std::move(question), within(std::chrono::minutes(2)));
-        if (r) {
-            d = std::move(*r);
+        std::optional<greylist::decision> known;
+        if (ctx_->memory) known = ctx_->memory->recall(q);
+        if (known) {
+            d = std::move(*known); // a pass the database would answer again, writing nothing
         } else {
-            d.reason = r.error().text;
+            // The service answers exactly once; the bound only guards against a wedged store.
+            greylist::check question{std::move(q)};
+            auto r = co_await ask(ctx_->greylist, std::move(question), within(std::chrono::minutes(2)));
+            if (r) {
+                d = std::move(*r);
+            } else {
+                d.reason = r.error().text;
+            }
         }
         if (ctx_->meter)
             ctx_->meter->count(d, std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count());

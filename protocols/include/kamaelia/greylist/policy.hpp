@@ -13,6 +13,7 @@
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/greylist/decision.hpp>
 #include <kamaelia/greylist/meter.hpp>
+#include <kamaelia/greylist/pass_memory.hpp>
 #include <kamaelia/greylist/policy_request.hpp>
 #include <kamaelia/greylist/service.hpp>
 
@@ -26,9 +27,11 @@ class policy_protocol : public component {
 public:
     // `m`, when given, counts the answers (the console's /metrics); it must
     // outlive the component.
+    // `memory`, when given, answers the passes it holds without asking
+    // (service::memory()).
     explicit policy_protocol(std::string service = service_name, reply_style style = {},
                              std::size_t max_request = 64 * 1024, std::string peer = {}, bool test_hooks = false,
-                             meter* m = nullptr);
+                             meter* m = nullptr, std::shared_ptr<pass_memory> memory = nullptr);
 
 protected:
     task main() override;
@@ -38,6 +41,7 @@ private:
     policy_conversation conv_;
     std::string peer_;
     meter* meter_;
+    std::shared_ptr<pass_memory> memory_;
 };
 
 // Logs a decision the way postgrey does (one line, debug level).

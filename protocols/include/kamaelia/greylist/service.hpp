@@ -22,6 +22,7 @@
 #include <kamaelia/core/stm.hpp>
 #include <kamaelia/core/threaded_component.hpp>
 #include <kamaelia/greylist/decision.hpp>
+#include <kamaelia/greylist/pass_memory.hpp>
 #include <kamaelia/greylist/settings.hpp>
 #include <kamaelia/greylist/store.hpp>
 
@@ -106,6 +107,9 @@ public:
     std::uint64_t refused_busy() const noexcept;
     // The store's health (see store_health); the handle outlives the service.
     std::shared_ptr<const store_health> health() const noexcept;
+    // The recent passes its askers may answer themselves (pass_memory.hpp);
+    // the handle outlives the service (then nothing new is put in).
+    std::shared_ptr<pass_memory> memory() const noexcept;
 
 protected:
     void thread_main() override;

@@ -44,6 +44,11 @@ struct settings {
     // its running batch); over it a request is answered tempfail at once
     // ("greylist store busy"), so a stalled database cannot pile up askers.
     std::size_t connection_queue = default_connection_queue;
+    // A pass whose row needs no write is answered by the asker from the
+    // pass memory (greylist/pass_memory.hpp) for at most this long after
+    // the database last said so; 0: every request goes to the database.
+    std::chrono::seconds pass_memory_ttl{60};
+    std::size_t pass_memory_entries = 16384;
 };
 
 class store_error : public std::runtime_error {

@@ -8,6 +8,7 @@
 #include <kamaelia/core/component.hpp>
 #include <kamaelia/greylist/decision.hpp>
 #include <kamaelia/greylist/meter.hpp>
+#include <kamaelia/greylist/pass_memory.hpp>
 #include <kamaelia/greylist/service.hpp>
 #include <kamaelia/net/tls.hpp>
 #include <kamaelia/smtp/network.hpp>
@@ -110,6 +111,9 @@ struct proxy_context {
     // The greylist service asked at RCPT (on the session's scheduler, or
     // once for a scheduler group; greylist/service.hpp). Empty: no greylist, RCPT tempfails.
     std::string greylist = greylist::service_name;
+    // The service's recent passes (service::memory()): a known triplet is
+    // answered without asking. Null: every RCPT asks.
+    std::shared_ptr<greylist::pass_memory> memory;
     greylist::meter* meter = nullptr; // counts the answers (the console's /metrics); may be null
     upstream_health health;
     // Makes the upstream connection (default: a tcp_client to the upstream);
