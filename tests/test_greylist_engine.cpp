@@ -838,7 +838,7 @@ TEST_CASE("pass memory threads: askers on several threads while connections reme
     pass_memory m(memory_options(t, true));
     std::int64_t now = t.now->load();
     std::atomic<bool> go{true};
-    std::atomic<std::uint64_t> found{0};
+    std::atomic<std::uint64_t> found{0}, wrong{0}; // Catch's CHECK is for the test's own thread only
     std::vector<std::thread> askers;
     for (int k = 0; k < 3; ++k)
         askers.emplace_back([&, k] {
@@ -846,7 +846,7 @@ TEST_CASE("pass memory threads: askers on several threads while connections reme
                 auto x = req("192.0.2." + std::to_string(i % 7), "s" + std::to_string((i + k) % 50) + "@example.org",
                              "u@example.net");
                 if (auto d = m.recall(x)) {
-                    CHECK(d->what == verdict::pass);
+                    if (d->what != verdict::pass) ++wrong;
                     ++found;
                 }
             }
@@ -859,6 +859,7 @@ TEST_CASE("pass memory threads: askers on several threads while connections reme
     }
     go = false;
     for (auto& th : askers) th.join();
+    CHECK(wrong == 0);
     CHECK(m.size() <= 7 * 50);
     CHECK(m.hits() == found.load());
 }
