@@ -50,11 +50,13 @@ struct grey_flags {
     std::optional<std::string> x_greylist_header;
     std::optional<std::string> store;
     std::optional<std::size_t> connection_queue;
+    std::optional<std::string> pass_memory;
 };
 grey_flags gf;
 
 const std::set<std::string> grey_keys = {"upstream",
                                          "delay",
+                                         "pass-memory",
                                          "allowed-domain",
                                          "allowed-sender",
                                          "allowed-sender-net",
@@ -292,6 +294,7 @@ void build(kd::runtime& rt, const kd::server_flags& f) {
     try {
         gs.database = kd::greylist_store(rt, gf.store, "grey");
         gs.connection_queue = kd::connection_queue(gf.connection_queue, cf, "grey");
+        gs.pass_memory_ttl = kd::pass_memory_ttl(gf.pass_memory, cf, "grey");
         s->ctx->greylist = kd::shared_greylist(rt, gs, "grey");
         s->ctx->memory = kd::shared_greylist_memory(rt);
         s->ctx->meter = kamaelia::console::greylist_counters_of(rt).get(); // kept alive by the runtime
@@ -333,6 +336,9 @@ const kd::register_server reg{{
         [](CLI::App& app) {
             app.add_option("--upstream", gf.upstream, "the real MTA, HOST:PORT (default 127.0.0.1:8025)");
             app.add_option("--delay", gf.delay, "greylist delay: seconds, or with s/m/h/d (default 300)");
+            app.add_option("--pass-memory", gf.pass_memory,
+                           "seconds a known pass may be answered without the database (0: off, at most 3600; "
+                           "default 60)");
             app.add_option("--allowed-domain", gf.allowed_domains, "recipient domain we accept mail for (repeatable)");
             app.add_option("--allowed-sender", gf.allowed_senders,
                            "client address that may relay, ungreylisted (repeatable)");

@@ -48,7 +48,7 @@ namespace {
 
 struct policy_flags {
     std::optional<std::string> delay, max_age, retry_window, greylist_text, whitelist_clients, whitelist_recipients,
-        unix_path, sync;
+        unix_path, sync, pass_memory;
     std::optional<unsigned> awl, ipv4cidr, ipv6cidr;
     std::optional<std::size_t> max_rows, connection_queue;
     bool test_hooks = false; // command line only: never a config key
@@ -94,6 +94,8 @@ void add_flags(CLI::App& app) {
     app.add_option("--ipv4cidr", pf.ipv4cidr, "client network size of the triplet for IPv4 (default 24)");
     app.add_option("--ipv6cidr", pf.ipv6cidr, "client network size of the triplet for IPv6 (default 64)");
     app.add_option("--max-rows", pf.max_rows, "cap on stored triplets (default 1000000)");
+    app.add_option("--pass-memory", pf.pass_memory,
+                   "seconds a known pass may be answered without the database (0: off, at most 3600; default 60)");
     app.add_option("--connection-queue", pf.connection_queue,
                    "requests a PostgreSQL store connection may hold; more get a temporary failure at once "
                    "(default 1000)");
@@ -143,6 +145,7 @@ gl::settings greylist_settings(const kd::config_file* cf) {
     else if (auto v = uint("max-rows"))
         s.max_rows = *v;
     s.connection_queue = kd::connection_queue(pf.connection_queue, cf, sec);
+    s.pass_memory_ttl = kd::pass_memory_ttl(pf.pass_memory, cf, sec);
     return s;
 }
 
@@ -173,7 +176,8 @@ const kd::register_server reg{{
     .help = "greylisting Postfix policy server, a postgrey drop-in (default 127.0.0.1:10023)",
     .order = 50,
     .keys = {"delay", "max-age", "retry-window", "greylist-text", "auto-whitelist-clients", "whitelist-clients",
-             "whitelist-recipients", "unix", "sync", "ipv4cidr", "ipv6cidr", "max-rows", "store", "connection-queue"},
+             "whitelist-recipients", "unix", "sync", "ipv4cidr", "ipv6cidr", "max-rows", "store", "connection-queue",
+             "pass-memory"},
     .add_flags = add_flags,
     .build = build,
 }};

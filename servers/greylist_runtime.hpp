@@ -82,6 +82,21 @@ inline std::string shared_greylist(runtime& rt, greylist::settings s, const std:
     return *name;
 }
 
+// How long the greylist's askers may answer a known pass from its pass
+// memory (--pass-memory, else `pass-memory` in the server's section, else
+// 60 s): seconds or with s/m/h, 0 turns it off, at most an hour (an entry
+// ends at its row's hourly refresh anyway); config_error otherwise.
+inline std::chrono::seconds pass_memory_ttl(const std::optional<std::string>& flag, const config_file* cf,
+                                            const std::string& section) {
+    std::optional<std::string> v = flag;
+    if (!v && cf) v = cf->get(section, "pass-memory");
+    if (!v) return greylist::settings{}.pass_memory_ttl;
+    auto t = parse_duration(*v, 1, section + ": pass-memory");
+    if (t.count() < 0 || t.count() > 3600)
+        throw config_error(section + ": pass-memory must be 0 (off) to 3600 seconds, got " + *v);
+    return t;
+}
+
 // The started greylist's pass memory (service::memory()), for its askers:
 // call after shared_greylist.
 inline std::shared_ptr<greylist::pass_memory> shared_greylist_memory(runtime& rt) {

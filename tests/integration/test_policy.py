@@ -191,6 +191,35 @@ def locked_database_never_accepts(k):
         t.check(ask(c, at=BASE + 302).startswith("PREPEND"), "works again once unlocked")
 
 
+def pass_then_lock(k, *args):
+    """A triplet passed at the real clock (--delay 1), then the database locked:
+    the next ask's action, or None when the server closed without one."""
+    with policy(k, "--delay", "1", *args) as d:
+        c = d.client()
+        t.check(ask(c).startswith("DEFER_IF_PERMIT"), "greylisted")
+        time.sleep(1.2)  # past the one-second delay; the clock only moves on
+        t.check(ask(c).startswith("PREPEND"), "the first pass")
+        db = sqlite3.connect(os.path.join(d.tmp, "var", "greylist.sqlite"), isolation_level=None, timeout=1)
+        db.execute("BEGIN EXCLUSIVE")
+        try:
+            return ask(c)
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+
+
+@t.test
+def pass_memory_answers_a_known_pass_and_can_be_turned_off(k):
+    # Within its 60 s the memory answers the pass without the (locked) database.
+    t.eq(pass_then_lock(k), "DUNNO", "a known pass, answered from the pass memory")
+    # --pass-memory 0: every request goes to the database, which is locked: no answer.
+    t.eq(pass_then_lock(k, "--pass-memory", "0"), None, "memory off: the locked store answers nothing")
+    for bad in ("2h", "-5", "soon"):
+        r = harness.run([k, "policy", "--bind", "127.0.0.1", "--port", "0", "--pass-memory", bad], timeout=60)
+        err = r.stderr.decode(errors="replace")
+        t.check(r.returncode != 0 and "pass-memory" in err, f"--pass-memory {bad}: refused ({r.returncode}, {err!r})")
+
+
 @t.test
 def corrupt_database_is_a_clear_error(k):
     d = policy(k, start=False, expect_servers=0)
