@@ -10,8 +10,10 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <random>
 #include <string>
+#include <string_view>
 
 using namespace kamaelia;
 using namespace kamaelia::multicast;
@@ -31,6 +33,14 @@ file_meta meta_for(const std::string& data, std::uint16_t chunk, std::uint32_t i
 
 std::string packet(const file_meta& m, const std::string& data, std::uint32_t seq) {
     return encode(m, seq, std::string_view(data).substr(m.offset_of(seq), m.payload_size(seq)));
+}
+
+// Decodes packet `seq` of `data` and adds it.
+reassembler::verdict add_packet(reassembler& r, const file_meta& m, const std::string& data, std::uint32_t seq) {
+    std::string d = packet(m, data, seq);
+    packet_view v;
+    REQUIRE(decode(d, v) == decode_error::none);
+    return r.add(v);
 }
 
 } // namespace
@@ -333,12 +343,7 @@ TEST_CASE("pages are faulted in ahead of an in-order run only, never further tha
           "[mcast][hostile]") {
     std::string data = random_bytes(1 << 20, 12);
     file_meta m = meta_for(data, 1340);
-    auto feed = [&](reassembler& r, std::uint32_t seq) {
-        std::string d = packet(m, data, seq);
-        packet_view v;
-        REQUIRE(decode(d, v) == decode_error::none);
-        return r.add(v);
-    };
+    auto feed = [&](reassembler& r, std::uint32_t seq) { return add_packet(r, m, data, seq); };
     SECTION("in order: ahead of the data, by at most what arrived") {
         reassembler r;
         std::uint64_t got = 0;
@@ -371,6 +376,56 @@ TEST_CASE("pages are faulted in ahead of an in-order run only, never further tha
         // The second run's last step reaches into the first run's pages
         // (already there: populating them again costs a page-table walk).
         CHECK(r.prefaulted_bytes() <= data.size() + 128 * 1024);
+        CHECK(r.verified());
+        CHECK(r.data() == data);
+    }
+}
+
+TEST_CASE("a long in-order run gets huge pages ahead of it, 2 MiB at a time; scattered packets never do",
+          "[mcast][hostile]") {
+    std::string data = random_bytes(7 << 20, 13);
+    file_meta m = meta_for(data, 1340);
+    auto feed = [&](reassembler& r, std::uint32_t seq) { return add_packet(r, m, data, seq); };
+    bool thp = false;
+    if (std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r")) {
+        char buf[128] = {};
+        std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+        std::fclose(f);
+        thp = std::string_view(buf, n).find("[never]") == std::string_view::npos;
+    }
+    constexpr std::uint64_t huge = std::uint64_t(2) << 20;
+    SECTION("in order: none before the run has brought about 2 MiB, then whole huge pages, never further ahead than the data") {
+        reassembler r;
+        std::uint64_t got = 0;
+        for (std::uint32_t seq = 0; seq < m.packet_count(); ++seq) {
+            REQUIRE(feed(r, seq) == reassembler::verdict::added);
+            got += m.payload_size(seq);
+            if (got + 128 * 1024 < huge) REQUIRE(r.huge_bytes() == 0);
+            // What the run brought, and one small step of 32 pages.
+            REQUIRE(r.prefaulted_bytes() <= 2 * got + 128 * 1024);
+            REQUIRE(r.huge_bytes() % huge == 0);
+        }
+        // Regions 2-4 MiB, 4-6 MiB; the tail (6-7 MiB) is not a whole huge page.
+        CHECK(r.huge_bytes() == (thp ? 2 * huge : 0));
+        CHECK(r.prefaulted_bytes() <= data.size());
+        CHECK(r.verified());
+        CHECK(r.data() == data);
+    }
+    SECTION("switched off") {
+        reassembler r(reassembler::options{.huge_pages = false});
+        for (std::uint32_t seq = 0; seq < m.packet_count(); ++seq) REQUIRE(feed(r, seq) == reassembler::verdict::added);
+        CHECK(r.huge_bytes() == 0);
+        CHECK(r.prefaulted_bytes() > 0);
+        CHECK(r.verified());
+    }
+    SECTION("scattered packets (a forger) get no huge page, nor any page ahead") {
+        reassembler r;
+        for (std::uint32_t seq = 0; seq < m.packet_count(); seq += 2)
+            REQUIRE(feed(r, seq) == reassembler::verdict::added);
+        CHECK(r.huge_bytes() == 0);
+        CHECK(r.prefaulted_bytes() == 0);
+        for (std::uint32_t seq = 1; seq < m.packet_count(); seq += 2)
+            REQUIRE(feed(r, seq) == reassembler::verdict::added);
         CHECK(r.verified());
         CHECK(r.data() == data);
     }

@@ -9,10 +9,12 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <new>
 #include <stdexcept>
+#include <string_view>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 // Linux 5.14; older kernels answer EINVAL
@@ -27,14 +29,32 @@ constexpr std::uint64_t prefault_min_run = 16 * 1024;
 constexpr std::uint64_t hash_batch = 16; // packets hashed in one go, in order
 std::atomic<bool> populate_works{true};
 
+// THP can be had by madvise (enabled: always or madvise, not never).
+bool thp_available() {
+    static const bool yes = [] {
+        std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+        if (!f) return false;
+        char buf[128] = {};
+        std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+        std::fclose(f);
+        return std::string_view(buf, n).find("[never]") == std::string_view::npos;
+    }();
+    return yes;
+}
+
 } // namespace
 
 file_bytes::file_bytes(std::size_t n) : n_(n) {
     if (n == 0) return;
-    // Plain 4 KiB pages on purpose: huge pages were tried and are worse
-    // here, each first touch zeroing 2 MiB at once (a stall long enough to
-    // lose datagrams), where small pages spread the same work over the stream.
-    void* p = std::malloc(n);
+    // Not huge pages for the whole buffer: a forger's scattered packets
+    // would each commit 2 MiB. The reassembler advises them step by step
+    // ahead of a long in-order run only (prefault()).
+    void* p = nullptr;
+    if (n >= huge_page) {
+        if (::posix_memalign(&p, huge_page, n) != 0) p = nullptr; // address space only, nothing touched
+    } else {
+        p = std::malloc(n);
+    }
     if (!p) throw std::bad_alloc();
     p_.reset(static_cast<char*>(p));
 }
@@ -76,7 +96,9 @@ std::uint64_t reassembler::hash_some(std::uint64_t max_bytes) {
 // served, and never further ahead than the run has brought: memory still
 // follows the data received (a forger scattering packets gets nothing
 // faulted for it), and each step is short (populating a whole 32 MiB file
-// at once stalled the receiver long enough to lose datagrams).
+// at once stalled the receiver long enough to lose datagrams). A run that
+// has brought about 2 MiB takes its next 2 MiB as one huge page (options::
+// huge_pages): a forger would have to send as much in order to get it.
 void reassembler::prefault(std::uint64_t seq, std::uint64_t begin, std::uint64_t end) noexcept {
     if (seq != run_next_) { // a jump (a late join, a gap filled): a new run
         run_bytes_ = 0;
@@ -90,11 +112,25 @@ void reassembler::prefault(std::uint64_t seq, std::uint64_t begin, std::uint64_t
     std::uint64_t ahead = std::min(prefault_step, run_bytes_);
     if (run_bytes_ < prefault_min_run || end + ahead / 2 <= fault_end_) return;
     std::uint64_t to = std::min(meta_.total_size, end + ahead);
+    // A run that has brought (all but a small step of) 2 MiB, standing at a
+    // 2 MiB boundary of the buffer (file_bytes aligns it): the next 2 MiB
+    // as one huge page, so no further ahead than the run has brought, and
+    // one small step.
+    constexpr std::uint64_t huge = file_bytes::huge_page;
+    bool may_huge = opt_.huge_pages && reinterpret_cast<std::uintptr_t>(data_.data()) % huge == 0 && thp_available();
+    bool as_huge = may_huge && run_bytes_ + prefault_step >= huge && fault_end_ % huge == 0 &&
+                   fault_end_ + huge <= meta_.total_size;
+    if (as_huge) {
+        to = fault_end_ + huge;
+    } else if (may_huge) {
+        to = std::min(to, (fault_end_ / huge + 1) * huge); // small steps stop at a boundary: the next may be huge
+    }
     if (to <= fault_end_) return;
     // Whole pages inside the buffer only.
     static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
     auto lo = (reinterpret_cast<std::uintptr_t>(data_.data() + fault_end_) + page - 1) & ~(page - 1);
     auto hi = reinterpret_cast<std::uintptr_t>(data_.data() + to) & ~(page - 1);
+    if (as_huge && ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE) == 0) huge_ += hi - lo;
     if (hi > lo && populate_works.load(std::memory_order_relaxed) &&
         ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
         populate_works.store(false, std::memory_order_relaxed); // the pages are then taken by faults, as before
@@ -140,7 +176,7 @@ reassembler::verdict reassembler::add(const packet_view& p) {
         saw_last_ = pass_seen_ = false;
         hash_.reset(new hasher);
         hashed_seq_ = 0;
-        run_next_ = run_bytes_ = fault_end_ = prefaulted_ = 0;
+        run_next_ = run_bytes_ = fault_end_ = prefaulted_ = huge_ = 0;
     } else if (p.meta.file_id != meta_.file_id) {
         ++ignored_;
         return verdict::other_file;
@@ -244,7 +280,7 @@ void reassembler::reset() {
     hash_.reset();
     hashed_seq_ = 0;
     have_ = 0;
-    run_next_ = run_bytes_ = fault_end_ = prefaulted_ = 0;
+    run_next_ = run_bytes_ = fault_end_ = prefaulted_ = huge_ = 0;
 }
 
 } // namespace kamaelia::multicast

@@ -36,8 +36,11 @@ std::string format_ranges(const std::vector<byte_range>& r, std::size_t max_item
 // A file's bytes in one allocation that is not zero-filled first: clearing
 // a large file at its first packet would stall the receiver long enough for
 // the socket buffer to overflow; pages are touched as packets fill them.
+// From 2 MiB on it starts on a 2 MiB boundary, so that the reassembler can
+// give a long in-order run transparent huge pages.
 class file_bytes {
 public:
+    static constexpr std::size_t huge_page = std::size_t(2) << 20;
     file_bytes() = default;
     explicit file_bytes(std::size_t n);
     file_bytes(file_bytes&&) noexcept = default;
@@ -71,6 +74,13 @@ public:
         // the owner calls hash_some() (when it has nothing else to do), and
         // whatever is left in verified().
         bool hash_as_added = true;
+        // Once an in-order run has brought about 2 MiB, fault the pages
+        // ahead of it in as transparent huge pages, 2 MiB a step (where the kernel
+        // has THP at all): one fault and one page-table entry instead of
+        // 512. On a virtual machine that shadows the guest's page tables a
+        // 4 KiB fault cost ~10 us (3.4 us a 1,340-byte packet, more than
+        // everything else the receiver does); see docs/BENCHMARKS.md, mcast.
+        bool huge_pages = true;
     };
     static constexpr std::uint64_t default_max_file_size = std::uint64_t(4) << 30;
     enum class verdict : std::uint8_t {
@@ -124,6 +134,9 @@ public:
     // File bytes whose pages were faulted in ahead of the data (see
     // prefault(); for tests: never more than was received in order).
     std::uint64_t prefaulted_bytes() const noexcept { return prefaulted_; }
+    // Of those, the bytes advised as huge pages (whether the kernel could
+    // give them is its business).
+    std::uint64_t huge_bytes() const noexcept { return huge_; }
 
 private:
     struct hasher;
@@ -160,7 +173,7 @@ private:
     std::uint64_t have_ = 0, added_ = 0, duplicates_ = 0, ignored_ = 0;
     // The in-order run: the packet it expects next, its bytes, and where
     // the pages faulted in ahead of it end.
-    std::uint64_t run_next_ = 0, run_bytes_ = 0, fault_end_ = 0, prefaulted_ = 0;
+    std::uint64_t run_next_ = 0, run_bytes_ = 0, fault_end_ = 0, prefaulted_ = 0, huge_ = 0;
 };
 
 } // namespace kamaelia::multicast
