@@ -105,6 +105,18 @@ TEST_CASE("smtp line_reader: pipelined, split and over-long lines", "[smtp]") {
     CHECK_FALSE(f->too_long);
     CHECK(f->text.size() == 510);
 
+    // The limit counts the line's own ending: with a bare LF, 511 octets fit
+    // (512 on the wire) and 512 do not.
+    r.feed(std::string(511, 'u') + "\n" + std::string(512, 'v') + "\n");
+    auto e2 = r.next();
+    REQUIRE(e2);
+    CHECK_FALSE(e2->too_long);
+    CHECK_FALSE(e2->crlf);
+    CHECK(e2->text.size() == 511);
+    auto f2 = r.next();
+    REQUIRE(f2);
+    CHECK(f2->too_long);
+
     // An endless line is dropped as it comes; memory stays bounded.
     for (int i = 0; i < 100; ++i) {
         r.feed(std::string(1000, 'z'));
