@@ -91,7 +91,7 @@ TEST_CASE("bbs pg_store: a newer schema in the database is refused with a clear 
     }
 }
 
-TEST_CASE("bbs pg_store: a server that goes away fails the transaction; it is used again once back",
+TEST_CASE("bbs pg_store: a server that goes away fails the transaction, it is used again once back",
           "[postgresql][integration][bbs]") {
     if (!pg_cluster::available()) return;
     pg_cluster pg;

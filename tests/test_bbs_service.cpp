@@ -359,7 +359,7 @@ void stall_both(two_connections& pool, posting& p) {
 }
 } // namespace
 
-TEST_CASE("bbs store pool: a connection held by a slow job gets no more; the other answers meanwhile",
+TEST_CASE("bbs store pool: a connection held by a slow job gets no more, the other answers meanwhile",
           "[bbs][threads]") {
     fixture f;
     two_connections pool(f);
@@ -407,7 +407,7 @@ TEST_CASE("bbs store pool: shut down, it answers what was queued on every connec
     }
 }
 
-TEST_CASE("bbs store pool: with every connection stalled, at most connection_queue jobs wait; the rest are told "
+TEST_CASE("bbs store pool: with every connection stalled, at most connection_queue jobs wait, the rest are told "
           "the store is busy",
           "[bbs][threads][hostile]") {
     fixture f;

@@ -117,7 +117,7 @@ TEST_CASE("bbs dialogue: a wrong password fails, then the right one works", "[bb
     CHECK(contains(out, "Hello, HARRY"));
 }
 
-TEST_CASE("bbs dialogue: three failures close the session; repeated failures lock the name", "[bbs]") {
+TEST_CASE("bbs dialogue: three failures close the session, repeated failures lock the name", "[bbs]") {
     fixture f;
     auto s = test_settings();
     s.max_failures = 4;
@@ -288,7 +288,7 @@ TEST_CASE("bbs stored text cannot steer a terminal", "[bbs]") {
     CHECK(contains(raw, "ring?\r\n"));
 }
 
-TEST_CASE("bbs idle sessions time out with a word; the cap refuses politely", "[bbs]") {
+TEST_CASE("bbs idle sessions time out with a word, the cap refuses politely", "[bbs]") {
     fixture f;
     auto s = test_settings();
     s.max_sessions = 1;

@@ -111,7 +111,7 @@ TEST_CASE("csa coalescing: output deferred in a step leaves in one write at the 
     CHECK(read_exactly(cl, 10'000) == numbered_lines(1000));
 }
 
-TEST_CASE("csa coalescing: small shared payloads join one chunk; large shared ones are written from their one copy",
+TEST_CASE("csa coalescing: small shared payloads join one chunk, large shared ones are written from their one copy",
           "[net][csa]") {
     scheduler s;
     auto [sv, cl] = connect_pair(s);

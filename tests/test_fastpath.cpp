@@ -167,7 +167,7 @@ TEST_CASE("fastpath: every delivery policy gives the general path's outcome", "[
     }
 }
 
-TEST_CASE("fastpath: a full inbox parks the sender; each recv hands over the next message in order",
+TEST_CASE("fastpath: a full inbox parks the sender, each recv hands over the next message in order",
           "[core][fastpath][flow]") {
     test::fixture f;
     idle r;

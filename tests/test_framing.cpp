@@ -36,7 +36,7 @@ std::vector<std::string> split_all(std::vector<std::string> chunks, std::size_t 
 }
 } // namespace
 
-TEST_CASE("split: LF, CR LF and telnet CR NUL end lines; every line in a chunk comes out", "[framing]") {
+TEST_CASE("split: LF, CR LF and telnet CR NUL end lines, every line in a chunk comes out", "[framing]") {
     REQUIRE(split_all({"a\nb\r\nc\r"}) == std::vector<std::string>{"a", "b"});
     REQUIRE(split_all({"a\nb\r\nc\r", "\n"}) == std::vector<std::string>{"a", "b", "c"});
     REQUIRE(split_all({std::string("x\r\0y\r", 5), std::string("\0", 1)}) == std::vector<std::string>{"x", "y"});
@@ -221,7 +221,7 @@ struct basic_chat_client {
 using chat_client = basic_chat_client<collector>;
 } // namespace
 
-TEST_CASE("chat protocol: a line is framed once; every CR LF client's socket gets the one shared payload",
+TEST_CASE("chat protocol: a line is framed once, every CR LF client's socket gets the one shared payload",
           "[framing][chat]") {
     fixture f;
     f.spawn<backplane>("CHAT-T", delivery_policy::fail);
@@ -294,7 +294,7 @@ TEST_CASE("chat protocol: a line too long is answered with the reason, then the 
     CHECK(b.read() == "10.0.0.1:1 says ok\r\n");
 }
 
-TEST_CASE("chat protocol: a client that does not read is cut off at the byte bound; what waits for it is bounded",
+TEST_CASE("chat protocol: a client that does not read is cut off at the byte bound, what waits for it is bounded",
           "[framing][chat]") {
     fixture f;
     auto& bp = f.spawn<backplane>("CHAT-T", delivery_policy::fail);

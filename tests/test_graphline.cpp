@@ -265,7 +265,7 @@ TEST_CASE("graphline: malformed linkages are refused", "[graphline]") {
     CHECK(j->created == j->destroyed);
 }
 
-TEST_CASE("graphline: built step by step; a bad name found at start fails it cleanly", "[graphline]") {
+TEST_CASE("graphline: built step by step, a bad name found at start fails it cleanly", "[graphline]") {
     auto j = std::make_shared<journal>();
     fixture f;
     collector col;

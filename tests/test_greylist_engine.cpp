@@ -432,7 +432,7 @@ TEST_CASE("engine: old rows are expired in small batches on the database thread"
     CHECK(ask(s, *e, req("203.0.114.7", "fresh@example.org", "u@example.net")).what == verdict::greylisted);
 }
 
-TEST_CASE("engine: extreme times never overflow (issue 14, defect 6; UBSan)", "[grey][threads][hostile]") {
+TEST_CASE("engine: extreme times never overflow (issue 14, defect 6, UBSan)", "[grey][threads][hostile]") {
     temp_dir d;
     fake_time t;
     scheduler s;
@@ -807,7 +807,7 @@ TEST_CASE("pass memory: never for a test time, a clock that went back, or when o
     CHECK(none.size() == 0);
 }
 
-TEST_CASE("pass memory: a client's entries go when its row changes; bounded by its capacity", "[grey]") {
+TEST_CASE("pass memory: a client's entries go when its row changes, bounded by its capacity", "[grey]") {
     fake_time t;
     pass_memory m(memory_options(t, true));
     std::int64_t now = t.now->load();
@@ -864,7 +864,7 @@ TEST_CASE("pass memory threads: askers on several threads while connections reme
     CHECK(m.hits() == found.load());
 }
 
-TEST_CASE("engine: a committed pass goes to the pass memory; a failed batch and a reload empty it", "[grey][threads]") {
+TEST_CASE("engine: a committed pass goes to the pass memory, a failed batch and a reload empty it", "[grey][threads]") {
     temp_dir d;
     fake_time t;
     scheduler s;

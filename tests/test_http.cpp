@@ -25,7 +25,7 @@ TEST_CASE("a GET request split anywhere parses the same", "[http]") {
     }
 }
 
-TEST_CASE("pipelined requests come out in order; Connection: close stops the reading", "[http]") {
+TEST_CASE("pipelined requests come out in order, Connection: close stops the reading", "[http]") {
     http::request_parser p;
     p.feed("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\nGET /c HTTP/1.1\r\n\r\n");
     CHECK(p.next()->target == "/a");

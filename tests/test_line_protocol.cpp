@@ -112,7 +112,7 @@ TEST_CASE("line_protocol: telnet negotiation is stripped, across chunks too", "[
                       "ff\r\n");
 }
 
-TEST_CASE("line_protocol: a line over max_line is refused; the lines before it are answered", "[line_protocol]") {
+TEST_CASE("line_protocol: a line over max_line is refused, the lines before it are answered", "[line_protocol]") {
     fixture f;
     embedded_connection c(f, boxed(echo_protocol(8)));
     c.write("12345678\n"); // exactly max_line

@@ -284,7 +284,7 @@ TEST_CASE("the file reader paces by timer at its byte rate, without spinning", "
     CHECK(reader.finished());
 }
 
-TEST_CASE("the file reader repeats the file and ends; a missing file fails it", "[mcast]") {
+TEST_CASE("the file reader repeats the file and ends, a missing file fails it", "[mcast]") {
     std::string data = random_bytes(2'500, 18);
     temp_file file(data);
     test::fixture f;
@@ -344,7 +344,7 @@ TEST_CASE("multicast sender to receiver on the loopback interface", "[mcast]") {
     CHECK_FALSE(rx.failed());
 }
 
-TEST_CASE("a transceiver hears its own datagrams through loopback; bad settings fail at open", "[mcast]") {
+TEST_CASE("a transceiver hears its own datagrams through loopback, bad settings fail at open", "[mcast]") {
     test::fixture f;
     multicast_options o;
     o.port = free_udp_port();
@@ -460,7 +460,7 @@ struct depack_rig {
 };
 } // namespace
 
-TEST_CASE("asked to, the depacketiser hashes in slices while its inbox is empty; a lying file is still refused",
+TEST_CASE("asked to, the depacketiser hashes in slices while its inbox is empty, a lying file is still refused",
           "[mcast]") {
     std::string data = random_bytes(300'000, 31); // 300 packets of 1000
     temp_file real(data);
@@ -543,7 +543,7 @@ TEST_CASE("a forged packet reusing the real file id with other sizes does not lo
     CHECK(files[0].data == data);
 }
 
-TEST_CASE("with a file id the receiver takes only that file; a flood of ids cannot evict a transfer that is moving",
+TEST_CASE("with a file id the receiver takes only that file, a flood of ids cannot evict a transfer that is moving",
           "[mcast][hostile]") {
     std::string data = random_bytes(8'000, 24);
     temp_file real(data);

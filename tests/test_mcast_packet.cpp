@@ -381,7 +381,7 @@ TEST_CASE("pages are faulted in ahead of an in-order run only, never further tha
     }
 }
 
-TEST_CASE("a long in-order run gets huge pages ahead of it, 2 MiB at a time; scattered packets never do",
+TEST_CASE("a long in-order run gets huge pages ahead of it, 2 MiB at a time, scattered packets never do",
           "[mcast][hostile]") {
     std::string data = random_bytes(7 << 20, 13);
     file_meta m = meta_for(data, 1340);

@@ -81,7 +81,7 @@ TEST_CASE("par: a child ending early does not end what follows par", "[par]") {
     CHECK(f.sched.live() == 0);
 }
 
-TEST_CASE("par: control goes to every child; par ends with the stop it received", "[par]") {
+TEST_CASE("par: control goes to every child, par ends with the stop it received", "[par]") {
     auto j = std::make_shared<journal>();
     fixture f;
     collector col;
@@ -187,7 +187,7 @@ TEST_CASE("par: broadcasting waits for a full child, and is freed when a full ch
     CHECK(j->created == j->destroyed);
 }
 
-TEST_CASE("par: a child that throws stops its siblings; par ends with component_error", "[par]") {
+TEST_CASE("par: a child that throws stops its siblings, par ends with component_error", "[par]") {
     auto j = std::make_shared<journal>();
     fixture f;
     collector col;

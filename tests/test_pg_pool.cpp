@@ -124,7 +124,7 @@ struct running {
 
 } // namespace
 
-TEST_CASE("pg::split_pool: the pool size comes out of the URL, bounded; libpq never sees it", "[postgresql]") {
+TEST_CASE("pg::split_pool: the pool size comes out of the URL, bounded, libpq never sees it", "[postgresql]") {
     auto p = pg::split_pool("postgresql://k@db.example/grey");
     CHECK(p.size == pg::default_pool_size);
     CHECK(p.conninfo == "postgresql://k@db.example/grey");
@@ -152,7 +152,7 @@ TEST_CASE("pg::split_pool: the pool size comes out of the URL, bounded; libpq ne
     CHECK_THROWS_AS(bbs::open_pool("postgresql://k@127.0.0.1:1/g?pool=99"), bbs::store_error);
 }
 
-TEST_CASE("greylist pool: N sessions held; concurrent decisions right on several connections",
+TEST_CASE("greylist pool: N sessions held, concurrent decisions right on several connections",
           "[postgresql][integration][threads]") {
     if (!pg_cluster::available()) {
         WARN("PostgreSQL server binaries are not installed: skipped (scripts/install-deps installs them)");
@@ -193,7 +193,7 @@ TEST_CASE("greylist pool: N sessions held; concurrent decisions right on several
     CHECK(eventually([&] { return pg.backends("kamaelia-greylist") == 0; })); // closed with the service
 }
 
-TEST_CASE("greylist pool: PostgreSQL restarted under load: tempfail, never a pass; every connection back",
+TEST_CASE("greylist pool: PostgreSQL restarted under load: tempfail, never a pass, every connection back",
           "[postgresql][integration][threads]") {
     if (!pg_cluster::available()) return;
     pg_cluster pg;
@@ -296,7 +296,7 @@ struct post_ask : component {
 
 } // namespace
 
-TEST_CASE("bbs pool: N sessions held; posts from many sessions at once all land, ids distinct",
+TEST_CASE("bbs pool: N sessions held, posts from many sessions at once all land, ids distinct",
           "[postgresql][integration][threads][bbs]") {
     if (!pg_cluster::available()) return;
     pg_cluster pg;

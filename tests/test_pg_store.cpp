@@ -24,7 +24,7 @@ pg_store::options opts(const pg_cluster& pg) {
 const triplet k1{"192.0.2.0/24", "alice@example.org", "bob@example.net"};
 } // namespace
 
-TEST_CASE("pg_store: rows survive a reconnect; schema created once, versioned", "[postgresql][integration]") {
+TEST_CASE("pg_store: rows survive a reconnect, schema created once, versioned", "[postgresql][integration]") {
     if (!pg_cluster::available()) {
         WARN("PostgreSQL server binaries are not installed: skipped (scripts/install-deps installs them)");
         return;
@@ -276,7 +276,7 @@ TEST_CASE("pg_store: a triplet twice in one batch gives one row, the batch's las
     CHECK(*r == triplet_row{100, 160});
 }
 
-TEST_CASE("pg_store: a statement failing mid-pipeline fails the whole batch; nothing of it is kept",
+TEST_CASE("pg_store: a statement failing mid-pipeline fails the whole batch, nothing of it is kept",
           "[postgresql][integration]") {
     if (!pg_cluster::available()) return;
     pg_cluster pg;
@@ -305,7 +305,7 @@ TEST_CASE("pg_store: a statement failing mid-pipeline fails the whole batch; not
     CHECK(s.stats(t, 0).triplets == 1);
 }
 
-TEST_CASE("pg_store: a COMMIT that fails fails the whole batch; nothing of it is kept", "[postgresql][integration]") {
+TEST_CASE("pg_store: a COMMIT that fails fails the whole batch, nothing of it is kept", "[postgresql][integration]") {
     if (!pg_cluster::available()) return;
     pg_cluster pg;
     pg_store s(opts(pg));
@@ -334,7 +334,7 @@ TEST_CASE("pg_store: a COMMIT that fails fails the whole batch; nothing of it is
     CHECK(s.stats(t, 0).triplets == 1);
 }
 
-TEST_CASE("pg_store: a session killed mid-batch fails that batch; the next one reconnects",
+TEST_CASE("pg_store: a session killed mid-batch fails that batch, the next one reconnects",
           "[postgresql][integration][threads]") {
     if (!pg_cluster::available()) return;
     pg_cluster pg;

@@ -118,7 +118,7 @@ TEST_CASE("redis envelope: origin round trip, binary payloads, plain payloads", 
     CHECK(redis::unwrap(redis::wrap(a, "")).payload.empty());
 }
 
-TEST_CASE("redis envelope: a pack carries several messages in order; a malformed one none", "[redis]") {
+TEST_CASE("redis envelope: a pack carries several messages in order, a malformed one none", "[redis]") {
     auto a = redis::new_origin();
     std::vector<std::string> msgs = {"one", "", std::string("b\0n\r\n\xff", 6), std::string(70000, 'z')};
     std::string pack;
@@ -274,7 +274,7 @@ TEST_CASE("redis bridge: two backplanes on one channel, each local message exact
     }
 }
 
-TEST_CASE("redis bridge: a burst goes in packs, fewer PUBLISH than messages; a bridge that does not pack "
+TEST_CASE("redis bridge: a burst goes in packs, fewer PUBLISH than messages, a bridge that does not pack "
           "reads them and is read",
           "[redis][integration]") {
     if (!redis_server::available()) {
@@ -757,7 +757,7 @@ struct chat_peer {
 };
 } // namespace
 
-TEST_CASE("redis bridge: chat lines cross hosts framed once, byte for byte; a plain payload gets each client's ending",
+TEST_CASE("redis bridge: chat lines cross hosts framed once, byte for byte, a plain payload gets each client's ending",
           "[redis][integration][chat]") {
     if (!redis_server::available()) {
         WARN("redis-server is not installed: skipped (scripts/install-deps installs it)");

@@ -123,7 +123,7 @@ TEST_CASE("components stay on the scheduler they were activated on", "[core][gro
     REQUIRE(*sinks[0]->threads.begin() != std::this_thread::get_id());
 }
 
-TEST_CASE("post() runs work on the scheduler's thread; join() stops busy schedulers", "[core][group][threads]") {
+TEST_CASE("post() runs work on the scheduler's thread, join() stops busy schedulers", "[core][group][threads]") {
     // A component that never ends on its own: join() must still return.
     struct forever : component {
         task main() override {

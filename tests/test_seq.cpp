@@ -165,7 +165,7 @@ TEST_CASE("seq: shutdown_microprocess stops the active stage and the seq", "[seq
     CHECK(j->created == j->destroyed);
 }
 
-TEST_CASE("seq: a finish goes to the active stage, which drains its input; later stages do not start", "[seq]") {
+TEST_CASE("seq: a finish goes to the active stage, which drains its input, later stages do not start", "[seq]") {
     auto j = std::make_shared<journal>();
     fixture f;
     collector col;
@@ -274,7 +274,7 @@ TEST_CASE("seq: an empty seq ends at once with producer_finished", "[seq]") {
     CHECK(f.sched.live() == 0);
 }
 
-TEST_CASE("seq: stages share typed state; the seq nests in a pipeline and holds one", "[seq]") {
+TEST_CASE("seq: stages share typed state, the seq nests in a pipeline and holds one", "[seq]") {
     struct session {
         std::string user;
         int messages = 0;

@@ -70,7 +70,7 @@ struct framer_rig {
 
 } // namespace
 
-TEST_CASE("smtp framer: lines across chunks, with their endings; control behind the lines", "[smtp][framer]") {
+TEST_CASE("smtp framer: lines across chunks, with their endings, control behind the lines", "[smtp][framer]") {
     framer_rig r;
     r.bytes("EHLO a.test\r\nMAIL FROM:<x@y.test>\r\nRC");
     REQUIRE(r.s.lines() == std::vector<std::string>{"EHLO a.test", "MAIL FROM:<x@y.test>"});
@@ -122,7 +122,7 @@ TEST_CASE("smtp framer: tls_started drops the partial line held and marks the pl
     r.end();
 }
 
-TEST_CASE("smtp framer: waits for a busy session; a stop meanwhile is passed on and no line is lost",
+TEST_CASE("smtp framer: waits for a busy session, a stop meanwhile is passed on and no line is lost",
           "[smtp][framer]") {
     framer_rig r(1001, true);
     r.s.in("inbox").set_limit(1);

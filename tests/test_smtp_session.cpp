@@ -315,7 +315,7 @@ TEST_CASE("smtp session: DATA is relayed before the reply, byte for byte", "[smt
     CHECK(r.ctx->delivered == 2);
 }
 
-TEST_CASE("smtp session: the upstream's refusal reaches the client; nothing is acknowledged", "[smtp]") {
+TEST_CASE("smtp session: the upstream's refusal reaches the client, nothing is acknowledged", "[smtp]") {
     rig r;
     r.pass_all();
     r.tweak = [](test::fake_mta& m) { m.final_reply = "554 5.7.1 Rejected by content filter\r\n"; };
@@ -427,7 +427,7 @@ TEST_CASE("smtp session: idle clients get 421 4.4.2 (manual clock)", "[smtp]") {
     CHECK(c->sock.closed);
 }
 
-TEST_CASE("smtp session: a client idle in DATA gets 421 4.4.2; the upstream gets no message and no QUIT inside it",
+TEST_CASE("smtp session: a client idle in DATA gets 421 4.4.2, the upstream gets no message and no QUIT inside it",
           "[smtp]") {
     rig r;
     r.pass_all();

@@ -507,7 +507,7 @@ TEST_CASE("smtp ENVELOPE stage: replies keep the commands' order behind a late g
     CHECK(r.relay_seen->ended); // RELAY was told to end (it QUITs the upstream)
 }
 
-TEST_CASE("smtp ENVELOPE stage: RELAY's refusal is the client's answer; no 354 without RELAY's go", "[smtp]") {
+TEST_CASE("smtp ENVELOPE stage: RELAY's refusal is the client's answer, no 354 without RELAY's go", "[smtp]") {
     envelope_rig r;
     r.eng->rule = [](const greylist::request&) { return greylist::decision{verdict::pass, {}, {}, "passed"}; };
     r.c->write("EHLO c.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<u@example.org>\r\nDATA\r\nRSET\r\n");
@@ -521,7 +521,7 @@ TEST_CASE("smtp ENVELOPE stage: RELAY's refusal is the client's answer; no 354 w
     CHECK(r.relay_seen->count<body_abort>() == 0); // nothing was sent after the refusal
 }
 
-TEST_CASE("smtp ENVELOPE stage: a smuggled line aborts the message at RELAY; the refusal is ours at the dot",
+TEST_CASE("smtp ENVELOPE stage: a smuggled line aborts the message at RELAY, the refusal is ours at the dot",
           "[smtp][hostile]") {
     envelope_rig r;
     r.eng->rule = [](const greylist::request&) { return greylist::decision{verdict::pass, {}, {}, "passed"}; };
@@ -537,7 +537,7 @@ TEST_CASE("smtp ENVELOPE stage: a smuggled line aborts the message at RELAY; the
     CHECK(r.log[0].find("| REJECTED | 5.6.11") != std::string::npos);
 }
 
-TEST_CASE("smtp ENVELOPE stage: a stop passes its deadline to RELAY; past it mid-DATA the message is aborted, 421",
+TEST_CASE("smtp ENVELOPE stage: a stop passes its deadline to RELAY, past it mid-DATA the message is aborted, 421",
           "[smtp]") {
     envelope_rig r;
     r.eng->rule = [](const greylist::request&) { return greylist::decision{verdict::pass, {}, {}, "passed"}; };
@@ -563,7 +563,7 @@ TEST_CASE("smtp ENVELOPE stage: a stop passes its deadline to RELAY; past it mid
     CHECK(r.log[0].find("| FAILED | server stopping during DATA") != std::string::npos);
 }
 
-TEST_CASE("smtp RELAY stage: go only after the upstream's 354; the final reply is the upstream's", "[smtp]") {
+TEST_CASE("smtp RELAY stage: go only after the upstream's 354, the final reply is the upstream's", "[smtp]") {
     relay_rig r;
     r.reach_upstream_data();
     CHECK(r.replies().empty()); // no go before the upstream's 354
@@ -690,7 +690,7 @@ TEST_CASE("smtp RELAY stage: a stop mid-DATA lets the message finish within its 
     }
 }
 
-TEST_CASE("smtp RELAY stage: body_abort drops the upstream mid-DATA; the next transaction opens a new one",
+TEST_CASE("smtp RELAY stage: body_abort drops the upstream mid-DATA, the next transaction opens a new one",
           "[smtp][hostile]") {
     relay_rig r;
     r.reach_upstream_data();

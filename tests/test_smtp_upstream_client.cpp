@@ -52,7 +52,7 @@ std::unique_ptr<component> mta(const std::shared_ptr<test::mta_log>& log,
 
 } // namespace
 
-TEST_CASE("smtp upstream client: replies out one message each, in order; QUIT then finish closes", "[smtp][upstream]") {
+TEST_CASE("smtp upstream client: replies out one message each, in order, QUIT then finish closes", "[smtp][upstream]") {
     auto log = std::make_shared<test::mta_log>();
     client_rig r(mta(log));
     REQUIRE(r.replies().size() == 1);

@@ -328,7 +328,7 @@ TEST_CASE("tpipe: route mode without sink drops what matches", "[tpipe]") {
     CHECK(rig.out.values<int>() == std::vector<int>{1, 3});
 }
 
-TEST_CASE("tpipe: control goes to the child and on; shutdown ends both", "[tpipe]") {
+TEST_CASE("tpipe: control goes to the child and on, shutdown ends both", "[tpipe]") {
     tpipe_rig rig(tpipe(times_ten(), [](int) { return true; }));
     deliver(rig.t, "control", message(ipc{ipc_kind::notify, "hi", 0}));
     rig.f.settle();

@@ -478,7 +478,7 @@ struct gate : component {
 };
 } // namespace
 
-TEST_CASE("try_send refuses when the queue is full; send waits for room", "[threaded][threads][flow]") {
+TEST_CASE("try_send refuses when the queue is full, send waits for room", "[threaded][threads][flow]") {
     scheduler s;
     try_sender t;
     gate g;
