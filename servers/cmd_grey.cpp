@@ -336,9 +336,7 @@ const kd::register_server reg{{
         [](CLI::App& app) {
             app.add_option("--upstream", gf.upstream, "the real MTA, HOST:PORT (default 127.0.0.1:8025)");
             app.add_option("--delay", gf.delay, "greylist delay: seconds, or with s/m/h/d (default 300)");
-            app.add_option("--pass-memory", gf.pass_memory,
-                           "seconds a known pass may be answered without the database (0: off, at most 3600; "
-                           "default 60)");
+            app.add_option("--pass-memory", gf.pass_memory, kd::pass_memory_help);
             app.add_option("--allowed-domain", gf.allowed_domains, "recipient domain we accept mail for (repeatable)");
             app.add_option("--allowed-sender", gf.allowed_senders,
                            "client address that may relay, ungreylisted (repeatable)");

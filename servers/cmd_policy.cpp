@@ -94,8 +94,7 @@ void add_flags(CLI::App& app) {
     app.add_option("--ipv4cidr", pf.ipv4cidr, "client network size of the triplet for IPv4 (default 24)");
     app.add_option("--ipv6cidr", pf.ipv6cidr, "client network size of the triplet for IPv6 (default 64)");
     app.add_option("--max-rows", pf.max_rows, "cap on stored triplets (default 1000000)");
-    app.add_option("--pass-memory", pf.pass_memory,
-                   "seconds a known pass may be answered without the database (0: off, at most 3600; default 60)");
+    app.add_option("--pass-memory", pf.pass_memory, kd::pass_memory_help);
     app.add_option("--connection-queue", pf.connection_queue,
                    "requests a PostgreSQL store connection may hold; more get a temporary failure at once "
                    "(default 1000)");

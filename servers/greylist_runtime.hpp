@@ -86,14 +86,21 @@ inline std::string shared_greylist(runtime& rt, greylist::settings s, const std:
 // memory (--pass-memory, else `pass-memory` in the server's section, else
 // 60 s): seconds or with s/m/h, 0 turns it off, at most an hour (an entry
 // ends at its row's hourly refresh anyway); config_error otherwise.
+inline constexpr std::chrono::seconds max_pass_memory_ttl{3600};
+// --pass-memory's help, the same for grey and policy.
+inline const std::string pass_memory_help =
+    "seconds a known pass may be answered without the database (0: off, at most " +
+    std::to_string(max_pass_memory_ttl.count()) + "; default " +
+    std::to_string(greylist::settings{}.pass_memory_ttl.count()) + ")";
 inline std::chrono::seconds pass_memory_ttl(const std::optional<std::string>& flag, const config_file* cf,
                                             const std::string& section) {
     std::optional<std::string> v = flag;
     if (!v && cf) v = cf->get(section, "pass-memory");
     if (!v) return greylist::settings{}.pass_memory_ttl;
     auto t = parse_duration(*v, 1, section + ": pass-memory");
-    if (t.count() < 0 || t.count() > 3600)
-        throw config_error(section + ": pass-memory must be 0 (off) to 3600 seconds, got " + *v);
+    if (t.count() < 0 || t > max_pass_memory_ttl)
+        throw config_error(section + ": pass-memory must be 0 (off) to " + std::to_string(max_pass_memory_ttl.count()) +
+                           " seconds, got " + *v);
     return t;
 }
 
